@@ -1,0 +1,197 @@
+//! The client's life: connect, serve the tunnel, and when the connection drops,
+//! reconnect with full-jitter backoff, presenting the lease so the server hands back
+//! the same subdomain or port. Never gives up on its own; stops on a fatal refusal
+//! (bad token, invalid name) or when the caller's shutdown completes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use beam_proto::{ErrorCode, Hello, Refusal, Secret, TunnelRequest, Welcome};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::{Notify, mpsc};
+
+use crate::config::ClientConfig;
+use crate::connect::{ConnectError, connect};
+use crate::proxy::LocalProxy;
+
+/// Live counters for a status line.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Streams open right now (requests in flight, WebSockets, TCP connections).
+    pub open: AtomicU64,
+    /// Streams served since start.
+    pub requests: AtomicU64,
+}
+
+/// What the client is doing, for the UI.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Dialling the server (attempt 0 is the first).
+    Connecting {
+        /// Attempts since the last success.
+        attempt: u32,
+    },
+    /// The tunnel is routable at `welcome.public_url`.
+    Connected {
+        /// The server's answer.
+        welcome: Welcome,
+        /// True when this is a reconnect and the public URL changed (the name
+        /// was lost after the grace period).
+        url_changed: bool,
+    },
+    /// The connection ended; a retry follows after `retry_in`.
+    Disconnected {
+        /// Why, in words.
+        reason: String,
+        /// Delay before the next attempt.
+        retry_in: Duration,
+    },
+}
+
+/// Why [`run`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A refusal or error that retrying cannot fix.
+    #[error(transparent)]
+    Fatal(ConnectError),
+}
+
+/// Runs the tunnel until `shutdown` completes (returns `Ok`) or a fatal error.
+pub async fn run(
+    cfg: ClientConfig,
+    events: mpsc::UnboundedSender<Event>,
+    stats: Arc<Stats>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ClientError> {
+    tokio::pin!(shutdown);
+    let mut request = cfg.tunnel.clone();
+    let asked_for_name = match &cfg.tunnel {
+        TunnelRequest::Http { subdomain } => subdomain.is_some(),
+        TunnelRequest::Tcp { port } => port.is_some(),
+    };
+    let mut lease: Option<Secret> = None;
+    let mut last_url: Option<String> = None;
+    let mut attempt: u32 = 0;
+    loop {
+        let _ = events.send(Event::Connecting { attempt });
+        let hello = Hello {
+            token: cfg.token.clone(),
+            tunnel: request.clone(),
+            lease: lease.clone(),
+            client: format!("beam/{} {}", env!("CARGO_PKG_VERSION"), std::env::consts::OS),
+        };
+        let attempt_result = tokio::select! {
+            r = connect(&cfg, &hello) => r,
+            () = &mut shutdown => return Ok(()),
+        };
+        let reason = match attempt_result {
+            Ok((welcome, stream)) => {
+                attempt = 0;
+                lease = Some(welcome.lease.clone());
+                request = match &request {
+                    TunnelRequest::Http { .. } => TunnelRequest::Http {
+                        subdomain: Some(welcome.name.clone()),
+                    },
+                    TunnelRequest::Tcp { .. } => TunnelRequest::Tcp {
+                        port: welcome.name.parse().ok(),
+                    },
+                };
+                let url_changed = last_url.as_ref().is_some_and(|u| *u != welcome.public_url);
+                last_url = Some(welcome.public_url.clone());
+                let ready = Arc::new(Notify::new());
+                let proxy = LocalProxy::new(
+                    cfg.local.clone(),
+                    cfg.host_header.clone(),
+                    stats.clone(),
+                    ready.clone(),
+                );
+                let announce = {
+                    let events = events.clone();
+                    async move {
+                        ready.notified().await;
+                        let _ = events.send(Event::Connected {
+                            welcome,
+                            url_changed,
+                        });
+                    }
+                };
+                let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .adaptive_window(true)
+                    .enable_connect_protocol()
+                    // Thousands of concurrent visitor requests share this connection.
+                    .max_concurrent_streams(16_384)
+                    .max_send_buf_size(1 << 20)
+                    .keep_alive_interval(cfg.keepalive_interval)
+                    .keep_alive_timeout(cfg.keepalive_timeout)
+                    .serve_connection(
+                        TokioIo::new(stream),
+                        service_fn(move |req| proxy.clone().handle(req)),
+                    );
+                tokio::pin!(conn);
+                let announce = tokio::spawn(announce);
+                let reason = tokio::select! {
+                    r = conn.as_mut() => match r {
+                        Ok(()) => "the server closed the tunnel".to_string(),
+                        Err(e) => format!("connection lost: {e}"),
+                    },
+                    () = &mut shutdown => {
+                        announce.abort();
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+                        return Ok(());
+                    }
+                };
+                announce.abort();
+                reason
+            }
+            Err(ConnectError::Refused(r)) if r.code == ErrorCode::NameTaken && !asked_for_name && lease.is_some() => {
+                // The grace period ran out and someone took our random name: get a
+                // new one rather than fail; the UI says the URL changed.
+                lease = None;
+                request = cfg.tunnel.clone();
+                r.message
+            }
+            Err(e) if e.is_fatal() => return Err(ClientError::Fatal(e)),
+            Err(e) => {
+                if let ConnectError::Refused(Refusal {
+                    retry_after_secs: Some(s),
+                    ..
+                }) = &e
+                {
+                    attempt = attempt.max(1);
+                    let wait = Duration::from_secs(*s);
+                    let _ = events.send(Event::Disconnected {
+                        reason: e.to_string(),
+                        retry_in: wait,
+                    });
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => continue,
+                        () = &mut shutdown => return Ok(()),
+                    }
+                }
+                e.to_string()
+            }
+        };
+        let retry_in = cfg.backoff.delay(attempt);
+        attempt = attempt.saturating_add(1);
+        let _ = events.send(Event::Disconnected { reason, retry_in });
+        tokio::select! {
+            () = tokio::time::sleep(retry_in) => {},
+            () = &mut shutdown => return Ok(()),
+        }
+    }
+}
+
+impl Stats {
+    /// `(open, requests)` snapshot.
+    pub fn snapshot(&self) -> (u64, u64) {
+        (
+            self.open.load(Ordering::Relaxed),
+            self.requests.load(Ordering::Relaxed),
+        )
+    }
+}

@@ -1,0 +1,189 @@
+//! Client configuration, built once by the caller.
+
+use std::time::Duration;
+
+use beam_proto::{Secret, TunnelRequest};
+use rand::Rng;
+
+/// How the tunnel connection is protected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// TLS, accepting only the certificate with this `sha256:…` fingerprint
+    /// (self-hosted servers with a self-signed certificate).
+    Pinned(String),
+    /// TLS verified against the web PKI roots (servers with a public certificate).
+    WebPki,
+    /// No TLS. Only for loopback or an explicit `--insecure`.
+    Plaintext,
+}
+
+/// What `Host` header the local service sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostHeader {
+    /// The visitor's host (`name.example.dev`), like most tunnels do.
+    Preserve,
+    /// `host:port` of the local target, for dev servers that check `Host`.
+    Rewrite,
+}
+
+/// The local service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTarget {
+    /// Host name or IP, usually `localhost`.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl LocalTarget {
+    /// `host:port`, bracketing IPv6 literals.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Parses `PORT`, `HOST:PORT` or `http://HOST:PORT`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let rest = s
+            .strip_prefix("http://")
+            .unwrap_or(s)
+            .trim_end_matches('/');
+        let bad = || {
+            format!("'{s}' is not a local address: use PORT, HOST:PORT or http://HOST:PORT (port 1-65535)")
+        };
+        let port_of = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad);
+        if let Ok(port) = port_of(rest) {
+            return Ok(Self {
+                host: "localhost".into(),
+                port,
+            });
+        }
+        let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains('/') {
+            return Err(bad());
+        }
+        Ok(Self {
+            host: host.into(),
+            port: port_of(port)?,
+        })
+    }
+}
+
+/// Reconnect delays: exponential with full jitter (AWS architecture blog's
+/// "full jitter": sleep a uniform random time in `[0, min(cap, base·2^n)]`), so a
+/// server restart is not met by every client at the same instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// First ceiling.
+    pub base: Duration,
+    /// Largest ceiling.
+    pub cap: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(3),
+            cap: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Backoff {
+    /// Delay before retry number `attempt` (0-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+            .min(self.cap);
+        let ms = ceiling.as_millis() as u64;
+        Duration::from_millis(rand::rng().random_range(0..=ms))
+    }
+}
+
+/// Everything the client needs.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Tunnel listener, `host:port`.
+    pub server: String,
+    /// API token.
+    pub token: Secret,
+    /// Transport protection.
+    pub tls: TlsMode,
+    /// What to ask the server for.
+    pub tunnel: TunnelRequest,
+    /// Where to send traffic.
+    pub local: LocalTarget,
+    /// `Host` header policy towards the local service.
+    pub host_header: HostHeader,
+    /// Reconnect policy.
+    pub backoff: Backoff,
+    /// Limit for TCP connect + TLS + handshake.
+    pub connect_timeout: Duration,
+    /// HTTP/2 PING interval.
+    pub keepalive_interval: Duration,
+    /// Close the connection when a PING is not answered within this.
+    pub keepalive_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults for everything but the essentials.
+    pub fn new(server: String, token: Secret, tunnel: TunnelRequest, local: LocalTarget) -> Self {
+        Self {
+            server,
+            token,
+            tls: TlsMode::WebPki,
+            tunnel,
+            local,
+            host_header: HostHeader::Preserve,
+            backoff: Backoff::default(),
+            connect_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(15),
+            keepalive_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_targets_parse_with_clear_errors() {
+        assert_eq!(LocalTarget::parse("3000").unwrap().authority(), "localhost:3000");
+        assert_eq!(
+            LocalTarget::parse("127.0.0.1:8080").unwrap().authority(),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(
+            LocalTarget::parse("http://app.internal:81/").unwrap().authority(),
+            "app.internal:81"
+        );
+        assert_eq!(LocalTarget::parse("[::1]:9").unwrap().authority(), "[::1]:9");
+        for bad in ["0", "99999", "abc", "host:", ":80", "http://x/y:1"] {
+            let e = LocalTarget::parse(bad).unwrap_err();
+            assert!(e.contains("is not a local address"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_to_the_cap_with_full_jitter() {
+        let b = Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(1000),
+        };
+        for attempt in 0..40 {
+            let ceiling = (100u64 << attempt.min(20)).min(1000);
+            for _ in 0..20 {
+                assert!(b.delay(attempt).as_millis() as u64 <= ceiling);
+            }
+        }
+        // Jitter: not every delay is the same.
+        let set: std::collections::HashSet<_> = (0..50).map(|_| b.delay(5)).collect();
+        assert!(set.len() > 1);
+    }
+}

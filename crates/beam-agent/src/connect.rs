@@ -1,0 +1,166 @@
+//! Opening a tunnel connection: TCP (with `TCP_NODELAY`), TLS unless plaintext was
+//! asked for, then the beam handshake. Returns the stream ready for HTTP/2.
+
+use std::sync::Arc;
+
+use beam_proto::{Hello, Refusal, Reply, Welcome, read_frame, write_frame, write_preamble};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
+
+use crate::config::{ClientConfig, TlsMode};
+use crate::verify::Pinned;
+
+/// The connection after a successful handshake.
+pub type TunnelStream = Either<TcpStream, TlsStream<TcpStream>>;
+
+/// Why a connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The server refused the hello; the message is meant for the user.
+    #[error("{}", .0.message)]
+    Refused(Refusal),
+    /// TCP connect or I/O failed (server down, network gone): retry.
+    #[error("cannot reach {server}: {source}")]
+    Unreachable {
+        /// The server address.
+        server: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS failed; a certificate mismatch is fatal, other TLS errors are retried.
+    #[error("TLS with {server} failed: {message}")]
+    Tls {
+        /// The server address.
+        server: String,
+        /// Why.
+        message: String,
+        /// Whether retrying can help.
+        fatal: bool,
+    },
+    /// The server closed or sent garbage during the handshake.
+    #[error("handshake with {server} failed: {message}")]
+    Handshake {
+        /// The server address.
+        server: String,
+        /// Why.
+        message: String,
+    },
+    /// The whole attempt took longer than the connect timeout.
+    #[error("connecting to {0} timed out")]
+    Timeout(String),
+}
+
+impl ConnectError {
+    /// Whether retrying the same configuration can never succeed.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            Self::Refused(r) => r.code.is_fatal(),
+            Self::Tls { fatal, .. } => *fatal,
+            _ => false,
+        }
+    }
+}
+
+fn tls_config(mode: &TlsMode) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions");
+    let mut cfg = match mode {
+        TlsMode::Pinned(fp) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned::new(fp, provider)))
+            .with_no_client_auth(),
+        _ => {
+            let roots =
+                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    cfg.alpn_protocols = vec![beam_proto::ALPN.to_vec()];
+    Arc::new(cfg)
+}
+
+/// Connects, authenticates and returns the server's welcome and the stream.
+pub async fn connect(
+    cfg: &ClientConfig,
+    hello: &Hello,
+) -> Result<(Welcome, TunnelStream), ConnectError> {
+    tokio::time::timeout(cfg.connect_timeout, connect_inner(cfg, hello))
+        .await
+        .unwrap_or_else(|_| Err(ConnectError::Timeout(cfg.server.clone())))
+}
+
+async fn connect_inner(
+    cfg: &ClientConfig,
+    hello: &Hello,
+) -> Result<(Welcome, TunnelStream), ConnectError> {
+    let server = cfg.server.clone();
+    let tcp = TcpStream::connect(&cfg.server)
+        .await
+        .map_err(|source| ConnectError::Unreachable {
+            server: server.clone(),
+            source,
+        })?;
+    tcp.set_nodelay(true)
+        .map_err(|source| ConnectError::Unreachable {
+            server: server.clone(),
+            source,
+        })?;
+    let mut stream: TunnelStream = match &cfg.tls {
+        TlsMode::Plaintext => Either::Left(tcp),
+        mode => {
+            let host = cfg
+                .server
+                .rsplit_once(':')
+                .map(|(h, _)| h)
+                .unwrap_or(&cfg.server)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let name = ServerName::try_from(host).map_err(|e| ConnectError::Tls {
+                server: server.clone(),
+                message: e.to_string(),
+                fatal: true,
+            })?;
+            let connector = tokio_rustls::TlsConnector::from(tls_config(mode));
+            let tls = connector.connect(name, tcp).await.map_err(|e| {
+                // A certificate problem will not fix itself; a reset might.
+                let fatal = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|r| {
+                        matches!(
+                            r,
+                            rustls::Error::General(_) | rustls::Error::InvalidCertificate(_)
+                        )
+                    });
+                ConnectError::Tls {
+                    server: server.clone(),
+                    message: e.to_string(),
+                    fatal,
+                }
+            })?;
+            Either::Right(tls)
+        }
+    };
+    let hs = |e: beam_proto::ProtoError| ConnectError::Handshake {
+        server: server.clone(),
+        message: e.to_string(),
+    };
+    write_preamble(&mut stream).await.map_err(hs)?;
+    write_frame(&mut stream, hello).await.map_err(hs)?;
+    match read_frame::<_, Reply>(&mut stream).await {
+        Ok(Reply::Welcome(w)) => Ok((w, stream)),
+        Ok(Reply::Refused(r)) => Err(ConnectError::Refused(r)),
+        Err(beam_proto::ProtoError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(ConnectError::Handshake {
+                server,
+                message: "the server closed the connection during the handshake (is this a beam tunnel port? plaintext to a TLS port?)".into(),
+            })
+        }
+        Err(e) => Err(hs(e)),
+    }
+}

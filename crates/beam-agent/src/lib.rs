@@ -1,0 +1,24 @@
+//! beam's tunnel client: dials the server, authenticates, then serves the reverse
+//! HTTP/2 connection by proxying each stream to the local service.
+//!
+//! # Layout
+//! - [`config`]: [`ClientConfig`], what to expose and where to connect.
+//! - [`connect`]: TCP + TLS (pinned fingerprint or web PKI) + the beam handshake.
+//! - [`proxy`]: the HTTP/2 service: HTTP requests, WebSocket upgrades and raw TCP
+//!   streams to the local target.
+//! - [`client`]: the reconnect loop with full-jitter backoff and lease reuse, and
+//!   the events and counters a UI shows.
+//!
+//! This crate does not depend on the server's store, API or ACME code, so the
+//! client builds and tests without them.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod config;
+pub mod connect;
+pub mod proxy;
+mod verify;
+
+pub use client::{ClientError, Event, Stats, run};
+pub use config::{Backoff, ClientConfig, HostHeader, LocalTarget, TlsMode};

@@ -1,0 +1,151 @@
+//! The handshake messages, one enum or struct per message, each field documented.
+//!
+//! Flow: client sends [`crate::MAGIC`] + [`crate::VERSION`], then a [`Hello`] frame;
+//! the server answers with one [`Reply`] frame. On `Welcome` both sides switch to
+//! HTTP/2 on the same connection (server = HTTP/2 client). On `Refused` the server
+//! closes the connection.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+/// What the client asks for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    /// API token (`beam_…`). Hashed and compared in constant time by the server.
+    pub token: Secret,
+    /// The tunnel this connection will carry.
+    pub tunnel: TunnelRequest,
+    /// Lease from an earlier `Welcome`: proves this client held the name before a drop,
+    /// so it gets the same subdomain or port back within the grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Secret>,
+    /// Free-form client description, e.g. `beam/0.1.0 linux`. Shown in server logs.
+    #[serde(default)]
+    pub client: String,
+}
+
+/// The kind of tunnel and the public name the client would like.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TunnelRequest {
+    /// HTTP tunnel routed by `Host`.
+    Http {
+        /// Requested subdomain label; the server allocates one when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subdomain: Option<String>,
+    },
+    /// Raw TCP tunnel on a public port.
+    Tcp {
+        /// Requested public port; the server allocates one from its range when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+    },
+}
+
+impl TunnelRequest {
+    /// The kind without the request details.
+    pub fn kind(&self) -> TunnelKind {
+        match self {
+            Self::Http { .. } => TunnelKind::Http,
+            Self::Tcp { .. } => TunnelKind::Tcp,
+        }
+    }
+}
+
+/// Tunnel protocol, also the `protocol` label of `beam_tunnels_active`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelKind {
+    /// HTTP (and WebSocket) tunnel.
+    Http,
+    /// Raw TCP tunnel.
+    Tcp,
+}
+
+impl TunnelKind {
+    /// Lower-case name, as used in metrics and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
+/// The server's single answer to a [`Hello`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "lowercase")]
+pub enum Reply {
+    /// Accepted: HTTP/2 starts right after this frame.
+    Welcome(Welcome),
+    /// Refused: the connection closes right after this frame.
+    Refused(Refusal),
+}
+
+/// The tunnel the server set up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Welcome {
+    /// Session id for logs on both sides.
+    pub session: String,
+    /// Public address, e.g. `http://swift-bridge-4k2.localhost:8080` or `tcp://127.0.0.1:20001`.
+    pub public_url: String,
+    /// Allocated subdomain label (HTTP) or port number as text (TCP).
+    pub name: String,
+    /// Secret to present on reconnect to get the same name back.
+    pub lease: Secret,
+    /// How long the server holds the name after this connection drops.
+    pub grace_secs: u64,
+}
+
+/// Why the server refused, in words a user can act on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Refusal {
+    /// Machine-readable reason.
+    pub code: ErrorCode,
+    /// Human-readable explanation, safe to print as is.
+    pub message: String,
+    /// When set, the client should wait this many seconds before trying again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+}
+
+/// Machine-readable refusal reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Token unknown or revoked.
+    Unauthorized,
+    /// Token known but past its expiry.
+    TokenExpired,
+    /// Client speaks a protocol version the server does not.
+    UnsupportedVersion,
+    /// The hello was not valid JSON of the right shape, or not a beam client at all.
+    BadHello,
+    /// The hello exceeded [`crate::MAX_FRAME`].
+    HelloTooLarge,
+    /// Too many failed attempts from this address.
+    Throttled,
+    /// The requested subdomain or port is in use or held for someone else.
+    NameTaken,
+    /// The requested subdomain is not a valid DNS label.
+    NameInvalid,
+    /// The requested subdomain is reserved by the server.
+    NameReserved,
+    /// The requested TCP port is outside the server's range.
+    PortUnavailable,
+    /// Plaintext tunnel connection from a non-loopback address without `--insecure`.
+    PlaintextRefused,
+    /// The hello did not arrive within [`crate::HANDSHAKE_TIMEOUT`].
+    Timeout,
+    /// The server hit an internal error; retrying may help.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Whether retrying the same hello can ever succeed. Fatal refusals stop the
+    /// client's reconnect loop with the message instead of retrying forever.
+    pub fn is_fatal(self) -> bool {
+        !matches!(self, Self::Throttled | Self::Internal | Self::Timeout)
+    }
+}

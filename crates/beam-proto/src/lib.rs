@@ -1,0 +1,53 @@
+//! beam's wire protocol: the handshake a tunnel client and the server exchange
+//! before the connection turns into reverse HTTP/2, plus shared header names and limits.
+//!
+//! # Layout
+//! - [`hello`]: the messages (`Hello`, `Welcome`, `Refusal`) as plain serde types.
+//! - [`codec`]: magic + version preamble and length-prefixed, size-capped JSON frames.
+//! - [`secret`]: a masked string type so tokens never reach logs or `Debug` output.
+//! - [`headers`]: header names that carry meaning between the edge and the client.
+//!
+//! The handshake is deliberately tiny and readable in a packet capture (bore-style JSON),
+//! because everything after it is standard HTTP/2.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod headers;
+pub mod hello;
+pub mod secret;
+
+pub use codec::{ProtoError, read_frame, read_preamble, write_frame, write_preamble};
+pub use hello::{ErrorCode, Hello, Refusal, Reply, TunnelKind, TunnelRequest, Welcome};
+pub use secret::Secret;
+
+/// First bytes a client sends on a fresh tunnel connection.
+///
+/// They let the server tell a beam client from a browser or a port scanner, and
+/// they never collide with a TLS record (which starts with `0x16`).
+pub const MAGIC: [u8; 4] = *b"BEAM";
+
+/// The protocol version this build speaks. Bumped only on incompatible changes;
+/// additive fields use serde defaults instead.
+pub const VERSION: u8 = 1;
+
+/// Largest handshake frame either side accepts. A hello is a few hundred bytes;
+/// the cap stops a peer from making the server allocate on its behalf.
+pub const MAX_FRAME: usize = 16 * 1024;
+
+/// How long the server waits for a complete hello before it hangs up.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// ALPN protocol id used on the TLS tunnel connection.
+pub const ALPN: &[u8] = b"beam/1";
+
+/// The certificate fingerprint clients pin: `sha256:` and 64 lowercase hex digits
+/// of the DER-encoded leaf certificate.
+pub fn fingerprint(der: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut s = String::from("sha256:");
+    for b in Sha256::digest(der) {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}

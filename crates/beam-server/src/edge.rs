@@ -1,0 +1,308 @@
+//! The public edge: accepts visitor HTTP connections, routes each request by `Host`
+//! to a tunnel (or to the server's API), and streams it through the tunnel's HTTP/2
+//! connection. Bodies are never buffered: frames flow through with backpressure.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use beam_proto::headers::{self as bh, strip_hop_by_hop};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::State;
+use crate::body::{Body, Counted, boxed, empty};
+use crate::error::{EdgeError, Side};
+
+/// Where a request goes, decided from its host.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// The server's own API.
+    Api,
+    /// A tunnel subdomain.
+    Tunnel(String),
+    /// Nothing here.
+    Unknown,
+}
+
+/// Routes a lower-cased host without port.
+pub(crate) fn route(host: &str, domain: &str) -> Route {
+    if host == domain || host.strip_prefix("api.") == Some(domain) {
+        return Route::Api;
+    }
+    match host.strip_suffix(domain).and_then(|h| h.strip_suffix('.')) {
+        Some(label) if !label.is_empty() && !label.contains('.') => Route::Tunnel(label.into()),
+        _ => Route::Unknown,
+    }
+}
+
+/// The request's host, lower-cased, port and trailing dot removed. Absolute-form
+/// URIs win over the `Host` header, as RFC 9112 §3.2.2 says.
+pub(crate) fn host_of<B>(req: &Request<B>) -> Option<(String, String)> {
+    let raw = match req.uri().authority() {
+        Some(a) => a.as_str().to_string(),
+        None => req.headers().get(header::HOST)?.to_str().ok()?.to_string(),
+    };
+    let authority: http::uri::Authority = raw.parse().ok()?;
+    let host = authority
+        .host()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    Some((host, raw))
+}
+
+/// Accepts visitor connections until `shutdown`; each connection is served on its
+/// own task, and asked to finish gracefully at shutdown.
+pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, shutdown: CancellationToken) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving the others.
+                    tracing::warn!(error = %e, "public accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        state.tasks.clone().spawn(async move {
+            let svc_state = state.clone();
+            let svc = service_fn(move |req| handle(svc_state.clone(), peer, req));
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(state.cfg.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "visitor connection ended with error");
+                },
+                () = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+/// Serves one visitor request. Never fails: every error becomes a response.
+async fn handle(
+    state: Arc<State>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let request_id = new_request_id();
+    let resp = match host_of(&req) {
+        None => Err(EdgeError::BadHost),
+        Some((host, raw_host)) => match route(&host, &state.cfg.domain) {
+            Route::Api => Ok(api(&state, req).await),
+            Route::Tunnel(name) => {
+                proxy(&state, peer, &name, raw_host, &request_id, req).await
+            }
+            Route::Unknown => Err(EdgeError::NoTunnel { host }),
+        },
+    };
+    let resp = resp.unwrap_or_else(|e| {
+        state.metrics.error(e.kind());
+        match e.side() {
+            Side::Visitor => tracing::debug!(request_id, error = %e, "visitor error"),
+            _ => tracing::warn!(request_id, side = ?e.side(), error = %e, "edge error"),
+        }
+        e.response(&request_id)
+    });
+    state
+        .metrics
+        .request(&method, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    Ok(resp)
+}
+
+async fn api(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    // Building the router per API request keeps `State` free of a reference cycle;
+    // it costs microseconds and the API is not on the tunnel hot path.
+    match crate::api::router(state.clone()).oneshot(req).await {
+        Ok(resp) => resp.map(boxed),
+        Err(never) => match never {},
+    }
+}
+
+/// A random 128-bit request id in hex.
+fn new_request_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Is this an HTTP/1.1 WebSocket upgrade request?
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let has_token = |name: HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
+}
+
+async fn proxy(
+    state: &Arc<State>,
+    peer: SocketAddr,
+    name: &str,
+    raw_host: String,
+    request_id: &str,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, EdgeError> {
+    let tunnel = state.registry.http(name).ok_or_else(|| EdgeError::NoTunnel {
+        host: format!("{name}.{}", state.cfg.domain),
+    })?;
+    let upgrade = is_websocket_upgrade(req.headers());
+    let visitor_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::HOST);
+    set_forwarded(&mut parts.headers, peer, &raw_host, request_id);
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    parts.uri = Uri::builder()
+        .scheme("http")
+        .authority(raw_host.as_str())
+        .path_and_query(path)
+        .build()
+        .map_err(|_| EdgeError::BadHost)?;
+    parts.version = Version::HTTP_2;
+    parts.extensions = http::Extensions::new();
+    let body = if upgrade {
+        // RFC 8441 extended CONNECT carries the WebSocket over one HTTP/2 stream.
+        parts.method = Method::CONNECT;
+        parts
+            .extensions
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        empty()
+    } else {
+        boxed(Counted::new(body, state.metrics.bytes("in")))
+    };
+
+    let mut sender = tunnel.sender.clone();
+    let timeout = state.cfg.upstream_timeout;
+    let sent = tokio::time::timeout(timeout, sender.send_request(Request::from_parts(parts, body)));
+    let mut resp = match sent.await {
+        Err(_) => {
+            return Err(EdgeError::Timeout {
+                name: name.into(),
+                secs: timeout.as_secs(),
+            });
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "tunnel stream failed");
+            return Err(EdgeError::TunnelGone { name: name.into() });
+        }
+        Ok(Ok(r)) => r,
+    };
+
+    if let Some(kind) = resp.headers_mut().remove(bh::BEAM_ERROR) {
+        let kind = match kind.as_bytes() {
+            b"local-refused" => "local_refused",
+            _ => "local_failed",
+        };
+        state.metrics.error(kind);
+        tracing::warn!(request_id, tunnel = name, kind, "local service error");
+    }
+    strip_hop_by_hop(resp.headers_mut());
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert(bh::REQUEST_ID, v);
+    }
+
+    if let Some(visitor_upgrade) = visitor_upgrade {
+        if resp.status() != StatusCode::OK {
+            return Ok(resp.map(boxed));
+        }
+        let tunnel_upgrade = hyper::upgrade::on(&mut resp);
+        let (mut parts, _) = resp.into_parts();
+        parts.status = StatusCode::SWITCHING_PROTOCOLS;
+        parts.version = Version::HTTP_11;
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts
+            .headers
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        let (bytes_in, bytes_out) = (state.metrics.bytes("in"), state.metrics.bytes("out"));
+        let request_id = request_id.to_string();
+        state.tasks.spawn(async move {
+            let (visitor, tunnel) = match tokio::try_join!(visitor_upgrade, tunnel_upgrade) {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::debug!(request_id, error = %e, "websocket upgrade failed");
+                    return;
+                }
+            };
+            let (mut v, mut t) = (TokioIo::new(visitor), TokioIo::new(tunnel));
+            match tokio::io::copy_bidirectional_with_sizes(&mut v, &mut t, 64 << 10, 64 << 10)
+                .await
+            {
+                Ok((up, down)) => {
+                    bytes_in.inc_by(up);
+                    bytes_out.inc_by(down);
+                }
+                Err(e) => tracing::debug!(request_id, error = %e, "websocket stream ended"),
+            }
+        });
+        return Ok(Response::from_parts(parts, empty()));
+    }
+
+    let out = state.metrics.bytes("out");
+    Ok(resp.map(|b| boxed(Counted::new(b, out))))
+}
+
+/// Adds `X-Forwarded-For/-Proto/-Host` and the request id.
+fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, raw_host: &str, request_id: &str) {
+    let ip = peer.ip().to_string();
+    let xff = match headers.get(bh::FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip,
+    };
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    };
+    set(bh::FORWARDED_FOR, &xff);
+    set(bh::FORWARDED_PROTO, "http");
+    set(bh::FORWARDED_HOST, raw_host);
+    set(bh::REQUEST_ID, request_id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_by_host_ignoring_case_and_port() {
+        assert_eq!(route("localhost", "localhost"), Route::Api);
+        assert_eq!(route("api.localhost", "localhost"), Route::Api);
+        assert_eq!(route("demo.localhost", "localhost"), Route::Tunnel("demo".into()));
+        assert_eq!(route("a.b.localhost", "localhost"), Route::Unknown);
+        assert_eq!(route("demolocalhost", "localhost"), Route::Unknown);
+        assert_eq!(route("example.com", "localhost"), Route::Unknown);
+        let req = Request::get("/").header("host", "Demo.LocalHost.:8080").body(()).unwrap();
+        assert_eq!(host_of(&req).unwrap().0, "demo.localhost");
+    }
+}

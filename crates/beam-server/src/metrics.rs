@@ -1,0 +1,130 @@
+//! Prometheus metrics with the seed's names, in an explicit registry per server so
+//! several servers in one test process never mix their numbers.
+//!
+//! No metric carries a tunnel label: per-tunnel labels explode cardinality (seed
+//! defect D-44). Per-tunnel numbers belong to the analytics API instead.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The seed's latency buckets, in seconds.
+pub const DURATION_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0];
+
+/// All server metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    tunnels_active: Family<Labels, Gauge>,
+    requests: Family<Labels, Counter>,
+    duration: Histogram,
+    bytes: Family<Labels, Counter>,
+    errors: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let tunnels_active = Family::<Labels, Gauge>::default();
+        let requests = Family::<Labels, Counter>::default();
+        let duration = Histogram::new(DURATION_BUCKETS);
+        let bytes = Family::<Labels, Counter>::default();
+        let errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "beam_tunnels_active",
+            "Tunnels currently connected",
+            tunnels_active.clone(),
+        );
+        // prometheus-client appends `_total` to counters.
+        registry.register(
+            "beam_requests",
+            "HTTP requests answered at the edge",
+            requests.clone(),
+        );
+        registry.register(
+            "beam_request_duration_seconds",
+            "Time from request to response headers at the edge",
+            duration.clone(),
+        );
+        registry.register(
+            "beam_bytes_transferred",
+            "Body and stream bytes through tunnels (in = from visitors, out = to visitors)",
+            bytes.clone(),
+        );
+        registry.register(
+            "beam_errors",
+            "Edge errors by type",
+            errors.clone(),
+        );
+        Self {
+            registry,
+            tunnels_active,
+            requests,
+            duration,
+            bytes,
+            errors,
+        }
+    }
+
+    /// Gauge of active tunnels for `protocol` (`http` / `tcp`).
+    pub fn tunnels(&self, protocol: &'static str) -> Gauge {
+        self.tunnels_active
+            .get_or_create(&vec![("protocol", protocol.to_string())])
+            .clone()
+    }
+
+    /// Counts one answered request and its latency.
+    pub fn request(&self, method: &http::Method, status: u16, seconds: f64) {
+        // Unknown methods collapse into one label value to keep cardinality bounded.
+        let method = match *method {
+            http::Method::GET
+            | http::Method::POST
+            | http::Method::PUT
+            | http::Method::DELETE
+            | http::Method::PATCH
+            | http::Method::HEAD
+            | http::Method::OPTIONS
+            | http::Method::CONNECT
+            | http::Method::TRACE => method.as_str().to_string(),
+            _ => "OTHER".to_string(),
+        };
+        self.requests
+            .get_or_create(&vec![("method", method), ("status_code", status.to_string())])
+            .inc();
+        self.duration.observe(seconds);
+    }
+
+    /// Counter of bytes for `direction` (`in` / `out`).
+    pub fn bytes(&self, direction: &'static str) -> Counter {
+        self.bytes
+            .get_or_create(&vec![("direction", direction.to_string())])
+            .clone()
+    }
+
+    /// Counts one error of `kind`.
+    pub fn error(&self, kind: &'static str) {
+        self.errors
+            .get_or_create(&vec![("type", kind.to_string())])
+            .inc();
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,87 @@
+//! Public side of a TCP tunnel: each visitor connection on the tunnel's port becomes
+//! one HTTP/2 `CONNECT` stream to the client, spliced both ways.
+
+use std::sync::Arc;
+
+use http::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::State;
+use crate::body::empty;
+use crate::registry::Tunnel;
+
+/// Accepts visitors on `listener` until the tunnel ends (`stop`).
+pub(crate) async fn serve(
+    listener: Arc<TcpListener>,
+    tunnel: Arc<Tunnel>,
+    state: Arc<State>,
+    stop: CancellationToken,
+) {
+    loop {
+        let (mut visitor, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tcp tunnel accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => return,
+        };
+        let _ = visitor.set_nodelay(true);
+        let mut sender = tunnel.sender.clone();
+        let name = tunnel.name.clone();
+        let state = state.clone();
+        let stop = stop.clone();
+        state.tasks.clone().spawn(async move {
+            // The client ignores the authority and connects to its own configured
+            // target: the server can never steer a client to another address.
+            let req = Request::builder()
+                .method(Method::CONNECT)
+                .uri(format!("tcp.beam:{name}"))
+                .header(beam_proto::headers::FORWARDED_FOR, peer.ip().to_string())
+                .body(empty());
+            let Ok(req) = req else { return };
+            let resp = match sender.send_request(req).await {
+                Ok(r) if r.status() == StatusCode::OK => r,
+                Ok(r) => {
+                    tracing::debug!(port = %name, status = %r.status(), "client refused tcp stream");
+                    state.metrics.error("local_refused");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(port = %name, error = %e, "tcp stream open failed");
+                    state.metrics.error("tunnel_gone");
+                    return;
+                }
+            };
+            let upgraded = match hyper::upgrade::on(resp).await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(error = %e, "tcp stream upgrade failed");
+                    return;
+                }
+            };
+            let mut tunnel_io = TokioIo::new(upgraded);
+            let copy = tokio::io::copy_bidirectional_with_sizes(
+                &mut visitor,
+                &mut tunnel_io,
+                64 << 10,
+                64 << 10,
+            );
+            tokio::select! {
+                r = copy => match r {
+                    Ok((up, down)) => {
+                        state.metrics.bytes("in").inc_by(up);
+                        state.metrics.bytes("out").inc_by(down);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "tcp stream ended"),
+                },
+                () = stop.cancelled() => {}
+            }
+        });
+    }
+}

@@ -1,0 +1,424 @@
+//! The tunnel listener: accepts client connections (TLS or, on loopback, plaintext),
+//! runs the handshake, claims the public name, then turns the connection into
+//! reverse HTTP/2 (this server is the HTTP/2 client) and keeps the tunnel registered
+//! until the connection ends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use beam_proto::{
+    ErrorCode, HANDSHAKE_TIMEOUT, Hello, ProtoError, Refusal, Reply, TunnelKind, TunnelRequest,
+    Welcome, read_frame, read_preamble, write_frame,
+};
+use http::{Method, Request};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::State;
+use crate::auth::{hash_secret, internal, random_secret};
+use crate::body::empty;
+use crate::names;
+use crate::registry::Tunnel;
+use crate::store::{Claim, NameKind, now_ms};
+
+/// First byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Accepts tunnel connections until `shutdown`.
+pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, shutdown: CancellationToken) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tunnel accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        state.tasks.clone().spawn(async move {
+            accept(state, stream, peer, shutdown).await;
+        });
+    }
+}
+
+/// Sniffs TLS vs plaintext and runs the session on the right stream type.
+async fn accept(state: Arc<State>, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return,
+    }
+    if first[0] == TLS_HANDSHAKE {
+        let Some(acceptor) = state.tls.clone() else {
+            tracing::debug!(%peer, "TLS hello on a plaintext-only tunnel listener");
+            return;
+        };
+        match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => session(state, tls, peer, deadline, shutdown).await,
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tunnel TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "tunnel TLS handshake timed out"),
+        }
+    } else if peer.ip().is_loopback() || state.cfg.insecure {
+        session(state, stream, peer, deadline, shutdown).await;
+    } else {
+        let mut stream = stream;
+        refuse(
+            &mut stream,
+            Refusal {
+                code: ErrorCode::PlaintextRefused,
+                message: "this server accepts plaintext tunnels only from loopback; connect with TLS (drop --insecure)".into(),
+                retry_after_secs: None,
+            },
+        )
+        .await;
+    }
+}
+
+/// Writes a refusal and closes. Errors are ignored: the peer may already be gone.
+async fn refuse<IO: AsyncWrite + Unpin>(io: &mut IO, refusal: Refusal) {
+    tracing::debug!(code = ?refusal.code, message = %refusal.message, "tunnel refused");
+    let _ = write_frame(io, &Reply::Refused(refusal)).await;
+    let _ = io.shutdown().await;
+}
+
+fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+        retry_after_secs: None,
+    }
+}
+
+/// Reads the hello, or explains why not.
+async fn read_hello<IO: AsyncRead + Unpin>(io: &mut IO) -> Result<Hello, ProtoError> {
+    read_preamble(io).await?;
+    read_frame(io).await
+}
+
+/// What the handshake claimed.
+struct Claimed {
+    kind: NameKind,
+    name: String,
+    public_url: String,
+    listener: Option<Arc<TcpListener>>,
+}
+
+async fn session<IO>(
+    state: Arc<State>,
+    mut io: IO,
+    peer: SocketAddr,
+    deadline: Instant,
+    shutdown: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let hello = match tokio::time::timeout_at(deadline, read_hello(&mut io)).await {
+        Ok(Ok(h)) => h,
+        Err(_) => {
+            let secs = HANDSHAKE_TIMEOUT.as_secs();
+            return refuse(&mut io, refusal(ErrorCode::Timeout, format!("handshake not completed within {secs} s"))).await;
+        }
+        Ok(Err(ProtoError::Io(_))) => return,
+        Ok(Err(e)) => {
+            let code = match e {
+                ProtoError::Version { .. } => ErrorCode::UnsupportedVersion,
+                ProtoError::TooLarge { .. } => ErrorCode::HelloTooLarge,
+                _ => ErrorCode::BadHello,
+            };
+            if code != ErrorCode::UnsupportedVersion {
+                state.auth.record_failure(peer.ip());
+            }
+            let message = match e {
+                ProtoError::Version { got } => format!(
+                    "this server speaks beam protocol {}, the client speaks {got}: install matching beam versions",
+                    beam_proto::VERSION
+                ),
+                other => other.to_string(),
+            };
+            return refuse(&mut io, refusal(code, message)).await;
+        }
+    };
+
+    let token_id = match state.auth.verify(&hello.token, peer.ip()).await {
+        Ok(id) => id,
+        Err(r) => return refuse(&mut io, r).await,
+    };
+
+    let session_id = format!("{:016x}", rand::random::<u64>());
+    let lease = random_secret("lease_");
+    let lease_hash = hash_secret(lease.expose());
+    let presented = hello.lease.as_ref().map(|l| hash_secret(l.expose()));
+
+    let claimed = match &hello.tunnel {
+        TunnelRequest::Http { subdomain } => {
+            claim_subdomain(&state, subdomain.as_deref(), token_id, &lease_hash, presented.as_ref(), &session_id).await
+        }
+        TunnelRequest::Tcp { port } => {
+            claim_port(&state, *port, token_id, &lease_hash, presented.as_ref(), &session_id).await
+        }
+    };
+    let claimed = match claimed {
+        Ok(c) => c,
+        Err(r) => return refuse(&mut io, r).await,
+    };
+
+    let welcome = Welcome {
+        session: session_id.clone(),
+        public_url: claimed.public_url.clone(),
+        name: claimed.name.clone(),
+        lease,
+        grace_secs: state.cfg.grace.as_secs(),
+    };
+    if write_frame(&mut io, &Reply::Welcome(welcome)).await.is_err() {
+        release(&state, &claimed, &session_id).await;
+        return;
+    }
+
+    // Roles flip: this side becomes the HTTP/2 client of the connection.
+    let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .adaptive_window(true)
+        .keep_alive_interval(state.cfg.keepalive_interval)
+        .keep_alive_timeout(state.cfg.keepalive_timeout)
+        .keep_alive_while_idle(true)
+        .max_send_buf_size(1 << 20)
+        .handshake(TokioIo::new(io))
+        .await;
+    let (sender, conn) = match handshake {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "HTTP/2 handshake failed");
+            release(&state, &claimed, &session_id).await;
+            return;
+        }
+    };
+    let kick = CancellationToken::new();
+    let tunnel = Arc::new(Tunnel {
+        session: session_id.clone(),
+        name: claimed.name.clone(),
+        sender,
+        kick: kick.clone(),
+        listener: claimed.listener.clone(),
+    });
+    let kind = hello.tunnel.kind();
+    match claimed.kind {
+        NameKind::Subdomain => state.registry.insert_http(tunnel.clone()),
+        NameKind::TcpPort => {
+            let port = claimed.name.parse().unwrap_or_default();
+            state.registry.insert_tcp(port, tunnel.clone());
+        }
+    }
+    let gauge = state.metrics.tunnels(kind.as_str());
+    gauge.inc();
+    tracing::info!(%peer, session = %session_id, name = %claimed.name, kind = kind.as_str(), client = %hello.client, "tunnel connected");
+
+    // Tell the client it is routable, so it reports "online" only when it is.
+    let ready = {
+        let mut s = tunnel.sender.clone();
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("http://beam-control/ready")
+            .header("beam-control", "ready")
+            .body(empty());
+        async move {
+            if let Ok(req) = req {
+                let _ = s.send_request(req).await;
+            }
+        }
+    };
+    tokio::spawn(ready);
+
+    if kind == TunnelKind::Tcp
+        && let Some(listener) = claimed.listener.clone()
+    {
+        tokio::spawn(crate::tcp::serve(listener, tunnel.clone(), state.clone(), kick.clone()));
+    }
+
+    tokio::select! {
+        r = conn => if let Err(e) = r {
+            tracing::debug!(session = %session_id, error = %e, "tunnel connection ended");
+        },
+        () = kick.cancelled() => tracing::info!(session = %session_id, "tunnel replaced by a newer session"),
+        () = shutdown.cancelled() => {},
+    }
+    kick.cancel();
+    gauge.dec();
+    match claimed.kind {
+        NameKind::Subdomain => state.registry.remove_http(&claimed.name, &session_id),
+        NameKind::TcpPort => state
+            .registry
+            .remove_tcp(claimed.name.parse().unwrap_or_default(), &session_id),
+    }
+    release(&state, &claimed, &session_id).await;
+    tracing::info!(session = %session_id, name = %claimed.name, "tunnel disconnected; name held for the grace period");
+}
+
+async fn release(state: &State, claimed: &Claimed, session: &str) {
+    let until = now_ms() + state.cfg.grace.as_millis() as i64;
+    if let Err(e) = state.store.release(claimed.kind, &claimed.name, session, until).await {
+        tracing::warn!(error = %e, "could not start the grace period");
+    }
+}
+
+async fn claim_subdomain(
+    state: &State,
+    requested: Option<&str>,
+    token_id: i64,
+    lease_hash: &[u8],
+    presented: Option<&[u8; 32]>,
+    session: &str,
+) -> Result<Claimed, Refusal> {
+    let try_claim = |name: String| async move {
+        let c = Claim {
+            kind: NameKind::Subdomain,
+            name: &name,
+            token_id,
+            new_lease_hash: lease_hash,
+            presented_lease_hash: presented.map(|h| h.as_slice()),
+            session,
+            now: now_ms(),
+        };
+        match state.store.claim(&c).await {
+            Ok(true) => Ok(Some(name)),
+            Ok(false) => Ok(None),
+            Err(e) => {
+                tracing::error!(error = %e, "claim failed");
+                Err(internal())
+            }
+        }
+    };
+    let name = match requested {
+        Some(req) => {
+            let name = names::validate(req, &state.cfg.reserved).map_err(|e| {
+                let code = match e {
+                    names::NameError::Invalid(_) => ErrorCode::NameInvalid,
+                    names::NameError::Reserved(_) => ErrorCode::NameReserved,
+                };
+                refusal(code, e.to_string())
+            })?;
+            try_claim(name.clone()).await?.ok_or_else(|| {
+                refusal(
+                    ErrorCode::NameTaken,
+                    format!("subdomain '{name}' is in use, or held for its last user for up to {} s after a disconnect; pick another", state.cfg.grace.as_secs()),
+                )
+            })?
+        }
+        None => {
+            let mut got = None;
+            let candidates = (0..names::MAX_ATTEMPTS)
+                .map(|_| names::random_name())
+                .chain((0..5).map(|_| names::fallback_name()));
+            for candidate in candidates {
+                if state.cfg.reserved.contains(&candidate) {
+                    continue;
+                }
+                if let Some(n) = try_claim(candidate).await? {
+                    got = Some(n);
+                    break;
+                }
+            }
+            got.ok_or_else(|| refusal(ErrorCode::Internal, "could not allocate a subdomain; try again"))?
+        }
+    };
+    Ok(Claimed {
+        kind: NameKind::Subdomain,
+        public_url: state.cfg.http_url(&name),
+        name,
+        listener: None,
+    })
+}
+
+async fn claim_port(
+    state: &State,
+    requested: Option<u16>,
+    token_id: i64,
+    lease_hash: &[u8],
+    presented: Option<&[u8; 32]>,
+    session: &str,
+) -> Result<Claimed, Refusal> {
+    let range = state.cfg.tcp_ports.clone();
+    let claim_one = |port: u16| async move {
+        let name = port.to_string();
+        let c = Claim {
+            kind: NameKind::TcpPort,
+            name: &name,
+            token_id,
+            new_lease_hash: lease_hash,
+            presented_lease_hash: presented.map(|h| h.as_slice()),
+            session,
+            now: now_ms(),
+        };
+        state.store.claim(&c).await.map_err(|e| {
+            tracing::error!(error = %e, "claim failed");
+            internal()
+        })
+    };
+    // On a lease takeover the old session still owns the listener: reuse it.
+    let bind = |port: u16| async move {
+        if let Some(old) = state.registry.tcp(port)
+            && let Some(l) = old.listener.clone()
+        {
+            return Ok(l);
+        }
+        TcpListener::bind((state.cfg.tcp_bind, port)).await.map(Arc::new)
+    };
+    let (port, listener) = match requested {
+        Some(port) => {
+            if !range.contains(&port) {
+                return Err(refusal(
+                    ErrorCode::PortUnavailable,
+                    format!("port {port} is outside this server's TCP range {}-{}", range.start(), range.end()),
+                ));
+            }
+            if !claim_one(port).await? {
+                return Err(refusal(
+                    ErrorCode::NameTaken,
+                    format!("port {port} is in use, or held for its last user for up to {} s after a disconnect", state.cfg.grace.as_secs()),
+                ));
+            }
+            match bind(port).await {
+                Ok(l) => (port, l),
+                Err(e) => {
+                    let _ = state.store.forget(NameKind::TcpPort, &port.to_string(), session).await;
+                    return Err(refusal(ErrorCode::PortUnavailable, format!("port {port} cannot be opened on the server: {e}")));
+                }
+            }
+        }
+        None => {
+            let span = (*range.end() as u32 - *range.start() as u32 + 1) as usize;
+            let mut found = None;
+            for _ in 0..span.min(100) {
+                let port = *range.start() + (rand::random::<u32>() as usize % span) as u16;
+                if state.registry.tcp(port).is_some() || !claim_one(port).await? {
+                    continue;
+                }
+                match bind(port).await {
+                    Ok(l) => {
+                        found = Some((port, l));
+                        break;
+                    }
+                    Err(_) => {
+                        let _ = state.store.forget(NameKind::TcpPort, &port.to_string(), session).await;
+                    }
+                }
+            }
+            found.ok_or_else(|| refusal(ErrorCode::PortUnavailable, "no free TCP port in the server's range; try again later"))?
+        }
+    };
+    Ok(Claimed {
+        kind: NameKind::TcpPort,
+        name: port.to_string(),
+        public_url: state.cfg.tcp_url(port),
+        listener: Some(listener),
+    })
+}

@@ -1,0 +1,281 @@
+//! Command-line definition (clap) and dispatch. Secrets are never flags: tokens come
+//! from the environment or the config file, so they stay out of `ps` and history.
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Expose localhost to the internet, and see production from your laptop.
+#[derive(Debug, Parser)]
+#[command(name = "beam", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a beam server (edge, tunnel listener, API).
+    Server(ServerArgs),
+    /// Expose a local HTTP service on a public subdomain.
+    Http(HttpArgs),
+    /// Expose a local TCP port on a public port.
+    Tcp(TcpArgs),
+}
+
+/// `beam server` options. Every option also reads a `BEAM_*` variable.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Local development: also write the server address, a token and the
+    /// certificate fingerprint to your config file so `beam http` just works.
+    #[arg(long)]
+    pub dev: bool,
+    /// Where the SQLite store and certificates live [default: ~/.local/share/beam].
+    #[arg(long, env = "BEAM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://… [default: sqlite in the data dir].
+    #[arg(long, env = "BEAM_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+    /// Base domain: tunnels are served at <name>.<domain>.
+    #[arg(long, env = "BEAM_DOMAIN", default_value = "localhost")]
+    pub domain: String,
+    /// Public HTTP listen address (visitors and the API).
+    #[arg(long = "http", env = "BEAM_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Tunnel listen address (beam clients connect here).
+    #[arg(long = "tunnel", env = "BEAM_TUNNEL_ADDR", default_value = "127.0.0.1:8081")]
+    pub tunnel_addr: SocketAddr,
+    /// Port printed in public URLs, if a proxy in front changes it [default: the --http port; 0 = none].
+    #[arg(long, env = "BEAM_PUBLIC_PORT")]
+    pub public_port: Option<u16>,
+    /// Ports that `beam tcp` tunnels may get, as FIRST-LAST.
+    #[arg(long, env = "BEAM_TCP_PORTS", default_value = "20000-20999", value_parser = parse_port_range)]
+    pub tcp_ports: RangeInclusive<u16>,
+    /// Address TCP tunnel ports listen on [default: the --http address's IP].
+    #[arg(long, env = "BEAM_TCP_BIND")]
+    pub tcp_bind: Option<IpAddr>,
+    /// Host name printed in tcp:// URLs [default: the TCP bind address].
+    #[arg(long, env = "BEAM_TCP_HOST")]
+    pub tcp_host: Option<String>,
+    /// How long a disconnected client's subdomain or port is held for it.
+    #[arg(long, env = "BEAM_GRACE", default_value = "2m", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// How long to wait for a local service's response headers before 504.
+    #[arg(long, env = "BEAM_UPSTREAM_TIMEOUT", default_value = "100s", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+    /// Accept plaintext tunnel connections from non-loopback addresses.
+    #[arg(long)]
+    pub insecure: bool,
+    /// PEM certificate chain for the tunnel listener [default: self-signed, in the data dir].
+    #[arg(long, env = "BEAM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "BEAM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "BEAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options shared by `beam http` and `beam tcp`.
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    /// Local service: PORT, HOST:PORT or http://HOST:PORT.
+    pub target: String,
+    /// beam server tunnel address [default: from the config file, else 127.0.0.1:8081].
+    #[arg(long, env = "BEAM_SERVER")]
+    pub server: Option<String>,
+    /// Pin the server certificate by fingerprint (sha256:…) [default: from the config file].
+    #[arg(long, env = "BEAM_FINGERPRINT")]
+    pub fingerprint: Option<String>,
+    /// Connect without TLS (loopback servers, or servers started with --insecure).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Print one JSON line per connect instead of the interactive display.
+    #[arg(long)]
+    pub json: bool,
+    /// Config file [default: $BEAM_CONFIG or ~/.config/beam/config.toml].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// `beam http` options.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Shared tunnel options.
+    #[command(flatten)]
+    pub common: TunnelArgs,
+    /// Ask for this subdomain instead of a random one.
+    #[arg(long, short)]
+    pub subdomain: Option<String>,
+    /// Host header the local service sees: the visitor's (preserve) or HOST:PORT of the target (rewrite).
+    #[arg(long, value_enum, default_value_t = HostHeaderArg::Preserve)]
+    pub host_header: HostHeaderArg,
+}
+
+/// `--host-header` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostHeaderArg {
+    /// Keep the visitor's Host.
+    Preserve,
+    /// Use the local target's host:port.
+    Rewrite,
+}
+
+/// `beam tcp` options.
+#[derive(Debug, Args)]
+pub struct TcpArgs {
+    /// Shared tunnel options.
+    #[command(flatten)]
+    pub common: TunnelArgs,
+    /// Ask for this public port instead of a random one from the server's range.
+    #[arg(long)]
+    pub remote_port: Option<u16>,
+}
+
+/// Parses `120`, `250ms`, `30s`, `2m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration: use e.g. 250ms, 30s, 2m, 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("'{s}' has an unknown unit: use ms, s, m or h")),
+    }
+}
+
+/// Parses `FIRST-LAST` (or a single port).
+pub fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
+    let bad = || format!("'{s}' is not a port range: use FIRST-LAST, e.g. 20000-20999");
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: u16 = a.trim().parse().map_err(|_| bad())?;
+    let b: u16 = b.trim().parse().map_err(|_| bad())?;
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    Ok(a..=b)
+}
+
+/// Whether to use colour on stdout: a terminal and no `NO_COLOR`.
+pub fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_tracing(default: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One crypto provider for the whole process; every TLS user here is on ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Server(args) => {
+                init_tracing("info", args.log_format);
+                crate::server_cmd::run(args).await
+            }
+            Command::Http(args) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::tunnel_cmd::run_http(args).await
+            }
+            Command::Tcp(args) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::tunnel_cmd::run_tcp(args).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_ranges_parse_with_clear_errors() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_port_range("20000-20010").unwrap(), 20000..=20010);
+        assert_eq!(parse_port_range("5000").unwrap(), 5000..=5000);
+        for bad in ["0-10", "10-5", "a-b", "70000-70001"] {
+            assert!(parse_port_range(bad).unwrap_err().contains("not a port range"));
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

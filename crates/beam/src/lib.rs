@@ -1,0 +1,10 @@
+//! The `beam` command line: argument parsing, the user's config file, terminal
+//! output, and the glue that starts the server or a tunnel client from the
+//! libraries `beam-server` and `beam-agent`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod server_cmd;
+pub mod tunnel_cmd;
+pub mod userconfig;

@@ -1,0 +1,212 @@
+//! `beam server`: turns flags into a [`ServerConfig`], prepares the data directory,
+//! store and certificate, creates the first token when there is none, prints what
+//! a new user needs, and runs until Ctrl-C or SIGTERM.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use beam_proto::Secret;
+use beam_server::auth::{generate_token, hash_secret};
+use beam_server::store::now_ms;
+use beam_server::tls::TunnelCert;
+use beam_server::{Listeners, Server, ServerConfig, Store};
+use owo_colors::OwoColorize;
+use tokio::net::TcpListener;
+
+use crate::cli::{ServerArgs, color, shutdown_signal};
+use crate::userconfig::{UserConfig, default_path};
+
+/// `~/.local/share/beam` (or `$XDG_DATA_HOME/beam`).
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("beam")
+}
+
+/// Builds the server configuration from flags.
+pub fn config_from(args: &ServerArgs) -> ServerConfig {
+    let mut cfg = ServerConfig::dev();
+    cfg.domain = args.domain.to_ascii_lowercase();
+    cfg.public_port = match args.public_port {
+        Some(0) => None,
+        Some(p) => Some(p),
+        None => Some(args.http_addr.port()),
+    };
+    cfg.tcp_ports = args.tcp_ports.clone();
+    cfg.tcp_bind = args.tcp_bind.unwrap_or(args.http_addr.ip());
+    cfg.tcp_host = args
+        .tcp_host
+        .clone()
+        .unwrap_or_else(|| cfg.tcp_bind.to_string());
+    cfg.grace = args.grace;
+    cfg.upstream_timeout = args.upstream_timeout;
+    cfg.insecure = args.insecure;
+    cfg
+}
+
+/// Runs `beam server`.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let cfg = config_from(&args);
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let db_url = args
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("beam.db").display()));
+    let store = Store::connect(&db_url)
+        .await
+        .context("cannot open the store")?;
+
+    let cert = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => TunnelCert::load(c, k)?,
+        _ => {
+            let mut names = vec![cfg.domain.clone(), "localhost".to_string()];
+            names.push(args.tunnel_addr.ip().to_string());
+            names.dedup();
+            TunnelCert::load_or_create(&data_dir, &names)?
+        }
+    };
+    let tls = cert.server_config()?;
+
+    let public = bind(args.http_addr, "public HTTP").await?;
+    let tunnel = bind(args.tunnel_addr, "tunnel").await?;
+    let server = Server::new(cfg.clone(), store.clone(), Some(tls)).await?;
+
+    let token_note = bootstrap(&args, &store, &cert.fingerprint).await?;
+    print_banner(&args, &cfg, &db_url, &store, &cert.fingerprint, token_note);
+
+    server
+        .run(Listeners { public, tunnel }, shutdown_signal())
+        .await?;
+    eprintln!("beam server stopped");
+    Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr} (in use? choose another with a flag)"))
+}
+
+/// What the banner says about credentials.
+enum TokenNote {
+    /// A new token was created: show it once.
+    Created { token: Secret, saved_to: Option<PathBuf> },
+    /// The user's config already holds a valid token.
+    Existing(PathBuf),
+    /// Tokens exist; nothing to show.
+    None,
+}
+
+/// Registers `BEAM_BOOTSTRAP_TOKEN` if set, and creates the first token when the
+/// store has none (or, with `--dev`, when the user's config has no valid one).
+async fn bootstrap(args: &ServerArgs, store: &Store, fingerprint: &str) -> anyhow::Result<TokenNote> {
+    // From the environment only: a token in argv would show up in `ps`.
+    if let Ok(t) = std::env::var("BEAM_BOOTSTRAP_TOKEN")
+        && !t.is_empty()
+    {
+        store
+            .insert_token(&hash_secret(&t), "bootstrap (BEAM_BOOTSTRAP_TOKEN)", None, now_ms())
+            .await?;
+    }
+    let path = default_path();
+    if args.dev {
+        let mut user = UserConfig::load(&path)?;
+        let valid = match &user.token {
+            Some(t) => store.find_token(&hash_secret(t.expose())).await?.is_some(),
+            None => false,
+        };
+        user.server = Some(args.tunnel_addr.to_string());
+        user.fingerprint = Some(fingerprint.to_string());
+        let note = if valid {
+            TokenNote::Existing(path.clone())
+        } else {
+            let token = generate_token();
+            store
+                .insert_token(&hash_secret(token.expose()), "local user (beam server --dev)", None, now_ms())
+                .await?;
+            user.token = Some(token.clone());
+            TokenNote::Created {
+                token,
+                saved_to: Some(path.clone()),
+            }
+        };
+        user.save(&path)?;
+        return Ok(note);
+    }
+    if store.count_tokens().await? == 0 {
+        let token = generate_token();
+        store
+            .insert_token(&hash_secret(token.expose()), "first token", None, now_ms())
+            .await?;
+        return Ok(TokenNote::Created {
+            token,
+            saved_to: None,
+        });
+    }
+    Ok(TokenNote::None)
+}
+
+fn print_banner(
+    args: &ServerArgs,
+    cfg: &ServerConfig,
+    db_url: &str,
+    store: &Store,
+    fingerprint: &str,
+    note: TokenNote,
+) {
+    let c = color();
+    let b = |s: &str| if c { s.bold().to_string() } else { s.to_string() };
+    let db = if store.backend() == "sqlite" {
+        db_url.to_string()
+    } else {
+        // A PostgreSQL URL may carry a password: show only the back end.
+        "postgres".to_string()
+    };
+    println!("{}", b("beam server is ready"));
+    println!("  tunnels     {}", cfg.http_url("<name>"));
+    println!("  api         {}", api_url(cfg));
+    println!("  listen      {} (tunnel clients, TLS {})", args.tunnel_addr, fingerprint);
+    println!(
+        "  tcp ports   {}-{} on {}",
+        cfg.tcp_ports.start(),
+        cfg.tcp_ports.end(),
+        cfg.tcp_bind
+    );
+    println!("  store       {db}");
+    match note {
+        TokenNote::Created { token, saved_to } => {
+            println!("  token       {}   (shown once)", b(token.expose()));
+            match saved_to {
+                Some(p) => println!("              saved to {}", p.display()),
+                None => println!("              give it to clients as BEAM_TOKEN; it is not shown again"),
+            }
+        }
+        TokenNote::Existing(p) => println!("  token       using the one in {}", p.display()),
+        TokenNote::None => {}
+    }
+    println!();
+    if args.dev {
+        println!("next: run {} in another terminal", b("beam http 3000"));
+    } else {
+        println!(
+            "clients: BEAM_TOKEN=… beam http 3000 --server {} --fingerprint {}",
+            args.tunnel_addr, fingerprint
+        );
+    }
+}
+
+fn api_url(cfg: &ServerConfig) -> String {
+    match cfg.public_port {
+        Some(p) => format!("{}://{}:{}", cfg.public_scheme, cfg.domain, p),
+        None => format!("{}://{}", cfg.public_scheme, cfg.domain),
+    }
+}
+
+/// Data directory resolution, exposed for tests.
+pub fn data_dir_or_default(p: Option<&Path>) -> PathBuf {
+    p.map(Path::to_path_buf).unwrap_or_else(default_data_dir)
+}

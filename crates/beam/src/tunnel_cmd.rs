@@ -1,0 +1,223 @@
+//! `beam http` and `beam tcp`: build a [`ClientConfig`], run the tunnel client, and
+//! show its state: a spinner while connecting, the public URL, and a live status
+//! line (open streams, requests), or JSON lines with `--json`.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use beam_agent::{ClientConfig, Event, HostHeader, LocalTarget, Stats, TlsMode};
+use beam_proto::{Secret, TunnelRequest};
+use indicatif::{ProgressBar, ProgressStyle};
+use owo_colors::OwoColorize;
+
+use crate::cli::{HostHeaderArg, HttpArgs, TcpArgs, TunnelArgs, color, shutdown_signal};
+use crate::userconfig::{UserConfig, default_path};
+
+/// Default tunnel address of a local `beam server`.
+pub const DEFAULT_SERVER: &str = "127.0.0.1:8081";
+
+/// Builds the client configuration: flags > environment > config file > defaults.
+pub fn client_config(args: &TunnelArgs, tunnel: TunnelRequest) -> anyhow::Result<ClientConfig> {
+    let path = args.config.clone().unwrap_or_else(default_path);
+    let user = UserConfig::load(&path)?;
+    let local = LocalTarget::parse(&args.target).map_err(anyhow::Error::msg)?;
+    let token = std::env::var("BEAM_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
+        .or(user.token.clone());
+    let Some(token) = token else {
+        bail!(
+            "no token: set BEAM_TOKEN, or run `beam server --dev` on this machine to create one in {}",
+            path.display()
+        );
+    };
+    let server = args
+        .server
+        .clone()
+        .or(user.server.clone())
+        .unwrap_or_else(|| DEFAULT_SERVER.to_string());
+    let tls = if args.insecure {
+        TlsMode::Plaintext
+    } else if let Some(fp) = args.fingerprint.clone().or(user.fingerprint.clone()) {
+        TlsMode::Pinned(fp)
+    } else {
+        TlsMode::WebPki
+    };
+    let mut cfg = ClientConfig::new(server, token, tunnel, local);
+    cfg.tls = tls;
+    Ok(cfg)
+}
+
+/// Runs `beam http`.
+pub async fn run_http(args: HttpArgs) -> anyhow::Result<()> {
+    let mut cfg = client_config(
+        &args.common,
+        TunnelRequest::Http {
+            subdomain: args.subdomain.clone(),
+        },
+    )?;
+    cfg.host_header = match args.host_header {
+        HostHeaderArg::Preserve => HostHeader::Preserve,
+        HostHeaderArg::Rewrite => HostHeader::Rewrite,
+    };
+    let local = format!("http://{}", cfg.local.authority());
+    drive(cfg, local, "http", args.common.json).await
+}
+
+/// Runs `beam tcp`.
+pub async fn run_tcp(args: TcpArgs) -> anyhow::Result<()> {
+    let cfg = client_config(
+        &args.common,
+        TunnelRequest::Tcp {
+            port: args.remote_port,
+        },
+    )?;
+    let local = cfg.local.authority();
+    drive(cfg, local, "tcp", args.common.json).await
+}
+
+/// Terminal display of the client's events.
+struct Display {
+    json: bool,
+    color: bool,
+    tty: bool,
+    bar: ProgressBar,
+    local: String,
+    protocol: &'static str,
+    online: bool,
+}
+
+impl Display {
+    fn new(json: bool, local: String, protocol: &'static str) -> Self {
+        let tty = std::io::stderr().is_terminal() && !json;
+        let bar = if tty {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        Self {
+            json,
+            color: color(),
+            tty,
+            bar,
+            local,
+            protocol,
+            online: false,
+        }
+    }
+
+    fn event(&mut self, ev: Event, server: &str) {
+        match ev {
+            Event::Connecting { attempt } => {
+                if attempt == 0 && !self.online {
+                    self.bar.set_message(format!("connecting to {server}…"));
+                } else {
+                    self.bar.set_message(format!("reconnecting to {server}…"));
+                }
+            }
+            Event::Connected {
+                welcome,
+                url_changed,
+            } => {
+                let first = !self.online;
+                self.online = true;
+                if self.json {
+                    let line = serde_json::json!({
+                        "event": "connected",
+                        "url": welcome.public_url,
+                        "name": welcome.name,
+                        "local": self.local,
+                        "protocol": self.protocol,
+                        "reconnected": !first,
+                        "url_changed": url_changed,
+                    });
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                    return;
+                }
+                if first || url_changed {
+                    let url = if self.color {
+                        welcome.public_url.bold().green().to_string()
+                    } else {
+                        welcome.public_url.clone()
+                    };
+                    let note = if url_changed {
+                        "   (new URL: the old one expired while offline)"
+                    } else {
+                        ""
+                    };
+                    self.bar.suspend(|| println!("{url} → {}{note}", self.local));
+                }
+                if !self.tty {
+                    eprintln!("online");
+                }
+            }
+            Event::Disconnected { reason, retry_in } => {
+                self.online = false;
+                let secs = retry_in.as_secs_f32();
+                if self.json {
+                    eprintln!(
+                        "{}",
+                        serde_json::json!({"event": "disconnected", "reason": reason, "retry_in_ms": retry_in.as_millis() as u64})
+                    );
+                } else if self.tty {
+                    self.bar
+                        .set_message(format!("○ offline, retrying in {secs:.1} s: {reason}"));
+                } else {
+                    eprintln!("offline, retrying in {secs:.1} s: {reason}");
+                }
+            }
+        }
+    }
+
+    fn tick(&self, stats: &Stats) {
+        if self.online && self.tty {
+            let (open, requests) = stats.snapshot();
+            let dot = if self.color {
+                "●".green().to_string()
+            } else {
+                "●".to_string()
+            };
+            self.bar.set_message(format!(
+                "{dot} online · {open} open · {requests} requests · Ctrl-C to stop"
+            ));
+        }
+    }
+}
+
+async fn drive(cfg: ClientConfig, local: String, protocol: &'static str, json: bool) -> anyhow::Result<()> {
+    let server = cfg.server.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let stats = Arc::new(Stats::default());
+    let mut display = Display::new(json, local, protocol);
+    let client = beam_agent::run(cfg, tx, stats.clone(), shutdown_signal());
+    tokio::pin!(client);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let result = loop {
+        tokio::select! {
+            r = &mut client => break r,
+            Some(ev) = rx.recv() => display.event(ev, &server),
+            _ = tick.tick() => display.tick(&stats),
+        }
+    };
+    display.bar.finish_and_clear();
+    match result {
+        Ok(()) => {
+            if !json {
+                eprintln!("tunnel closed");
+            }
+            Ok(())
+        }
+        Err(e) => Err(e).context("the tunnel cannot start"),
+    }
+}
