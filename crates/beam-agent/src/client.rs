@@ -81,7 +81,11 @@ pub async fn run(
             token: cfg.token.clone(),
             tunnel: request.clone(),
             lease: lease.clone(),
-            client: format!("beam/{} {}", env!("CARGO_PKG_VERSION"), std::env::consts::OS),
+            client: format!(
+                "beam/{} {}",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS
+            ),
         };
         let attempt_result = tokio::select! {
             r = connect(&cfg, &hello) => r,
@@ -148,7 +152,9 @@ pub async fn run(
                 announce.abort();
                 reason
             }
-            Err(ConnectError::Refused(r)) if r.code == ErrorCode::NameTaken && !asked_for_name && lease.is_some() => {
+            Err(ConnectError::Refused(r))
+                if r.code == ErrorCode::NameTaken && !asked_for_name && lease.is_some() =>
+            {
                 // The grace period ran out and someone took our random name: get a
                 // new one rather than fail; the UI says the URL changed.
                 lease = None;

@@ -47,12 +47,11 @@ impl LocalTarget {
 
     /// Parses `PORT`, `HOST:PORT` or `http://HOST:PORT`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let rest = s
-            .strip_prefix("http://")
-            .unwrap_or(s)
-            .trim_end_matches('/');
+        let rest = s.strip_prefix("http://").unwrap_or(s).trim_end_matches('/');
         let bad = || {
-            format!("'{s}' is not a local address: use PORT, HOST:PORT or http://HOST:PORT (port 1-65535)")
+            format!(
+                "'{s}' is not a local address: use PORT, HOST:PORT or http://HOST:PORT (port 1-65535)"
+            )
         };
         let port_of = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad);
         if let Ok(port) = port_of(rest) {
@@ -154,16 +153,24 @@ mod tests {
 
     #[test]
     fn local_targets_parse_with_clear_errors() {
-        assert_eq!(LocalTarget::parse("3000").unwrap().authority(), "localhost:3000");
+        assert_eq!(
+            LocalTarget::parse("3000").unwrap().authority(),
+            "localhost:3000"
+        );
         assert_eq!(
             LocalTarget::parse("127.0.0.1:8080").unwrap().authority(),
             "127.0.0.1:8080"
         );
         assert_eq!(
-            LocalTarget::parse("http://app.internal:81/").unwrap().authority(),
+            LocalTarget::parse("http://app.internal:81/")
+                .unwrap()
+                .authority(),
             "app.internal:81"
         );
-        assert_eq!(LocalTarget::parse("[::1]:9").unwrap().authority(), "[::1]:9");
+        assert_eq!(
+            LocalTarget::parse("[::1]:9").unwrap().authority(),
+            "[::1]:9"
+        );
         for bad in ["0", "99999", "abc", "host:", ":80", "http://x/y:1"] {
             let e = LocalTarget::parse(bad).unwrap_err();
             assert!(e.contains("is not a local address"), "{bad}: {e}");

@@ -98,12 +98,13 @@ async fn connect_inner(
     hello: &Hello,
 ) -> Result<(Welcome, TunnelStream), ConnectError> {
     let server = cfg.server.clone();
-    let tcp = TcpStream::connect(&cfg.server)
-        .await
-        .map_err(|source| ConnectError::Unreachable {
-            server: server.clone(),
-            source,
-        })?;
+    let tcp =
+        TcpStream::connect(&cfg.server)
+            .await
+            .map_err(|source| ConnectError::Unreachable {
+                server: server.clone(),
+                source,
+            })?;
     tcp.set_nodelay(true)
         .map_err(|source| ConnectError::Unreachable {
             server: server.clone(),

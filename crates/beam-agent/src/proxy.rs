@@ -113,9 +113,12 @@ impl LocalProxy {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                let body = Guarded { inner: body, _guard: guard }
-                    .map_err(Into::into)
-                    .boxed_unsync();
+                let body = Guarded {
+                    inner: body,
+                    _guard: guard,
+                }
+                .map_err(Into::into)
+                .boxed_unsync();
                 Response::from_parts(parts, body)
             }
             Err(e) => self.local_error(e.is_connect(), &e),
@@ -138,7 +141,9 @@ impl LocalProxy {
         let (kind, page) = if refused {
             (
                 bh::beam_error::LOCAL_REFUSED,
-                format!("502 Bad Gateway\n\nbeam could not connect to the local service at {addr}.\nIs it running? Start it, then reload this page.\n"),
+                format!(
+                    "502 Bad Gateway\n\nbeam could not connect to the local service at {addr}.\nIs it running? Start it, then reload this page.\n"
+                ),
             )
         } else {
             (
@@ -176,17 +181,22 @@ impl LocalProxy {
             Ok(s) => s,
             Err(e) => return self.local_error(true, &e),
         };
-        let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-            Ok(p) => p,
-            Err(e) => return self.local_error(false, &e),
-        };
+        let (mut sender, conn) =
+            match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+                Ok(p) => p,
+                Err(e) => return self.local_error(false, &e),
+            };
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
         strip_hop_by_hop(&mut parts.headers);
         self.set_host(&mut parts.headers, visitor_host);
-        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        parts.headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts
+            .headers
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         let mut local_req = Request::new(empty());
         *local_req.method_mut() = Method::GET;
         *local_req.uri_mut() = match Uri::try_from(path) {

@@ -37,7 +37,9 @@ async fn ready(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
             tracing::warn!(error = %e, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({ "status": "unavailable", "reason": "store unreachable" })),
+                axum::Json(
+                    serde_json::json!({ "status": "unavailable", "reason": "store unreachable" }),
+                ),
             )
         }
     }
@@ -57,6 +59,8 @@ async fn metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
 async fn not_found() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
-        axum::Json(serde_json::json!({ "error": { "code": "not_found", "message": "no such API route" } })),
+        axum::Json(
+            serde_json::json!({ "error": { "code": "not_found", "message": "no such API route" } }),
+        ),
     )
 }

@@ -52,10 +52,7 @@ pub(crate) fn host_of<B>(req: &Request<B>) -> Option<(String, String)> {
         None => req.headers().get(header::HOST)?.to_str().ok()?.to_string(),
     };
     let authority: http::uri::Authority = raw.parse().ok()?;
-    let host = authority
-        .host()
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
+    let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
     Some((host, raw))
 }
 
@@ -113,9 +110,7 @@ async fn handle(
         None => Err(EdgeError::BadHost),
         Some((host, raw_host)) => match route(&host, &state.cfg.domain) {
             Route::Api => Ok(api(&state, req).await),
-            Route::Tunnel(name) => {
-                proxy(&state, peer, &name, raw_host, &request_id, req).await
-            }
+            Route::Tunnel(name) => proxy(&state, peer, &name, raw_host, &request_id, req).await,
             Route::Unknown => Err(EdgeError::NoTunnel { host }),
         },
     };
@@ -127,9 +122,11 @@ async fn handle(
         }
         e.response(&request_id)
     });
-    state
-        .metrics
-        .request(&method, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    state.metrics.request(
+        &method,
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     Ok(resp)
 }
 
@@ -166,9 +163,12 @@ async fn proxy(
     request_id: &str,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, EdgeError> {
-    let tunnel = state.registry.http(name).ok_or_else(|| EdgeError::NoTunnel {
-        host: format!("{name}.{}", state.cfg.domain),
-    })?;
+    let tunnel = state
+        .registry
+        .http(name)
+        .ok_or_else(|| EdgeError::NoTunnel {
+            host: format!("{name}.{}", state.cfg.domain),
+        })?;
     let upgrade = is_websocket_upgrade(req.headers());
     let visitor_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
@@ -202,7 +202,10 @@ async fn proxy(
 
     let mut sender = tunnel.sender.clone();
     let timeout = state.cfg.upstream_timeout;
-    let sent = tokio::time::timeout(timeout, sender.send_request(Request::from_parts(parts, body)));
+    let sent = tokio::time::timeout(
+        timeout,
+        sender.send_request(Request::from_parts(parts, body)),
+    );
     let mut resp = match sent.await {
         Err(_) => {
             return Err(EdgeError::Timeout {
@@ -255,8 +258,7 @@ async fn proxy(
                 }
             };
             let (mut v, mut t) = (TokioIo::new(visitor), TokioIo::new(tunnel));
-            match tokio::io::copy_bidirectional_with_sizes(&mut v, &mut t, 64 << 10, 64 << 10)
-                .await
+            match tokio::io::copy_bidirectional_with_sizes(&mut v, &mut t, 64 << 10, 64 << 10).await
             {
                 Ok((up, down)) => {
                     bytes_in.inc_by(up);
@@ -298,11 +300,17 @@ mod tests {
     fn routes_by_host_ignoring_case_and_port() {
         assert_eq!(route("localhost", "localhost"), Route::Api);
         assert_eq!(route("api.localhost", "localhost"), Route::Api);
-        assert_eq!(route("demo.localhost", "localhost"), Route::Tunnel("demo".into()));
+        assert_eq!(
+            route("demo.localhost", "localhost"),
+            Route::Tunnel("demo".into())
+        );
         assert_eq!(route("a.b.localhost", "localhost"), Route::Unknown);
         assert_eq!(route("demolocalhost", "localhost"), Route::Unknown);
         assert_eq!(route("example.com", "localhost"), Route::Unknown);
-        let req = Request::get("/").header("host", "Demo.LocalHost.:8080").body(()).unwrap();
+        let req = Request::get("/")
+            .header("host", "Demo.LocalHost.:8080")
+            .body(())
+            .unwrap();
         assert_eq!(host_of(&req).unwrap().0, "demo.localhost");
     }
 }

@@ -107,7 +107,10 @@ pub fn error_response(status: StatusCode, page: String, request_id: &str) -> Res
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     if let Ok(v) = header::HeaderValue::from_str(request_id) {
         h.insert(beam_proto::headers::REQUEST_ID, v);
     }

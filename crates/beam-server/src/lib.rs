@@ -147,13 +147,20 @@ impl Server {
         };
         tasks.spawn(purge);
         tasks.spawn(edge::serve(listeners.public, state.clone(), cancel.clone()));
-        tasks.spawn(tunnel::serve(listeners.tunnel, state.clone(), cancel.clone()));
+        tasks.spawn(tunnel::serve(
+            listeners.tunnel,
+            state.clone(),
+            cancel.clone(),
+        ));
 
         shutdown.await;
         tracing::info!("shutting down");
         cancel.cancel();
         tasks.close();
-        if tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some connections did not finish within 5 s");
         }
         let until = store::now_ms() + state.cfg.grace.as_millis() as i64;

@@ -63,11 +63,7 @@ impl Metrics {
             "Body and stream bytes through tunnels (in = from visitors, out = to visitors)",
             bytes.clone(),
         );
-        registry.register(
-            "beam_errors",
-            "Edge errors by type",
-            errors.clone(),
-        );
+        registry.register("beam_errors", "Edge errors by type", errors.clone());
         Self {
             registry,
             tunnels_active,
@@ -101,7 +97,10 @@ impl Metrics {
             _ => "OTHER".to_string(),
         };
         self.requests
-            .get_or_create(&vec![("method", method), ("status_code", status.to_string())])
+            .get_or_create(&vec![
+                ("method", method),
+                ("status_code", status.to_string()),
+            ])
             .inc();
         self.duration.observe(seconds);
     }

@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use beam_proto::fingerprint;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use beam_proto::fingerprint;
 
 /// Errors while loading or creating the certificate.
 #[derive(Debug, thiserror::Error)]

@@ -51,7 +51,12 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, shutdown: Ca
 }
 
 /// Sniffs TLS vs plaintext and runs the session on the right stream type.
-async fn accept(state: Arc<State>, stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+async fn accept(
+    state: Arc<State>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let mut first = [0u8; 1];
     match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
@@ -126,7 +131,14 @@ async fn session<IO>(
         Ok(Ok(h)) => h,
         Err(_) => {
             let secs = HANDSHAKE_TIMEOUT.as_secs();
-            return refuse(&mut io, refusal(ErrorCode::Timeout, format!("handshake not completed within {secs} s"))).await;
+            return refuse(
+                &mut io,
+                refusal(
+                    ErrorCode::Timeout,
+                    format!("handshake not completed within {secs} s"),
+                ),
+            )
+            .await;
         }
         Ok(Err(ProtoError::Io(_))) => return,
         Ok(Err(e)) => {
@@ -161,10 +173,26 @@ async fn session<IO>(
 
     let claimed = match &hello.tunnel {
         TunnelRequest::Http { subdomain } => {
-            claim_subdomain(&state, subdomain.as_deref(), token_id, &lease_hash, presented.as_ref(), &session_id).await
+            claim_subdomain(
+                &state,
+                subdomain.as_deref(),
+                token_id,
+                &lease_hash,
+                presented.as_ref(),
+                &session_id,
+            )
+            .await
         }
         TunnelRequest::Tcp { port } => {
-            claim_port(&state, *port, token_id, &lease_hash, presented.as_ref(), &session_id).await
+            claim_port(
+                &state,
+                *port,
+                token_id,
+                &lease_hash,
+                presented.as_ref(),
+                &session_id,
+            )
+            .await
         }
     };
     let claimed = match claimed {
@@ -179,7 +207,10 @@ async fn session<IO>(
         lease,
         grace_secs: state.cfg.grace.as_secs(),
     };
-    if write_frame(&mut io, &Reply::Welcome(welcome)).await.is_err() {
+    if write_frame(&mut io, &Reply::Welcome(welcome))
+        .await
+        .is_err()
+    {
         release(&state, &claimed, &session_id).await;
         return;
     }
@@ -241,7 +272,12 @@ async fn session<IO>(
     if kind == TunnelKind::Tcp
         && let Some(listener) = claimed.listener.clone()
     {
-        tokio::spawn(crate::tcp::serve(listener, tunnel.clone(), state.clone(), kick.clone()));
+        tokio::spawn(crate::tcp::serve(
+            listener,
+            tunnel.clone(),
+            state.clone(),
+            kick.clone(),
+        ));
     }
 
     tokio::select! {
@@ -265,7 +301,11 @@ async fn session<IO>(
 
 async fn release(state: &State, claimed: &Claimed, session: &str) {
     let until = now_ms() + state.cfg.grace.as_millis() as i64;
-    if let Err(e) = state.store.release(claimed.kind, &claimed.name, session, until).await {
+    if let Err(e) = state
+        .store
+        .release(claimed.kind, &claimed.name, session, until)
+        .await
+    {
         tracing::warn!(error = %e, "could not start the grace period");
     }
 }
@@ -327,7 +367,12 @@ async fn claim_subdomain(
                     break;
                 }
             }
-            got.ok_or_else(|| refusal(ErrorCode::Internal, "could not allocate a subdomain; try again"))?
+            got.ok_or_else(|| {
+                refusal(
+                    ErrorCode::Internal,
+                    "could not allocate a subdomain; try again",
+                )
+            })?
         }
     };
     Ok(Claimed {
@@ -370,27 +415,42 @@ async fn claim_port(
         {
             return Ok(l);
         }
-        TcpListener::bind((state.cfg.tcp_bind, port)).await.map(Arc::new)
+        TcpListener::bind((state.cfg.tcp_bind, port))
+            .await
+            .map(Arc::new)
     };
     let (port, listener) = match requested {
         Some(port) => {
             if !range.contains(&port) {
                 return Err(refusal(
                     ErrorCode::PortUnavailable,
-                    format!("port {port} is outside this server's TCP range {}-{}", range.start(), range.end()),
+                    format!(
+                        "port {port} is outside this server's TCP range {}-{}",
+                        range.start(),
+                        range.end()
+                    ),
                 ));
             }
             if !claim_one(port).await? {
                 return Err(refusal(
                     ErrorCode::NameTaken,
-                    format!("port {port} is in use, or held for its last user for up to {} s after a disconnect", state.cfg.grace.as_secs()),
+                    format!(
+                        "port {port} is in use, or held for its last user for up to {} s after a disconnect",
+                        state.cfg.grace.as_secs()
+                    ),
                 ));
             }
             match bind(port).await {
                 Ok(l) => (port, l),
                 Err(e) => {
-                    let _ = state.store.forget(NameKind::TcpPort, &port.to_string(), session).await;
-                    return Err(refusal(ErrorCode::PortUnavailable, format!("port {port} cannot be opened on the server: {e}")));
+                    let _ = state
+                        .store
+                        .forget(NameKind::TcpPort, &port.to_string(), session)
+                        .await;
+                    return Err(refusal(
+                        ErrorCode::PortUnavailable,
+                        format!("port {port} cannot be opened on the server: {e}"),
+                    ));
                 }
             }
         }
@@ -408,11 +468,19 @@ async fn claim_port(
                         break;
                     }
                     Err(_) => {
-                        let _ = state.store.forget(NameKind::TcpPort, &port.to_string(), session).await;
+                        let _ = state
+                            .store
+                            .forget(NameKind::TcpPort, &port.to_string(), session)
+                            .await;
                     }
                 }
             }
-            found.ok_or_else(|| refusal(ErrorCode::PortUnavailable, "no free TCP port in the server's range; try again later"))?
+            found.ok_or_else(|| {
+                refusal(
+                    ErrorCode::PortUnavailable,
+                    "no free TCP port in the server's range; try again later",
+                )
+            })?
         }
     };
     Ok(Claimed {

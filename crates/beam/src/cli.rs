@@ -47,10 +47,18 @@ pub struct ServerArgs {
     #[arg(long, env = "BEAM_DOMAIN", default_value = "localhost")]
     pub domain: String,
     /// Public HTTP listen address (visitors and the API).
-    #[arg(long = "http", env = "BEAM_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long = "http",
+        env = "BEAM_HTTP_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
     pub http_addr: SocketAddr,
     /// Tunnel listen address (beam clients connect here).
-    #[arg(long = "tunnel", env = "BEAM_TUNNEL_ADDR", default_value = "127.0.0.1:8081")]
+    #[arg(
+        long = "tunnel",
+        env = "BEAM_TUNNEL_ADDR",
+        default_value = "127.0.0.1:8081"
+    )]
     pub tunnel_addr: SocketAddr,
     /// Port printed in public URLs, if a proxy in front changes it [default: the --http port; 0 = none].
     #[arg(long, env = "BEAM_PUBLIC_PORT")]
@@ -223,7 +231,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // One crypto provider for the whole process; every TLS user here is on ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -264,12 +275,20 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
-        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
         assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
         assert_eq!(parse_port_range("20000-20010").unwrap(), 20000..=20010);
         assert_eq!(parse_port_range("5000").unwrap(), 5000..=5000);
         for bad in ["0-10", "10-5", "a-b", "70000-70001"] {
-            assert!(parse_port_range(bad).unwrap_err().contains("not a port range"));
+            assert!(
+                parse_port_range(bad)
+                    .unwrap_err()
+                    .contains("not a port range")
+            );
         }
     }
 

@@ -2,7 +2,7 @@
 //! store and certificate, creates the first token when there is none, prints what
 //! a new user needs, and runs until Ctrl-C or SIGTERM.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use beam_proto::Secret;
@@ -26,13 +26,14 @@ fn default_data_dir() -> PathBuf {
 }
 
 /// Builds the server configuration from flags.
-pub fn config_from(args: &ServerArgs) -> ServerConfig {
+/// `http_port` is the port actually bound, which differs from the flag with port 0.
+pub fn config_from(args: &ServerArgs, http_port: u16) -> ServerConfig {
     let mut cfg = ServerConfig::dev();
     cfg.domain = args.domain.to_ascii_lowercase();
     cfg.public_port = match args.public_port {
         Some(0) => None,
         Some(p) => Some(p),
-        None => Some(args.http_addr.port()),
+        None => Some(http_port),
     };
     cfg.tcp_ports = args.tcp_ports.clone();
     cfg.tcp_bind = args.tcp_bind.unwrap_or(args.http_addr.ip());
@@ -47,8 +48,13 @@ pub fn config_from(args: &ServerArgs) -> ServerConfig {
 }
 
 /// Runs `beam server`.
-pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let cfg = config_from(&args);
+pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
+    let public = bind(args.http_addr, "public HTTP").await?;
+    let tunnel = bind(args.tunnel_addr, "tunnel").await?;
+    // With port 0 the OS picks: show and save the real addresses.
+    args.http_addr = public.local_addr()?;
+    args.tunnel_addr = tunnel.local_addr()?;
+    let cfg = config_from(&args, args.http_addr.port());
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -71,8 +77,6 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     let tls = cert.server_config()?;
 
-    let public = bind(args.http_addr, "public HTTP").await?;
-    let tunnel = bind(args.tunnel_addr, "tunnel").await?;
     let server = Server::new(cfg.clone(), store.clone(), Some(tls)).await?;
 
     let token_note = bootstrap(&args, &store, &cert.fingerprint).await?;
@@ -86,15 +90,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen for {what} on {addr} (in use? choose another with a flag)"))
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen for {what} on {addr} (in use? choose another with a flag)")
+    })
 }
 
 /// What the banner says about credentials.
 enum TokenNote {
     /// A new token was created: show it once.
-    Created { token: Secret, saved_to: Option<PathBuf> },
+    Created {
+        token: Secret,
+        saved_to: Option<PathBuf>,
+    },
     /// The user's config already holds a valid token.
     Existing(PathBuf),
     /// Tokens exist; nothing to show.
@@ -103,13 +110,22 @@ enum TokenNote {
 
 /// Registers `BEAM_BOOTSTRAP_TOKEN` if set, and creates the first token when the
 /// store has none (or, with `--dev`, when the user's config has no valid one).
-async fn bootstrap(args: &ServerArgs, store: &Store, fingerprint: &str) -> anyhow::Result<TokenNote> {
+async fn bootstrap(
+    args: &ServerArgs,
+    store: &Store,
+    fingerprint: &str,
+) -> anyhow::Result<TokenNote> {
     // From the environment only: a token in argv would show up in `ps`.
     if let Ok(t) = std::env::var("BEAM_BOOTSTRAP_TOKEN")
         && !t.is_empty()
     {
         store
-            .insert_token(&hash_secret(&t), "bootstrap (BEAM_BOOTSTRAP_TOKEN)", None, now_ms())
+            .insert_token(
+                &hash_secret(&t),
+                "bootstrap (BEAM_BOOTSTRAP_TOKEN)",
+                None,
+                now_ms(),
+            )
             .await?;
     }
     let path = default_path();
@@ -126,7 +142,12 @@ async fn bootstrap(args: &ServerArgs, store: &Store, fingerprint: &str) -> anyho
         } else {
             let token = generate_token();
             store
-                .insert_token(&hash_secret(token.expose()), "local user (beam server --dev)", None, now_ms())
+                .insert_token(
+                    &hash_secret(token.expose()),
+                    "local user (beam server --dev)",
+                    None,
+                    now_ms(),
+                )
                 .await?;
             user.token = Some(token.clone());
             TokenNote::Created {
@@ -159,7 +180,13 @@ fn print_banner(
     note: TokenNote,
 ) {
     let c = color();
-    let b = |s: &str| if c { s.bold().to_string() } else { s.to_string() };
+    let b = |s: &str| {
+        if c {
+            s.bold().to_string()
+        } else {
+            s.to_string()
+        }
+    };
     let db = if store.backend() == "sqlite" {
         db_url.to_string()
     } else {
@@ -169,7 +196,10 @@ fn print_banner(
     println!("{}", b("beam server is ready"));
     println!("  tunnels     {}", cfg.http_url("<name>"));
     println!("  api         {}", api_url(cfg));
-    println!("  listen      {} (tunnel clients, TLS {})", args.tunnel_addr, fingerprint);
+    println!(
+        "  listen      {} (tunnel clients, TLS {})",
+        args.tunnel_addr, fingerprint
+    );
     println!(
         "  tcp ports   {}-{} on {}",
         cfg.tcp_ports.start(),
@@ -182,7 +212,9 @@ fn print_banner(
             println!("  token       {}   (shown once)", b(token.expose()));
             match saved_to {
                 Some(p) => println!("              saved to {}", p.display()),
-                None => println!("              give it to clients as BEAM_TOKEN; it is not shown again"),
+                None => println!(
+                    "              give it to clients as BEAM_TOKEN; it is not shown again"
+                ),
             }
         }
         TokenNote::Existing(p) => println!("  token       using the one in {}", p.display()),
@@ -204,9 +236,4 @@ fn api_url(cfg: &ServerConfig) -> String {
         Some(p) => format!("{}://{}:{}", cfg.public_scheme, cfg.domain, p),
         None => format!("{}://{}", cfg.public_scheme, cfg.domain),
     }
-}
-
-/// Data directory resolution, exposed for tests.
-pub fn data_dir_or_default(p: Option<&Path>) -> PathBuf {
-    p.map(Path::to_path_buf).unwrap_or_else(default_data_dir)
 }

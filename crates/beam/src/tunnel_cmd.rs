@@ -156,7 +156,8 @@ impl Display {
                     } else {
                         ""
                     };
-                    self.bar.suspend(|| println!("{url} → {}{note}", self.local));
+                    self.bar
+                        .suspend(|| println!("{url} → {}{note}", self.local));
                 }
                 if !self.tty {
                     eprintln!("online");
@@ -195,7 +196,12 @@ impl Display {
     }
 }
 
-async fn drive(cfg: ClientConfig, local: String, protocol: &'static str, json: bool) -> anyhow::Result<()> {
+async fn drive(
+    cfg: ClientConfig,
+    local: String,
+    protocol: &'static str,
+    json: bool,
+) -> anyhow::Result<()> {
     let server = cfg.server.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stats = Arc::new(Stats::default());

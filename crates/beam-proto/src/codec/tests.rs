@@ -36,7 +36,9 @@ fn oversize_length_is_refused_before_allocation() {
     rt().block_on(async {
         let mut buf = Vec::new();
         buf.extend_from_slice(&(u32::MAX).to_be_bytes());
-        let err = read_frame::<_, Reply>(&mut buf.as_slice()).await.unwrap_err();
+        let err = read_frame::<_, Reply>(&mut buf.as_slice())
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, ProtoError::TooLarge { len, .. } if len == u32::MAX as usize),
             "{err}"

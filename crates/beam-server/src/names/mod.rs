@@ -14,12 +14,61 @@ pub use words::{ADJECTIVES, NOUNS};
 /// Names the server keeps for itself: its API and dashboard hosts, common service
 /// names that visitors would trust, and names of infrastructure.
 pub const RESERVED: &[&str] = &[
-    "api", "www", "admin", "app", "mail", "beam", "tunnel", "tunnels", "dashboard", "status",
-    "docs", "help", "support", "static", "assets", "cdn", "ns", "ns1", "ns2", "mx", "smtp",
-    "imap", "pop", "pop3", "ftp", "sftp", "ssh", "vpn", "localhost", "root", "hooks", "webhook",
-    "webhooks", "auth", "login", "signin", "signup", "account", "accounts", "billing", "blog",
-    "metrics", "health", "internal", "console", "portal-admin", "security", "abuse", "postmaster",
-    "hostmaster", "webmaster", "autoconfig", "autodiscover", "wpad", "_acme-challenge",
+    "api",
+    "www",
+    "admin",
+    "app",
+    "mail",
+    "beam",
+    "tunnel",
+    "tunnels",
+    "dashboard",
+    "status",
+    "docs",
+    "help",
+    "support",
+    "static",
+    "assets",
+    "cdn",
+    "ns",
+    "ns1",
+    "ns2",
+    "mx",
+    "smtp",
+    "imap",
+    "pop",
+    "pop3",
+    "ftp",
+    "sftp",
+    "ssh",
+    "vpn",
+    "localhost",
+    "root",
+    "hooks",
+    "webhook",
+    "webhooks",
+    "auth",
+    "login",
+    "signin",
+    "signup",
+    "account",
+    "accounts",
+    "billing",
+    "blog",
+    "metrics",
+    "health",
+    "internal",
+    "console",
+    "portal-admin",
+    "security",
+    "abuse",
+    "postmaster",
+    "hostmaster",
+    "webmaster",
+    "autoconfig",
+    "autodiscover",
+    "wpad",
+    "_acme-challenge",
 ];
 
 /// Why a requested subdomain cannot be used.
@@ -54,7 +103,7 @@ pub fn validate(requested: &str, extra_reserved: &[String]) -> Result<String, Na
     {
         return Err(NameError::Invalid(requested.to_string()));
     }
-    if RESERVED.contains(&name.as_str()) || extra_reserved.iter().any(|r| *r == name) {
+    if RESERVED.contains(&name.as_str()) || extra_reserved.contains(&name) {
         return Err(NameError::Reserved(name));
     }
     Ok(name)

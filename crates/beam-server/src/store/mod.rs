@@ -243,7 +243,12 @@ impl Store {
     }
 
     /// Deletes a name outright (a failed bind after a claim).
-    pub async fn forget(&self, kind: NameKind, name: &str, session: &str) -> Result<(), StoreError> {
+    pub async fn forget(
+        &self,
+        kind: NameKind,
+        name: &str,
+        session: &str,
+    ) -> Result<(), StoreError> {
         on_pool!(self, p => sqlx::query(
             "DELETE FROM reservations WHERE kind = $1 AND name = $2 AND session = $3")
             .bind(kind.as_str()).bind(name).bind(session)

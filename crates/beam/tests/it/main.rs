@@ -1,1 +1,13 @@
-//! tests
+//! beam's one integration-test binary: real servers, clients and local origins on
+//! `127.0.0.1:0`, in-process, no sleeps as synchronisation, no fixed ports.
+
+mod support;
+
+mod cli;
+mod handshake;
+mod names;
+mod reconnect;
+mod store;
+mod tunnel_http;
+mod tunnel_tcp;
+mod websocket;

@@ -1,0 +1,212 @@
+//! The tunnel handshake's bad inputs: each gets a clear refusal and a closed
+//! connection.
+
+use std::time::Duration;
+
+use beam_agent::connect::{ConnectError, connect};
+use beam_agent::{ClientError, TlsMode};
+use beam_proto::{ErrorCode, Hello, Reply, Secret, TunnelRequest, read_frame};
+use beam_server::auth::hash_secret;
+use beam_server::store::now_ms;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+fn hello(token: &str) -> Hello {
+    Hello {
+        token: Secret::new(token),
+        tunnel: TunnelRequest::Http { subdomain: None },
+        lease: None,
+        client: "test".into(),
+    }
+}
+
+/// Reads the refusal the server sends on a raw plaintext connection, then checks
+/// the server closed it.
+async fn refusal_after(bytes: &[u8], server: &TestServer) -> beam_proto::Refusal {
+    let mut s = TcpStream::connect(server.tunnel).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let reply: Reply = within("refusal", read_frame(&mut s)).await.unwrap();
+    let Reply::Refused(r) = reply else {
+        panic!("expected a refusal")
+    };
+    let mut rest = Vec::new();
+    let n = within("close", s.read_to_end(&mut rest)).await.unwrap_or(0);
+    assert_eq!(n, 0, "connection closed after the refusal");
+    r
+}
+
+#[tokio::test]
+async fn wrong_token_is_refused_with_a_clear_message() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None }, origin.addr);
+    cfg.token = Secret::new("beam_wrongwrongwrong");
+    let err = TestClient::start(cfg).result().await.unwrap_err();
+    let ClientError::Fatal(ConnectError::Refused(r)) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(r.code, ErrorCode::Unauthorized);
+    assert!(err.to_string().contains("invalid token"), "{err}");
+    assert!(
+        !err.to_string().contains("wrongwrong"),
+        "the token is never echoed"
+    );
+}
+
+#[tokio::test]
+async fn expired_and_revoked_tokens_are_refused() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let expired = "beam_expired_token_for_test";
+    server
+        .store
+        .insert_token(
+            &hash_secret(expired),
+            "old",
+            Some(now_ms() - 1000),
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None }, origin.addr);
+    cfg.token = Secret::new(expired);
+    let err = TestClient::start(cfg).result().await.unwrap_err();
+    let ClientError::Fatal(ConnectError::Refused(r)) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(r.code, ErrorCode::TokenExpired);
+    assert!(r.message.contains("has expired"), "{}", r.message);
+}
+
+#[tokio::test]
+async fn unsupported_version_is_refused() {
+    let server = TestServer::start().await;
+    let r = refusal_after(b"BEAM\x09", &server).await;
+    assert_eq!(r.code, ErrorCode::UnsupportedVersion);
+    assert!(
+        r.message
+            .contains("speaks beam protocol 1, the client speaks 9"),
+        "{}",
+        r.message
+    );
+}
+
+#[tokio::test]
+async fn garbage_is_refused() {
+    let server = TestServer::start().await;
+    let r = refusal_after(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &server).await;
+    assert_eq!(r.code, ErrorCode::BadHello);
+    assert!(
+        r.message.contains("not a beam tunnel client"),
+        "{}",
+        r.message
+    );
+    let mut bytes = b"BEAM\x01".to_vec();
+    bytes.extend_from_slice(&5u32.to_be_bytes());
+    bytes.extend_from_slice(b"{nope");
+    let r = refusal_after(&bytes, &server).await;
+    assert_eq!(r.code, ErrorCode::BadHello);
+    assert!(
+        r.message.contains("malformed handshake frame"),
+        "{}",
+        r.message
+    );
+}
+
+#[tokio::test]
+async fn oversize_hello_is_refused_before_reading_it() {
+    let server = TestServer::start().await;
+    let mut bytes = b"BEAM\x01".to_vec();
+    bytes.extend_from_slice(&(1u32 << 30).to_be_bytes());
+    let r = refusal_after(&bytes, &server).await;
+    assert_eq!(r.code, ErrorCode::HelloTooLarge);
+    assert!(
+        r.message.contains("exceeds the 16384-byte limit"),
+        "{}",
+        r.message
+    );
+}
+
+#[tokio::test]
+async fn slow_hello_is_cut_off_at_the_deadline() {
+    let server = TestServer::start().await;
+    // Preamble, then nothing: the server gives up at HANDSHAKE_TIMEOUT (5 s).
+    let r = refusal_after(b"BEAM\x01", &server).await;
+    assert_eq!(r.code, ErrorCode::Timeout);
+    assert!(
+        r.message.contains("not completed within 5 s"),
+        "{}",
+        r.message
+    );
+}
+
+#[tokio::test]
+async fn failed_attempts_are_throttled_per_ip() {
+    let server = TestServer::start().await;
+    let cfg = server.client_config(TunnelRequest::Http { subdomain: None }, server.public);
+    for _ in 0..10 {
+        match connect(&cfg, &hello("beam_bad")).await {
+            Err(ConnectError::Refused(r)) => assert_eq!(r.code, ErrorCode::Unauthorized),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Even the right token is refused now, with a retry time.
+    match connect(&cfg, &hello(server.token.expose())).await {
+        Err(ConnectError::Refused(r)) => {
+            assert_eq!(r.code, ErrorCode::Throttled);
+            assert!(r.retry_after_secs.is_some_and(|s| (1..=60).contains(&s)));
+            assert!(
+                r.message.contains("too many failed attempts"),
+                "{}",
+                r.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn wrong_pinned_fingerprint_is_a_fatal_tls_error() {
+    let server = TestServer::start().await;
+    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None }, server.public);
+    cfg.tls = TlsMode::Pinned(format!("sha256:{}", "00".repeat(32)));
+    let err = connect(&cfg, &hello(server.token.expose()))
+        .await
+        .unwrap_err();
+    assert!(err.is_fatal(), "{err}");
+    assert!(
+        err.to_string().contains("does not match the pinned"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn plaintext_on_loopback_works_and_tls_is_the_default_path() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None }, origin.addr);
+    cfg.tls = TlsMode::Plaintext;
+    let mut c = TestClient::start(cfg);
+    let w = c.connected().await;
+    let (status, _) = get(server.public, &server.host(&w.name), "/hello").await;
+    assert_eq!(status, http::StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unreachable_server_is_retried_not_fatal() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = TestServer::start().await;
+    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None }, server.public);
+    cfg.server = closed.to_string();
+    cfg.connect_timeout = Duration::from_secs(2);
+    let mut c = TestClient::start(cfg);
+    let reason = c.disconnected().await;
+    assert!(reason.contains("cannot reach"), "{reason}");
+    let reason = c.disconnected().await;
+    assert!(reason.contains("cannot reach"), "retries: {reason}");
+}

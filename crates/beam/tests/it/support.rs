@@ -1,0 +1,490 @@
+//! Test harness: start a server, a client and a local origin in-process.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use beam_agent::{Backoff, ClientConfig, ClientError, Event, LocalTarget, Stats, TlsMode};
+use beam_proto::{Secret, TunnelRequest, Welcome};
+use beam_server::auth::{generate_token, hash_secret};
+use beam_server::store::now_ms;
+use beam_server::tls::TunnelCert;
+use beam_server::{Listeners, Metrics, Server, ServerConfig, Store};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::{Barrier, Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Upper bound for anything a test waits on, so a bug fails the test instead of
+/// hanging CI. Not a performance threshold.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Awaits `f` for at most [`PATIENCE`].
+pub async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(PATIENCE, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// A server running in this process.
+pub struct TestServer {
+    pub public: SocketAddr,
+    pub tunnel: SocketAddr,
+    pub token: Secret,
+    pub fingerprint: String,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub cfg: ServerConfig,
+    pub dir: Arc<TempDir>,
+    shutdown: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+/// A random high port range for TCP tunnels (allocation retries on busy ports).
+fn tcp_range() -> std::ops::RangeInclusive<u16> {
+    let start = 40000 + (rand::random::<u16>() % 15000);
+    start..=start + 999
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        init();
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tunnel = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut cfg = ServerConfig::dev();
+        cfg.public_port = Some(public.local_addr().unwrap().port());
+        cfg.tcp_ports = tcp_range();
+        tweak(&mut cfg);
+        let store = Store::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("beam.db").display()
+        ))
+        .await
+        .unwrap();
+        let mut s = Self::launch(dir, cfg, store, public, tunnel).await;
+        let token = generate_token();
+        s.store
+            .insert_token(&hash_secret(token.expose()), "test", None, now_ms())
+            .await
+            .unwrap();
+        s.token = token;
+        s
+    }
+
+    async fn launch(
+        dir: Arc<TempDir>,
+        cfg: ServerConfig,
+        store: Store,
+        public: TcpListener,
+        tunnel: TcpListener,
+    ) -> Self {
+        let cert = TunnelCert::load_or_create(dir.path(), &["localhost".into()]).unwrap();
+        let server = Server::new(
+            cfg.clone(),
+            store.clone(),
+            Some(cert.server_config().unwrap()),
+        )
+        .await
+        .unwrap();
+        let metrics = server.metrics();
+        let shutdown = CancellationToken::new();
+        let (public_addr, tunnel_addr) =
+            (public.local_addr().unwrap(), tunnel.local_addr().unwrap());
+        let stop = shutdown.clone();
+        let handle = tokio::spawn(async move {
+            server
+                .run(Listeners { public, tunnel }, stop.cancelled_owned())
+                .await
+                .unwrap();
+        });
+        Self {
+            public: public_addr,
+            tunnel: tunnel_addr,
+            token: Secret::default(),
+            fingerprint: cert.fingerprint,
+            store,
+            metrics,
+            cfg,
+            dir,
+            shutdown,
+            handle,
+        }
+    }
+
+    /// Stops the server and starts a new one on the same ports and database.
+    pub async fn restart(self) -> Self {
+        let (public, tunnel) = (self.public, self.tunnel);
+        self.shutdown.cancel();
+        within("server shutdown", self.handle).await.unwrap();
+        let public = TcpListener::bind(public).await.unwrap();
+        let tunnel = TcpListener::bind(tunnel).await.unwrap();
+        let mut s = Self::launch(self.dir, self.cfg, self.store, public, tunnel).await;
+        s.token = self.token;
+        s
+    }
+
+    pub fn client_config(&self, tunnel: TunnelRequest, local: SocketAddr) -> ClientConfig {
+        let mut cfg = ClientConfig::new(
+            self.tunnel.to_string(),
+            self.token.clone(),
+            tunnel,
+            LocalTarget {
+                host: local.ip().to_string(),
+                port: local.port(),
+            },
+        );
+        cfg.tls = TlsMode::Pinned(self.fingerprint.clone());
+        cfg.backoff = Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(200),
+        };
+        cfg
+    }
+
+    /// Starts an HTTP tunnel client to `local` and waits until it is routable.
+    pub async fn http_client(&self, local: SocketAddr) -> (TestClient, Welcome) {
+        let mut c =
+            TestClient::start(self.client_config(TunnelRequest::Http { subdomain: None }, local));
+        let w = c.connected().await;
+        (c, w)
+    }
+
+    pub fn host(&self, name: &str) -> String {
+        format!("{name}.localhost:{}", self.public.port())
+    }
+
+    pub fn metric(&self, line_prefix: &str) -> f64 {
+        self.metrics
+            .render()
+            .lines()
+            .find(|l| l.starts_with(line_prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+/// A tunnel client running in this process.
+pub struct TestClient {
+    pub events: mpsc::UnboundedReceiver<Event>,
+    pub stats: Arc<Stats>,
+    pub shutdown: CancellationToken,
+    pub handle: JoinHandle<Result<(), ClientError>>,
+}
+
+impl TestClient {
+    pub fn start(cfg: ClientConfig) -> Self {
+        init();
+        let (tx, events) = mpsc::unbounded_channel();
+        let stats = Arc::new(Stats::default());
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(beam_agent::run(
+            cfg,
+            tx,
+            stats.clone(),
+            shutdown.clone().cancelled_owned(),
+        ));
+        Self {
+            events,
+            stats,
+            shutdown,
+            handle,
+        }
+    }
+
+    /// Waits for the next `Connected` event.
+    pub async fn connected(&mut self) -> Welcome {
+        within("tunnel connected", async {
+            loop {
+                match self.events.recv().await {
+                    Some(Event::Connected { welcome, .. }) => return welcome,
+                    Some(_) => continue,
+                    None => panic!("client stopped: {:?}", (&mut self.handle).await),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Waits until the client is routable (`Ok`) or stops with an error.
+    pub async fn outcome(&mut self) -> Result<Welcome, ClientError> {
+        within("client outcome", async {
+            loop {
+                match self.events.recv().await {
+                    Some(Event::Connected { welcome, .. }) => return Ok(welcome),
+                    Some(_) => continue,
+                    // The client dropped its event sender: it has stopped.
+                    None => {
+                        return Err((&mut self.handle)
+                            .await
+                            .unwrap()
+                            .expect_err("client stopped without error before connecting"));
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Waits for a `Disconnected` event.
+    pub async fn disconnected(&mut self) -> String {
+        within("tunnel disconnected", async {
+            loop {
+                match self.events.recv().await {
+                    Some(Event::Disconnected { reason, .. }) => return reason,
+                    Some(_) => continue,
+                    None => panic!("client stopped"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Waits for the client to stop and returns its result.
+    pub async fn result(self) -> Result<(), ClientError> {
+        within("client exit", self.handle).await.unwrap()
+    }
+}
+
+pub type TestBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+pub fn full(b: impl Into<Bytes>) -> TestBody {
+    Full::new(b.into()).map_err(|n| match n {}).boxed_unsync()
+}
+
+/// A local HTTP service with routes that exercise the tunnel.
+pub struct Origin {
+    pub addr: SocketAddr,
+    /// `/events` sends its second event only after this is notified.
+    pub release: Arc<Notify>,
+    /// `/barrier` answers only when this many requests are waiting at once.
+    pub barrier: Arc<Barrier>,
+}
+
+impl Origin {
+    pub async fn start() -> Self {
+        Self::with_barrier(1).await
+    }
+
+    pub async fn with_barrier(n: usize) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let release = Arc::new(Notify::new());
+        let barrier = Arc::new(Barrier::new(n));
+        let (r, b) = (release.clone(), barrier.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let _ = stream.set_nodelay(true);
+                let (r, b) = (r.clone(), b.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| origin(req, r.clone(), b.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            release,
+            barrier,
+        }
+    }
+}
+
+/// Bytes of the deterministic pattern `/bytes/N` serves: byte i is `i % 251`.
+pub fn pattern_byte(i: u64) -> u8 {
+    (i % 251) as u8
+}
+
+async fn origin(
+    req: Request<Incoming>,
+    release: Arc<Notify>,
+    barrier: Arc<Barrier>,
+) -> Result<Response<TestBody>, Infallible> {
+    let path = req.uri().path().to_string();
+    let resp = match path.as_str() {
+        "/hello" => Response::new(full("hello from origin")),
+        "/headers" => {
+            let mut map = serde_json::Map::new();
+            for (k, v) in req.headers() {
+                map.insert(
+                    k.as_str().to_string(),
+                    serde_json::Value::String(v.to_str().unwrap_or("").to_string()),
+                );
+            }
+            map.insert("_path".into(), req.uri().to_string().into());
+            Response::new(full(serde_json::Value::Object(map).to_string()))
+        }
+        "/echo" => Response::new(req.into_body().map_err(Into::into).boxed_unsync()),
+        "/count" => {
+            let mut body = req.into_body();
+            let mut n: u64 = 0;
+            while let Some(frame) = body.frame().await {
+                if let Ok(d) = frame.map(|f| f.into_data()) {
+                    n += d.map(|d| d.len() as u64).unwrap_or(0);
+                } else {
+                    break;
+                }
+            }
+            Response::new(full(n.to_string()))
+        }
+        p if p.starts_with("/bytes/") => {
+            let n: u64 = p[7..].parse().unwrap_or(0);
+            let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(4);
+            tokio::spawn(async move {
+                let mut sent = 0u64;
+                while sent < n {
+                    let len = (n - sent).min(64 << 10);
+                    let chunk: Vec<u8> = (sent..sent + len).map(pattern_byte).collect();
+                    if tx.send_data(Bytes::from(chunk)).await.is_err() {
+                        return;
+                    }
+                    sent += len;
+                }
+            });
+            Response::new(body.map_err(|n| match n {}).boxed_unsync())
+        }
+        "/events" => {
+            let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(1);
+            tokio::spawn(async move {
+                let _ = tx.send_data(Bytes::from_static(b"data: one\n\n")).await;
+                release.notified().await;
+                let _ = tx.send_data(Bytes::from_static(b"data: two\n\n")).await;
+            });
+            let mut r = Response::new(body.map_err(|n| match n {}).boxed_unsync());
+            r.headers_mut()
+                .insert("content-type", "text/event-stream".parse().unwrap());
+            r
+        }
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Response::new(full("too late"))
+        }
+        "/barrier" => {
+            barrier.wait().await;
+            Response::new(full("all here"))
+        }
+        "/ws" => return Ok(crate::websocket::origin_upgrade(req)),
+        "/multi-cookie" => {
+            let mut r = Response::new(full("cookies"));
+            r.headers_mut().append("set-cookie", "a=1".parse().unwrap());
+            r.headers_mut().append("set-cookie", "b=2".parse().unwrap());
+            r
+        }
+        _ => {
+            let mut r = Response::new(full("no such origin route"));
+            *r.status_mut() = StatusCode::NOT_FOUND;
+            r
+        }
+    };
+    Ok(resp)
+}
+
+/// A TCP echo server.
+pub async fn tcp_echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A visitor: one HTTP/1.1 request to the public port with a `Host` header.
+pub async fn visit(public: SocketAddr, host: &str, req: Request<TestBody>) -> Response<Incoming> {
+    let stream = tokio::net::TcpStream::connect(public).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    let (mut parts, body) = req.into_parts();
+    parts.headers.insert("host", host.parse().unwrap());
+    within(
+        "response",
+        sender.send_request(Request::from_parts(parts, body)),
+    )
+    .await
+    .unwrap()
+}
+
+/// GET `path` and return status and body text.
+pub async fn get(public: SocketAddr, host: &str, path: &str) -> (StatusCode, String) {
+    let resp = visit(public, host, Request::get(path).body(full("")).unwrap()).await;
+    let status = resp.status();
+    let body = within("body", resp.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Sends nothing but reads frames: used to assert streaming.
+pub async fn next_data(body: &mut Incoming) -> Option<Bytes> {
+    loop {
+        match within("body frame", body.frame()).await {
+            Some(Ok(f)) => match f.into_data() {
+                Ok(d) if !d.is_empty() => return Some(d),
+                _ => continue,
+            },
+            _ => return None,
+        }
+    }
+}
+
+pub fn frame(b: impl Into<Bytes>) -> Result<Frame<Bytes>, Infallible> {
+    Ok(Frame::data(b.into()))
+}
+
+/// Peak resident memory of this process (VmHWM), in bytes.
+pub fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}

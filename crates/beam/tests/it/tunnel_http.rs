@@ -1,0 +1,318 @@
+//! HTTP through a tunnel: routing, headers, streaming, concurrency and error pages.
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn get_reaches_the_local_service_with_forwarded_headers() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let (_client, welcome) = server.http_client(origin.addr).await;
+    assert!(welcome.public_url.starts_with("http://"));
+    assert!(
+        welcome
+            .public_url
+            .ends_with(&format!(".localhost:{}", server.public.port()))
+    );
+    let host = server.host(&welcome.name);
+
+    let (status, body) = get(server.public, &host, "/hello").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "hello from origin");
+
+    // Host is routed case-insensitively and with any port.
+    let upper = host.to_uppercase();
+    let resp = visit(
+        server.public,
+        &upper,
+        Request::get("/headers?q=1").body(full("")).unwrap(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let seen: serde_json::Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(seen["x-forwarded-host"], upper.as_str());
+    assert_eq!(seen["host"], upper.as_str(), "Host is preserved by default");
+    assert_eq!(seen["x-request-id"], rid.as_str());
+    assert_eq!(rid.len(), 32);
+    assert_eq!(seen["_path"], "/headers?q=1");
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_dropped_and_repeated_headers_kept() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let (_client, w) = server.http_client(origin.addr).await;
+    let host = server.host(&w.name);
+    let req = Request::get("/headers")
+        .header("connection", "keep-alive, x-private-hop")
+        .header("x-private-hop", "secret")
+        .header("keep-alive", "timeout=5")
+        .header("x-end-to-end", "yes")
+        .body(full(""))
+        .unwrap();
+    let resp = visit(server.public, &host, req).await;
+    let seen: serde_json::Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(seen.get("x-private-hop").is_none(), "{seen}");
+    assert!(seen.get("keep-alive").is_none(), "{seen}");
+    assert_eq!(seen["x-end-to-end"], "yes");
+
+    let resp = visit(
+        server.public,
+        &host,
+        Request::get("/multi-cookie").body(full("")).unwrap(),
+    )
+    .await;
+    let cookies: Vec<_> = resp.headers().get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+}
+
+#[tokio::test]
+async fn post_body_is_echoed() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let (_client, w) = server.http_client(origin.addr).await;
+    let req = Request::post("/echo").body(full("ping ✓")).unwrap();
+    let resp = visit(server.public, &server.host(&w.name), req).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.into_body().collect().await.unwrap().to_bytes(),
+        "ping ✓"
+    );
+}
+
+/// 256 MiB up and 256 MiB down through the tunnel while the peak memory of the whole
+/// test process (server, client and origin together) grows far less than one body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_both_ways_without_buffering() {
+    const SIZE: u64 = 256 << 20;
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let (_client, w) = server.http_client(origin.addr).await;
+    let host = server.host(&w.name);
+    let before = peak_rss();
+
+    // Upload: a streamed request body, counted by the origin.
+    let (mut tx, body) =
+        http_body_util::channel::Channel::<Bytes, std::convert::Infallible>::new(2);
+    tokio::spawn(async move {
+        let chunk = Bytes::from(vec![7u8; 1 << 20]);
+        for _ in 0..(SIZE >> 20) {
+            if tx.send_data(chunk.clone()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let req = Request::post("/count")
+        .body(body.map_err(|n| match n {}).boxed_unsync())
+        .unwrap();
+    let resp = visit(server.public, &host, req).await;
+    let n = within("upload", resp.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(n, SIZE.to_string());
+
+    // Download: checked byte by byte as it arrives, never collected.
+    let resp = visit(
+        server.public,
+        &host,
+        Request::get(format!("/bytes/{SIZE}"))
+            .body(full(""))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut seen = 0u64;
+    while let Some(chunk) = next_data(&mut body).await {
+        for (i, b) in chunk.iter().enumerate() {
+            assert_eq!(
+                *b,
+                pattern_byte(seen + i as u64),
+                "byte {}",
+                seen + i as u64
+            );
+        }
+        seen += chunk.len() as u64;
+    }
+    assert_eq!(seen, SIZE);
+
+    let grew = peak_rss().saturating_sub(before);
+    assert!(
+        grew < 96 << 20,
+        "peak RSS grew by {} MiB for 2 × 256 MiB of bodies",
+        grew >> 20
+    );
+    assert!(server.metric("beam_bytes_transferred_total{direction=\"in\"}") >= SIZE as f64);
+    assert!(server.metric("beam_bytes_transferred_total{direction=\"out\"}") >= SIZE as f64);
+}
+
+#[tokio::test]
+async fn sse_events_arrive_as_they_are_sent() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let (_client, w) = server.http_client(origin.addr).await;
+    let resp = visit(
+        server.public,
+        &server.host(&w.name),
+        Request::get("/events").body(full("")).unwrap(),
+    )
+    .await;
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    // The origin holds the second event until we have read the first: if anything
+    // buffered the response, this read would never complete.
+    assert_eq!(next_data(&mut body).await.unwrap(), "data: one\n\n");
+    origin.release.notify_one();
+    assert_eq!(next_data(&mut body).await.unwrap(), "data: two\n\n");
+    assert!(next_data(&mut body).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_concurrent_requests_share_one_client_connection() {
+    const N: usize = 500;
+    let server = TestServer::start().await;
+    // The origin answers only when all N requests are inside it at the same time.
+    let origin = Origin::with_barrier(N).await;
+    let (client, w) = server.http_client(origin.addr).await;
+    let host = server.host(&w.name);
+    let mut tasks = Vec::new();
+    for _ in 0..N {
+        let host = host.clone();
+        let public = server.public;
+        tasks.push(tokio::spawn(
+            async move { get(public, &host, "/barrier").await },
+        ));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, "all here");
+    }
+    assert_eq!(server.metric("beam_tunnels_active{protocol=\"http\"}"), 1.0);
+    assert_eq!(client.stats.snapshot().1, N as u64);
+}
+
+#[tokio::test]
+async fn unknown_host_gets_a_404_page() {
+    let server = TestServer::start().await;
+    let (status, body) = get(server.public, &server.host("nobody-here"), "/x").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body.contains("No tunnel has the name nobody-here.localhost"),
+        "{body}"
+    );
+    let (status, _) = get(server.public, "example.com", "/").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(server.metric("beam_errors_total{type=\"no_tunnel\"}"), 2.0);
+}
+
+#[tokio::test]
+async fn request_without_host_gets_400() {
+    let server = TestServer::start().await;
+    let mut s = tokio::net::TcpStream::connect(server.public).await.unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    within("400", s.read_to_string(&mut out)).await.unwrap();
+    assert!(
+        out.starts_with("HTTP/1.0 400") || out.starts_with("HTTP/1.1 400"),
+        "{out}"
+    );
+    assert!(out.contains("Host header"), "{out}");
+}
+
+#[tokio::test]
+async fn local_service_down_gets_a_502_naming_the_address() {
+    let server = TestServer::start().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (_client, w) = server.http_client(closed).await;
+    let (status, body) = get(server.public, &server.host(&w.name), "/").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(
+        body.contains(&format!(
+            "could not connect to the local service at http://{closed}"
+        )),
+        "{body}"
+    );
+    assert_eq!(
+        server.metric("beam_errors_total{type=\"local_refused\"}"),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn slow_local_service_gets_a_504_after_the_configured_timeout() {
+    let server =
+        TestServer::start_with(|c| c.upstream_timeout = std::time::Duration::from_millis(300))
+            .await;
+    let origin = Origin::start().await;
+    let (_client, w) = server.http_client(origin.addr).await;
+    let (status, body) = get(server.public, &server.host(&w.name), "/slow").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        body.contains("did not answer within 0 s") || body.contains("did not answer"),
+        "{body}"
+    );
+    // The tunnel still works afterwards.
+    let (status, _) = get(server.public, &server.host(&w.name), "/hello").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn client_gone_mid_request_gets_a_502() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let (client, w) = server.http_client(origin.addr).await;
+    let host = server.host(&w.name);
+    let public = server.public;
+    let pending = tokio::spawn(async move { get(public, &host, "/slow").await });
+    // Wait until the request is inside the client, then kill the client abruptly.
+    within("request in flight", async {
+        while client.stats.snapshot().0 == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    client.handle.abort();
+    let (status, body) = pending.await.unwrap();
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(body.contains("disconnected before it answered"), "{body}");
+}
+
+#[tokio::test]
+async fn api_host_serves_health_ready_and_metrics() {
+    let server = TestServer::start().await;
+    let api = format!("localhost:{}", server.public.port());
+    let (status, body) = get(server.public, &api, "/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"ok\""));
+    let (status, body) = get(server.public, &format!("api.{api}"), "/ready").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("\"ready\""));
+    let origin = Origin::start().await;
+    let (_c, w) = server.http_client(origin.addr).await;
+    get(server.public, &server.host(&w.name), "/hello").await;
+    let (status, body) = get(server.public, &api, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    for name in [
+        "beam_tunnels_active{protocol=\"http\"} 1",
+        "beam_requests_total{method=\"GET\",status_code=\"200\"}",
+        "beam_request_duration_seconds_bucket{le=\"0.005\"}",
+        "beam_bytes_transferred_total{direction=\"out\"}",
+    ] {
+        assert!(body.contains(name), "missing {name} in\n{body}");
+    }
+    assert!(!body.contains("tunnel_id"), "no per-tunnel labels");
+}

@@ -1,0 +1,88 @@
+//! WebSockets end to end: visitor (HTTP/1.1 upgrade) → edge → extended CONNECT over
+//! HTTP/2 → client → local HTTP/1.1 upgrade.
+
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+use crate::support::*;
+
+/// The origin's `/ws` route: a WebSocket echo server.
+pub fn origin_upgrade(mut req: Request<Incoming>) -> Response<TestBody> {
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        let mut r = Response::new(full("not a websocket request"));
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        while let Some(Ok(msg)) = ws.next().await {
+            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
+        .body(full(""))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn websocket_echo_through_the_tunnel() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let (_client, w) = server.http_client(origin.addr).await;
+    let stream = tokio::net::TcpStream::connect(server.public).await.unwrap();
+    let url = format!("ws://{}/ws", server.host(&w.name));
+    let (mut ws, resp) = within("ws handshake", tokio_tungstenite::client_async(url, stream))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    ws.send(Message::text("hello ws")).await.unwrap();
+    assert_eq!(
+        within("echo", ws.next()).await.unwrap().unwrap(),
+        Message::text("hello ws")
+    );
+    let big = vec![42u8; 300_000];
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(
+        within("echo", ws.next()).await.unwrap().unwrap(),
+        Message::binary(big)
+    );
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn websocket_refused_by_the_app_passes_its_answer_through() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let (_client, w) = server.http_client(origin.addr).await;
+    let stream = tokio::net::TcpStream::connect(server.public).await.unwrap();
+    let url = format!("ws://{}/no-such-socket", server.host(&w.name));
+    let err = within("ws handshake", tokio_tungstenite::client_async(url, stream))
+        .await
+        .unwrap_err();
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => {
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND)
+        }
+        other => panic!("expected the app's 404, got {other}"),
+    }
+}
