@@ -125,6 +125,7 @@ pub async fn run(
                 let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .timer(TokioTimer::new())
                     .adaptive_window(true)
+                    .max_frame_size(beam_proto::MAX_H2_FRAME)
                     .enable_connect_protocol()
                     // Thousands of concurrent visitor requests share this connection.
                     .max_concurrent_streams(16_384)

@@ -38,6 +38,12 @@ pub const MAX_FRAME: usize = 16 * 1024;
 /// How long the server waits for a complete hello before it hangs up.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Largest HTTP/2 frame each end of a tunnel accepts (`SETTINGS_MAX_FRAME_SIZE`).
+/// 16 KiB (the default) splits bulk data into many small frames; 256 KiB measured
+/// +20 % on 1 MiB responses and +40 % on iperf3 through `beam tcp` on loopback
+/// (docs/decisions/0001-transport.md).
+pub const MAX_H2_FRAME: u32 = 256 * 1024;
+
 /// ALPN protocol id used on the TLS tunnel connection.
 pub const ALPN: &[u8] = b"beam/1";
 

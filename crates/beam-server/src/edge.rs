@@ -197,7 +197,7 @@ async fn proxy(
             .insert(hyper::ext::Protocol::from_static("websocket"));
         empty()
     } else {
-        boxed(Counted::new(body, state.metrics.bytes("in")))
+        boxed(Counted::new(body, state.metrics.bytes_in()))
     };
 
     let mut sender = tunnel.sender.clone();
@@ -247,7 +247,7 @@ async fn proxy(
         parts
             .headers
             .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        let (bytes_in, bytes_out) = (state.metrics.bytes("in"), state.metrics.bytes("out"));
+        let (bytes_in, bytes_out) = (state.metrics.bytes_in(), state.metrics.bytes_out());
         let request_id = request_id.to_string();
         state.tasks.spawn(async move {
             let (visitor, tunnel) = match tokio::try_join!(visitor_upgrade, tunnel_upgrade) {
@@ -270,7 +270,7 @@ async fn proxy(
         return Ok(Response::from_parts(parts, empty()));
     }
 
-    let out = state.metrics.bytes("out");
+    let out = state.metrics.bytes_out();
     Ok(resp.map(|b| boxed(Counted::new(b, out))))
 }
 

@@ -5,6 +5,7 @@
 //! defect D-44). Per-tunnel numbers belong to the analytics API instead.
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -12,6 +13,30 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
+
+/// HTTP method label; unknown methods collapse into `OTHER` so a visitor cannot
+/// create new series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(clippy::upper_case_acronyms)]
+enum MethodLabel {
+    GET,
+    POST,
+    PUT,
+    DELETE,
+    PATCH,
+    HEAD,
+    OPTIONS,
+    CONNECT,
+    TRACE,
+    OTHER,
+}
+
+/// Labels of `beam_requests_total`: built without allocating, per request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    method: MethodLabel,
+    status_code: u16,
+}
 
 /// The seed's latency buckets, in seconds.
 pub const DURATION_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0];
@@ -21,9 +46,10 @@ pub const DURATION_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
 pub struct Metrics {
     registry: Registry,
     tunnels_active: Family<Labels, Gauge>,
-    requests: Family<Labels, Counter>,
+    requests: Family<RequestLabels, Counter>,
     duration: Histogram,
-    bytes: Family<Labels, Counter>,
+    bytes_in: Counter,
+    bytes_out: Counter,
     errors: Family<Labels, Counter>,
 }
 
@@ -38,7 +64,7 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
         let tunnels_active = Family::<Labels, Gauge>::default();
-        let requests = Family::<Labels, Counter>::default();
+        let requests = Family::<RequestLabels, Counter>::default();
         let duration = Histogram::new(DURATION_BUCKETS);
         let bytes = Family::<Labels, Counter>::default();
         let errors = Family::<Labels, Counter>::default();
@@ -64,12 +90,20 @@ impl Metrics {
             bytes.clone(),
         );
         registry.register("beam_errors", "Edge errors by type", errors.clone());
+        // The two directions are fixed: resolve them once instead of per request.
+        let bytes_in = bytes
+            .get_or_create(&vec![("direction", "in".into())])
+            .clone();
+        let bytes_out = bytes
+            .get_or_create(&vec![("direction", "out".into())])
+            .clone();
         Self {
             registry,
             tunnels_active,
             requests,
             duration,
-            bytes,
+            bytes_in,
+            bytes_out,
             errors,
         }
     }
@@ -83,33 +117,35 @@ impl Metrics {
 
     /// Counts one answered request and its latency.
     pub fn request(&self, method: &http::Method, status: u16, seconds: f64) {
-        // Unknown methods collapse into one label value to keep cardinality bounded.
         let method = match *method {
-            http::Method::GET
-            | http::Method::POST
-            | http::Method::PUT
-            | http::Method::DELETE
-            | http::Method::PATCH
-            | http::Method::HEAD
-            | http::Method::OPTIONS
-            | http::Method::CONNECT
-            | http::Method::TRACE => method.as_str().to_string(),
-            _ => "OTHER".to_string(),
+            http::Method::GET => MethodLabel::GET,
+            http::Method::POST => MethodLabel::POST,
+            http::Method::PUT => MethodLabel::PUT,
+            http::Method::DELETE => MethodLabel::DELETE,
+            http::Method::PATCH => MethodLabel::PATCH,
+            http::Method::HEAD => MethodLabel::HEAD,
+            http::Method::OPTIONS => MethodLabel::OPTIONS,
+            http::Method::CONNECT => MethodLabel::CONNECT,
+            http::Method::TRACE => MethodLabel::TRACE,
+            _ => MethodLabel::OTHER,
         };
         self.requests
-            .get_or_create(&vec![
-                ("method", method),
-                ("status_code", status.to_string()),
-            ])
+            .get_or_create(&RequestLabels {
+                method,
+                status_code: status,
+            })
             .inc();
         self.duration.observe(seconds);
     }
 
-    /// Counter of bytes for `direction` (`in` / `out`).
-    pub fn bytes(&self, direction: &'static str) -> Counter {
-        self.bytes
-            .get_or_create(&vec![("direction", direction.to_string())])
-            .clone()
+    /// Counter of bytes from visitors (`direction="in"`).
+    pub fn bytes_in(&self) -> Counter {
+        self.bytes_in.clone()
+    }
+
+    /// Counter of bytes to visitors (`direction="out"`).
+    pub fn bytes_out(&self) -> Counter {
+        self.bytes_out.clone()
     }
 
     /// Counts one error of `kind`.

@@ -75,8 +75,8 @@ pub(crate) async fn serve(
             tokio::select! {
                 r = copy => match r {
                     Ok((up, down)) => {
-                        state.metrics.bytes("in").inc_by(up);
-                        state.metrics.bytes("out").inc_by(down);
+                        state.metrics.bytes_in().inc_by(up);
+                        state.metrics.bytes_out().inc_by(down);
                     }
                     Err(e) => tracing::debug!(error = %e, "tcp stream ended"),
                 },

@@ -219,6 +219,7 @@ async fn session<IO>(
     let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .adaptive_window(true)
+        .max_frame_size(beam_proto::MAX_H2_FRAME)
         .keep_alive_interval(state.cfg.keepalive_interval)
         .keep_alive_timeout(state.cfg.keepalive_timeout)
         .keep_alive_while_idle(true)

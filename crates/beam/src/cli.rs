@@ -226,15 +226,25 @@ fn init_tracing(default: &str, format: LogFormat) {
     };
 }
 
+/// Runtime size: `BEAM_WORKER_THREADS` if set, else tokio's default (one worker per
+/// core). Read here, once, because the runtime exists before any config is built.
+fn worker_threads(_command: &Command) -> Option<usize> {
+    std::env::var("BEAM_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // One crypto provider for the whole process; every TLS user here is on ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads(&cli.command) {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

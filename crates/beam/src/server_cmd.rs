@@ -2,6 +2,7 @@
 //! store and certificate, creates the first token when there is none, prints what
 //! a new user needs, and runs until Ctrl-C or SIGTERM.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -179,6 +180,9 @@ fn print_banner(
     fingerprint: &str,
     note: TokenNote,
 ) {
+    // Built first and written once, ignoring errors: a closed stdout (a log
+    // collector that went away) must not take the server down.
+    let mut out = String::new();
     let c = color();
     let b = |s: &str| {
         if c {
@@ -193,42 +197,53 @@ fn print_banner(
         // A PostgreSQL URL may carry a password: show only the back end.
         "postgres".to_string()
     };
-    println!("{}", b("beam server is ready"));
-    println!("  tunnels     {}", cfg.http_url("<name>"));
-    println!("  api         {}", api_url(cfg));
-    println!(
+    let _ = writeln!(out, "{}", b("beam server is ready"));
+    let _ = writeln!(out, "  tunnels     {}", cfg.http_url("<name>"));
+    let _ = writeln!(out, "  api         {}", api_url(cfg));
+    let _ = writeln!(
+        out,
         "  listen      {} (tunnel clients, TLS {})",
         args.tunnel_addr, fingerprint
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  tcp ports   {}-{} on {}",
         cfg.tcp_ports.start(),
         cfg.tcp_ports.end(),
         cfg.tcp_bind
     );
-    println!("  store       {db}");
+    let _ = writeln!(out, "  store       {db}");
     match note {
         TokenNote::Created { token, saved_to } => {
-            println!("  token       {}   (shown once)", b(token.expose()));
+            let _ = writeln!(out, "  token       {}   (shown once)", b(token.expose()));
             match saved_to {
-                Some(p) => println!("              saved to {}", p.display()),
-                None => println!(
-                    "              give it to clients as BEAM_TOKEN; it is not shown again"
-                ),
+                Some(p) => {
+                    let _ = writeln!(out, "              saved to {}", p.display());
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "              give it to clients as BEAM_TOKEN; it is not shown again"
+                    );
+                }
             }
         }
-        TokenNote::Existing(p) => println!("  token       using the one in {}", p.display()),
+        TokenNote::Existing(p) => {
+            let _ = writeln!(out, "  token       using the one in {}", p.display());
+        }
         TokenNote::None => {}
     }
-    println!();
+    out.push('\n');
     if args.dev {
-        println!("next: run {} in another terminal", b("beam http 3000"));
+        let _ = writeln!(out, "next: run {} in another terminal", b("beam http 3000"));
     } else {
-        println!(
+        let _ = writeln!(
+            out,
             "clients: BEAM_TOKEN=… beam http 3000 --server {} --fingerprint {}",
             args.tunnel_addr, fingerprint
         );
     }
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
 }
 
 fn api_url(cfg: &ServerConfig) -> String {

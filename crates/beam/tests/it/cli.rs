@@ -63,12 +63,13 @@ async fn quick_start_server_dev_then_beam_http() {
             if line.contains("saved to") {
                 assert!(banner.contains("beam server is ready"), "{banner}");
                 assert!(banner.contains("token       beam_"), "{banner}");
+                // Keep draining so the server never writes into a closed pipe.
+                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
                 return port;
             }
         }
-    })
-    .await
-    .unwrap();
+    });
+    let public_port = within("server banner", public_port).await.unwrap();
     assert_ne!(public_port, 0, "the banner shows the real bound port");
     let config = std::fs::read_to_string(home.path().join(".config/beam/config.toml")).unwrap();
     assert!(config.contains("token = \"beam_") && config.contains("fingerprint = \"sha256:"));
@@ -83,11 +84,14 @@ async fn quick_start_server_dev_then_beam_http() {
             .unwrap(),
     );
     let stdout = client.0.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
+    let line = within(
+        "client's JSON line",
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        }),
+    )
     .await
     .unwrap();
     let v: serde_json::Value =
@@ -104,10 +108,13 @@ async fn quick_start_server_dev_then_beam_http() {
     // Ctrl-C closes the client cleanly with exit code 0.
     let pid = client.0.id().to_string();
     Command::new("kill").args(["-INT", &pid]).status().unwrap();
-    let status = tokio::task::spawn_blocking(move || client.0.wait().map(|s| (s, client)))
-        .await
-        .unwrap()
-        .unwrap();
+    let status = within(
+        "client exit",
+        tokio::task::spawn_blocking(move || client.0.wait().map(|s| (s, client))),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert!(status.0.success(), "{:?}", status.0);
 }
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs ../shared/bench/anchors.sh with beam as two extra columns:
+#   beam        tunnel connection over TLS (the default; certificate pinned from the config
+#               file that `beam server --dev` writes)
+#   beam-plain  the same over plaintext (`--insecure`, allowed on loopback)
+# Usage: bash bench/anchors-beam.sh            (TOOLS, REPEATS, … pass through)
+# Build first: cargo build --release -p beam
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+harness="${ANCHORS_SH:-$here/../../shared/bench/anchors.sh}"
+bin="${BEAM_BIN:-${CARGO_TARGET_DIR:-$here/../target}/release/beam}"
+[[ -x "$bin" ]] || { echo "build beam first: cargo build --release -p beam ($bin)" >&2; exit 1; }
+
+server='env BEAM_BOOTSTRAP_TOKEN=$BENCH_TOKEN BEAM_CONFIG=$BENCH_WORKDIR/config.toml $BEAM_BIN server --dev --data-dir $BENCH_WORKDIR/data --http 127.0.0.1:$BENCH_HTTP_PUBLIC_PORT --tunnel 127.0.0.1:$BENCH_CTRL_PORT --tcp-ports $BENCH_IPERF_PUBLIC_PORT-$BENCH_IPERF_PUBLIC_PORT'
+client='env BEAM_TOKEN=$BENCH_TOKEN BEAM_CONFIG=$BENCH_WORKDIR/config.toml $BEAM_BIN http 127.0.0.1:$BENCH_ORIGIN_PORT --subdomain bench'
+client2='env BEAM_TOKEN=$BENCH_TOKEN BEAM_CONFIG=$BENCH_WORKDIR/config.toml $BEAM_BIN tcp 127.0.0.1:$BENCH_IPERF_ORIGIN_PORT --remote-port $BENCH_IPERF_PUBLIC_PORT'
+
+export BEAM_BIN="$bin" BEAM_PLAIN_BIN="$bin"
+export BEAM_SERVER_CMD="$server" BEAM_PLAIN_SERVER_CMD="${server//\$BEAM_BIN/\$BEAM_PLAIN_BIN}"
+export BEAM_CLIENT_CMD="$client" BEAM_PLAIN_CLIENT_CMD="${client//\$BEAM_BIN/\$BEAM_PLAIN_BIN} --insecure"
+export BEAM_CLIENT2_CMD="$client2" BEAM_PLAIN_CLIENT2_CMD="${client2//\$BEAM_BIN/\$BEAM_PLAIN_BIN} --insecure"
+export BEAM_HOST_HEADER=bench.localhost BEAM_PLAIN_HOST_HEADER=bench.localhost
+export BEAM_IPERF=1 BEAM_PLAIN_IPERF=1
+export TOOLS="${TOOLS:-direct bore rathole beam beam-plain}"
+exec bash "$harness" run
