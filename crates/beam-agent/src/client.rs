@@ -129,6 +129,11 @@ pub async fn run(
                     .enable_connect_protocol()
                     // Thousands of concurrent visitor requests share this connection.
                     .max_concurrent_streams(16_384)
+                    // Visitors hanging up make the server reset streams before we
+                    // accept them; h2's rapid-reset guard (20 by default) would then
+                    // drop the whole tunnel. The peer is our authenticated server, so
+                    // allow as many as there can be concurrent streams.
+                    .max_pending_accept_reset_streams(16_384)
                     .max_send_buf_size(1 << 20)
                     .keep_alive_interval(cfg.keepalive_interval)
                     .keep_alive_timeout(cfg.keepalive_timeout)

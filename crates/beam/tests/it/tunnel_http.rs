@@ -316,3 +316,38 @@ async fn api_host_serves_health_ready_and_metrics() {
     }
     assert!(!body.contains("tunnel_id"), "no per-tunnel labels");
 }
+
+/// Visitors that hang up right after sending (a load tester stopping, browsers
+/// cancelling) make the edge reset their streams; the tunnel must shrug that off
+/// instead of treating it as an HTTP/2 "rapid reset" attack from the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitors_abandoning_requests_do_not_drop_the_tunnel() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let (mut client, w) = server.http_client(origin.addr).await;
+    let host = server.host(&w.name);
+    let mut tasks = Vec::new();
+    for _ in 0..2000 {
+        let (public, host) = (server.public, host.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(public).await.unwrap();
+            let req = format!("GET /hello HTTP/1.1\r\nhost: {host}\r\n\r\n");
+            s.write_all(req.as_bytes()).await.unwrap();
+            // Hang up without reading the answer.
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (status, body) = get(server.public, &host, "/hello").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "hello from origin")
+    );
+    while let Ok(ev) = client.events.try_recv() {
+        assert!(
+            !matches!(ev, beam_agent::Event::Disconnected { .. }),
+            "tunnel dropped: {ev:?}"
+        );
+    }
+}
