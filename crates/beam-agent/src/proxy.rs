@@ -191,12 +191,7 @@ impl LocalProxy {
         });
         strip_hop_by_hop(&mut parts.headers);
         self.set_host(&mut parts.headers, visitor_host);
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        parts
-            .headers
-            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        beam_proto::headers::set_websocket_upgrade(&mut parts.headers);
         let mut local_req = Request::new(empty());
         *local_req.method_mut() = Method::GET;
         *local_req.uri_mut() = match Uri::try_from(path) {
@@ -220,13 +215,7 @@ impl LocalProxy {
         tokio::spawn(async move {
             let _guard = guard;
             if let Ok((t, l)) = tokio::try_join!(tunnel_upgrade, local_upgrade) {
-                let _ = tokio::io::copy_bidirectional_with_sizes(
-                    &mut TokioIo::new(t),
-                    &mut TokioIo::new(l),
-                    64 << 10,
-                    64 << 10,
-                )
-                .await;
+                let _ = beam_proto::splice(&mut TokioIo::new(t), &mut TokioIo::new(l)).await;
             }
         });
         parts.status = StatusCode::OK;
@@ -243,13 +232,7 @@ impl LocalProxy {
         tokio::spawn(async move {
             let _guard = guard;
             if let Ok(t) = tunnel_upgrade.await {
-                let _ = tokio::io::copy_bidirectional_with_sizes(
-                    &mut TokioIo::new(t),
-                    &mut local,
-                    64 << 10,
-                    64 << 10,
-                )
-                .await;
+                let _ = beam_proto::splice(&mut TokioIo::new(t), &mut local).await;
             }
         });
         status(StatusCode::OK)

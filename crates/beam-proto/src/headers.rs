@@ -53,6 +53,20 @@ pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     }
 }
 
+/// Adds `Connection: upgrade` and `Upgrade: websocket`: the HTTP/1.1 form of a
+/// WebSocket upgrade, which HTTP/2 (RFC 8441) carries as `:protocol` instead. Both
+/// ends of the tunnel restore it on their HTTP/1.1 side.
+pub fn set_websocket_upgrade(headers: &mut http::HeaderMap) {
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("upgrade"),
+    );
+    headers.insert(
+        http::header::UPGRADE,
+        http::HeaderValue::from_static("websocket"),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use http::{HeaderMap, HeaderValue};

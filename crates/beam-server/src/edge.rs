@@ -59,20 +59,7 @@ pub(crate) fn host_of<B>(req: &Request<B>) -> Option<(String, String)> {
 /// Accepts visitor connections until `shutdown`; each connection is served on its
 /// own task, and asked to finish gracefully at shutdown.
 pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, shutdown: CancellationToken) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors and the like: keep serving the others.
-                    tracing::warn!(error = %e, "public accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, peer)) = crate::accept::next(&listener, &shutdown, "public").await {
         let state = state.clone();
         let shutdown = shutdown.clone();
         state.tasks.clone().spawn(async move {
@@ -241,12 +228,7 @@ async fn proxy(
         let (mut parts, _) = resp.into_parts();
         parts.status = StatusCode::SWITCHING_PROTOCOLS;
         parts.version = Version::HTTP_11;
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        parts
-            .headers
-            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        beam_proto::headers::set_websocket_upgrade(&mut parts.headers);
         let (bytes_in, bytes_out) = (state.metrics.bytes_in(), state.metrics.bytes_out());
         let request_id = request_id.to_string();
         state.tasks.spawn(async move {
@@ -258,8 +240,7 @@ async fn proxy(
                 }
             };
             let (mut v, mut t) = (TokioIo::new(visitor), TokioIo::new(tunnel));
-            match tokio::io::copy_bidirectional_with_sizes(&mut v, &mut t, 64 << 10, 64 << 10).await
-            {
+            match beam_proto::splice(&mut v, &mut t).await {
                 Ok((up, down)) => {
                     bytes_in.inc_by(up);
                     bytes_out.inc_by(down);

@@ -19,19 +19,8 @@ pub(crate) async fn serve(
     state: Arc<State>,
     stop: CancellationToken,
 ) {
-    loop {
-        let (mut visitor, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "tcp tunnel accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = stop.cancelled() => return,
-        };
-        let _ = visitor.set_nodelay(true);
+    while let Some((mut visitor, peer)) = crate::accept::next(&listener, &stop, "tcp tunnel").await
+    {
         let mut sender = tunnel.sender.clone();
         let name = tunnel.name.clone();
         let state = state.clone();
@@ -66,12 +55,7 @@ pub(crate) async fn serve(
                 }
             };
             let mut tunnel_io = TokioIo::new(upgraded);
-            let copy = tokio::io::copy_bidirectional_with_sizes(
-                &mut visitor,
-                &mut tunnel_io,
-                64 << 10,
-                64 << 10,
-            );
+            let copy = beam_proto::splice(&mut visitor, &mut tunnel_io);
             tokio::select! {
                 r = copy => match r {
                     Ok((up, down)) => {

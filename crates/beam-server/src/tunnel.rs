@@ -29,19 +29,7 @@ const TLS_HANDSHAKE: u8 = 0x16;
 
 /// Accepts tunnel connections until `shutdown`.
 pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, shutdown: CancellationToken) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "tunnel accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, peer)) = crate::accept::next(&listener, &shutdown, "tunnel").await {
         let state = state.clone();
         let shutdown = shutdown.clone();
         state.tasks.clone().spawn(async move {
@@ -171,29 +159,17 @@ async fn session<IO>(
     let lease_hash = hash_secret(lease.expose());
     let presented = hello.lease.as_ref().map(|l| hash_secret(l.expose()));
 
+    let who = Claimant {
+        token_id,
+        lease_hash: &lease_hash,
+        presented: presented.as_ref(),
+        session: &session_id,
+    };
     let claimed = match &hello.tunnel {
         TunnelRequest::Http { subdomain } => {
-            claim_subdomain(
-                &state,
-                subdomain.as_deref(),
-                token_id,
-                &lease_hash,
-                presented.as_ref(),
-                &session_id,
-            )
-            .await
+            claim_subdomain(&state, subdomain.as_deref(), &who).await
         }
-        TunnelRequest::Tcp { port } => {
-            claim_port(
-                &state,
-                *port,
-                token_id,
-                &lease_hash,
-                presented.as_ref(),
-                &session_id,
-            )
-            .await
-        }
+        TunnelRequest::Tcp { port } => claim_port(&state, *port, &who).await,
     };
     let claimed = match claimed {
         Ok(c) => c,
@@ -311,33 +287,38 @@ async fn release(state: &State, claimed: &Claimed, session: &str) {
     }
 }
 
+/// Who is claiming a name in this handshake.
+struct Claimant<'a> {
+    token_id: i64,
+    lease_hash: &'a [u8],
+    presented: Option<&'a [u8; 32]>,
+    session: &'a str,
+}
+
+impl Claimant<'_> {
+    /// Claims `name` in the store: `Ok(true)` when it is now this session's.
+    async fn take(&self, state: &State, kind: NameKind, name: &str) -> Result<bool, Refusal> {
+        let c = Claim {
+            kind,
+            name,
+            token_id: self.token_id,
+            new_lease_hash: self.lease_hash,
+            presented_lease_hash: self.presented.map(|h| h.as_slice()),
+            session: self.session,
+            now: now_ms(),
+        };
+        state.store.claim(&c).await.map_err(|e| {
+            tracing::error!(error = %e, "claim failed");
+            internal()
+        })
+    }
+}
+
 async fn claim_subdomain(
     state: &State,
     requested: Option<&str>,
-    token_id: i64,
-    lease_hash: &[u8],
-    presented: Option<&[u8; 32]>,
-    session: &str,
+    who: &Claimant<'_>,
 ) -> Result<Claimed, Refusal> {
-    let try_claim = |name: String| async move {
-        let c = Claim {
-            kind: NameKind::Subdomain,
-            name: &name,
-            token_id,
-            new_lease_hash: lease_hash,
-            presented_lease_hash: presented.map(|h| h.as_slice()),
-            session,
-            now: now_ms(),
-        };
-        match state.store.claim(&c).await {
-            Ok(true) => Ok(Some(name)),
-            Ok(false) => Ok(None),
-            Err(e) => {
-                tracing::error!(error = %e, "claim failed");
-                Err(internal())
-            }
-        }
-    };
     let name = match requested {
         Some(req) => {
             let name = names::validate(req, &state.cfg.reserved).map_err(|e| {
@@ -347,12 +328,16 @@ async fn claim_subdomain(
                 };
                 refusal(code, e.to_string())
             })?;
-            try_claim(name.clone()).await?.ok_or_else(|| {
-                refusal(
+            if !who.take(state, NameKind::Subdomain, &name).await? {
+                return Err(refusal(
                     ErrorCode::NameTaken,
-                    format!("subdomain '{name}' is in use, or held for its last user for up to {} s after a disconnect; pick another", state.cfg.grace.as_secs()),
-                )
-            })?
+                    format!(
+                        "subdomain '{name}' is in use, or held for its last user for up to {} s after a disconnect; pick another",
+                        state.cfg.grace.as_secs()
+                    ),
+                ));
+            }
+            name
         }
         None => {
             let mut got = None;
@@ -363,8 +348,8 @@ async fn claim_subdomain(
                 if state.cfg.reserved.contains(&candidate) {
                     continue;
                 }
-                if let Some(n) = try_claim(candidate).await? {
-                    got = Some(n);
+                if who.take(state, NameKind::Subdomain, &candidate).await? {
+                    got = Some(candidate);
                     break;
                 }
             }
@@ -387,28 +372,12 @@ async fn claim_subdomain(
 async fn claim_port(
     state: &State,
     requested: Option<u16>,
-    token_id: i64,
-    lease_hash: &[u8],
-    presented: Option<&[u8; 32]>,
-    session: &str,
+    who: &Claimant<'_>,
 ) -> Result<Claimed, Refusal> {
     let range = state.cfg.tcp_ports.clone();
-    let claim_one = |port: u16| async move {
-        let name = port.to_string();
-        let c = Claim {
-            kind: NameKind::TcpPort,
-            name: &name,
-            token_id,
-            new_lease_hash: lease_hash,
-            presented_lease_hash: presented.map(|h| h.as_slice()),
-            session,
-            now: now_ms(),
-        };
-        state.store.claim(&c).await.map_err(|e| {
-            tracing::error!(error = %e, "claim failed");
-            internal()
-        })
-    };
+    let session = who.session;
+    let claim_one =
+        |port: u16| async move { who.take(state, NameKind::TcpPort, &port.to_string()).await };
     // On a lease takeover the old session still owns the listener: reuse it.
     let bind = |port: u16| async move {
         if let Some(old) = state.registry.tcp(port)
