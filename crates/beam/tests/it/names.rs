@@ -1,7 +1,5 @@
 //! Subdomain allocation under concurrency, reserved and invalid names.
 
-use beam_agent::ClientError;
-use beam_agent::connect::ConnectError;
 use beam_proto::{ErrorCode, TunnelRequest};
 use beam_server::store::{Claim, NameKind, now_ms};
 use std::collections::HashSet;
@@ -86,12 +84,7 @@ async fn same_requested_name_from_many_clients_goes_to_exactly_one() {
     for mut c in clients {
         match c.outcome().await {
             Ok(_) => winners += 1,
-            Err(err) => {
-                let ClientError::Fatal(ConnectError::Refused(r)) = &err else {
-                    panic!("{err:?}")
-                };
-                assert_eq!(r.code, ErrorCode::NameTaken);
-            }
+            Err(err) => assert_eq!(refusal_of(err).code, ErrorCode::NameTaken),
         }
     }
     assert_eq!(winners, 1);
@@ -113,10 +106,7 @@ async fn reserved_and_invalid_subdomains_are_refused() {
             },
             origin.addr,
         ));
-        let err = c.result().await.unwrap_err();
-        let ClientError::Fatal(ConnectError::Refused(r)) = &err else {
-            panic!("{err:?}")
-        };
+        let r = c.refused().await;
         assert_eq!(r.code, code, "{name}");
         assert!(r.message.contains(text), "{}", r.message);
     }

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use beam_agent::ClientError;
-use beam_agent::connect::ConnectError;
 use beam_proto::{ErrorCode, TunnelRequest};
 use http::StatusCode;
 
@@ -51,10 +49,7 @@ async fn nobody_else_can_take_a_name_during_the_grace_period() {
     a.handle.abort();
     // Same token, but no lease: refused while the name is held.
     let b = TestClient::start(server.client_config(request.clone(), origin.addr));
-    let err = b.result().await.unwrap_err();
-    let ClientError::Fatal(ConnectError::Refused(r)) = &err else {
-        panic!("{err:?}")
-    };
+    let r = b.refused().await;
     assert_eq!(r.code, ErrorCode::NameTaken);
     assert!(
         r.message.contains("held for its last user for up to 120 s"),

@@ -252,6 +252,11 @@ impl TestClient {
         .await
     }
 
+    /// Waits for the client to stop with a server refusal and returns it.
+    pub async fn refused(self) -> beam_proto::Refusal {
+        refusal_of(self.result().await.unwrap_err())
+    }
+
     /// Waits for a `Disconnected` event.
     pub async fn disconnected(&mut self) -> String {
         within("tunnel disconnected", async {
@@ -487,4 +492,12 @@ pub fn peak_rss() -> u64 {
         .and_then(|kb| kb.parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .unwrap_or(0)
+}
+
+/// The server's refusal inside a client error; panics on any other error.
+pub fn refusal_of(err: ClientError) -> beam_proto::Refusal {
+    match err {
+        ClientError::Fatal(beam_agent::connect::ConnectError::Refused(r)) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }

@@ -53,10 +53,7 @@ async fn requested_port_outside_the_range_is_refused_clearly() {
         },
         echo,
     ));
-    let err = client.result().await.unwrap_err();
-    let beam_agent::ClientError::Fatal(beam_agent::connect::ConnectError::Refused(r)) = &err else {
-        panic!("{err:?}")
-    };
+    let r = client.refused().await;
     assert_eq!(r.code, ErrorCode::PortUnavailable);
     assert!(
         r.message.contains("outside this server's TCP range"),
