@@ -88,6 +88,8 @@ struct Display {
     local: String,
     protocol: &'static str,
     online: bool,
+    /// The URL line is printed once, and again only when the URL changes.
+    shown_url: bool,
 }
 
 impl Display {
@@ -112,13 +114,14 @@ impl Display {
             local,
             protocol,
             online: false,
+            shown_url: false,
         }
     }
 
     fn event(&mut self, ev: Event, server: &str) {
         match ev {
             Event::Connecting { attempt } => {
-                if attempt == 0 && !self.online {
+                if attempt == 0 && !self.shown_url {
                     self.bar.set_message(format!("connecting to {server}…"));
                 } else {
                     self.bar.set_message(format!("reconnecting to {server}…"));
@@ -128,7 +131,8 @@ impl Display {
                 welcome,
                 url_changed,
             } => {
-                let first = !self.online;
+                let first = !self.shown_url;
+                self.shown_url = true;
                 self.online = true;
                 if self.json {
                     let line = serde_json::json!({
