@@ -61,7 +61,7 @@ async fn accept(
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tunnel TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "tunnel TLS handshake timed out"),
         }
-    } else if peer.ip().is_loopback() || state.cfg.insecure {
+    } else if plaintext_allowed(peer, state.cfg.insecure) {
         session(state, stream, peer, deadline, shutdown).await;
     } else {
         let mut stream = stream;
@@ -75,6 +75,19 @@ async fn accept(
         )
         .await;
     }
+}
+
+/// Plaintext tunnels only from loopback (both ends on this machine), unless the
+/// operator said `--insecure`. IPv4-mapped IPv6 loopback counts as loopback.
+fn plaintext_allowed(peer: SocketAddr, insecure: bool) -> bool {
+    let ip = match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(std::net::IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    insecure || ip.is_loopback()
 }
 
 /// Writes a refusal and closes. Errors are ignored: the peer may already be gone.
@@ -459,4 +472,33 @@ async fn claim_port(
         public_url: state.cfg.tcp_url(port),
         listener: Some(listener),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plaintext_allowed;
+
+    #[test]
+    fn plaintext_only_from_loopback_unless_insecure() {
+        for ok in [
+            "127.0.0.1:1",
+            "127.9.9.9:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert!(plaintext_allowed(ok.parse().unwrap(), false), "{ok}");
+        }
+        for remote in [
+            "10.0.0.5:1",
+            "203.0.113.7:1",
+            "[2001:db8::1]:1",
+            "[::ffff:10.0.0.5]:1",
+        ] {
+            assert!(
+                !plaintext_allowed(remote.parse().unwrap(), false),
+                "{remote}"
+            );
+            assert!(plaintext_allowed(remote.parse().unwrap(), true), "{remote}");
+        }
+    }
 }
