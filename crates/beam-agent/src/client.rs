@@ -107,6 +107,7 @@ pub async fn run(
                 last_url = Some(welcome.public_url.clone());
                 let ready = Arc::new(Notify::new());
                 let proxy = LocalProxy::new(
+                    cfg.tunnel.kind(),
                     cfg.local.clone(),
                     cfg.host_header.clone(),
                     stats.clone(),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
+use beam_proto::TunnelKind;
 use beam_proto::headers::{self as bh, strip_hop_by_hop};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -41,6 +42,7 @@ fn empty() -> Body {
 /// Proxies streams to one local target.
 #[derive(Clone)]
 pub struct LocalProxy {
+    kind: TunnelKind,
     target: LocalTarget,
     host_header: HostHeader,
     client: Client<HttpConnector, Body>,
@@ -52,6 +54,7 @@ impl LocalProxy {
     /// A proxy for `target`. `ready` is notified when the server says the tunnel is
     /// routable.
     pub fn new(
+        kind: TunnelKind,
         target: LocalTarget,
         host_header: HostHeader,
         stats: Arc<Stats>,
@@ -63,6 +66,7 @@ impl LocalProxy {
             .pool_max_idle_per_host(1024)
             .build(connector);
         Self {
+            kind,
             target,
             host_header,
             client,
@@ -81,14 +85,14 @@ impl LocalProxy {
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let guard = StreamGuard::new(self.stats.clone());
-        let resp = if req.method() == Method::CONNECT {
-            if req.extensions().get::<hyper::ext::Protocol>().is_some() {
-                self.websocket(req, guard).await
-            } else {
-                self.tcp(req, guard).await
-            }
-        } else {
-            self.http(req, guard).await
+        // Each tunnel kind accepts only its own stream shapes: a TCP tunnel only
+        // plain CONNECT, an HTTP tunnel requests and WebSocket upgrades.
+        let websocket = req.extensions().get::<hyper::ext::Protocol>().is_some();
+        let resp = match (self.kind, req.method() == Method::CONNECT, websocket) {
+            (TunnelKind::Tcp, true, false) => self.tcp(req, guard).await,
+            (TunnelKind::Http, true, true) => self.websocket(req, guard).await,
+            (TunnelKind::Http, false, _) => self.http(req, guard).await,
+            _ => status(StatusCode::METHOD_NOT_ALLOWED),
         };
         Ok(resp)
     }
@@ -101,6 +105,10 @@ impl LocalProxy {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
+        // Only origin-form paths: never let a path change the authority we connect to.
+        if !path.starts_with('/') {
+            return status(StatusCode::BAD_REQUEST);
+        }
         parts.uri = match Uri::try_from(format!("http://{}{}", self.target.authority(), path)) {
             Ok(u) => u,
             Err(_) => return status(StatusCode::BAD_REQUEST),

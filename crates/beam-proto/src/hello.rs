@@ -136,6 +136,9 @@ pub enum ErrorCode {
     PortUnavailable,
     /// Plaintext tunnel connection from a non-loopback address without `--insecure`.
     PlaintextRefused,
+    /// The server cannot serve this request right now (no free port, a port still
+    /// being released); retry after `retry_after_secs`.
+    Unavailable,
     /// The hello did not arrive within [`crate::HANDSHAKE_TIMEOUT`].
     Timeout,
     /// The server hit an internal error; retrying may help.
@@ -146,6 +149,9 @@ impl ErrorCode {
     /// Whether retrying the same hello can ever succeed. Fatal refusals stop the
     /// client's reconnect loop with the message instead of retrying forever.
     pub fn is_fatal(self) -> bool {
-        !matches!(self, Self::Throttled | Self::Internal | Self::Timeout)
+        !matches!(
+            self,
+            Self::Throttled | Self::Internal | Self::Timeout | Self::Unavailable
+        )
     }
 }

@@ -53,6 +53,11 @@ pub(crate) fn host_of<B>(req: &Request<B>) -> Option<(String, String)> {
     };
     let authority: http::uri::Authority = raw.parse().ok()?;
     let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
+    // Rebuilt from host and port so user-info (`user:pass@`) never travels on.
+    let raw = match authority.port_u16() {
+        Some(p) => format!("{}:{p}", authority.host()),
+        None => authority.host().to_string(),
+    };
     Some((host, raw))
 }
 
@@ -150,6 +155,9 @@ async fn proxy(
     request_id: &str,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, EdgeError> {
+    if req.method() == Method::CONNECT {
+        return Err(EdgeError::Connect);
+    }
     let tunnel = state
         .registry
         .http(name)
@@ -162,7 +170,13 @@ async fn proxy(
 
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
-    set_forwarded(&mut parts.headers, peer, &raw_host, request_id);
+    set_forwarded(
+        &mut parts.headers,
+        peer,
+        &state.cfg.public_scheme,
+        &raw_host,
+        request_id,
+    );
     let path = parts
         .uri
         .path_and_query()
@@ -256,7 +270,13 @@ async fn proxy(
 }
 
 /// Adds `X-Forwarded-For/-Proto/-Host` and the request id.
-fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, raw_host: &str, request_id: &str) {
+fn set_forwarded(
+    headers: &mut HeaderMap,
+    peer: SocketAddr,
+    scheme: &str,
+    raw_host: &str,
+    request_id: &str,
+) {
     let ip = peer.ip().to_string();
     let xff = match headers.get(bh::FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(prev) => format!("{prev}, {ip}"),
@@ -268,7 +288,7 @@ fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, raw_host: &str, requ
         }
     };
     set(bh::FORWARDED_FOR, &xff);
-    set(bh::FORWARDED_PROTO, "http");
+    set(bh::FORWARDED_PROTO, scheme);
     set(bh::FORWARDED_HOST, raw_host);
     set(bh::REQUEST_ID, request_id);
 }

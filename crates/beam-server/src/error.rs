@@ -24,6 +24,9 @@ pub enum EdgeError {
     /// No `Host` header, or one we cannot parse.
     #[error("request has no valid Host header")]
     BadHost,
+    /// `CONNECT` to an HTTP tunnel: a forward-proxy request, not something to tunnel.
+    #[error("CONNECT is not proxied through HTTP tunnels")]
+    Connect,
     /// No tunnel with that name.
     #[error("no tunnel is serving {host}")]
     NoTunnel {
@@ -50,7 +53,7 @@ impl EdgeError {
     /// Whose side failed.
     pub fn side(&self) -> Side {
         match self {
-            Self::BadHost | Self::NoTunnel { .. } => Side::Visitor,
+            Self::BadHost | Self::Connect | Self::NoTunnel { .. } => Side::Visitor,
             Self::TunnelGone { .. } => Side::Tunnel,
             Self::Timeout { .. } => Side::Local,
         }
@@ -59,7 +62,7 @@ impl EdgeError {
     /// `type` label for `beam_errors_total`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::BadHost => "bad_request",
+            Self::BadHost | Self::Connect => "bad_request",
             Self::NoTunnel { .. } => "no_tunnel",
             Self::TunnelGone { .. } => "tunnel_gone",
             Self::Timeout { .. } => "timeout",
@@ -70,6 +73,7 @@ impl EdgeError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadHost => StatusCode::BAD_REQUEST,
+            Self::Connect => StatusCode::METHOD_NOT_ALLOWED,
             Self::NoTunnel { .. } => StatusCode::NOT_FOUND,
             Self::TunnelGone { .. } => StatusCode::BAD_GATEWAY,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -80,6 +84,7 @@ impl EdgeError {
     pub fn page(&self) -> String {
         match self {
             Self::BadHost => "400 Bad Request\n\nbeam routes requests by their Host header, and this request had none.\n".into(),
+            Self::Connect => "405 Method Not Allowed\n\nbeam HTTP tunnels do not proxy CONNECT; expose raw TCP with `beam tcp`.\n".into(),
             Self::NoTunnel { host } => format!(
                 "404 Not Found\n\nNo tunnel has the name {host}.\nIf this is your tunnel, start it with `beam http <port>` and check the URL it prints.\n"
             ),

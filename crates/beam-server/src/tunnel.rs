@@ -168,7 +168,13 @@ async fn session<IO>(
     };
 
     let session_id = format!("{:016x}", rand::random::<u64>());
-    let lease = random_secret("lease_");
+    // A reconnecting client keeps its lease: if this attempt dies before the client
+    // reads the Welcome, the lease it holds must still match the stored one.
+    let lease = hello
+        .lease
+        .clone()
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| random_secret("lease_"));
     let lease_hash = hash_secret(lease.expose());
     let presented = hello.lease.as_ref().map(|l| hash_secret(l.expose()));
 
@@ -279,13 +285,16 @@ async fn session<IO>(
     }
     kick.cancel();
     gauge.dec();
+    // Start the grace period before leaving the registry: a client reconnecting in
+    // between finds the old entry and takes over its TCP listener instead of racing
+    // the old one for the port.
+    release(&state, &claimed, &session_id).await;
     match claimed.kind {
         NameKind::Subdomain => state.registry.remove_http(&claimed.name, &session_id),
         NameKind::TcpPort => state
             .registry
             .remove_tcp(claimed.name.parse().unwrap_or_default(), &session_id),
     }
-    release(&state, &claimed, &session_id).await;
     tracing::info!(session = %session_id, name = %claimed.name, "tunnel disconnected; name held for the grace period");
 }
 
@@ -425,6 +434,22 @@ async fn claim_port(
             }
             match bind(port).await {
                 Ok(l) => (port, l),
+                // A reconnect can arrive while the previous session's listener is
+                // still closing: keep the name for this lease and let the client retry.
+                Err(e) if who.presented.is_some() => {
+                    let until = now_ms() + state.cfg.grace.as_millis() as i64;
+                    let _ = state
+                        .store
+                        .release(NameKind::TcpPort, &port.to_string(), session, until)
+                        .await;
+                    return Err(Refusal {
+                        code: ErrorCode::Unavailable,
+                        message: format!(
+                            "port {port} is still being released on the server ({e}); retrying"
+                        ),
+                        retry_after_secs: Some(1),
+                    });
+                }
                 Err(e) => {
                     let _ = state
                         .store
@@ -458,11 +483,10 @@ async fn claim_port(
                     }
                 }
             }
-            found.ok_or_else(|| {
-                refusal(
-                    ErrorCode::PortUnavailable,
-                    "no free TCP port in the server's range; try again later",
-                )
+            found.ok_or_else(|| Refusal {
+                code: ErrorCode::Unavailable,
+                message: "no free TCP port in the server's range right now; retrying".into(),
+                retry_after_secs: Some(5),
             })?
         }
     };

@@ -133,7 +133,13 @@ async fn bootstrap(
     if args.dev {
         let mut user = UserConfig::load(&path)?;
         let valid = match &user.token {
-            Some(t) => store.find_token(&hash_secret(t.expose())).await?.is_some(),
+            // Revoked or expired tokens are replaced, not reused.
+            Some(t) => store
+                .find_token(&hash_secret(t.expose()))
+                .await?
+                .is_some_and(|row| {
+                    row.revoked_at.is_none() && row.expires_at.is_none_or(|e| e > now_ms())
+                }),
             None => false,
         };
         user.server = Some(args.tunnel_addr.to_string());

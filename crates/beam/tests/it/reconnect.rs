@@ -87,3 +87,35 @@ async fn a_name_is_free_again_after_the_grace_period() {
     .await;
     assert_eq!(b.unwrap().name, "short-grace");
 }
+
+/// A reconnect that dies right after the server answers (before the client could read
+/// or use the answer) must not strand the client's lease.
+#[tokio::test]
+async fn a_reconnect_that_dies_mid_handshake_keeps_the_lease_valid() {
+    use beam_agent::connect::connect;
+    use beam_proto::Hello;
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let request = TunnelRequest::Http {
+        subdomain: Some("sticky".into()),
+    };
+    let cfg = server.client_config(request.clone(), origin.addr);
+    let hello = |lease| Hello {
+        token: server.token.clone(),
+        tunnel: request.clone(),
+        lease,
+        client: "test".into(),
+    };
+    let (first, stream) = connect(&cfg, &hello(None)).await.unwrap();
+    drop(stream);
+    // Reconnect with the lease, then vanish without using the new Welcome.
+    let (_second, stream) = connect(&cfg, &hello(Some(first.lease.clone())))
+        .await
+        .unwrap();
+    drop(stream);
+    // The lease the client still holds is the first one: it must still work.
+    let (third, _stream) = connect(&cfg, &hello(Some(first.lease.clone())))
+        .await
+        .unwrap();
+    assert_eq!(third.name, "sticky");
+}

@@ -351,3 +351,56 @@ async fn visitors_abandoning_requests_do_not_drop_the_tunnel() {
         );
     }
 }
+
+async fn raw_exchange(public: std::net::SocketAddr, request: String) -> String {
+    let mut s = tokio::net::TcpStream::connect(public).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read until the headers and a little body have arrived or the server closes.
+    loop {
+        let n = within("raw response", s.read(&mut buf)).await.unwrap();
+        out.extend_from_slice(&buf[..n]);
+        if n == 0 || out.windows(4).any(|w| w == b"\r\n\r\n") && out.len() > 200 {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn connect_requests_are_refused_at_the_edge() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let (_client, w) = server.http_client(origin.addr).await;
+    let host = server.host(&w.name);
+    let out = raw_exchange(
+        server.public,
+        format!("CONNECT {host} HTTP/1.1\r\nhost: {host}\r\n\r\n"),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 405"), "{out}");
+    assert!(
+        out.contains("use `beam tcp`") || out.contains("beam tcp"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn user_info_in_an_absolute_uri_never_reaches_the_local_service() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let (_client, w) = server.http_client(origin.addr).await;
+    let host = server.host(&w.name);
+    let out = raw_exchange(
+        server.public,
+        format!("GET http://user:pw@{host}/headers HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"),
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(!out.contains("user:pw"), "{out}");
+    assert!(
+        out.contains(&format!("\"x-forwarded-host\":\"{host}\"")),
+        "{out}"
+    );
+}
