@@ -125,7 +125,8 @@ pub async fn run(
                 };
                 let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .timer(TokioTimer::new())
-                    .adaptive_window(true)
+                    .initial_stream_window_size(beam_proto::H2_STREAM_WINDOW)
+                    .initial_connection_window_size(beam_proto::H2_CONNECTION_WINDOW)
                     .max_frame_size(beam_proto::MAX_H2_FRAME)
                     .enable_connect_protocol()
                     // Thousands of concurrent visitor requests share this connection.
@@ -135,6 +136,8 @@ pub async fn run(
                     // drop the whole tunnel. The peer is our authenticated server, so
                     // allow as many as there can be concurrent streams.
                     .max_pending_accept_reset_streams(16_384)
+                    // Likewise for resets this side makes (local app failing mid-stream).
+                    .max_local_error_reset_streams(None)
                     .max_send_buf_size(1 << 20)
                     .keep_alive_interval(cfg.keepalive_interval)
                     .keep_alive_timeout(cfg.keepalive_timeout)

@@ -44,6 +44,19 @@ pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// (docs/decisions/0001-transport.md).
 pub const MAX_H2_FRAME: u32 = 256 * 1024;
 
+/// HTTP/2 flow-control window per stream on tunnel connections (both ends).
+///
+/// Fixed rather than adaptive (BDP-estimated): h2 sizes its budget for buffered
+/// small DATA frames from the connection window, and with adaptive windows on
+/// loopback that budget stayed at its 25 KiB floor, so 3,000 concurrent visitors
+/// made h2 close the whole tunnel with `too_many_data_frames`. 2 MiB per stream
+/// still carries ~40 MB/s per stream at 50 ms RTT (docs/decisions/0001-transport.md).
+pub const H2_STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+
+/// HTTP/2 connection window: the most a tunnel buffers for slow readers, in total,
+/// whatever the number of streams.
+pub const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
 /// ALPN protocol id used on the TLS tunnel connection.
 pub const ALPN: &[u8] = b"beam/1";
 

@@ -213,8 +213,13 @@ async fn session<IO>(
     // Roles flip: this side becomes the HTTP/2 client of the connection.
     let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
-        .adaptive_window(true)
+        .initial_stream_window_size(beam_proto::H2_STREAM_WINDOW)
+        .initial_connection_window_size(beam_proto::H2_CONNECTION_WINDOW)
         .max_frame_size(beam_proto::MAX_H2_FRAME)
+        // Every visitor that hangs up mid-request makes us reset its stream; h2's
+        // guard against peers provoking resets (1024) would then close the whole
+        // tunnel under ordinary load. The resets are ours, caused by visitors.
+        .max_local_error_reset_streams(None)
         .keep_alive_interval(state.cfg.keepalive_interval)
         .keep_alive_timeout(state.cfg.keepalive_timeout)
         .keep_alive_while_idle(true)
