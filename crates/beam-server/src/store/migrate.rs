@@ -5,6 +5,9 @@ use sqlx::Row;
 
 use super::{Pool, Store, StoreError, on_pool};
 
+/// Advisory lock key for migrations ("beam" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6265_616d;
+
 /// `(version, sql)` pairs, in order.
 const SQLITE: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
 const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
@@ -17,24 +20,41 @@ impl Store {
             Pool::Sqlite(_) => SQLITE,
             Pool::Postgres(_) => POSTGRES,
         };
+        // Several nodes may start at once against one PostgreSQL: a session-level
+        // advisory lock makes them migrate one after the other, and each reads the
+        // version only once it holds the lock.
+        let postgres = matches!(self.pool, Pool::Postgres(_));
         on_pool!(self, p => {
-            sqlx::query(
-                "CREATE TABLE IF NOT EXISTS beam_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
-                .execute(p).await?;
-            let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM beam_schema")
-                .fetch_one(p).await?.try_get("v")?;
-            let mut applied = 0;
-            for (version, sql) in list.iter().filter(|(v, _)| *v > current) {
-                let mig = |source| StoreError::Migration { version: *version, source };
-                let mut tx = p.begin().await.map_err(mig)?;
-                sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(mig)?;
-                sqlx::query("INSERT INTO beam_schema (version, applied_at) VALUES ($1, $2)")
-                    .bind(*version).bind(super::now_ms())
-                    .execute(&mut *tx).await.map_err(mig)?;
-                tx.commit().await.map_err(mig)?;
-                applied += 1;
+            let mut conn = p.acquire().await?;
+            if postgres {
+                sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
             }
-            Ok(applied)
+            let result = async {
+                sqlx::query(
+                    "CREATE TABLE IF NOT EXISTS beam_schema (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+                    .execute(&mut *conn).await?;
+                let current: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM beam_schema")
+                    .fetch_one(&mut *conn).await?.try_get("v")?;
+                let mut applied = 0;
+                for (version, sql) in list.iter().filter(|(v, _)| *v > current) {
+                    let mig = |source| StoreError::Migration { version: *version, source };
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(mig)?;
+                    sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(mig)?;
+                    sqlx::query("INSERT INTO beam_schema (version, applied_at) VALUES ($1, $2)")
+                        .bind(*version).bind(super::now_ms())
+                        .execute(&mut *tx).await.map_err(mig)?;
+                    tx.commit().await.map_err(mig)?;
+                    applied += 1;
+                }
+                Ok::<usize, StoreError>(applied)
+            }
+            .await;
+            if postgres {
+                // Released even when a migration failed, so the pooled connection
+                // does not keep other nodes waiting.
+                sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+            }
+            result
         })
     }
 }

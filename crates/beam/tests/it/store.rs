@@ -183,6 +183,24 @@ async fn store_on_postgres() {
     exercise(store).await;
 }
 
+/// Nodes starting together against one PostgreSQL migrate one after the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrations_on_postgres_apply_once() {
+    let (_db, url) = PgDb::create().await;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            Store::connect(&url).await.unwrap().migrate().await.unwrap()
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 1, "the one migration ran exactly once");
+}
+
 #[tokio::test]
 async fn unsupported_database_url_is_a_clear_error() {
     let err = Store::connect("mysql://x").await.unwrap_err();
