@@ -1,3 +1,5 @@
+//! Codec tests: round trips, caps and malformed input (proptest).
+
 use proptest::prelude::*;
 
 use super::*;

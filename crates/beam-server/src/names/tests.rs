@@ -1,3 +1,5 @@
+//! Name tests: word lists, validation and generator properties (proptest).
+
 use std::collections::HashSet;
 
 use proptest::prelude::*;

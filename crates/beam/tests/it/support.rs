@@ -416,6 +416,16 @@ async fn origin(
     Ok(resp)
 }
 
+/// The common start of an HTTP test: a server, an origin, a connected
+/// `beam http` client for it, and the tunnel's `Host` value.
+pub async fn http_tunnel() -> (TestServer, Origin, TestClient, String) {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let (client, w) = server.http_client(origin.addr).await;
+    let host = server.host(&w.name);
+    (server, origin, client, host)
+}
+
 /// A TCP echo server.
 pub async fn tcp_echo() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -47,10 +47,7 @@ async fn get_reaches_the_local_service_with_forwarded_headers() {
 
 #[tokio::test]
 async fn hop_by_hop_headers_are_dropped_and_repeated_headers_kept() {
-    let server = TestServer::start().await;
-    let origin = Origin::start().await;
-    let (_client, w) = server.http_client(origin.addr).await;
-    let host = server.host(&w.name);
+    let (server, _origin, _client, host) = http_tunnel().await;
     let req = Request::get("/headers")
         .header("connection", "keep-alive, x-private-hop")
         .header("x-private-hop", "secret")
@@ -94,10 +91,7 @@ async fn post_body_is_echoed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_stream_both_ways_without_buffering() {
     const SIZE: u64 = 256 << 20;
-    let server = TestServer::start().await;
-    let origin = Origin::start().await;
-    let (_client, w) = server.http_client(origin.addr).await;
-    let host = server.host(&w.name);
+    let (server, _origin, _client, host) = http_tunnel().await;
     let before = peak_rss();
 
     // Upload: a streamed request body, counted by the origin.
@@ -272,10 +266,7 @@ async fn slow_local_service_gets_a_504_after_the_configured_timeout() {
 
 #[tokio::test]
 async fn client_gone_mid_request_gets_a_502() {
-    let server = TestServer::start().await;
-    let origin = Origin::start().await;
-    let (client, w) = server.http_client(origin.addr).await;
-    let host = server.host(&w.name);
+    let (server, _origin, client, host) = http_tunnel().await;
     let public = server.public;
     let pending = tokio::spawn(async move { get(public, &host, "/slow").await });
     // Wait until the request is inside the client, then kill the client abruptly.
@@ -370,28 +361,19 @@ async fn raw_exchange(public: std::net::SocketAddr, request: String) -> String {
 
 #[tokio::test]
 async fn connect_requests_are_refused_at_the_edge() {
-    let server = TestServer::start().await;
-    let origin = Origin::start().await;
-    let (_client, w) = server.http_client(origin.addr).await;
-    let host = server.host(&w.name);
+    let (server, _origin, _client, host) = http_tunnel().await;
     let out = raw_exchange(
         server.public,
         format!("CONNECT {host} HTTP/1.1\r\nhost: {host}\r\n\r\n"),
     )
     .await;
     assert!(out.starts_with("HTTP/1.1 405"), "{out}");
-    assert!(
-        out.contains("use `beam tcp`") || out.contains("beam tcp"),
-        "{out}"
-    );
+    assert!(out.contains("expose raw TCP with `beam tcp`"), "{out}");
 }
 
 #[tokio::test]
 async fn user_info_in_an_absolute_uri_never_reaches_the_local_service() {
-    let server = TestServer::start().await;
-    let origin = Origin::start().await;
-    let (_client, w) = server.http_client(origin.addr).await;
-    let host = server.host(&w.name);
+    let (server, _origin, _client, host) = http_tunnel().await;
     let out = raw_exchange(
         server.public,
         format!("GET http://user:pw@{host}/headers HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"),
