@@ -11,11 +11,11 @@ use std::time::Duration;
 use beam_proto::{ErrorCode, Hello, Refusal, Secret, TunnelRequest, Welcome};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use crate::config::ClientConfig;
 use crate::connect::{ConnectError, connect};
-use crate::proxy::LocalProxy;
+use crate::proxy::{Control, LocalProxy};
 
 /// Live counters for a status line.
 #[derive(Debug, Default)]
@@ -57,6 +57,10 @@ pub enum ClientError {
     /// A refusal or error that retrying cannot fix.
     #[error(transparent)]
     Fatal(ConnectError),
+    /// The tunnel was stopped on the server (API or `beam stop`); reconnecting
+    /// would bring back what the user stopped.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 /// Runs the tunnel until `shutdown` completes (returns `Ok`) or a fatal error.
@@ -69,7 +73,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut request = cfg.tunnel.clone();
     let asked_for_name = match &cfg.tunnel {
-        TunnelRequest::Http { subdomain } => subdomain.is_some(),
+        TunnelRequest::Http { subdomain, .. } => subdomain.is_some(),
         TunnelRequest::Tcp { port } => port.is_some(),
     };
     let mut lease: Option<Secret> = None;
@@ -96,8 +100,9 @@ pub async fn run(
                 attempt = 0;
                 lease = Some(welcome.lease.clone());
                 request = match &request {
-                    TunnelRequest::Http { .. } => TunnelRequest::Http {
+                    TunnelRequest::Http { domain, .. } => TunnelRequest::Http {
                         subdomain: Some(welcome.name.clone()),
+                        domain: domain.clone(),
                     },
                     TunnelRequest::Tcp { .. } => TunnelRequest::Tcp {
                         port: welcome.name.parse().ok(),
@@ -105,24 +110,15 @@ pub async fn run(
                 };
                 let url_changed = last_url.as_ref().is_some_and(|u| *u != welcome.public_url);
                 last_url = Some(welcome.public_url.clone());
-                let ready = Arc::new(Notify::new());
+                let (control_tx, mut control) = mpsc::unbounded_channel();
                 let proxy = LocalProxy::new(
                     cfg.tunnel.kind(),
                     cfg.local.clone(),
                     cfg.host_header.clone(),
                     stats.clone(),
-                    ready.clone(),
+                    control_tx,
                 );
-                let announce = {
-                    let events = events.clone();
-                    async move {
-                        ready.notified().await;
-                        let _ = events.send(Event::Connected {
-                            welcome,
-                            url_changed,
-                        });
-                    }
-                };
+                let mut welcome = Some(welcome);
                 let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .timer(TokioTimer::new())
                     .initial_stream_window_size(beam_proto::H2_STREAM_WINDOW)
@@ -146,21 +142,31 @@ pub async fn run(
                         service_fn(move |req| proxy.clone().handle(req)),
                     );
                 tokio::pin!(conn);
-                let announce = tokio::spawn(announce);
-                let reason = tokio::select! {
-                    r = conn.as_mut() => match r {
-                        Ok(()) => "the server closed the tunnel".to_string(),
-                        Err(e) => format!("connection lost: {e}"),
-                    },
-                    () = &mut shutdown => {
-                        announce.abort();
-                        conn.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
-                        return Ok(());
+                loop {
+                    tokio::select! {
+                        r = conn.as_mut() => break match r {
+                            Ok(()) => "the server closed the tunnel".to_string(),
+                            Err(e) => format!("connection lost: {e}"),
+                        },
+                        Some(msg) = control.recv() => match msg {
+                            Control::Ready => {
+                                if let Some(welcome) = welcome.take() {
+                                    let _ = events.send(Event::Connected { welcome, url_changed });
+                                }
+                            }
+                            Control::Stop(reason) => {
+                                conn.as_mut().graceful_shutdown();
+                                let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+                                return Err(ClientError::Stopped(reason));
+                            }
+                        },
+                        () = &mut shutdown => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+                            return Ok(());
+                        }
                     }
-                };
-                announce.abort();
-                reason
+                }
             }
             Err(ConnectError::Refused(r))
                 if r.code == ErrorCode::NameTaken && !asked_for_name && lease.is_some() =>

@@ -63,7 +63,7 @@ impl ConnectError {
     }
 }
 
-fn tls_config(mode: &TlsMode) -> Arc<rustls::ClientConfig> {
+fn tls_config(mode: &TlsMode, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -79,7 +79,7 @@ fn tls_config(mode: &TlsMode) -> Arc<rustls::ClientConfig> {
             builder.with_root_certificates(roots).with_no_client_auth()
         }
     };
-    cfg.alpn_protocols = vec![beam_proto::ALPN.to_vec()];
+    cfg.alpn_protocols = vec![alpn.to_vec()];
     Arc::new(cfg)
 }
 
@@ -93,40 +93,31 @@ pub async fn connect(
         .unwrap_or_else(|_| Err(ConnectError::Timeout(cfg.server.clone())))
 }
 
-async fn connect_inner(
-    cfg: &ClientConfig,
-    hello: &Hello,
-) -> Result<(Welcome, TunnelStream), ConnectError> {
-    let server = cfg.server.clone();
-    let tcp =
-        TcpStream::connect(&cfg.server)
-            .await
-            .map_err(|source| ConnectError::Unreachable {
-                server: server.clone(),
-                source,
-            })?;
-    tcp.set_nodelay(true)
-        .map_err(|source| ConnectError::Unreachable {
-            server: server.clone(),
-            source,
-        })?;
-    let mut stream: TunnelStream = match &cfg.tls {
-        TlsMode::Plaintext => Either::Left(tcp),
+/// TCP (with `TCP_NODELAY`) and, unless plaintext, TLS offering `alpn`: the
+/// tunnel protocol (`beam/1`) or the API over HTTP/1.1 (`http/1.1`).
+pub async fn dial(server: &str, tls: &TlsMode, alpn: &[u8]) -> Result<TunnelStream, ConnectError> {
+    let unreachable = |source| ConnectError::Unreachable {
+        server: server.to_string(),
+        source,
+    };
+    let tcp = TcpStream::connect(server).await.map_err(unreachable)?;
+    tcp.set_nodelay(true).map_err(unreachable)?;
+    match tls {
+        TlsMode::Plaintext => Ok(Either::Left(tcp)),
         mode => {
-            let host = cfg
-                .server
+            let host = server
                 .rsplit_once(':')
                 .map(|(h, _)| h)
-                .unwrap_or(&cfg.server)
+                .unwrap_or(server)
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_string();
             let name = ServerName::try_from(host).map_err(|e| ConnectError::Tls {
-                server: server.clone(),
+                server: server.to_string(),
                 message: e.to_string(),
                 fatal: true,
             })?;
-            let connector = tokio_rustls::TlsConnector::from(tls_config(mode));
+            let connector = tokio_rustls::TlsConnector::from(tls_config(mode, alpn));
             let tls = connector.connect(name, tcp).await.map_err(|e| {
                 // A certificate problem will not fix itself; a reset might.
                 let fatal = e
@@ -139,14 +130,22 @@ async fn connect_inner(
                         )
                     });
                 ConnectError::Tls {
-                    server: server.clone(),
+                    server: server.to_string(),
                     message: e.to_string(),
                     fatal,
                 }
             })?;
-            Either::Right(tls)
+            Ok(Either::Right(tls))
         }
-    };
+    }
+}
+
+async fn connect_inner(
+    cfg: &ClientConfig,
+    hello: &Hello,
+) -> Result<(Welcome, TunnelStream), ConnectError> {
+    let server = cfg.server.clone();
+    let mut stream = dial(&cfg.server, &cfg.tls, beam_proto::ALPN).await?;
     let hs = |e: beam_proto::ProtoError| ConnectError::Handshake {
         server: server.clone(),
         message: e.to_string(),

@@ -6,6 +6,7 @@
 //! - [`connect`]: TCP + TLS (pinned fingerprint or web PKI) + the beam handshake.
 //! - [`proxy`]: the HTTP/2 service: HTTP requests, WebSocket upgrades and raw TCP
 //!   streams to the local target.
+//! - [`api`]: a REST API client for the CLI, over the tunnel port's TLS.
 //! - [`client`]: the reconnect loop with full-jitter backoff and lease reuse, and
 //!   the events and counters a UI shows.
 //!
@@ -14,11 +15,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod client;
 pub mod config;
 pub mod connect;
 pub mod proxy;
 mod verify;
 
+pub use api::{ApiClient, ApiError};
 pub use client::{ClientError, Event, Stats, run};
 pub use config::{Backoff, ClientConfig, HostHeader, LocalTarget, TlsMode};

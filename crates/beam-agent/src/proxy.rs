@@ -21,7 +21,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 
 use crate::client::Stats;
 use crate::config::{HostHeader, LocalTarget};
@@ -47,18 +47,27 @@ pub struct LocalProxy {
     host_header: HostHeader,
     client: Client<HttpConnector, Body>,
     stats: Arc<Stats>,
-    ready: Arc<Notify>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+/// Messages from the server on `beam-control` streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// The tunnel is routable.
+    Ready,
+    /// The tunnel was stopped through the API; do not reconnect.
+    Stop(String),
 }
 
 impl LocalProxy {
-    /// A proxy for `target`. `ready` is notified when the server says the tunnel is
-    /// routable.
+    /// A proxy for `target`. Control messages from the server (ready, stop) are
+    /// sent to `control`.
     pub fn new(
         kind: TunnelKind,
         target: LocalTarget,
         host_header: HostHeader,
         stats: Arc<Stats>,
-        ready: Arc<Notify>,
+        control: mpsc::UnboundedSender<Control>,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -71,7 +80,7 @@ impl LocalProxy {
             host_header,
             client,
             stats,
-            ready,
+            control,
         }
     }
 
@@ -80,7 +89,17 @@ impl LocalProxy {
         if req.headers().contains_key("beam-control")
             && req.uri().authority().map(|a| a.as_str()) == Some("beam-control")
         {
-            self.ready.notify_one();
+            let msg = match req.headers().get("beam-control").map(|v| v.as_bytes()) {
+                Some(b"stop") => Control::Stop(
+                    req.headers()
+                        .get("beam-reason")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("the tunnel was stopped on the server")
+                        .to_string(),
+                ),
+                _ => Control::Ready,
+            };
+            let _ = self.control.send(msg);
             return Ok(status(StatusCode::NO_CONTENT));
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);

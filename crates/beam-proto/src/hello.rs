@@ -34,6 +34,9 @@ pub enum TunnelRequest {
         /// Requested subdomain label; the server allocates one when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         subdomain: Option<String>,
+        /// A verified custom domain of the token's organization to route here too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        domain: Option<String>,
     },
     /// Raw TCP tunnel on a public port.
     Tcp {
@@ -143,6 +146,13 @@ pub enum ErrorCode {
     Timeout,
     /// The server hit an internal error; retrying may help.
     Internal,
+    /// A plan limit (e.g. tunnels connected at once) is reached.
+    LimitReached,
+    /// The requested custom domain is unknown, not the token's, or not verified.
+    DomainInvalid,
+    /// A code this client does not know (a newer server); the message says more.
+    #[serde(other)]
+    Other,
 }
 
 impl ErrorCode {

@@ -60,6 +60,10 @@ pub const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 /// ALPN protocol id used on the TLS tunnel connection.
 pub const ALPN: &[u8] = b"beam/1";
 
+/// ALPN protocol id of the API on the tunnel port: the CLI (`beam login`, `beam
+/// list`, …) reaches the API over the same pinned TLS as its tunnels.
+pub const API_ALPN: &[u8] = b"http/1.1";
+
 /// The certificate fingerprint clients pin: `sha256:` and 64 lowercase hex digits
 /// of the DER-encoded leaf certificate.
 pub fn fingerprint(der: &[u8]) -> String {

@@ -1,4 +1,5 @@
-//! Token authentication for tunnel clients, with per-IP throttling of failures.
+//! Token authentication for tunnel clients and the API, with per-IP throttling
+//! of failures.
 //!
 //! Tokens are random (`beam_` + 43 base62 characters ≈ 256 bits), so a fast hash is
 //! enough: the store keeps SHA-256 digests only, and the digest found by the lookup
@@ -15,7 +16,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
-use crate::store::{Store, now_ms};
+use crate::scope::{Role, Scope, Scopes};
+use crate::store::{Store, TokenKind, now_ms};
 
 /// Prefix of every API token, so leaked tokens are easy to scan for.
 pub const TOKEN_PREFIX: &str = "beam_";
@@ -36,6 +38,30 @@ pub fn random_secret(prefix: &str) -> Secret {
         s.push(BASE62[rng.random_range(0..BASE62.len())] as char);
     }
     Secret::new(s)
+}
+
+/// Stores `token` as an API token of the operator account with every scope
+/// (bootstrap and `--dev` tokens). Storing the same token again is a no-op.
+pub async fn store_operator_token(
+    store: &Store,
+    operator: (i64, i64),
+    token: &str,
+    description: &str,
+) -> Result<i64, crate::store::StoreError> {
+    store
+        .insert_token(
+            &crate::store::NewToken {
+                hash: &hash_secret(token),
+                description,
+                user_id: operator.0,
+                org_id: operator.1,
+                scopes: Scopes::all(),
+                kind: TokenKind::Api,
+                expires_at: None,
+            },
+            now_ms(),
+        )
+        .await
 }
 
 /// SHA-256 of a secret, as stored.
@@ -91,6 +117,57 @@ impl Throttle {
     }
 }
 
+/// Who is making a request: the token, its user and organization, and what the
+/// token may do there (its scopes capped by the user's role).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Token row.
+    pub token_id: i64,
+    /// What kind of token authenticated.
+    pub kind: TokenKind,
+    /// The user.
+    pub user_id: i64,
+    /// The organization the token acts in.
+    pub org_id: i64,
+    /// The user's role there.
+    pub role: Role,
+    /// Effective scopes: token scopes ∩ role scopes.
+    pub scopes: Scopes,
+}
+
+impl Principal {
+    /// Whether this principal may do what `scope` covers.
+    pub fn allows(&self, scope: Scope) -> bool {
+        self.scopes.allows(scope)
+    }
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Too many failures from this address.
+    #[error("too many failed attempts from this address; try again in {0} s")]
+    Throttled(u64),
+    /// Unknown token.
+    #[error("invalid token: it is unknown to this server; run `beam login` or check BEAM_TOKEN")]
+    Unknown,
+    /// Revoked token.
+    #[error("this token was revoked; create a new one with `beam tokens create`")]
+    Revoked,
+    /// Expired token.
+    #[error("this token has expired; log in again or create a new one with `beam tokens create`")]
+    Expired,
+    /// The token is of a kind that cannot be used here (e.g. a password-reset token).
+    #[error("this kind of token cannot be used here")]
+    WrongKind,
+    /// The token's user is no longer a member of its organization.
+    #[error("the token's user is no longer a member of its organization")]
+    NotMember,
+    /// The store failed.
+    #[error("the server hit an internal error")]
+    Internal,
+}
+
 /// Checks tokens against the store.
 #[derive(Debug)]
 pub struct Authenticator {
@@ -112,51 +189,88 @@ impl Authenticator {
         self.throttle.fail(ip);
     }
 
-    /// Returns the token's id, or a refusal to send to the client.
-    pub async fn verify(&self, token: &Secret, ip: IpAddr) -> Result<i64, Refusal> {
+    /// Seconds to wait when `ip` failed too often.
+    pub fn throttled(&self, ip: IpAddr) -> Option<u64> {
+        self.throttle.check(ip)
+    }
+
+    /// Authenticates a bearer token of one of `kinds`.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        ip: IpAddr,
+        kinds: &[TokenKind],
+    ) -> Result<Principal, AuthError> {
         if let Some(wait) = self.throttle.check(ip) {
-            return Err(Refusal {
-                code: ErrorCode::Throttled,
-                message: format!("too many failed attempts from {ip}; try again in {wait} s"),
-                retry_after_secs: Some(wait),
-            });
+            return Err(AuthError::Throttled(wait));
         }
-        let hash = hash_secret(token.expose());
+        let hash = hash_secret(token);
         let row = self.store.find_token(&hash).await.map_err(|e| {
             tracing::error!(error = %e, "token lookup failed");
-            internal()
+            AuthError::Internal
         })?;
-        let Some(row) = row.filter(|r| bool::from(r.hash.as_slice().ct_eq(&hash))) else {
+        let fail = |e: AuthError| {
             self.throttle.fail(ip);
-            return Err(Refusal {
-                code: ErrorCode::Unauthorized,
-                message: "invalid token: it is unknown to this server. Run `beam login` or check BEAM_TOKEN".into(),
-                retry_after_secs: None,
-            });
+            Err(e)
         };
+        let Some(row) = row.filter(|r| bool::from(r.hash.as_slice().ct_eq(&hash))) else {
+            return fail(AuthError::Unknown);
+        };
+        if !kinds.contains(&row.kind) {
+            return fail(AuthError::WrongKind);
+        }
         if row.revoked_at.is_some() {
-            self.throttle.fail(ip);
-            return Err(Refusal {
-                code: ErrorCode::Unauthorized,
-                message: "this token was revoked; create a new one with `beam tokens create`"
-                    .into(),
-                retry_after_secs: None,
-            });
+            return fail(AuthError::Revoked);
         }
         let now = now_ms();
         if row.expires_at.is_some_and(|e| e <= now) {
-            self.throttle.fail(ip);
-            return Err(Refusal {
-                code: ErrorCode::TokenExpired,
-                message: "this token has expired; create a new one with `beam tokens create`"
-                    .into(),
-                retry_after_secs: None,
-            });
+            return fail(AuthError::Expired);
         }
+        let role = match self.store.role(row.org_id, row.user_id).await {
+            Ok(Some(role)) => role,
+            Ok(None) => return fail(AuthError::NotMember),
+            Err(e) => {
+                tracing::error!(error = %e, "role lookup failed");
+                return Err(AuthError::Internal);
+            }
+        };
         if let Err(e) = self.store.touch_token(row.id, now).await {
             tracing::warn!(error = %e, "could not record token use");
         }
-        Ok(row.id)
+        Ok(Principal {
+            token_id: row.id,
+            kind: row.kind,
+            user_id: row.user_id,
+            org_id: row.org_id,
+            role,
+            scopes: row.scopes.intersect(role.scopes()),
+        })
+    }
+
+    /// Checks a tunnel client's token: an API token allowed to open tunnels.
+    pub async fn verify(&self, token: &Secret, ip: IpAddr) -> Result<Principal, Refusal> {
+        let refusal = |code, message: String, retry: Option<u64>| Refusal {
+            code,
+            message,
+            retry_after_secs: retry,
+        };
+        let p = self
+            .authenticate(token.expose(), ip, &[TokenKind::Api])
+            .await
+            .map_err(|e| match e {
+                AuthError::Throttled(s) => refusal(ErrorCode::Throttled, e.to_string(), Some(s)),
+                AuthError::Expired => refusal(ErrorCode::TokenExpired, e.to_string(), None),
+                AuthError::Internal => internal(),
+                other => refusal(ErrorCode::Unauthorized, other.to_string(), None),
+            })?;
+        if !p.allows(Scope::TunnelsWrite) {
+            return Err(refusal(
+                ErrorCode::Unauthorized,
+                "this token lacks the tunnels:write scope; create one with `beam tokens create --scopes tunnels:write`".into(),
+                None,
+            ));
+        }
+        Ok(p)
     }
 }
 

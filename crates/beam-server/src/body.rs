@@ -2,6 +2,8 @@
 //! wrapper that counts bytes as they pass without buffering anything.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -42,13 +44,24 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         counter: Counter,
+        tally: Option<Arc<AtomicU64>>,
     }
 }
 
 impl<B> Counted<B> {
     /// Wraps `inner`, counting into `counter`.
     pub fn new(inner: B, counter: Counter) -> Self {
-        Self { inner, counter }
+        Self {
+            inner,
+            counter,
+            tally: None,
+        }
+    }
+
+    /// Also adds to `tally` (this request's own byte count, for analytics).
+    pub fn with_tally(mut self, tally: Option<Arc<AtomicU64>>) -> Self {
+        self.tally = tally;
+        self
     }
 }
 
@@ -66,6 +79,9 @@ impl<B: HttpBody<Data = Bytes>> HttpBody for Counted<B> {
             && let Some(data) = frame.data_ref()
         {
             this.counter.inc_by(data.len() as u64);
+            if let Some(t) = this.tally {
+                t.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
         }
         polled
     }

@@ -1,9 +1,11 @@
 //! Server configuration: built once by the caller (the `beam` binary or a test) and
 //! passed down; nothing in the server reads the environment.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
+
+use crate::store::Limits;
 
 /// Everything the server needs to know besides its listeners, store and TLS keys.
 #[derive(Debug, Clone)]
@@ -34,6 +36,26 @@ pub struct ServerConfig {
     pub keepalive_interval: Duration,
     /// A tunnel connection whose PING is not answered within this is closed.
     pub keepalive_timeout: Duration,
+    /// Whether anyone may register an account through the API.
+    pub registration: bool,
+    /// Lifetime of login sessions.
+    pub session_ttl: Duration,
+    /// Requests per minute per client address on `/api/auth/*`.
+    pub auth_rate_per_minute: u32,
+    /// DNS server for custom-domain checks; the system resolvers when `None`.
+    pub dns_resolver: Option<SocketAddr>,
+    /// How often custom domains are re-checked.
+    pub domain_recheck: Duration,
+    /// Record request analytics.
+    pub analytics: bool,
+    /// Full request records sampled per second at most (totals count everything).
+    pub analytics_samples_per_sec: u32,
+    /// How often analytics are written to the store.
+    pub analytics_flush: Duration,
+    /// How long request records, hourly totals and records of past tunnels are kept.
+    pub retention: Duration,
+    /// Plan limits of organizations created by registration.
+    pub default_limits: Limits,
 }
 
 impl ServerConfig {
@@ -55,6 +77,16 @@ impl ServerConfig {
             reserved: Vec::new(),
             keepalive_interval: Duration::from_secs(15),
             keepalive_timeout: Duration::from_secs(20),
+            registration: true,
+            session_ttl: Duration::from_secs(12 * 3600),
+            auth_rate_per_minute: 20,
+            dns_resolver: None,
+            domain_recheck: Duration::from_secs(3600),
+            analytics: true,
+            analytics_samples_per_sec: 100,
+            analytics_flush: Duration::from_secs(1),
+            retention: Duration::from_secs(30 * 86_400),
+            default_limits: Limits::default(),
         }
     }
 

@@ -16,11 +16,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 use crate::State;
 use crate::body::{Body, Counted, boxed, empty};
 use crate::error::{EdgeError, Side};
+use crate::recorder::{Detail, Recorded, Start, client_net, redact_headers};
+use crate::registry::Tunnel;
 
 /// Where a request goes, decided from its host.
 #[derive(Debug, PartialEq, Eq)]
@@ -98,12 +99,25 @@ async fn handle(
     let start = Instant::now();
     let method = req.method().clone();
     let request_id = new_request_id();
+    let mut seen: Option<Start> = None;
     let resp = match host_of(&req) {
         None => Err(EdgeError::BadHost),
         Some((host, raw_host)) => match route(&host, &state.cfg.domain) {
-            Route::Api => Ok(api(&state, req).await),
-            Route::Tunnel(name) => proxy(&state, peer, &name, raw_host, &request_id, req).await,
-            Route::Unknown => Err(EdgeError::NoTunnel { host }),
+            Route::Api => match crate::api::call(state.clone(), peer, req).await {
+                Ok(resp) => Ok(resp),
+                Err(never) => match never {},
+            },
+            Route::Tunnel(name) => match state.registry.http(&name) {
+                Some(t) => proxy(&state, peer, &t, raw_host, &request_id, req, &mut seen).await,
+                None => Err(EdgeError::NoTunnel {
+                    host: format!("{name}.{}", state.cfg.domain),
+                }),
+            },
+            // Not ours by name: maybe a verified custom domain.
+            Route::Unknown => match state.registry.domain(&host) {
+                Some(t) => proxy(&state, peer, &t, raw_host, &request_id, req, &mut seen).await,
+                None => Err(EdgeError::NoTunnel { host }),
+            },
         },
     };
     let resp = resp.unwrap_or_else(|e| {
@@ -114,21 +128,22 @@ async fn handle(
         }
         e.response(&request_id)
     });
-    state.metrics.request(
-        &method,
-        resp.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
+    let elapsed = start.elapsed();
+    let status = resp.status().as_u16();
+    state.metrics.request(&method, status, elapsed.as_secs_f64());
+    let resp = match seen {
+        Some(seen) => resp.map(|b| {
+            boxed(Recorded::new(
+                b,
+                state.recorder.clone(),
+                seen,
+                status,
+                elapsed.as_micros() as i64,
+            ))
+        }),
+        None => resp,
+    };
     Ok(resp)
-}
-
-async fn api(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
-    // Building the router per API request keeps `State` free of a reference cycle;
-    // it costs microseconds and the API is not on the tunnel hot path.
-    match crate::api::router(state.clone()).oneshot(req).await {
-        Ok(resp) => resp.map(boxed),
-        Err(never) => match never {},
-    }
 }
 
 /// A random 128-bit request id in hex.
@@ -147,23 +162,48 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
 }
 
+/// Proxies a request through `tunnel`. Fills `seen` once the request counts for
+/// the tunnel's analytics.
 async fn proxy(
     state: &Arc<State>,
     peer: SocketAddr,
-    name: &str,
+    tunnel: &Tunnel,
     raw_host: String,
     request_id: &str,
     mut req: Request<Incoming>,
+    seen: &mut Option<Start>,
 ) -> Result<Response<Body>, EdgeError> {
+    let name = tunnel.name.as_str();
     if req.method() == Method::CONNECT {
         return Err(EdgeError::Connect);
     }
-    let tunnel = state
-        .registry
-        .http(name)
-        .ok_or_else(|| EdgeError::NoTunnel {
-            host: format!("{name}.{}", state.cfg.domain),
-        })?;
+    if tunnel.is_paused() {
+        return Err(EdgeError::Paused { name: name.into() });
+    }
+    if state.over_quota(tunnel.org_id) {
+        return Err(EdgeError::OverQuota { name: name.into() });
+    }
+    let tally = if state.recorder.enabled() {
+        let ts = crate::store::now_ms();
+        // Only sampled requests pay for copying path and headers.
+        let detail = state.recorder.sample(ts).then(|| Detail {
+            method: req.method().as_str().to_string(),
+            path: req.uri().path().chars().take(512).collect(),
+            client_net: client_net(peer.ip()),
+            headers: redact_headers(req.headers()),
+        });
+        let bytes_in = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        *seen = Some(Start {
+            tunnel_id: tunnel.id,
+            org_id: tunnel.org_id,
+            ts,
+            detail,
+            bytes_in: bytes_in.clone(),
+        });
+        Some(bytes_in)
+    } else {
+        None
+    };
     let upgrade = is_websocket_upgrade(req.headers());
     let visitor_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
@@ -198,7 +238,7 @@ async fn proxy(
             .insert(hyper::ext::Protocol::from_static("websocket"));
         empty()
     } else {
-        boxed(Counted::new(body, state.metrics.bytes_in()))
+        boxed(Counted::new(body, state.metrics.bytes_in()).with_tally(tally))
     };
 
     let mut sender = tunnel.sender.clone();

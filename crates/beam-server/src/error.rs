@@ -39,6 +39,18 @@ pub enum EdgeError {
         /// Subdomain.
         name: String,
     },
+    /// The tunnel was paused through the API.
+    #[error("tunnel '{name}' is paused")]
+    Paused {
+        /// Subdomain or domain.
+        name: String,
+    },
+    /// The tunnel's organization used its monthly bandwidth.
+    #[error("tunnel '{name}' is over its monthly bandwidth")]
+    OverQuota {
+        /// Subdomain or domain.
+        name: String,
+    },
     /// No response headers within the configured timeout.
     #[error("no response through tunnel '{name}' within {secs} s")]
     Timeout {
@@ -54,6 +66,7 @@ impl EdgeError {
     pub fn side(&self) -> Side {
         match self {
             Self::BadHost | Self::Connect | Self::NoTunnel { .. } => Side::Visitor,
+            Self::Paused { .. } | Self::OverQuota { .. } => Side::Visitor,
             Self::TunnelGone { .. } => Side::Tunnel,
             Self::Timeout { .. } => Side::Local,
         }
@@ -64,6 +77,8 @@ impl EdgeError {
         match self {
             Self::BadHost | Self::Connect => "bad_request",
             Self::NoTunnel { .. } => "no_tunnel",
+            Self::Paused { .. } => "paused",
+            Self::OverQuota { .. } => "over_quota",
             Self::TunnelGone { .. } => "tunnel_gone",
             Self::Timeout { .. } => "timeout",
         }
@@ -75,6 +90,8 @@ impl EdgeError {
             Self::BadHost => StatusCode::BAD_REQUEST,
             Self::Connect => StatusCode::METHOD_NOT_ALLOWED,
             Self::NoTunnel { .. } => StatusCode::NOT_FOUND,
+            Self::Paused { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::OverQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::TunnelGone { .. } => StatusCode::BAD_GATEWAY,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -87,6 +104,12 @@ impl EdgeError {
             Self::Connect => "405 Method Not Allowed\n\nbeam HTTP tunnels do not proxy CONNECT; expose raw TCP with `beam tcp`.\n".into(),
             Self::NoTunnel { host } => format!(
                 "404 Not Found\n\nNo tunnel has the name {host}.\nIf this is your tunnel, start it with `beam http <port>` and check the URL it prints.\n"
+            ),
+            Self::Paused { name } => format!(
+                "503 Service Unavailable\n\nThe tunnel '{name}' is paused by its owner. Try again later.\n"
+            ),
+            Self::OverQuota { name } => format!(
+                "429 Too Many Requests\n\nThe tunnel '{name}' has used its plan's bandwidth for this month.\n"
             ),
             Self::TunnelGone { name } => format!(
                 "502 Bad Gateway\n\nThe beam client serving '{name}' disconnected before it answered.\nIt reconnects on its own; try again in a few seconds.\n"

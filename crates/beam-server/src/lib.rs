@@ -6,8 +6,12 @@
 //!   reverse HTTP/2 connection registered in the `registry`.
 //! - `edge`: the public HTTP listener; routes by `Host` to a tunnel or to `api`.
 //! - `tcp`: public ports of TCP tunnels, one `CONNECT` stream per visitor.
-//! - [`store`]: SQLite or PostgreSQL through sqlx; [`auth`]: token checks; [`names`]:
-//!   subdomain validation and generation; [`metrics`]: Prometheus; [`tls`]: certificates.
+//! - [`api`]: the REST API (axum, OpenAPI at `/api/openapi.json`), served on the API
+//!   host and, for the CLI, on the tunnel port over TLS.
+//! - [`store`]: SQLite or PostgreSQL through sqlx; [`auth`], [`scope`], [`password`]:
+//!   tokens, permissions, argon2; [`names`]: subdomain validation and generation;
+//!   [`domains`] and [`dns`]: custom domains and their TXT proof; [`recorder`]:
+//!   request analytics; [`metrics`]: Prometheus; [`tls`]: certificates.
 //!
 //! The server never binds sockets itself: [`Server::run`] takes bound listeners and
 //! a shutdown future, so tests run many servers in parallel on port 0.
@@ -15,23 +19,32 @@
 #![warn(missing_docs)]
 
 mod accept;
-mod api;
+pub mod api;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod dns;
+pub mod domains;
 mod edge;
 pub mod error;
 pub mod metrics;
 pub mod names;
+pub mod password;
+pub mod recorder;
 mod registry;
+pub mod scope;
 pub mod store;
 mod tcp;
 pub mod tls;
 mod tunnel;
 
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +72,9 @@ pub enum ServerError {
     /// The store could not be prepared.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The DNS resolver for domain checks could not be set up.
+    #[error("{0}")]
+    Dns(String),
 }
 
 /// Shared state of one running server.
@@ -70,6 +86,21 @@ pub(crate) struct State {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(crate) tasks: TaskTracker,
+    pub(crate) dns: dns::Verifier,
+    pub(crate) auth_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    pub(crate) recorder: Arc<recorder::Recorder>,
+    /// The operator's organization (owner of bootstrap tokens; sets plan limits).
+    pub(crate) operator_org: i64,
+    /// Organizations over their monthly bandwidth, refreshed in the background.
+    pub(crate) over_quota: RwLock<HashSet<i64>>,
+}
+
+impl State {
+    /// Whether organization `org_id` used its monthly bandwidth.
+    pub(crate) fn over_quota(&self, org_id: i64) -> bool {
+        let set = self.over_quota.read().unwrap_or_else(|e| e.into_inner());
+        !set.is_empty() && set.contains(&org_id)
+    }
 }
 
 /// A configured server, ready to [`run`](Server::run).
@@ -78,6 +109,8 @@ pub struct Server {
     store: Store,
     tls: Option<Arc<rustls::ServerConfig>>,
     metrics: Arc<Metrics>,
+    dns: dns::Verifier,
+    operator: (i64, i64),
 }
 
 impl Server {
@@ -91,17 +124,29 @@ impl Server {
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Result<Self, ServerError> {
         store.migrate().await?;
-        let until = store::now_ms() + cfg.grace.as_millis() as i64;
+        let now = store::now_ms();
+        let until = now + cfg.grace.as_millis() as i64;
         let held = store.release_all(until).await?;
         if held > 0 {
             tracing::info!(held, "names from a previous run are held for their clients");
         }
+        store.disconnect_all_tunnels(now).await?;
+        let operator = store.ensure_operator(now).await?;
+        let dns = dns::Verifier::new(cfg.dns_resolver).map_err(ServerError::Dns)?;
         Ok(Self {
             cfg,
             store,
             tls,
             metrics: Arc::new(Metrics::new()),
+            dns,
+            operator,
         })
+    }
+
+    /// `(user id, organization id)` of the built-in operator account, which owns
+    /// bootstrap tokens.
+    pub fn operator(&self) -> (i64, i64) {
+        self.operator
     }
 
     /// The server's metrics (tests read them; `/metrics` renders them).
@@ -119,7 +164,17 @@ impl Server {
     ) -> Result<(), ServerError> {
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let per_minute = std::num::NonZeroU32::new(self.cfg.auth_rate_per_minute.max(1))
+            .unwrap_or(std::num::NonZeroU32::MIN);
         let state = Arc::new(State {
+            dns: self.dns.clone(),
+            auth_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            recorder: Arc::new(recorder::Recorder::new(
+                self.cfg.analytics,
+                self.cfg.analytics_samples_per_sec,
+            )),
+            operator_org: self.operator.1,
+            over_quota: RwLock::new(HashSet::new()),
             auth: Authenticator::new(self.store.clone()),
             registry: Registry::default(),
             metrics: self.metrics.clone(),
@@ -130,22 +185,25 @@ impl Server {
         });
 
         let purge = {
-            let store = self.store.clone();
+            let state = state.clone();
             let cancel = cancel.clone();
             async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
                 loop {
                     tokio::select! {
-                        _ = tick.tick() => {
-                            if let Err(e) = store.purge_expired(store::now_ms()).await {
-                                tracing::warn!(error = %e, "purging expired names failed");
-                            }
-                        }
+                        _ = tick.tick() => housekeeping(&state).await,
                         () = cancel.cancelled() => break,
                     }
                 }
             }
         };
+        tasks.spawn(state.recorder.clone().run(
+            self.store.clone(),
+            state.cfg.analytics_flush,
+            cancel.clone(),
+        ));
+        tasks.spawn(domains::recheck_loop(state.clone(), cancel.clone()));
+        tasks.spawn(quota_loop(state.clone(), cancel.clone()));
         tasks.spawn(purge);
         tasks.spawn(edge::serve(listeners.public, state.clone(), cancel.clone()));
         tasks.spawn(tunnel::serve(
@@ -167,5 +225,78 @@ impl Server {
         let until = store::now_ms() + state.cfg.grace.as_millis() as i64;
         self.store.release_all(until).await?;
         Ok(())
+    }
+}
+
+/// Once a minute: expired names, sessions, old analytics and past tunnels go;
+/// the auth rate limiter forgets idle addresses.
+async fn housekeeping(state: &State) {
+    let now = store::now_ms();
+    let keep = now - state.cfg.retention.as_millis() as i64;
+    let results = [
+        ("names", state.store.purge_expired(now).await),
+        ("tokens", state.store.purge_tokens(now).await),
+        ("requests", state.store.purge_requests(keep, keep).await),
+        ("tunnels", state.store.purge_tunnels(keep).await),
+    ];
+    for (what, r) in results {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, what, "housekeeping failed");
+        }
+    }
+    state.auth_limiter.retain_recent();
+}
+
+/// Refreshes the set of organizations over their monthly bandwidth every 10 s
+/// (and right after analytics are flushed at that pace), so the edge checks a
+/// set instead of the database per request.
+async fn quota_loop(state: Arc<State>, shutdown: CancellationToken) {
+    let every = state.cfg.analytics_flush.max(Duration::from_millis(100)) * 2;
+    let mut tick = tokio::time::interval(every.min(Duration::from_secs(10)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let since = month_start(store::now_ms());
+        match state.store.bandwidth_usage(since).await {
+            Ok(rows) => {
+                let over: HashSet<i64> = rows
+                    .into_iter()
+                    .filter(|(_, used, limit)| used >= limit)
+                    .map(|(org, _, _)| org)
+                    .collect();
+                *state.over_quota.write().unwrap_or_else(|e| e.into_inner()) = over;
+            }
+            Err(e) => tracing::warn!(error = %e, "bandwidth usage check failed"),
+        }
+    }
+}
+
+/// Unix ms of the first instant of the UTC calendar month containing `ms`.
+pub fn month_start(ms: i64) -> i64 {
+    // Civil-from-days (Howard Hinnant's algorithm), to avoid a date crate.
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day_of_month = doy - (153 * mp + 2) / 5; // 0-based
+    (days - day_of_month) * 86_400_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::month_start;
+
+    #[test]
+    fn month_start_is_the_first_of_the_month_utc() {
+        // 2026-11-22T05:00:00Z → 2026-11-01T00:00:00Z
+        assert_eq!(month_start(1_795_323_600_000), 1_793_491_200_000);
+        // 2024-03-01T00:00:00Z is its own month start (after a leap February).
+        assert_eq!(month_start(1_709_251_200_000), 1_709_251_200_000);
+        assert_eq!(month_start(1_709_251_199_999), 1_706_745_600_000);
     }
 }

@@ -2,6 +2,7 @@
 //! the client. Lookups happen on every visitor request, so this is a read-mostly map.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use hyper::client::conn::http2::SendRequest;
@@ -17,6 +18,16 @@ pub struct Tunnel {
     pub session: String,
     /// Subdomain or port.
     pub name: String,
+    /// Row id in the `tunnels` table.
+    pub id: i64,
+    /// Owning organization.
+    pub org_id: i64,
+    /// Token the client authenticated with (revoking it disconnects the tunnel).
+    pub token_id: i64,
+    /// Visitors get 503 while set.
+    pub paused: AtomicBool,
+    /// Custom domains routed to this tunnel.
+    pub domains: Vec<String>,
     /// Opens streams to the client.
     pub sender: SendRequest<Body>,
     /// Cancelled to disconnect this tunnel (lease takeover, shutdown, stop).
@@ -25,11 +36,24 @@ pub struct Tunnel {
     pub listener: Option<Arc<TcpListener>>,
 }
 
+impl Tunnel {
+    /// Whether visitors are refused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Pauses or resumes.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+}
+
 /// Live tunnels by name.
 #[derive(Debug, Default)]
 pub struct Registry {
     http: RwLock<HashMap<String, Arc<Tunnel>>>,
     tcp: RwLock<HashMap<u16, Arc<Tunnel>>>,
+    domains: RwLock<HashMap<String, Arc<Tunnel>>>,
 }
 
 impl Registry {
@@ -88,6 +112,72 @@ impl Registry {
         let mut map = self.tcp.write().unwrap_or_else(|e| e.into_inner());
         if map.get(&port).is_some_and(|t| t.session == session) {
             map.remove(&port);
+        }
+    }
+
+    /// The tunnel a verified custom domain routes to.
+    pub fn domain(&self, host: &str) -> Option<Arc<Tunnel>> {
+        self.domains
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(host)
+            .cloned()
+    }
+
+    /// Routes the tunnel's custom domains to it.
+    pub fn insert_domains(&self, tunnel: &Arc<Tunnel>) {
+        let mut map = self.domains.write().unwrap_or_else(|e| e.into_inner());
+        for d in &tunnel.domains {
+            map.insert(d.clone(), tunnel.clone());
+        }
+    }
+
+    /// Stops routing `host` (domain removed or suspended).
+    pub fn remove_domain(&self, host: &str) {
+        self.domains
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(host);
+    }
+
+    /// Drops the domains of a session that ended, unless a newer session took them.
+    pub fn remove_domains_of(&self, tunnel: &Tunnel) {
+        let mut map = self.domains.write().unwrap_or_else(|e| e.into_inner());
+        for d in &tunnel.domains {
+            if map.get(d).is_some_and(|t| t.session == tunnel.session) {
+                map.remove(d);
+            }
+        }
+    }
+
+    /// Every live tunnel (HTTP and TCP).
+    pub fn all(&self) -> Vec<Arc<Tunnel>> {
+        let mut out: Vec<_> = self
+            .http
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        out.extend(
+            self.tcp
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned(),
+        );
+        out
+    }
+
+    /// The live session of tunnel row `id`.
+    pub fn by_id(&self, id: i64) -> Option<Arc<Tunnel>> {
+        self.all().into_iter().find(|t| t.id == id)
+    }
+
+    /// Disconnects every tunnel opened with `token_id` (the token was revoked).
+    pub fn kick_token(&self, token_id: i64) {
+        for t in self.all().into_iter().filter(|t| t.token_id == token_id) {
+            t.kick.cancel();
         }
     }
 }

@@ -101,7 +101,7 @@ impl TunnelCert {
             .with_no_client_auth()
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| TlsError::Crypto(e.to_string()))?;
-        cfg.alpn_protocols = vec![beam_proto::ALPN.to_vec()];
+        cfg.alpn_protocols = vec![beam_proto::ALPN.to_vec(), beam_proto::API_ALPN.to_vec()];
         Ok(Arc::new(cfg))
     }
 }

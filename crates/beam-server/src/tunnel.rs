@@ -18,11 +18,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::State;
-use crate::auth::{hash_secret, internal, random_secret};
+use crate::auth::{Principal, hash_secret, internal, random_secret};
 use crate::body::empty;
 use crate::names;
 use crate::registry::Tunnel;
-use crate::store::{Claim, NameKind, now_ms};
+use crate::store::{Claim, DomainRow, NameKind, TunnelKey, TunnelRow, now_ms};
 
 /// First byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -57,12 +57,26 @@ async fn accept(
             return;
         };
         match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(beam_proto::API_ALPN) => {
+                crate::api::serve_io(state, tls, peer, shutdown).await;
+            }
             Ok(Ok(tls)) => session(state, tls, peer, deadline, shutdown).await,
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tunnel TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "tunnel TLS handshake timed out"),
         }
     } else if plaintext_allowed(peer, state.cfg.insecure) {
-        session(state, stream, peer, deadline, shutdown).await;
+        // `BEAM` starts a tunnel; anything else is the API over plain HTTP/1.1
+        // (loopback or --insecure only, like plaintext tunnels).
+        let mut head = [0u8; 4];
+        let n = match tokio::time::timeout_at(deadline, stream.peek(&mut head)).await {
+            Ok(Ok(n)) => n,
+            _ => return,
+        };
+        if n > 0 && head[..n] != beam_proto::MAGIC[..n] && head[0].is_ascii_uppercase() {
+            crate::api::serve_io(state, stream, peer, shutdown).await;
+        } else {
+            session(state, stream, peer, deadline, shutdown).await;
+        }
     } else {
         let mut stream = stream;
         refuse(
@@ -162,9 +176,21 @@ async fn session<IO>(
         }
     };
 
-    let token_id = match state.auth.verify(&hello.token, peer.ip()).await {
-        Ok(id) => id,
+    let principal = match state.auth.verify(&hello.token, peer.ip()).await {
+        Ok(p) => p,
         Err(r) => return refuse(&mut io, r).await,
+    };
+    let token_id = principal.token_id;
+    // A custom domain is checked before any name is claimed, so a refusal
+    // leaves nothing behind.
+    let custom = match &hello.tunnel {
+        TunnelRequest::Http {
+            domain: Some(d), ..
+        } => match custom_domain(&state, d, principal.org_id).await {
+            Ok(row) => Some(row),
+            Err(r) => return refuse(&mut io, r).await,
+        },
+        _ => None,
     };
 
     let session_id = format!("{:016x}", rand::random::<u64>());
@@ -180,12 +206,13 @@ async fn session<IO>(
 
     let who = Claimant {
         token_id,
+        org_id: principal.org_id,
         lease_hash: &lease_hash,
         presented: presented.as_ref(),
         session: &session_id,
     };
     let claimed = match &hello.tunnel {
-        TunnelRequest::Http { subdomain } => {
+        TunnelRequest::Http { subdomain, .. } => {
             claim_subdomain(&state, subdomain.as_deref(), &who).await
         }
         TunnelRequest::Tcp { port } => claim_port(&state, *port, &who).await,
@@ -194,6 +221,18 @@ async fn session<IO>(
         Ok(c) => c,
         Err(r) => return refuse(&mut io, r).await,
     };
+    let record = match record_connect(&state, &principal, &claimed, &hello).await {
+        Ok(row) => row,
+        Err(r) => {
+            release(&state, &claimed, &session_id).await;
+            return refuse(&mut io, r).await;
+        }
+    };
+    if let Some(d) = &custom
+        && let Err(e) = state.store.attach_domain(d.id, record.id).await
+    {
+        tracing::warn!(error = %e, "could not attach the domain to its tunnel");
+    }
 
     let welcome = Welcome {
         session: session_id.clone(),
@@ -238,6 +277,11 @@ async fn session<IO>(
     let tunnel = Arc::new(Tunnel {
         session: session_id.clone(),
         name: claimed.name.clone(),
+        id: record.id,
+        org_id: principal.org_id,
+        token_id,
+        paused: record.paused.into(),
+        domains: custom.iter().map(|d| d.hostname.clone()).collect(),
         sender,
         kick: kick.clone(),
         listener: claimed.listener.clone(),
@@ -250,6 +294,7 @@ async fn session<IO>(
             state.registry.insert_tcp(port, tunnel.clone());
         }
     }
+    state.registry.insert_domains(&tunnel);
     let gauge = state.metrics.tunnels(kind.as_str());
     gauge.inc();
     tracing::info!(%peer, session = %session_id, name = %claimed.name, kind = kind.as_str(), client = %hello.client, "tunnel connected");
@@ -285,7 +330,7 @@ async fn session<IO>(
         r = conn => if let Err(e) = r {
             tracing::debug!(session = %session_id, error = %e, "tunnel connection ended");
         },
-        () = kick.cancelled() => tracing::info!(session = %session_id, "tunnel replaced by a newer session"),
+        () = kick.cancelled() => tracing::info!(session = %session_id, "tunnel disconnected by the server (replaced by a newer session, stopped, or its token revoked)"),
         () = shutdown.cancelled() => {},
     }
     kick.cancel();
@@ -294,6 +339,17 @@ async fn session<IO>(
     // between finds the old entry and takes over its TCP listener instead of racing
     // the old one for the port.
     release(&state, &claimed, &session_id).await;
+    state.registry.remove_domains_of(&tunnel);
+    // Only the last session of a name marks the record disconnected (a takeover
+    // by a newer session of the same tunnel already marked it connected).
+    let replaced = match claimed.kind {
+        NameKind::Subdomain => state.registry.http(&claimed.name),
+        NameKind::TcpPort => state.registry.tcp(claimed.name.parse().unwrap_or_default()),
+    }
+    .is_some_and(|t| t.session != session_id);
+    if !replaced && let Err(e) = state.store.tunnel_disconnected(record.id, now_ms()).await {
+        tracing::warn!(error = %e, "could not record the disconnect");
+    }
     match claimed.kind {
         NameKind::Subdomain => state.registry.remove_http(&claimed.name, &session_id),
         NameKind::TcpPort => state
@@ -314,9 +370,108 @@ async fn release(state: &State, claimed: &Claimed, session: &str) {
     }
 }
 
+/// Checks the plan's tunnel limit and records the connect.
+async fn record_connect(
+    state: &State,
+    p: &Principal,
+    claimed: &Claimed,
+    hello: &Hello,
+) -> Result<TunnelRow, Refusal> {
+    let org = state
+        .store
+        .org(p.org_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "org lookup failed");
+            internal()
+        })?
+        .ok_or_else(internal)?;
+    if let Some(max) = org.limits.max_tunnels {
+        let connected = state.store.count_connected(p.org_id).await.map_err(|e| {
+            tracing::error!(error = %e, "counting tunnels failed");
+            internal()
+        })?;
+        // A reconnect of a tunnel still marked connected does not count twice.
+        let live = match claimed.kind {
+            NameKind::Subdomain => state.registry.http(&claimed.name),
+            NameKind::TcpPort => state.registry.tcp(claimed.name.parse().unwrap_or_default()),
+        }
+        .is_some();
+        if connected - i64::from(live) >= max {
+            return Err(refusal(
+                ErrorCode::LimitReached,
+                format!(
+                    "your plan allows {max} tunnels at once and {connected} are connected; stop one (`beam list`, `beam stop`)"
+                ),
+            ));
+        }
+    }
+    let config = serde_json::json!({
+        "client": hello.client,
+        "domain": match &hello.tunnel { TunnelRequest::Http { domain, .. } => domain.clone(), _ => None },
+    });
+    let key = TunnelKey {
+        org_id: p.org_id,
+        user_id: p.user_id,
+        kind: claimed.kind,
+        name: &claimed.name,
+    };
+    state
+        .store
+        .tunnel_connected(key, &claimed.public_url, &config, now_ms())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "recording the tunnel failed");
+            internal()
+        })
+}
+
+/// The verified custom domain `host` of organization `org_id`, or why not.
+async fn custom_domain(state: &State, host: &str, org_id: i64) -> Result<DomainRow, Refusal> {
+    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    let row = state.store.domain_by_host(&host).await.map_err(|e| {
+        tracing::error!(error = %e, "domain lookup failed");
+        internal()
+    })?;
+    match row {
+        Some(d) if d.org_id == org_id && d.kind == "custom" && d.status == "active" => Ok(d),
+        Some(d) if d.org_id == org_id && d.kind == "custom" => Err(refusal(
+            ErrorCode::DomainInvalid,
+            format!(
+                "domain {host} is {}: publish TXT {} = {} and run `beam domains verify {host}`",
+                d.status,
+                crate::dns::challenge_name(&host),
+                d.verification_token
+            ),
+        )),
+        _ => Err(refusal(
+            ErrorCode::DomainInvalid,
+            format!("domain {host} is not one of your custom domains; add it with `beam domains add {host}`"),
+        )),
+    }
+}
+
+/// Tells the client its tunnel was stopped (so it exits instead of reconnecting)
+/// and disconnects it.
+pub(crate) async fn stop(tunnel: &Tunnel, reason: &str) {
+    let mut sender = tunnel.sender.clone();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("http://beam-control/stop")
+        .header("beam-control", "stop")
+        .header("beam-reason", reason)
+        .body(empty());
+    if let Ok(req) = req {
+        // Bounded: a client that does not answer is disconnected anyway.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), sender.send_request(req)).await;
+    }
+    tunnel.kick.cancel();
+}
+
 /// Who is claiming a name in this handshake.
 struct Claimant<'a> {
     token_id: i64,
+    org_id: i64,
     lease_hash: &'a [u8],
     presented: Option<&'a [u8; 32]>,
     session: &'a str,
@@ -329,6 +484,7 @@ impl Claimant<'_> {
             kind,
             name,
             token_id: self.token_id,
+            org_id: self.org_id,
             new_lease_hash: self.lease_hash,
             presented_lease_hash: self.presented.map(|h| h.as_slice()),
             session: self.session,

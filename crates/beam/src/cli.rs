@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::settings::ConnArgs;
+
 /// Expose localhost to the internet, and see production from your laptop.
 #[derive(Debug, Parser)]
 #[command(name = "beam", version, about, propagate_version = true)]
@@ -28,6 +30,123 @@ pub enum Command {
     Http(HttpArgs),
     /// Expose a local TCP port on a public port.
     Tcp(TcpArgs),
+    /// Save a token for this machine (from a prompt, a file, BEAM_TOKEN, or an email and password).
+    Login(LoginArgs),
+    /// Forget the saved token (and revoke it if `beam login --email` created it).
+    Logout(ConnArgs),
+    /// List your organization's tunnels.
+    List(ListArgs),
+    /// Stop a tunnel by name or id: the client exits and the name is released.
+    Stop(StopArgs),
+    /// Reserved subdomains and custom domains.
+    #[command(subcommand)]
+    Domains(DomainsCommand),
+    /// API tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+/// `beam login` options. The token is never an argument.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Read the token from this file instead of BEAM_TOKEN or a prompt.
+    #[arg(long, conflicts_with = "email")]
+    pub token_file: Option<PathBuf>,
+    /// Log in with an account: asks for the password (or reads BEAM_PASSWORD) and
+    /// creates a token for this machine.
+    #[arg(long)]
+    pub email: Option<String>,
+}
+
+/// `beam list` options.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `beam stop` options.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Subdomain, port or tunnel id (see `beam list`).
+    pub tunnel: String,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `beam domains …`.
+#[derive(Debug, Subcommand)]
+pub enum DomainsCommand {
+    /// Add a custom domain (then publish the TXT record it prints) or reserve NAME.<server domain>.
+    Add(DomainArgs),
+    /// List domains.
+    List(ListArgs),
+    /// Look the TXT record up now.
+    Verify(DomainArgs),
+    /// Remove a domain.
+    Remove(DomainArgs),
+}
+
+/// A domain argument.
+#[derive(Debug, Args)]
+pub struct DomainArgs {
+    /// Host name (or id, except for `add`).
+    pub hostname: String,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `beam tokens …`.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token; it is printed once.
+    Create(TokenCreateArgs),
+    /// List your tokens.
+    List(ListArgs),
+    /// Revoke a token by id; tunnels using it disconnect.
+    Revoke(TokenRevokeArgs),
+}
+
+/// `beam tokens create` options.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// What the token is for.
+    #[arg(long, short, default_value = "beam CLI")]
+    pub description: String,
+    /// Comma-separated scopes [default: tunnels:write,tunnels:read,domains:write,domains:read].
+    #[arg(long, value_delimiter = ',')]
+    pub scopes: Vec<String>,
+    /// Expire after this many days.
+    #[arg(long)]
+    pub expires_in_days: Option<u32>,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `beam tokens revoke` options.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// Token id (see `beam tokens list`).
+    pub id: i64,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 /// `beam server` options. Every option also reads a `BEAM_*` variable.
@@ -90,6 +209,33 @@ pub struct ServerArgs {
     /// Log format.
     #[arg(long, env = "BEAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Who may create accounts through the API: open (anyone) or closed.
+    #[arg(long, env = "BEAM_REGISTRATION", value_enum, default_value_t = Registration::Open)]
+    pub registration: Registration,
+    /// Lifetime of login sessions.
+    #[arg(long, env = "BEAM_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+    /// DNS server (IP:PORT) for custom-domain TXT checks [default: the system's resolvers].
+    #[arg(long, env = "BEAM_DNS_RESOLVER")]
+    pub dns_resolver: Option<SocketAddr>,
+    /// How often custom domains are re-checked (a domain whose TXT record is gone is suspended).
+    #[arg(long, env = "BEAM_DOMAIN_RECHECK", default_value = "1h", value_parser = parse_duration)]
+    pub domain_recheck: Duration,
+    /// Do not record request analytics.
+    #[arg(long, env = "BEAM_NO_ANALYTICS")]
+    pub no_analytics: bool,
+    /// How long request records, hourly totals and past tunnels are kept.
+    #[arg(long, env = "BEAM_RETENTION", default_value = "720h", value_parser = parse_duration)]
+    pub retention: Duration,
+}
+
+/// `--registration` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Registration {
+    /// Anyone who can reach the API may register.
+    Open,
+    /// Only the operator creates accounts (registration answers 403).
+    Closed,
 }
 
 /// Log output format.
@@ -106,21 +252,12 @@ pub enum LogFormat {
 pub struct TunnelArgs {
     /// Local service: PORT, HOST:PORT or http://HOST:PORT.
     pub target: String,
-    /// beam server tunnel address [default: from the config file, else 127.0.0.1:8081].
-    #[arg(long, env = "BEAM_SERVER")]
-    pub server: Option<String>,
-    /// Pin the server certificate by fingerprint (sha256:…) [default: from the config file].
-    #[arg(long, env = "BEAM_FINGERPRINT")]
-    pub fingerprint: Option<String>,
-    /// Connect without TLS (loopback servers, or servers started with --insecure).
-    #[arg(long)]
-    pub insecure: bool,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
     /// Print one JSON line per connect instead of the interactive display.
     #[arg(long)]
     pub json: bool,
-    /// Config file [default: $BEAM_CONFIG or ~/.config/beam/config.toml].
-    #[arg(long)]
-    pub config: Option<PathBuf>,
 }
 
 /// `beam http` options.
@@ -129,9 +266,12 @@ pub struct HttpArgs {
     /// Shared tunnel options.
     #[command(flatten)]
     pub common: TunnelArgs,
-    /// Ask for this subdomain instead of a random one.
+    /// Ask for this subdomain instead of a random one [default: `subdomain` in beam.toml].
     #[arg(long, short)]
     pub subdomain: Option<String>,
+    /// Also route this verified custom domain here (`beam domains add` first).
+    #[arg(long)]
+    pub domain: Option<String>,
     /// Host header the local service sees: the visitor's (preserve) or HOST:PORT of the target (rewrite).
     #[arg(long, value_enum, default_value_t = HostHeaderArg::Preserve)]
     pub host_header: HostHeaderArg,
@@ -264,6 +404,30 @@ pub fn main() -> ExitCode {
             Command::Tcp(args) => {
                 init_tracing("warn", LogFormat::Text);
                 crate::tunnel_cmd::run_tcp(args).await
+            }
+            Command::Login(args) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::account_cmd::login(args).await
+            }
+            Command::Logout(args) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::account_cmd::logout(args).await
+            }
+            Command::List(args) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::manage_cmd::list(args).await
+            }
+            Command::Stop(args) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::manage_cmd::stop(args).await
+            }
+            Command::Domains(cmd) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::manage_cmd::domains(cmd).await
+            }
+            Command::Tokens(cmd) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::account_cmd::tokens(cmd).await
             }
         }
     });

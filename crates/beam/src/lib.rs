@@ -4,7 +4,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod account_cmd;
 pub mod cli;
+pub mod manage_cmd;
 pub mod server_cmd;
+pub mod settings;
 pub mod tunnel_cmd;
 pub mod userconfig;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use beam_proto::Secret;
-use beam_server::auth::{generate_token, hash_secret};
+use beam_server::auth::{generate_token, hash_secret, store_operator_token};
 use beam_server::store::now_ms;
 use beam_server::tls::TunnelCert;
 use beam_server::{Listeners, Server, ServerConfig, Store};
@@ -45,6 +45,12 @@ pub fn config_from(args: &ServerArgs, http_port: u16) -> ServerConfig {
     cfg.grace = args.grace;
     cfg.upstream_timeout = args.upstream_timeout;
     cfg.insecure = args.insecure;
+    cfg.registration = args.registration == crate::cli::Registration::Open;
+    cfg.session_ttl = args.session_ttl;
+    cfg.dns_resolver = args.dns_resolver;
+    cfg.domain_recheck = args.domain_recheck;
+    cfg.analytics = !args.no_analytics;
+    cfg.retention = args.retention;
     cfg
 }
 
@@ -80,7 +86,7 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
 
     let server = Server::new(cfg.clone(), store.clone(), Some(tls)).await?;
 
-    let token_note = bootstrap(&args, &store, &cert.fingerprint).await?;
+    let token_note = bootstrap(&args, &store, server.operator(), &cert.fingerprint).await?;
     print_banner(&args, &cfg, &db_url, &store, &cert.fingerprint, token_note);
 
     server
@@ -114,20 +120,14 @@ enum TokenNote {
 async fn bootstrap(
     args: &ServerArgs,
     store: &Store,
+    operator: (i64, i64),
     fingerprint: &str,
 ) -> anyhow::Result<TokenNote> {
     // From the environment only: a token in argv would show up in `ps`.
     if let Ok(t) = std::env::var("BEAM_BOOTSTRAP_TOKEN")
         && !t.is_empty()
     {
-        store
-            .insert_token(
-                &hash_secret(&t),
-                "bootstrap (BEAM_BOOTSTRAP_TOKEN)",
-                None,
-                now_ms(),
-            )
-            .await?;
+        store_operator_token(store, operator, &t, "bootstrap (BEAM_BOOTSTRAP_TOKEN)").await?;
     }
     let path = default_path();
     if args.dev {
@@ -137,9 +137,7 @@ async fn bootstrap(
             Some(t) => store
                 .find_token(&hash_secret(t.expose()))
                 .await?
-                .is_some_and(|row| {
-                    row.revoked_at.is_none() && row.expires_at.is_none_or(|e| e > now_ms())
-                }),
+                .is_some_and(|row| row.is_live(now_ms())),
             None => false,
         };
         user.server = Some(args.tunnel_addr.to_string());
@@ -148,14 +146,13 @@ async fn bootstrap(
             TokenNote::Existing(path.clone())
         } else {
             let token = generate_token();
-            store
-                .insert_token(
-                    &hash_secret(token.expose()),
-                    "local user (beam server --dev)",
-                    None,
-                    now_ms(),
-                )
-                .await?;
+            store_operator_token(
+                store,
+                operator,
+                token.expose(),
+                "local user (beam server --dev)",
+            )
+            .await?;
             user.token = Some(token.clone());
             TokenNote::Created {
                 token,
@@ -167,9 +164,7 @@ async fn bootstrap(
     }
     if store.count_tokens().await? == 0 {
         let token = generate_token();
-        store
-            .insert_token(&hash_secret(token.expose()), "first token", None, now_ms())
-            .await?;
+        store_operator_token(store, operator, token.expose(), "first token").await?;
         return Ok(TokenNote::Created {
             token,
             saved_to: None,

@@ -7,58 +7,39 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use beam_agent::{ClientConfig, Event, HostHeader, LocalTarget, Stats, TlsMode};
-use beam_proto::{Secret, TunnelRequest};
+use beam_agent::{ClientConfig, Event, HostHeader, LocalTarget, Stats};
+use beam_proto::TunnelRequest;
 use indicatif::{ProgressBar, ProgressStyle};
 use owo_colors::OwoColorize;
 
 use crate::cli::{HostHeaderArg, HttpArgs, TcpArgs, TunnelArgs, color, shutdown_signal};
-use crate::userconfig::{UserConfig, default_path};
+use crate::settings::Settings;
 
-/// Default tunnel address of a local `beam server`.
-pub const DEFAULT_SERVER: &str = "127.0.0.1:8081";
-
-/// Builds the client configuration: flags > environment > config file > defaults.
-pub fn client_config(args: &TunnelArgs, tunnel: TunnelRequest) -> anyhow::Result<ClientConfig> {
-    let path = args.config.clone().unwrap_or_else(default_path);
-    let user = UserConfig::load(&path)?;
+/// Builds the client configuration: flags > environment > project file > global
+/// file > defaults (see [`crate::settings`]).
+pub fn client_config(
+    args: &TunnelArgs,
+    settings: &Settings,
+    tunnel: TunnelRequest,
+) -> anyhow::Result<ClientConfig> {
     let local = LocalTarget::parse(&args.target).map_err(anyhow::Error::msg)?;
-    let token = std::env::var("BEAM_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(Secret::new)
-        .or(user.token.clone());
-    let Some(token) = token else {
-        bail!(
-            "no token: set BEAM_TOKEN, or run `beam server --dev` on this machine to create one in {}",
-            path.display()
-        );
-    };
-    let server = args
-        .server
-        .clone()
-        .or(user.server.clone())
-        .unwrap_or_else(|| DEFAULT_SERVER.to_string());
-    let tls = if args.insecure {
-        TlsMode::Plaintext
-    } else if let Some(fp) = args.fingerprint.clone().or(user.fingerprint.clone()) {
-        TlsMode::Pinned(fp)
-    } else {
-        TlsMode::WebPki
-    };
-    let mut cfg = ClientConfig::new(server, token, tunnel, local);
-    cfg.tls = tls;
+    let token = settings.require_token()?;
+    let mut cfg = ClientConfig::new(settings.server.clone(), token, tunnel, local);
+    cfg.tls = settings.tls.clone();
     Ok(cfg)
 }
 
 /// Runs `beam http`.
 pub async fn run_http(args: HttpArgs) -> anyhow::Result<()> {
-    let mut cfg = client_config(
-        &args.common,
-        TunnelRequest::Http {
-            subdomain: args.subdomain.clone(),
-        },
-    )?;
+    let settings = Settings::resolve(&args.common.conn)?;
+    let tunnel = TunnelRequest::Http {
+        subdomain: args
+            .subdomain
+            .clone()
+            .or(settings.project.subdomain.clone()),
+        domain: args.domain.clone().or(settings.project.domain.clone()),
+    };
+    let mut cfg = client_config(&args.common, &settings, tunnel)?;
     cfg.host_header = match args.host_header {
         HostHeaderArg::Preserve => HostHeader::Preserve,
         HostHeaderArg::Rewrite => HostHeader::Rewrite,
@@ -69,8 +50,10 @@ pub async fn run_http(args: HttpArgs) -> anyhow::Result<()> {
 
 /// Runs `beam tcp`.
 pub async fn run_tcp(args: TcpArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve(&args.common.conn)?;
     let cfg = client_config(
         &args.common,
+        &settings,
         TunnelRequest::Tcp {
             port: args.remote_port,
         },
@@ -228,6 +211,7 @@ async fn drive(
             }
             Ok(())
         }
+        Err(beam_agent::ClientError::Stopped(reason)) => bail!("{reason}"),
         Err(e) => Err(e).context("the tunnel cannot start"),
     }
 }

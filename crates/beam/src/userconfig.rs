@@ -20,6 +20,9 @@ pub struct UserConfig {
     /// Pinned certificate fingerprint of the server's tunnel listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// The token was created by `beam login --email`, so `beam logout` revokes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub token_from_login: bool,
 }
 
 /// Errors reading or writing the config file.
@@ -105,6 +108,7 @@ mod tests {
             server: Some("127.0.0.1:8081".into()),
             token: Some(Secret::new("beam_x")),
             fingerprint: Some("sha256:00".into()),
+            token_from_login: true,
         };
         cfg.save(&path).unwrap();
         assert_eq!(UserConfig::load(&path).unwrap(), cfg);

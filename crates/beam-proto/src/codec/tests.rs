@@ -89,7 +89,7 @@ proptest! {
     #[test]
     fn truncated_frames_are_errors(sub in "[a-z]{0,20}", cut in 0usize..40) {
         rt().block_on(async {
-            let hello = Hello { token: Secret::new("t"), tunnel: TunnelRequest::Http { subdomain: Some(sub) }, lease: None, client: String::new() };
+            let hello = Hello { token: Secret::new("t"), tunnel: TunnelRequest::Http { subdomain: Some(sub), domain: None }, lease: None, client: String::new() };
             let mut buf = Vec::new();
             write_frame(&mut buf, &hello).await.unwrap();
             let cut = cut.min(buf.len().saturating_sub(1));

@@ -9,8 +9,14 @@ use super::{Pool, Store, StoreError, on_pool};
 const MIGRATION_LOCK: i64 = 0x6265_616d;
 
 /// `(version, sql)` pairs, in order.
-const SQLITE: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
-const POSTGRES: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_accounts.sql")),
+];
+const POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../../migrations/postgres/0002_accounts.sql")),
+];
 
 impl Store {
     /// Applies every migration newer than the database's version. Returns the

@@ -16,7 +16,7 @@ use crate::support::*;
 fn hello(token: &str) -> Hello {
     Hello {
         token: Secret::new(token),
-        tunnel: TunnelRequest::Http { subdomain: None },
+        tunnel: TunnelRequest::Http { subdomain: None, domain: None },
         lease: None,
         client: "test".into(),
     }
@@ -41,7 +41,7 @@ async fn refusal_after(bytes: &[u8], server: &TestServer) -> beam_proto::Refusal
 async fn wrong_token_is_refused_with_a_clear_message() {
     let server = TestServer::start().await;
     let origin = Origin::start().await;
-    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None }, origin.addr);
+    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, origin.addr);
     cfg.token = Secret::new("beam_wrongwrongwrong");
     let r = TestClient::start(cfg).refused().await;
     assert_eq!(r.code, ErrorCode::Unauthorized);
@@ -67,7 +67,7 @@ async fn expired_token_is_refused() {
         )
         .await
         .unwrap();
-    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None }, origin.addr);
+    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, origin.addr);
     cfg.token = Secret::new(expired);
     let r = TestClient::start(cfg).refused().await;
     assert_eq!(r.code, ErrorCode::TokenExpired);
@@ -139,7 +139,7 @@ async fn slow_hello_is_cut_off_at_the_deadline() {
 #[tokio::test]
 async fn failed_attempts_are_throttled_per_ip() {
     let server = TestServer::start().await;
-    let cfg = server.client_config(TunnelRequest::Http { subdomain: None }, server.public);
+    let cfg = server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, server.public);
     for _ in 0..10 {
         match connect(&cfg, &hello("beam_bad")).await {
             Err(ConnectError::Refused(r)) => assert_eq!(r.code, ErrorCode::Unauthorized),
@@ -164,7 +164,7 @@ async fn failed_attempts_are_throttled_per_ip() {
 #[tokio::test]
 async fn wrong_pinned_fingerprint_is_a_fatal_tls_error() {
     let server = TestServer::start().await;
-    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None }, server.public);
+    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, server.public);
     cfg.tls = TlsMode::Pinned(format!("sha256:{}", "00".repeat(32)));
     let err = connect(&cfg, &hello(server.token.expose()))
         .await
@@ -180,7 +180,7 @@ async fn wrong_pinned_fingerprint_is_a_fatal_tls_error() {
 async fn plaintext_on_loopback_works_and_tls_is_the_default_path() {
     let server = TestServer::start().await;
     let origin = Origin::start().await;
-    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None }, origin.addr);
+    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, origin.addr);
     cfg.tls = TlsMode::Plaintext;
     let mut c = TestClient::start(cfg);
     let w = c.connected().await;
@@ -195,7 +195,7 @@ async fn unreachable_server_is_retried_not_fatal() {
         .local_addr()
         .unwrap();
     let server = TestServer::start().await;
-    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None }, server.public);
+    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, server.public);
     cfg.server = closed.to_string();
     cfg.connect_timeout = Duration::from_secs(2);
     let mut c = TestClient::start(cfg);

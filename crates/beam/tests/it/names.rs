@@ -50,7 +50,7 @@ async fn concurrent_clients_get_distinct_valid_names() {
     let mut clients = Vec::new();
     for _ in 0..40 {
         clients.push(TestClient::start(
-            server.client_config(TunnelRequest::Http { subdomain: None }, origin.addr),
+            server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, origin.addr),
         ));
     }
     let mut names = HashSet::new();

@@ -170,7 +170,7 @@ impl TestServer {
     /// Starts an HTTP tunnel client to `local` and waits until it is routable.
     pub async fn http_client(&self, local: SocketAddr) -> (TestClient, Welcome) {
         let mut c =
-            TestClient::start(self.client_config(TunnelRequest::Http { subdomain: None }, local));
+            TestClient::start(self.client_config(TunnelRequest::Http { subdomain: None, domain: None }, local));
         let w = c.connected().await;
         (c, w)
     }

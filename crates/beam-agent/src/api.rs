@@ -1,0 +1,130 @@
+//! A small client for the server's REST API, used by the CLI (`beam login`,
+//! `beam list`, `beam domains`, …). It reaches the API on the tunnel port over the
+//! same TLS (and pinned certificate) as tunnels, so the bearer token never
+//! travels unencrypted, with one HTTP/1.1 connection per call.
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use beam_proto::Secret;
+
+use crate::config::TlsMode;
+use crate::connect::{ConnectError, dial};
+
+/// Largest API response the client reads.
+const MAX_RESPONSE: usize = 8 << 20;
+
+/// Why an API call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The server could not be reached.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The server answered with an error; `message` is meant for the user.
+    #[error("{message} ({status}, {code})")]
+    Status {
+        /// HTTP status.
+        status: StatusCode,
+        /// Machine-readable code from the error body.
+        code: String,
+        /// Human-readable message from the error body.
+        message: String,
+    },
+    /// The exchange failed below HTTP, or the body was not what the API returns.
+    #[error("API call failed: {0}")]
+    Protocol(String),
+}
+
+/// Where and how to reach the API.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    /// Tunnel listener address, `host:port`.
+    pub server: String,
+    /// Transport protection (same as tunnels).
+    pub tls: TlsMode,
+    /// Bearer token.
+    pub token: Option<Secret>,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+impl ApiClient {
+    /// Calls `method path` with an optional JSON body and decodes the JSON answer.
+    /// `204 No Content` decodes as JSON `null`.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ApiError> {
+        let bytes = self.raw(method, path, body).await?;
+        let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(text).map_err(|e| ApiError::Protocol(format!("bad response: {e}")))
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<Bytes, ApiError> {
+        let proto = |e: &dyn std::fmt::Display| ApiError::Protocol(e.to_string());
+        let stream = dial(&self.server, &self.tls, beam_proto::API_ALPN).await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| proto(&e))?;
+        tokio::spawn(conn);
+        let payload = match body {
+            Some(b) => Bytes::from(serde_json::to_vec(b).map_err(|e| proto(&e))?),
+            None => Bytes::new(),
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "beam-api")
+            .header(header::ACCEPT, "application/json");
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(t) = &self.token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {}", t.expose()));
+        }
+        let req = req.body(Full::new(payload)).map_err(|e| proto(&e))?;
+        let resp = sender.send_request(req).await.map_err(|e| proto(&e))?;
+        let status = resp.status();
+        let limited = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE);
+        let bytes = limited
+            .collect()
+            .await
+            .map_err(|e| proto(&e))?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => Err(ApiError::Status {
+                status,
+                code: b.error.code,
+                message: b.error.message,
+            }),
+            Err(_) => Err(ApiError::Status {
+                status,
+                code: "http".into(),
+                message: format!("the server answered {status}"),
+            }),
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! `/api/auth/*` and `/api/me`: registration, login sessions, logout and password
+//! reset. Responses never reveal whether an email is registered, and every route
+//! here is rate-limited per client address.
+
+use std::sync::Arc;
+
+use axum::extract::State as AxumState;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Auth, Ip, Json};
+use crate::State;
+use crate::auth::{hash_secret, random_secret};
+use crate::password;
+use crate::scope::{Role, Scope};
+use crate::store::{NewToken, TokenKind, now_ms};
+use beam_proto::Secret;
+
+/// Registration.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// Email address (compared case-insensitively).
+    pub email: String,
+    /// At least 10 characters. Sent as typed, over TLS; never pre-hashed.
+    #[schema(value_type = String, format = Password)]
+    pub password: Secret,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Login.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Email address.
+    pub email: String,
+    /// Password.
+    #[schema(value_type = String, format = Password)]
+    pub password: Secret,
+}
+
+/// Password reset request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotRequest {
+    /// Email address.
+    pub email: String,
+}
+
+/// Password reset.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    /// The reset token that was delivered to the user.
+    #[schema(value_type = String, format = Password)]
+    pub token: Secret,
+    /// The new password.
+    #[schema(value_type = String, format = Password)]
+    pub password: Secret,
+}
+
+/// The same answer whether or not the email is known.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// Always `accepted`.
+    pub status: String,
+    /// What happens next.
+    pub message: String,
+}
+
+/// A user, as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// User id.
+    pub id: i64,
+    /// Email.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// An organization membership.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgView {
+    /// Organization id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// The caller's role.
+    pub role: Role,
+}
+
+/// A new login session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// Session token for `Authorization: Bearer`; expires at `expires_at`.
+    pub token: String,
+    /// Unix ms.
+    pub expires_at: i64,
+    /// The user.
+    pub user: UserView,
+    /// The organization the session acts in.
+    pub org: OrgView,
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    /// The user.
+    pub user: UserView,
+    /// The organization the token acts in.
+    pub org: OrgView,
+    /// What the token may do (its scopes capped by the role).
+    pub scopes: Vec<Scope>,
+    /// `api` or `session`.
+    pub token_kind: String,
+}
+
+/// Checks an email address enough to refuse obvious garbage.
+pub(super) fn normalize_email(email: &str) -> Result<String, ApiError> {
+    let e = email.trim().to_lowercase();
+    let ok = e.len() <= 254
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
+        && e.matches('@').count() == 1
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(e)
+    } else {
+        Err(ApiError::invalid("'email' is not a valid email address"))
+    }
+}
+
+fn rate_limit(state: &State, ip: std::net::IpAddr) -> Result<(), ApiError> {
+    state.auth_limiter.check_key(&ip).map_err(|not_until| {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        ApiError::too_many(wait.as_secs().max(1))
+    })
+}
+
+const ACCEPTED: &str = "if this address can be registered, the account is ready: log in with `beam login` or POST /api/auth/login";
+
+/// Creates an account and its personal organization.
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 202, description = "Same answer for new and existing emails", body = Accepted),
+        (status = 400, body = ErrorBody), (status = 403, description = "Registration is closed", body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn register(
+    AxumState(state): AxumState<Arc<State>>,
+    Ip(ip): Ip,
+    Json(req): Json<RegisterRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Accepted>)> {
+    rate_limit(&state, ip)?;
+    if !state.cfg.registration {
+        return Err(ApiError::forbidden("registration is closed on this server; ask its operator for an account"));
+    }
+    let email = normalize_email(&req.email)?;
+    password::check_policy(req.password.expose()).map_err(ApiError::invalid)?;
+    let name = req.name.unwrap_or_default().trim().chars().take(100).collect::<String>();
+    // Hash before looking the email up, so both outcomes take the same time.
+    let hash = password::hash(req.password).await.map_err(|e| ApiError::internal(&e))?;
+    let now = now_ms();
+    if let Some(user_id) = state.store.create_user(&email, &name, Some(&hash), now).await? {
+        let org = state
+            .store
+            .create_org(&format!("{email}'s organization"), state.cfg.default_limits, now)
+            .await?;
+        state.store.add_member(org, user_id, Role::Owner, now).await?;
+        tracing::info!(user_id, "account registered");
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Accepted { status: "accepted".into(), message: ACCEPTED.into() }),
+    ))
+}
+
+/// Exchanges email and password for a short-lived session token.
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse), (status = 400, body = ErrorBody),
+        (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn login(
+    AxumState(state): AxumState<Arc<State>>,
+    Ip(ip): Ip,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<axum::Json<LoginResponse>> {
+    rate_limit(&state, ip)?;
+    let wrong = || ApiError::unauthorized("wrong email or password");
+    let user = match normalize_email(&req.email) {
+        Ok(email) => state.store.user_by_email(&email).await?,
+        Err(_) => None,
+    };
+    // Verified against a dummy hash when the user is unknown: same time either way.
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    if !password::verify(req.password, stored).await {
+        return Err(wrong());
+    }
+    let user = user.ok_or_else(wrong)?;
+    let (org_id, role) = state.store.home_org(user.id).await?.ok_or_else(wrong)?;
+    let org = state.store.org(org_id).await?.ok_or_else(wrong)?;
+    let token = random_secret("beamsess_");
+    let now = now_ms();
+    let expires_at = now + state.cfg.session_ttl.as_millis() as i64;
+    state
+        .store
+        .insert_token(
+            &NewToken {
+                hash: &hash_secret(token.expose()),
+                description: "login session",
+                user_id: user.id,
+                org_id,
+                scopes: role.scopes(),
+                kind: TokenKind::Session,
+                expires_at: Some(expires_at),
+            },
+            now,
+        )
+        .await?;
+    Ok(axum::Json(LoginResponse {
+        token: token.expose().to_string(),
+        expires_at,
+        user: UserView { id: user.id, email: user.email, name: user.name },
+        org: OrgView { id: org.id, name: org.name, role },
+    }))
+}
+
+/// Revokes the token that made this request.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Token revoked"), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn logout(AxumState(state): AxumState<Arc<State>>, Auth(p): Auth) -> ApiResult<StatusCode> {
+    state.store.revoke_token(p.token_id, p.user_id, now_ms()).await?;
+    state.registry.kick_token(p.token_id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts a password reset. The answer is the same for unknown emails.
+#[utoipa::path(post, path = "/api/auth/forgot-password", tag = "auth", request_body = ForgotRequest,
+    responses((status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn forgot_password(
+    AxumState(state): AxumState<Arc<State>>,
+    Ip(ip): Ip,
+    Json(req): Json<ForgotRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Accepted>)> {
+    rate_limit(&state, ip)?;
+    let email = normalize_email(&req.email)?;
+    if let Some(user) = state.store.user_by_email(&email).await?
+        && user.password_hash.is_some()
+        && let Some((org_id, _)) = state.store.home_org(user.id).await?
+    {
+        let token = random_secret("beamreset_");
+        let now = now_ms();
+        state
+            .store
+            .insert_token(
+                &NewToken {
+                    hash: &hash_secret(token.expose()),
+                    description: "password reset",
+                    user_id: user.id,
+                    org_id,
+                    scopes: Default::default(),
+                    kind: TokenKind::Reset,
+                    expires_at: Some(now + 3_600_000),
+                },
+                now,
+            )
+            .await?;
+        // No mail transport exists yet: the token is not delivered anywhere, and
+        // it is never logged. See README "Accounts".
+        tracing::info!(user_id = user.id, "password reset requested; no mail transport configured");
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Accepted {
+            status: "accepted".into(),
+            message: "if an account with a password exists for this address, a reset token is on its way".into(),
+        }),
+    ))
+}
+
+/// Sets a new password with a reset token; every session of the user ends.
+#[utoipa::path(post, path = "/api/auth/reset-password", tag = "auth", request_body = ResetRequest,
+    responses((status = 204, description = "Password changed"), (status = 400, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn reset_password(
+    AxumState(state): AxumState<Arc<State>>,
+    Ip(ip): Ip,
+    Json(req): Json<ResetRequest>,
+) -> ApiResult<StatusCode> {
+    rate_limit(&state, ip)?;
+    password::check_policy(req.password.expose()).map_err(ApiError::invalid)?;
+    let p = state
+        .auth
+        .authenticate(req.token.expose(), ip, &[TokenKind::Reset])
+        .await
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", "the reset token is invalid, used or expired"))?;
+    let hash = password::hash(req.password).await.map_err(|e| ApiError::internal(&e))?;
+    let now = now_ms();
+    state.store.set_password(p.user_id, &hash).await?;
+    state.store.revoke_all(p.user_id, TokenKind::Reset, now).await?;
+    state.store.revoke_all(p.user_id, TokenKind::Session, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's user, organization and effective scopes.
+#[utoipa::path(get, path = "/api/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn me(AxumState(state): AxumState<Arc<State>>, Auth(p): Auth) -> ApiResult<axum::Json<MeResponse>> {
+    let user = state.store.user(p.user_id).await?.ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+    let org = state.store.org(p.org_id).await?.ok_or_else(|| ApiError::unauthorized("the token's organization no longer exists"))?;
+    Ok(axum::Json(MeResponse {
+        user: UserView { id: user.id, email: user.email, name: user.name },
+        org: OrgView { id: org.id, name: org.name, role: p.role },
+        scopes: p.scopes.list(),
+        token_kind: match p.kind {
+            TokenKind::Api => "api",
+            TokenKind::Session => "session",
+            TokenKind::Reset => "reset",
+        }
+        .into(),
+    }))
+}

@@ -1,0 +1,198 @@
+//! The server's HTTP API, served on its API host (`<domain>`, `api.<domain>`) and
+//! on the tunnel port over TLS (ALPN `http/1.1`, for the CLI): liveness, readiness,
+//! metrics, and the REST API under `/api` described by `/api/openapi.json`.
+
+mod accounts;
+mod analytics;
+mod domains;
+pub mod error;
+pub mod extract;
+mod org;
+mod tokens;
+mod tunnels;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State as AxumState;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::State;
+use error::ApiError;
+
+/// The OpenAPI description of `/api`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "beam API", description = "Accounts, tokens, tunnels, domains and analytics of a beam server."),
+    paths(
+        accounts::register, accounts::login, accounts::logout, accounts::forgot_password,
+        accounts::reset_password, accounts::me,
+        tokens::list, tokens::create, tokens::revoke,
+        tunnels::list, tunnels::create, tunnels::get, tunnels::update, tunnels::delete,
+        domains::list, domains::create, domains::get, domains::verify, domains::delete,
+        analytics::tunnel, analytics::user,
+        org::get, org::members, org::add_member, org::remove_member, org::set_limits,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Accounts and sessions"),
+        (name = "tokens", description = "API tokens for the CLI"),
+        (name = "tunnels", description = "Tunnels and their state"),
+        (name = "domains", description = "Reserved subdomains and custom domains"),
+        (name = "analytics", description = "Traffic numbers"),
+        (name = "organization", description = "Members and plan limits"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Builds the API router over the shared server state.
+pub(crate) fn router(state: Arc<State>) -> Router {
+    let api = Router::new()
+        .route("/auth/register", post(accounts::register))
+        .route("/auth/login", post(accounts::login))
+        .route("/auth/logout", post(accounts::logout))
+        .route("/auth/forgot-password", post(accounts::forgot_password))
+        .route("/auth/reset-password", post(accounts::reset_password))
+        .route("/me", get(accounts::me))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/tunnels", get(tunnels::list).post(tunnels::create))
+        .route(
+            "/tunnels/{id}",
+            get(tunnels::get).put(tunnels::update).delete(tunnels::delete),
+        )
+        .route("/domains", get(domains::list).post(domains::create))
+        .route("/domains/{id}", get(domains::get).delete(domains::delete))
+        .route("/domains/{id}/verify", post(domains::verify))
+        .route("/analytics/tunnels/{id}", get(analytics::tunnel))
+        .route("/analytics/user", get(analytics::user))
+        .route("/org", get(org::get))
+        .route("/org/members", get(org::members).post(org::add_member))
+        .route("/org/members/{user_id}", axum::routing::delete(org::remove_member))
+        .route("/orgs/{id}/limits", put(org::set_limits))
+        .route("/openapi.json", get(openapi))
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .nest("/api", api)
+        .fallback(not_found)
+        // Request bodies of this API are small; refuse big ones before parsing.
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+/// Serves the API over one connection (the tunnel port's `http/1.1` ALPN, or
+/// plaintext from loopback) until it closes or `shutdown`.
+pub(crate) async fn serve_io<IO>(
+    state: Arc<State>,
+    io: IO,
+    peer: std::net::SocketAddr,
+    shutdown: tokio_util::sync::CancellationToken,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc_state = state.clone();
+    let svc = hyper::service::service_fn(move |req: axum::http::Request<hyper::body::Incoming>| {
+        call(svc_state.clone(), peer, req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(state.cfg.header_read_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => if let Err(e) = r {
+            tracing::debug!(%peer, error = %e, "API connection ended with error");
+        },
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Runs one request through the router, with the client's address attached.
+pub(crate) async fn call(
+    state: Arc<State>,
+    peer: std::net::SocketAddr,
+    mut req: axum::http::Request<hyper::body::Incoming>,
+) -> Result<axum::http::Response<crate::body::Body>, std::convert::Infallible> {
+    use tower::ServiceExt;
+    req.extensions_mut().insert(extract::ClientAddr(peer));
+    // Building the router per API request keeps `State` free of a reference cycle;
+    // it costs microseconds and the API is not on the tunnel hot path.
+    match router(state).oneshot(req).await {
+        Ok(resp) => Ok(resp.map(crate::body::boxed)),
+        Err(never) => match never {},
+    }
+}
+
+/// The OpenAPI document.
+async fn openapi() -> impl IntoResponse {
+    axum::Json(ApiDoc::openapi())
+}
+
+/// Liveness: the process answers.
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Readiness: the store answers a query.
+async fn ready(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "status": "ready", "store": state.store.backend() })),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(
+                    serde_json::json!({ "status": "unavailable", "reason": "store unreachable" }),
+                ),
+            )
+        }
+    }
+}
+
+/// Prometheus text exposition.
+async fn metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}

@@ -1,0 +1,171 @@
+//! `/api/org` and `/api/orgs/{id}/limits`: the caller's organization, its members
+//! and roles, usage against plan limits; the server operator sets the limits.
+
+use std::sync::Arc;
+
+use axum::extract::State as AxumState;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Auth, Json, Path};
+use crate::State;
+use crate::scope::{Role, Scope};
+use crate::store::{Limits, now_ms};
+
+/// An organization with usage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgDetails {
+    /// Organization id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// The caller's role.
+    pub role: Role,
+    /// Plan limits (`null` = unlimited).
+    pub limits: Limits,
+    /// Current usage.
+    pub usage: Usage,
+}
+
+/// Usage counted against the limits.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Usage {
+    /// Tunnels connected now.
+    pub tunnels_connected: i64,
+    /// Custom domains.
+    pub custom_domains: i64,
+    /// Members.
+    pub members: i64,
+}
+
+/// A member.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    /// User id.
+    pub user_id: i64,
+    /// Email.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// A member to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    /// Email of a registered user.
+    pub email: String,
+    /// Their role.
+    pub role: Role,
+}
+
+/// The caller's organization, limits and usage.
+#[utoipa::path(get, path = "/api/org", tag = "organization", security(("bearer" = [])),
+    responses((status = 200, body = OrgDetails), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn get(AxumState(state): AxumState<Arc<State>>, Auth(p): Auth) -> ApiResult<axum::Json<OrgDetails>> {
+    let org = state.store.org(p.org_id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
+    Ok(axum::Json(OrgDetails {
+        id: org.id,
+        name: org.name,
+        role: p.role,
+        limits: org.limits,
+        usage: Usage {
+            tunnels_connected: state.store.count_connected(p.org_id).await?,
+            custom_domains: state.store.count_custom_domains(p.org_id).await?,
+            members: state.store.members(p.org_id).await?.len() as i64,
+        },
+    }))
+}
+
+/// Members of the caller's organization.
+#[utoipa::path(get, path = "/api/org/members", tag = "organization", security(("bearer" = [])),
+    responses((status = 200, body = Vec<MemberView>), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn members(AxumState(state): AxumState<Arc<State>>, Auth(p): Auth) -> ApiResult<axum::Json<Vec<MemberView>>> {
+    let rows = state.store.members(p.org_id).await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|m| MemberView { user_id: m.user_id, email: m.email, role: m.role })
+            .collect(),
+    ))
+}
+
+/// Adds a registered user to the organization (admin).
+#[utoipa::path(post, path = "/api/org/members", tag = "organization", security(("bearer" = [])), request_body = AddMember,
+    responses((status = 201, body = MemberView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn add_member(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Json(req): Json<AddMember>,
+) -> ApiResult<(StatusCode, axum::Json<MemberView>)> {
+    let p = auth.require(Scope::Admin)?;
+    if req.role == Role::Owner && p.role != Role::Owner {
+        return Err(ApiError::forbidden("only an owner can add owners"));
+    }
+    let email = super::accounts::normalize_email(&req.email)?;
+    let org = state.store.org(p.org_id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
+    if let Some(max) = org.limits.max_members {
+        let n = state.store.members(p.org_id).await?.len() as i64;
+        if n >= max {
+            return Err(ApiError::limit(format!("your plan allows {max} members and you have {n}")));
+        }
+    }
+    let user = state.store.user_by_email(&email).await?.ok_or_else(|| ApiError::not_found("registered user with that email"))?;
+    if !state.store.add_member(p.org_id, user.id, req.role, now_ms()).await? {
+        return Err(ApiError::conflict("that user is already a member"));
+    }
+    Ok((StatusCode::CREATED, axum::Json(MemberView { user_id: user.id, email: user.email, role: req.role })))
+}
+
+/// Removes a member (admin); their tokens for this organization stop working.
+#[utoipa::path(delete, path = "/api/org/members/{user_id}", tag = "organization", security(("bearer" = [])),
+    params(("user_id" = i64, Path, description = "User id")),
+    responses((status = 204, description = "Removed"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn remove_member(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path(user_id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    let p = auth.require(Scope::Admin)?;
+    let role = state.store.role(p.org_id, user_id).await?.ok_or_else(|| ApiError::not_found("member"))?;
+    if role == Role::Owner && p.role != Role::Owner {
+        return Err(ApiError::forbidden("only an owner can remove an owner"));
+    }
+    if user_id == p.user_id {
+        return Err(ApiError::invalid("you cannot remove yourself"));
+    }
+    state.store.remove_member(p.org_id, user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets an organization's plan limits. Only the server operator (an admin of the
+/// operator's organization) may.
+#[utoipa::path(put, path = "/api/orgs/{id}/limits", tag = "organization", security(("bearer" = [])), request_body = Limits,
+    params(("id" = i64, Path, description = "Organization id")),
+    responses((status = 200, body = Limits), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn set_limits(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path(id): Path<i64>,
+    Json(limits): Json<Limits>,
+) -> ApiResult<axum::Json<Limits>> {
+    let p = auth.require(Scope::Admin)?;
+    if p.org_id != state.operator_org {
+        return Err(ApiError::forbidden("only the server operator can change plan limits"));
+    }
+    for v in [limits.max_tunnels, limits.max_custom_domains, limits.max_members, limits.max_bandwidth_bytes].into_iter().flatten() {
+        if v < 0 {
+            return Err(ApiError::invalid("limits must be 0 or more (null for unlimited)"));
+        }
+    }
+    state.store.org(id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
+    state.store.set_limits(id, limits).await?;
+    Ok(axum::Json(limits))
+}

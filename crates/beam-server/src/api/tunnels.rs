@@ -1,0 +1,212 @@
+//! `/api/tunnels`: list, reserve, inspect, pause/resume and stop tunnels. Changes
+//! to a live tunnel take effect on the edge at once.
+
+use std::sync::Arc;
+
+use axum::extract::State as AxumState;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Auth, Json, Path};
+use crate::State;
+use crate::names;
+use crate::scope::Scope;
+use crate::store::{NameKind, TunnelKey, TunnelRow, now_ms};
+
+/// A tunnel to reserve.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTunnel {
+    /// `http` or `tcp`.
+    pub kind: TunnelKindArg,
+    /// Subdomain for an HTTP tunnel; random when absent.
+    #[serde(default)]
+    pub subdomain: Option<String>,
+    /// Public port for a TCP tunnel, within the server's range; random when absent.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+/// Tunnel kinds.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelKindArg {
+    /// HTTP(S) and WebSocket.
+    Http,
+    /// Raw TCP.
+    Tcp,
+}
+
+/// A change to a tunnel.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTunnel {
+    /// `true` to answer visitors with 503 while connected, `false` to resume.
+    pub paused: bool,
+}
+
+/// The organization's tunnels, live and past (past ones are kept for the
+/// analytics retention period), newest activity first.
+#[utoipa::path(get, path = "/api/tunnels", tag = "tunnels", security(("bearer" = [])),
+    responses((status = 200, body = Vec<TunnelRow>), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn list(AxumState(state): AxumState<Arc<State>>, auth: Auth) -> ApiResult<axum::Json<Vec<TunnelRow>>> {
+    let p = auth.require(Scope::TunnelsRead)?;
+    Ok(axum::Json(state.store.tunnels(p.org_id).await?))
+}
+
+/// Reserves a subdomain or port for the organization; `beam http PORT -s NAME`
+/// (or `beam tcp PORT --remote-port N`) then connects to it.
+#[utoipa::path(post, path = "/api/tunnels", tag = "tunnels", security(("bearer" = [])), request_body = CreateTunnel,
+    responses((status = 201, body = TunnelRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, description = "Name taken", body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn create(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Json(req): Json<CreateTunnel>,
+) -> ApiResult<(StatusCode, axum::Json<TunnelRow>)> {
+    let p = auth.require(Scope::TunnelsWrite)?;
+    let org = state.store.org(p.org_id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
+    if let Some(max) = org.limits.max_tunnels {
+        let reserved = state.store.tunnels(p.org_id).await?.iter().filter(|t| t.reserved).count() as i64;
+        if reserved >= max {
+            return Err(ApiError::limit(format!(
+                "your plan allows {max} tunnels and {reserved} are reserved; delete one first"
+            )));
+        }
+    }
+    let now = now_ms();
+    let (kind, name) = match req.kind {
+        TunnelKindArg::Http => {
+            if req.port.is_some() {
+                return Err(ApiError::invalid("'port' is for tcp tunnels; use 'subdomain'"));
+            }
+            match req.subdomain.as_deref() {
+                Some(s) => {
+                    let name = names::validate(s, &state.cfg.reserved).map_err(|e| ApiError::invalid(e.to_string()))?;
+                    if !state.store.reserve(NameKind::Subdomain, &name, p.org_id, p.token_id, now).await? {
+                        return Err(ApiError::conflict(format!("subdomain '{name}' is taken")));
+                    }
+                    (NameKind::Subdomain, name)
+                }
+                None => {
+                    let mut got = None;
+                    for _ in 0..names::MAX_ATTEMPTS {
+                        let candidate = names::random_name();
+                        if state.cfg.reserved.contains(&candidate) {
+                            continue;
+                        }
+                        if state.store.reserve(NameKind::Subdomain, &candidate, p.org_id, p.token_id, now).await? {
+                            got = Some(candidate);
+                            break;
+                        }
+                    }
+                    (NameKind::Subdomain, got.ok_or_else(|| ApiError::internal(&"no free subdomain found"))?)
+                }
+            }
+        }
+        TunnelKindArg::Tcp => {
+            if req.subdomain.is_some() {
+                return Err(ApiError::invalid("'subdomain' is for http tunnels; use 'port'"));
+            }
+            let range = state.cfg.tcp_ports.clone();
+            let port = match req.port {
+                Some(port) if range.contains(&port) => {
+                    if !state.store.reserve(NameKind::TcpPort, &port.to_string(), p.org_id, p.token_id, now).await? {
+                        return Err(ApiError::conflict(format!("port {port} is taken")));
+                    }
+                    port
+                }
+                Some(port) => {
+                    return Err(ApiError::invalid(format!(
+                        "port {port} is outside this server's TCP range {}-{}",
+                        range.start(),
+                        range.end()
+                    )));
+                }
+                None => {
+                    let mut got = None;
+                    for port in range.clone() {
+                        if state.store.reserve(NameKind::TcpPort, &port.to_string(), p.org_id, p.token_id, now).await? {
+                            got = Some(port);
+                            break;
+                        }
+                    }
+                    got.ok_or_else(|| ApiError::conflict("no free port in the server's TCP range"))?
+                }
+            };
+            (NameKind::TcpPort, port.to_string())
+        }
+    };
+    let url = match kind {
+        NameKind::Subdomain => state.cfg.http_url(&name),
+        NameKind::TcpPort => state.cfg.tcp_url(name.parse().unwrap_or_default()),
+    };
+    let key = TunnelKey { org_id: p.org_id, user_id: p.user_id, kind, name: &name };
+    let row = state.store.create_tunnel(key, &url, now).await?;
+    Ok((StatusCode::CREATED, axum::Json(row)))
+}
+
+/// One tunnel.
+#[utoipa::path(get, path = "/api/tunnels/{id}", tag = "tunnels", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Tunnel id")),
+    responses((status = 200, body = TunnelRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn get(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<TunnelRow>> {
+    let p = auth.require(Scope::TunnelsRead)?;
+    let row = state.store.tunnel(p.org_id, id).await?.ok_or_else(|| ApiError::not_found("tunnel"))?;
+    Ok(axum::Json(row))
+}
+
+/// Pauses (visitors get 503) or resumes a tunnel, live or not.
+#[utoipa::path(put, path = "/api/tunnels/{id}", tag = "tunnels", security(("bearer" = [])), request_body = UpdateTunnel,
+    params(("id" = i64, Path, description = "Tunnel id")),
+    responses((status = 200, body = TunnelRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn update(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path(id): Path<i64>,
+    Json(req): Json<UpdateTunnel>,
+) -> ApiResult<axum::Json<TunnelRow>> {
+    let p = auth.require(Scope::TunnelsWrite)?;
+    if !state.store.set_paused(p.org_id, id, req.paused).await? {
+        return Err(ApiError::not_found("tunnel"));
+    }
+    if let Some(live) = state.registry.by_id(id) {
+        live.set_paused(req.paused);
+    }
+    let row = state.store.tunnel(p.org_id, id).await?.ok_or_else(|| ApiError::not_found("tunnel"))?;
+    Ok(axum::Json(row))
+}
+
+/// Stops a tunnel: the client is told to exit (it does not reconnect), the name
+/// is released and the record deleted with its analytics.
+#[utoipa::path(delete, path = "/api/tunnels/{id}", tag = "tunnels", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Tunnel id")),
+    responses((status = 204, description = "Stopped and deleted"), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn delete(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    let p = auth.require(Scope::TunnelsWrite)?;
+    let row = state.store.tunnel(p.org_id, id).await?.ok_or_else(|| ApiError::not_found("tunnel"))?;
+    if let Some(live) = state.registry.by_id(id) {
+        crate::tunnel::stop(&live, "this tunnel was stopped through the API (beam stop)").await;
+    }
+    let kind = if row.kind == "tcp" { NameKind::TcpPort } else { NameKind::Subdomain };
+    state.store.unreserve(kind, &row.name, p.org_id).await?;
+    state.store.delete_tunnel(p.org_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

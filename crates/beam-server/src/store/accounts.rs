@@ -1,0 +1,255 @@
+//! Users, organizations (with their plan limits) and memberships.
+
+use sqlx::Row;
+
+use super::{Pool, Store, StoreError, on_pool};
+use crate::scope::Role;
+
+/// A user as stored.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    /// Row id.
+    pub id: i64,
+    /// Lower-cased email address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// argon2id PHC string; `None` for accounts without a password login.
+    pub password_hash: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// Plan limits of an organization; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Limits {
+    /// Tunnels connected at the same time.
+    pub max_tunnels: Option<i64>,
+    /// Custom domains (pending or active).
+    pub max_custom_domains: Option<i64>,
+    /// Members of the organization.
+    pub max_members: Option<i64>,
+    /// Bytes in + out through the organization's tunnels per calendar month (UTC).
+    pub max_bandwidth_bytes: Option<i64>,
+}
+
+/// An organization as stored.
+#[derive(Debug, Clone)]
+pub struct OrgRow {
+    /// Row id.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// Plan limits.
+    pub limits: Limits,
+}
+
+/// A member of an organization.
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    /// The user.
+    pub user_id: i64,
+    /// Their email.
+    pub email: String,
+    /// Their role.
+    pub role: Role,
+}
+
+macro_rules! user_of {
+    ($r:expr) => {{
+        let r = $r;
+        UserRow {
+            id: r.try_get("id")?,
+            email: r.try_get("email")?,
+            name: r.try_get("name")?,
+            password_hash: r.try_get("password_hash")?,
+            created_at: r.try_get("created_at")?,
+        }
+    }};
+}
+
+fn role_of(text: &str) -> Result<Role, StoreError> {
+    Role::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown role '{text}'")))
+}
+
+impl Store {
+    /// Creates a user; `Ok(None)` when the email is taken (emails are compared
+    /// lower-cased).
+    pub async fn create_user(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: Option<&str>,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let id: Option<i64> = on_pool!(self, p => sqlx::query(
+            "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (email) DO NOTHING RETURNING id")
+            .bind(email.to_lowercase()).bind(name).bind(password_hash).bind(now)
+            .fetch_optional(p).await?.map(|r| r.try_get("id")).transpose()?);
+        Ok(id)
+    }
+
+    /// Looks a user up by email (case-insensitive).
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
+        let row = on_pool!(self, p => sqlx::query(
+            "SELECT id, email, name, password_hash, created_at FROM users WHERE email = $1")
+            .bind(email.to_lowercase()).fetch_optional(p).await?
+            .map(|r| Ok::<_, sqlx::Error>(user_of!(r))).transpose()?);
+        Ok(row)
+    }
+
+    /// Looks a user up by id.
+    pub async fn user(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
+        let row = on_pool!(self, p => sqlx::query(
+            "SELECT id, email, name, password_hash, created_at FROM users WHERE id = $1")
+            .bind(id).fetch_optional(p).await?
+            .map(|r| Ok::<_, sqlx::Error>(user_of!(r))).transpose()?);
+        Ok(row)
+    }
+
+    /// Replaces a user's password hash.
+    pub async fn set_password(&self, user_id: i64, hash: &str) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash).bind(user_id).execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Creates an organization.
+    pub async fn create_org(&self, name: &str, limits: Limits, now: i64) -> Result<i64, StoreError> {
+        let id: i64 = on_pool!(self, p => sqlx::query(
+            "INSERT INTO organizations (name, created_at, max_tunnels, max_custom_domains, max_members, max_bandwidth_bytes) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+            .bind(name).bind(now).bind(limits.max_tunnels).bind(limits.max_custom_domains)
+            .bind(limits.max_members).bind(limits.max_bandwidth_bytes)
+            .fetch_one(p).await?.try_get("id")?);
+        Ok(id)
+    }
+
+    /// An organization by id.
+    pub async fn org(&self, id: i64) -> Result<Option<OrgRow>, StoreError> {
+        let row = on_pool!(self, p => {
+            match sqlx::query(
+                "SELECT id, name, max_tunnels, max_custom_domains, max_members, max_bandwidth_bytes \
+                 FROM organizations WHERE id = $1")
+                .bind(id).fetch_optional(p).await? {
+                Some(r) => Some(OrgRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    limits: Limits {
+                        max_tunnels: r.try_get("max_tunnels")?,
+                        max_custom_domains: r.try_get("max_custom_domains")?,
+                        max_members: r.try_get("max_members")?,
+                        max_bandwidth_bytes: r.try_get("max_bandwidth_bytes")?,
+                    },
+                }),
+                None => None,
+            }
+        });
+        Ok(row)
+    }
+
+    /// Replaces an organization's plan limits.
+    pub async fn set_limits(&self, org_id: i64, limits: Limits) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query(
+            "UPDATE organizations SET max_tunnels = $1, max_custom_domains = $2, max_members = $3, \
+             max_bandwidth_bytes = $4 WHERE id = $5")
+            .bind(limits.max_tunnels).bind(limits.max_custom_domains).bind(limits.max_members)
+            .bind(limits.max_bandwidth_bytes).bind(org_id)
+            .execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Adds `user_id` to `org_id` with `role`; `Ok(false)` when already a member.
+    pub async fn add_member(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        role: Role,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, p => sqlx::query(
+            "INSERT INTO members (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (org_id, user_id) DO NOTHING")
+            .bind(org_id).bind(user_id).bind(role.as_str()).bind(now)
+            .execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Removes a member; `Ok(false)` when they were not one.
+    pub async fn remove_member(&self, org_id: i64, user_id: i64) -> Result<bool, StoreError> {
+        let n = on_pool!(self, p => sqlx::query(
+            "DELETE FROM members WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id).bind(user_id).execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    /// The role of `user_id` in `org_id`.
+    pub async fn role(&self, org_id: i64, user_id: i64) -> Result<Option<Role>, StoreError> {
+        let text: Option<String> = on_pool!(self, p => sqlx::query(
+            "SELECT role FROM members WHERE org_id = $1 AND user_id = $2")
+            .bind(org_id).bind(user_id).fetch_optional(p).await?
+            .map(|r| r.try_get("role")).transpose()?);
+        text.map(|t| role_of(&t)).transpose()
+    }
+
+    /// The organization a user works in by default: the oldest membership.
+    pub async fn home_org(&self, user_id: i64) -> Result<Option<(i64, Role)>, StoreError> {
+        let row: Option<(i64, String)> = on_pool!(self, p => sqlx::query(
+            "SELECT org_id, role FROM members WHERE user_id = $1 ORDER BY created_at, org_id LIMIT 1")
+            .bind(user_id).fetch_optional(p).await?
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("org_id")?, r.try_get("role")?))).transpose()?);
+        row.map(|(id, role)| Ok((id, role_of(&role)?))).transpose()
+    }
+
+    /// Members of an organization, oldest first.
+    pub async fn members(&self, org_id: i64) -> Result<Vec<MemberRow>, StoreError> {
+        let rows: Vec<(i64, String, String)> = on_pool!(self, p => sqlx::query(
+            "SELECT m.user_id, u.email, m.role FROM members m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = $1 ORDER BY m.created_at, m.user_id")
+            .bind(org_id).fetch_all(p).await?.iter()
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("user_id")?, r.try_get("email")?, r.try_get("role")?)))
+            .collect::<Result<_, _>>()?);
+        rows.into_iter()
+            .map(|(user_id, email, role)| {
+                Ok(MemberRow {
+                    user_id,
+                    email,
+                    role: role_of(&role)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The built-in operator account (no password) and its organization, created
+    /// on first use. Tokens made by `beam server` (bootstrap, `--dev`) belong to it,
+    /// and so do tokens from before accounts existed.
+    pub async fn ensure_operator(&self, now: i64) -> Result<(i64, i64), StoreError> {
+        // `.invalid` can never be a real address (RFC 2606), so no one can register it.
+        const EMAIL: &str = "operator@beam.invalid";
+        let user_id = match self.user_by_email(EMAIL).await? {
+            Some(u) => u.id,
+            None => match self.create_user(EMAIL, "operator", None, now).await? {
+                Some(id) => id,
+                // Another node created it between our two queries.
+                None => self
+                    .user_by_email(EMAIL)
+                    .await?
+                    .map(|u| u.id)
+                    .ok_or_else(|| StoreError::Corrupt("operator account vanished".into()))?,
+            },
+        };
+        let org_id = match self.home_org(user_id).await? {
+            Some((org, _)) => org,
+            None => {
+                let org = self.create_org("default", Limits::default(), now).await?;
+                self.add_member(org, user_id, Role::Owner, now).await?;
+                org
+            }
+        };
+        on_pool!(self, p => sqlx::query(
+            "UPDATE tokens SET user_id = $1, org_id = $2 WHERE user_id IS NULL")
+            .bind(user_id).bind(org_id).execute(p).await.map(|_| ())?);
+        Ok((user_id, org_id))
+    }
+}

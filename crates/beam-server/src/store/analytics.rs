@@ -1,0 +1,269 @@
+//! Request analytics: per-request records (redacted, kept for a bounded time) and
+//! additive hourly totals per tunnel, and the queries behind the analytics API.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+// Dynamic SQL here is built only from constant column lists and column names;
+// every value is bound, so `AssertSqlSafe` holds.
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{Pool, Store, StoreError, on_pool};
+
+/// One proxied request, already redacted by the edge.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// Tunnel row.
+    pub tunnel_id: i64,
+    /// Its organization.
+    pub org_id: i64,
+    /// Unix ms when the request arrived.
+    pub ts: i64,
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query string.
+    pub path: String,
+    /// Response status.
+    pub status: u16,
+    /// Time to response headers, microseconds.
+    pub duration_us: i64,
+    /// Request body bytes.
+    pub bytes_in: i64,
+    /// Response body bytes.
+    pub bytes_out: i64,
+    /// Visitor network (/24 or /48).
+    pub client_net: String,
+    /// Request headers as JSON `[[name, value], …]`, sensitive values redacted.
+    pub headers: String,
+}
+
+/// What the analytics endpoints return. Counts and bytes are integers.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct Analytics {
+    /// `1h`, `24h`, `7d` or `30d`.
+    pub period: String,
+    /// Start of the period, unix ms.
+    pub since: i64,
+    /// Requests in the period.
+    pub requests: i64,
+    /// Responses with status ≥ 500 (including beam's own 502/504).
+    pub errors: i64,
+    /// `errors / requests`, 0 when there were no requests.
+    pub error_rate: f64,
+    /// Request body bytes.
+    pub bytes_in: i64,
+    /// Response body bytes.
+    pub bytes_out: i64,
+    /// Median time to response headers, milliseconds (integer, rounded up).
+    pub latency_p50_ms: i64,
+    /// 95th percentile time to response headers, milliseconds (rounded up).
+    pub latency_p95_ms: i64,
+    /// The ten most requested paths.
+    pub top_paths: Vec<PathCount>,
+    /// Responses per status code.
+    pub status_codes: BTreeMap<u16, i64>,
+}
+
+/// A path and how often it was requested.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct PathCount {
+    /// Request path.
+    pub path: String,
+    /// Requests.
+    pub requests: i64,
+}
+
+/// Whose requests to count.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope {
+    /// One tunnel.
+    Tunnel(i64),
+    /// Every tunnel of an organization.
+    Org(i64),
+}
+
+impl Scope {
+    fn column(self) -> (&'static str, i64) {
+        match self {
+            Scope::Tunnel(id) => ("tunnel_id", id),
+            Scope::Org(id) => ("org_id", id),
+        }
+    }
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Totals of one tunnel in one hour, accumulated in memory for every request
+/// (records are sampled; totals are not).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HourTotals {
+    /// Tunnel row.
+    pub tunnel_id: i64,
+    /// Its organization.
+    pub org_id: i64,
+    /// Unix ms at the start of the hour.
+    pub hour: i64,
+    /// Requests.
+    pub requests: i64,
+    /// Responses with status ≥ 500.
+    pub errors: i64,
+    /// Request body bytes.
+    pub bytes_in: i64,
+    /// Response body bytes.
+    pub bytes_out: i64,
+    /// Sum of times to response headers, microseconds.
+    pub duration_us: i64,
+}
+
+/// Start of the hour containing `ts` (unix ms).
+pub fn hour_of(ts: i64) -> i64 {
+    ts - ts.rem_euclid(HOUR_MS)
+}
+
+impl Store {
+    /// Writes sampled records, adds hourly totals and the tunnels' running totals,
+    /// in one transaction. Rows of tunnels deleted meanwhile are skipped.
+    pub async fn flush_analytics(
+        &self,
+        records: &[RequestRecord],
+        totals: &[HourTotals],
+    ) -> Result<(), StoreError> {
+        if records.is_empty() && totals.is_empty() {
+            return Ok(());
+        }
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            for r in records {
+                sqlx::query(
+                    "INSERT INTO requests (tunnel_id, org_id, ts, method, path, status, duration_us, \
+                     bytes_in, bytes_out, client_net, headers) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+                     WHERE EXISTS (SELECT 1 FROM tunnels WHERE id = $1)")
+                    .bind(r.tunnel_id).bind(r.org_id).bind(r.ts).bind(&r.method).bind(&r.path)
+                    .bind(i32::from(r.status)).bind(r.duration_us).bind(r.bytes_in).bind(r.bytes_out)
+                    .bind(&r.client_net).bind(&r.headers)
+                    .execute(&mut *tx).await?;
+            }
+            for h in totals {
+                sqlx::query(
+                    "INSERT INTO request_hours (tunnel_id, org_id, hour, requests, errors, bytes_in, bytes_out, duration_us) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM tunnels WHERE id = $1) \
+                     ON CONFLICT (tunnel_id, hour) DO UPDATE SET \
+                       requests = request_hours.requests + excluded.requests, \
+                       errors = request_hours.errors + excluded.errors, \
+                       bytes_in = request_hours.bytes_in + excluded.bytes_in, \
+                       bytes_out = request_hours.bytes_out + excluded.bytes_out, \
+                       duration_us = request_hours.duration_us + excluded.duration_us")
+                    .bind(h.tunnel_id).bind(h.org_id).bind(h.hour).bind(h.requests).bind(h.errors)
+                    .bind(h.bytes_in).bind(h.bytes_out).bind(h.duration_us)
+                    .execute(&mut *tx).await?;
+                sqlx::query(
+                    "UPDATE tunnels SET requests = requests + $1, bytes_in = bytes_in + $2, \
+                     bytes_out = bytes_out + $3 WHERE id = $4")
+                    .bind(h.requests).bind(h.bytes_in).bind(h.bytes_out).bind(h.tunnel_id)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Analytics of `scope` since `since` (unix ms). Totals come from the hourly
+    /// table (whole hours overlapping the period); latency percentiles, top paths
+    /// and status codes from the request records.
+    pub async fn analytics(
+        &self,
+        scope: Scope,
+        period: &str,
+        since: i64,
+    ) -> Result<Analytics, StoreError> {
+        let (col, id) = scope.column();
+        let hour_start = since - since.rem_euclid(HOUR_MS);
+        // SUM of BIGINT is NUMERIC on PostgreSQL; the cast keeps one decoder for both.
+        let totals = format!(
+            "SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT) AS r, \
+             CAST(COALESCE(SUM(errors), 0) AS BIGINT) AS e, \
+             CAST(COALESCE(SUM(bytes_in), 0) AS BIGINT) AS bi, \
+             CAST(COALESCE(SUM(bytes_out), 0) AS BIGINT) AS bo \
+             FROM request_hours WHERE {col} = $1 AND hour >= $2"
+        );
+        let count = format!("SELECT COUNT(*) AS n FROM requests WHERE {col} = $1 AND ts >= $2");
+        let nth = format!(
+            "SELECT duration_us FROM requests WHERE {col} = $1 AND ts >= $2 \
+             ORDER BY duration_us LIMIT 1 OFFSET $3"
+        );
+        let paths = format!(
+            "SELECT path, COUNT(*) AS n FROM requests WHERE {col} = $1 AND ts >= $2 \
+             GROUP BY path ORDER BY n DESC, path LIMIT 10"
+        );
+        let codes = format!(
+            "SELECT status, COUNT(*) AS n FROM requests WHERE {col} = $1 AND ts >= $2 GROUP BY status"
+        );
+        let mut a = Analytics {
+            period: period.to_string(),
+            since,
+            ..Analytics::default()
+        };
+        on_pool!(self, p => {
+            let r = sqlx::query(AssertSqlSafe(totals.as_str())).bind(id).bind(hour_start).fetch_one(p).await?;
+            a.requests = r.try_get("r")?;
+            a.errors = r.try_get("e")?;
+            a.bytes_in = r.try_get("bi")?;
+            a.bytes_out = r.try_get("bo")?;
+            let n: i64 = sqlx::query(AssertSqlSafe(count.as_str())).bind(id).bind(since).fetch_one(p).await?.try_get("n")?;
+            // Nearest-rank percentile over the records: the value at rank ceil(q·n).
+            for (q, slot) in [(50, &mut a.latency_p50_ms), (95, &mut a.latency_p95_ms)] {
+                if n > 0 {
+                    let rank = ((n * q + 99) / 100).max(1);
+                    let us: i64 = sqlx::query(AssertSqlSafe(nth.as_str())).bind(id).bind(since).bind(rank - 1)
+                        .fetch_one(p).await?.try_get("duration_us")?;
+                    *slot = (us + 999) / 1000;
+                }
+            }
+            for r in sqlx::query(AssertSqlSafe(paths.as_str())).bind(id).bind(since).fetch_all(p).await? {
+                a.top_paths.push(PathCount { path: r.try_get("path")?, requests: r.try_get("n")? });
+            }
+            for r in sqlx::query(AssertSqlSafe(codes.as_str())).bind(id).bind(since).fetch_all(p).await? {
+                let status: i32 = r.try_get("status")?;
+                a.status_codes.insert(status as u16, r.try_get("n")?);
+            }
+        });
+        a.error_rate = if a.requests > 0 {
+            a.errors as f64 / a.requests as f64
+        } else {
+            0.0
+        };
+        Ok(a)
+    }
+
+    /// Bytes in + out since `since` per organization that has a bandwidth limit,
+    /// with the limit: `(org_id, used, limit)`.
+    pub async fn bandwidth_usage(&self, since: i64) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        let rows = on_pool!(self, p => {
+            let mut out = Vec::new();
+            for r in sqlx::query(
+                "SELECT o.id AS org_id, o.max_bandwidth_bytes AS lim, \
+                 CAST(COALESCE(SUM(h.bytes_in + h.bytes_out), 0) AS BIGINT) AS used \
+                 FROM organizations o LEFT JOIN request_hours h ON h.org_id = o.id AND h.hour >= $1 \
+                 WHERE o.max_bandwidth_bytes IS NOT NULL GROUP BY o.id, o.max_bandwidth_bytes")
+                .bind(since).fetch_all(p).await? {
+                out.push((r.try_get("org_id")?, r.try_get("used")?, r.try_get("lim")?));
+            }
+            out
+        });
+        Ok(rows)
+    }
+
+    /// Deletes request records older than `before` and hourly totals older than
+    /// `hours_before`.
+    pub async fn purge_requests(&self, before: i64, hours_before: i64) -> Result<u64, StoreError> {
+        let n = on_pool!(self, p => {
+            let n = sqlx::query("DELETE FROM requests WHERE ts < $1")
+                .bind(before).execute(p).await?.rows_affected();
+            sqlx::query("DELETE FROM request_hours WHERE hour < $1")
+                .bind(hours_before).execute(p).await?;
+            n
+        });
+        Ok(n)
+    }
+}

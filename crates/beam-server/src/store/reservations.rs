@@ -1,0 +1,152 @@
+//! Public names (subdomains, TCP ports) held by live tunnels, by their leases
+//! during the grace period, or reserved for an organization through the API.
+
+
+use super::{Pool, Store, StoreError, on_pool};
+
+/// Which namespace a reservation lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// A subdomain label.
+    Subdomain,
+    /// A public TCP port.
+    TcpPort,
+}
+
+impl NameKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Subdomain => "subdomain",
+            Self::TcpPort => "tcp",
+        }
+    }
+}
+
+/// Arguments of [`Store::claim`].
+#[derive(Debug, Clone)]
+pub struct Claim<'a> {
+    /// Namespace.
+    pub kind: NameKind,
+    /// The subdomain or port.
+    pub name: &'a str,
+    /// The token the tunnel authenticated with.
+    pub token_id: i64,
+    /// The token's organization: names it reserved through the API are its own.
+    pub org_id: i64,
+    /// SHA-256 of the new lease handed to this client.
+    pub new_lease_hash: &'a [u8],
+    /// SHA-256 of the lease the client presented, if any.
+    pub presented_lease_hash: Option<&'a [u8]>,
+    /// Session id of the connection taking the name.
+    pub session: &'a str,
+    /// Current time, unix milliseconds.
+    pub now: i64,
+}
+
+impl Store {
+    /// Atomically takes a name. Succeeds when the name is free, when its grace period
+    /// has ended, or when the caller presents the lease of the current holder under
+    /// the same token. Returns whether the name is now this session's.
+    ///
+    /// One upsert decides, so two concurrent claims can never both win.
+    pub async fn claim(&self, c: &Claim<'_>) -> Result<bool, StoreError> {
+        // A lease hash that can match nothing when the caller has none.
+        let presented: &[u8] = c.presented_lease_hash.unwrap_or(&[]);
+        let n = on_pool!(self, p => sqlx::query(
+            "INSERT INTO reservations (kind, name, token_id, lease_hash, session, expires_at, org_id) \
+             VALUES ($1, $2, $3, $4, $5, NULL, $8) \
+             ON CONFLICT (kind, name) DO UPDATE SET token_id = excluded.token_id, \
+               lease_hash = excluded.lease_hash, session = excluded.session, expires_at = NULL, \
+               org_id = excluded.org_id \
+             WHERE (reservations.expires_at IS NOT NULL AND reservations.expires_at < $6 \
+                    AND (reservations.persistent = FALSE OR reservations.org_id = $8)) \
+                OR (reservations.lease_hash = $7 AND reservations.token_id = $3)")
+            .bind(c.kind.as_str()).bind(c.name).bind(c.token_id).bind(c.new_lease_hash)
+            .bind(c.session).bind(c.now).bind(presented).bind(c.org_id)
+            .execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Starts the grace period of a name if `session` still holds it (a lease
+    /// takeover may already have moved it to a newer session).
+    pub async fn release(
+        &self,
+        kind: NameKind,
+        name: &str,
+        session: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query(
+            "UPDATE reservations SET expires_at = $1 WHERE kind = $2 AND name = $3 AND session = $4")
+            .bind(expires_at).bind(kind.as_str()).bind(name).bind(session)
+            .execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Deletes a name outright (a failed bind after a claim).
+    pub async fn forget(
+        &self,
+        kind: NameKind,
+        name: &str,
+        session: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query(
+            "DELETE FROM reservations WHERE kind = $1 AND name = $2 AND session = $3")
+            .bind(kind.as_str()).bind(name).bind(session)
+            .execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Starts the grace period of every name held by a connection. Called at start
+    /// (connections of a previous process are gone) and at shutdown.
+    pub async fn release_all(&self, expires_at: i64) -> Result<u64, StoreError> {
+        let n = on_pool!(self, p => sqlx::query(
+            "UPDATE reservations SET expires_at = $1 WHERE expires_at IS NULL")
+            .bind(expires_at).execute(p).await?.rows_affected());
+        Ok(n)
+    }
+
+    /// Deletes reservations whose grace period ended (API reservations stay).
+    pub async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let n = on_pool!(self, p => sqlx::query(
+            "DELETE FROM reservations WHERE expires_at IS NOT NULL AND expires_at < $1 AND persistent = FALSE")
+            .bind(now).execute(p).await?.rows_affected());
+        Ok(n)
+    }
+
+    /// Reserves a name for `org_id` until [`unreserve`](Store::unreserve): only the
+    /// organization's tokens can claim it. `Ok(false)` when another organization
+    /// holds it (live, in its grace period, or reserved).
+    pub async fn reserve(
+        &self,
+        kind: NameKind,
+        name: &str,
+        org_id: i64,
+        token_id: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        // A name whose grace period is over is free: clear it first, then one
+        // atomic upsert decides between organizations.
+        on_pool!(self, p => sqlx::query(
+            "DELETE FROM reservations WHERE kind = $1 AND name = $2 AND persistent = FALSE \
+             AND expires_at IS NOT NULL AND expires_at < $3")
+            .bind(kind.as_str()).bind(name).bind(now).execute(p).await.map(|_| ())?);
+        let n = on_pool!(self, p => sqlx::query(
+            "INSERT INTO reservations (kind, name, token_id, lease_hash, session, expires_at, org_id, persistent) \
+             VALUES ($1, $2, $3, $4, '', 0, $5, TRUE) \
+             ON CONFLICT (kind, name) DO UPDATE SET persistent = TRUE \
+             WHERE reservations.org_id = excluded.org_id")
+            .bind(kind.as_str()).bind(name).bind(token_id).bind(&[] as &[u8]).bind(org_id)
+            .execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Frees a name reserved by `org_id` (a live tunnel on it is stopped by the caller).
+    pub async fn unreserve(&self, kind: NameKind, name: &str, org_id: i64) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query(
+            "DELETE FROM reservations WHERE kind = $1 AND name = $2 AND org_id = $3")
+            .bind(kind.as_str()).bind(name).bind(org_id).execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+}
