@@ -106,11 +106,7 @@ impl ApiClient {
         let resp = sender.send_request(req).await.map_err(|e| proto(&e))?;
         let status = resp.status();
         let limited = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE);
-        let bytes = limited
-            .collect()
-            .await
-            .map_err(|e| proto(&e))?
-            .to_bytes();
+        let bytes = limited.collect().await.map_err(|e| proto(&e))?.to_bytes();
         if status.is_success() {
             return Ok(bytes);
         }

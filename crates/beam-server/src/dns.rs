@@ -22,7 +22,9 @@ pub fn challenge_name(hostname: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     /// No TXT record exists at the challenge name.
-    #[error("no TXT record found at {0}; publish it and try again (DNS changes can take a while to appear)")]
+    #[error(
+        "no TXT record found at {0}; publish it and try again (DNS changes can take a while to appear)"
+    )]
     Missing(String),
     /// TXT records exist but none holds the token.
     #[error("the TXT records at {0} do not contain this domain's verification token")]
@@ -73,7 +75,8 @@ impl Verifier {
                     TokioConnectionProvider::default(),
                 )
             }
-            None => TokioResolver::builder_tokio().map_err(|e| format!("cannot read the system DNS configuration: {e}"))?,
+            None => TokioResolver::builder_tokio()
+                .map_err(|e| format!("cannot read the system DNS configuration: {e}"))?,
         };
         Ok(Self {
             resolver: builder.with_options(opts).build(),
@@ -89,7 +92,11 @@ impl Verifier {
             Ok(lookup) => {
                 let found = lookup.iter().any(|txt| {
                     // A long value may be split into several strings: join them.
-                    let value: Vec<u8> = txt.txt_data().iter().flat_map(|s| s.iter().copied()).collect();
+                    let value: Vec<u8> = txt
+                        .txt_data()
+                        .iter()
+                        .flat_map(|s| s.iter().copied())
+                        .collect();
                     value == token.as_bytes()
                 });
                 if found {
@@ -98,8 +105,13 @@ impl Verifier {
                     Err(VerifyError::Mismatch(name))
                 }
             }
-            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Err(VerifyError::Missing(name)),
-            Err(e) => Err(VerifyError::Lookup { name, message: e.to_string() }),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => {
+                Err(VerifyError::Missing(name))
+            }
+            Err(e) => Err(VerifyError::Lookup {
+                name,
+                message: e.to_string(),
+            }),
         }
     }
 }

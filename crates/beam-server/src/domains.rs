@@ -47,15 +47,23 @@ pub fn parse_hostname(input: &str, server_domain: &str) -> Result<(String, HostK
     if host == server_domain || host == format!("api.{server_domain}") {
         return Err(bad("it is this server's own name"));
     }
-    match host.strip_suffix(server_domain).and_then(|h| h.strip_suffix('.')) {
-        Some(label) if !label.contains('.') => Ok((host.clone(), HostKind::Subdomain(label.to_string()))),
+    match host
+        .strip_suffix(server_domain)
+        .and_then(|h| h.strip_suffix('.'))
+    {
+        Some(label) if !label.contains('.') => {
+            Ok((host.clone(), HostKind::Subdomain(label.to_string())))
+        }
         Some(_) => Err(bad("only one label under the server's domain is routable")),
         None => Ok((host, HostKind::Custom)),
     }
 }
 
 /// Looks the domain's TXT record up and stores the outcome. Returns the new status.
-pub(crate) async fn check(state: &State, d: &DomainRow) -> Result<&'static str, crate::store::StoreError> {
+pub(crate) async fn check(
+    state: &State,
+    d: &DomainRow,
+) -> Result<&'static str, crate::store::StoreError> {
     let result = state.dns.verify(&d.hostname, &d.verification_token).await;
     let now = now_ms();
     let (status, error): (&'static str, Option<String>) = match &result {
@@ -102,7 +110,8 @@ fn status_str(s: &str) -> &'static str {
 pub(crate) async fn recheck_loop(state: Arc<State>, shutdown: CancellationToken) {
     let every = state.cfg.domain_recheck;
     // Wake often enough to spread checks out, but never spin.
-    let mut tick = tokio::time::interval(every.clamp(Duration::from_millis(50), Duration::from_secs(60)));
+    let mut tick =
+        tokio::time::interval(every.clamp(Duration::from_millis(50), Duration::from_secs(60)));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -131,11 +140,30 @@ mod tests {
     #[test]
     fn host_names_are_checked_and_classified() {
         let p = |s| parse_hostname(s, "beam.test");
-        assert_eq!(p("App.Example.com.").unwrap(), ("app.example.com".into(), HostKind::Custom));
-        assert_eq!(p("demo.beam.test").unwrap(), ("demo.beam.test".into(), HostKind::Subdomain("demo".into())));
-        for bad in ["", "localhost", "-a.example.com", "a_b.example.com", "10.0.0.1", "beam.test", "api.beam.test", "a.b.beam.test"] {
+        assert_eq!(
+            p("App.Example.com.").unwrap(),
+            ("app.example.com".into(), HostKind::Custom)
+        );
+        assert_eq!(
+            p("demo.beam.test").unwrap(),
+            ("demo.beam.test".into(), HostKind::Subdomain("demo".into()))
+        );
+        for bad in [
+            "",
+            "localhost",
+            "-a.example.com",
+            "a_b.example.com",
+            "10.0.0.1",
+            "beam.test",
+            "api.beam.test",
+            "a.b.beam.test",
+        ] {
             assert!(p(bad).is_err(), "{bad}");
         }
-        assert!(p(&format!("{}.com", "a".repeat(64))).unwrap_err().contains("1-63"));
+        assert!(
+            p(&format!("{}.com", "a".repeat(64)))
+                .unwrap_err()
+                .contains("1-63")
+        );
     }
 }

@@ -130,7 +130,9 @@ async fn handle(
     });
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
-    state.metrics.request(&method, status, elapsed.as_secs_f64());
+    state
+        .metrics
+        .request(&method, status, elapsed.as_secs_f64());
     let resp = match seen {
         Some(seen) => resp.map(|b| {
             boxed(Recorded::new(

@@ -36,7 +36,16 @@ const SENSITIVE: &[&str] = &[
 ];
 
 /// Substrings that mark a header name as sensitive.
-const SENSITIVE_PARTS: &[&str] = &["token", "secret", "password", "passwd", "api-key", "apikey", "session", "signature"];
+const SENSITIVE_PARTS: &[&str] = &[
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "api-key",
+    "apikey",
+    "session",
+    "signature",
+];
 
 /// Whether a header's value must be redacted.
 pub fn is_sensitive(name: &str) -> bool {
@@ -66,7 +75,10 @@ pub fn redact_headers(headers: &HeaderMap) -> String {
 /// The visitor's network, not their address: /24 for IPv4, /48 for IPv6.
 pub fn client_net(ip: IpAddr) -> String {
     let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
     match ip {
@@ -170,12 +182,14 @@ impl Recorder {
         {
             let hour = hour_of(start.ts);
             let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-            let t = totals.entry((start.tunnel_id, hour)).or_insert_with(|| HourTotals {
-                tunnel_id: start.tunnel_id,
-                org_id: start.org_id,
-                hour,
-                ..HourTotals::default()
-            });
+            let t = totals
+                .entry((start.tunnel_id, hour))
+                .or_insert_with(|| HourTotals {
+                    tunnel_id: start.tunnel_id,
+                    org_id: start.org_id,
+                    hour,
+                    ..HourTotals::default()
+                });
             t.requests += 1;
             t.errors += i64::from(status >= 500);
             t.bytes_in += bytes_in;
@@ -249,7 +263,8 @@ struct Finisher {
 impl Drop for Finisher {
     fn drop(&mut self) {
         if let Some(start) = self.start.take() {
-            self.recorder.finish(start, self.status, self.duration_us, self.bytes);
+            self.recorder
+                .finish(start, self.status, self.duration_us, self.bytes);
         }
     }
 }
@@ -265,7 +280,13 @@ pin_project_lite::pin_project! {
 
 impl<B> Recorded<B> {
     /// Wraps a response body of a request that started as `start`.
-    pub fn new(inner: B, recorder: Arc<Recorder>, start: Start, status: u16, duration_us: i64) -> Self {
+    pub fn new(
+        inner: B,
+        recorder: Arc<Recorder>,
+        start: Start,
+        status: u16,
+        duration_us: i64,
+    ) -> Self {
         Self {
             inner,
             finisher: Finisher {
@@ -319,10 +340,22 @@ mod tests {
         h.append("accept", "text/html".parse().unwrap());
         h.append("accept", "*/*".parse().unwrap());
         let json = redact_headers(&h);
-        assert!(!json.contains("abc") && !json.contains("sid=1") && !json.contains("\"t\""), "{json}");
-        assert!(json.contains(r#"["accept","text/html"],["accept","*/*"]"#), "{json}");
-        assert_eq!(client_net("203.0.113.77".parse().unwrap()), "203.0.113.0/24");
-        assert_eq!(client_net("2001:db8:1:2::9".parse().unwrap()), "2001:db8:1::/48");
+        assert!(
+            !json.contains("abc") && !json.contains("sid=1") && !json.contains("\"t\""),
+            "{json}"
+        );
+        assert!(
+            json.contains(r#"["accept","text/html"],["accept","*/*"]"#),
+            "{json}"
+        );
+        assert_eq!(
+            client_net("203.0.113.77".parse().unwrap()),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            client_net("2001:db8:1:2::9".parse().unwrap()),
+            "2001:db8:1::/48"
+        );
     }
 
     #[test]

@@ -258,6 +258,10 @@ mod tests {
         let member = admin_token.intersect(Role::Member.scopes());
         assert!(member.allows(Scope::DataRead));
         assert!(!member.allows(Scope::Admin));
-        assert!(admin_token.intersect(Role::Owner.scopes()).allows(Scope::Admin));
+        assert!(
+            admin_token
+                .intersect(Role::Owner.scopes())
+                .allows(Scope::Admin)
+        );
     }
 }

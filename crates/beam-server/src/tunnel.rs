@@ -446,7 +446,9 @@ async fn custom_domain(state: &State, host: &str, org_id: i64) -> Result<DomainR
         )),
         _ => Err(refusal(
             ErrorCode::DomainInvalid,
-            format!("domain {host} is not one of your custom domains; add it with `beam domains add {host}`"),
+            format!(
+                "domain {host} is not one of your custom domains; add it with `beam domains add {host}`"
+            ),
         )),
     }
 }
@@ -463,7 +465,8 @@ pub(crate) async fn stop(tunnel: &Tunnel, reason: &str) {
         .body(empty());
     if let Ok(req) = req {
         // Bounded: a client that does not answer is disconnected anyway.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), sender.send_request(req)).await;
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(2), sender.send_request(req)).await;
     }
     tunnel.kick.cancel();
 }

@@ -77,7 +77,10 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
                 .call(Method::POST, "/api/auth/logout", None::<&()>)
                 .await
                 .unwrap_or(Value::Null);
-            (Secret::new(created["token"].as_str().unwrap_or_default()), true)
+            (
+                Secret::new(created["token"].as_str().unwrap_or_default()),
+                true,
+            )
         }
         None => {
             let token = match &args.token_file {
@@ -123,7 +126,10 @@ pub async fn logout(args: ConnArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args)?;
     let mut global = settings.global.clone();
     let Some(token) = global.token.take() else {
-        println!("not logged in ({} has no token)", settings.global_path.display());
+        println!(
+            "not logged in ({} has no token)",
+            settings.global_path.display()
+        );
         return Ok(());
     };
     if global.token_from_login {
@@ -137,7 +143,10 @@ pub async fn logout(args: ConnArgs) -> anyhow::Result<()> {
     }
     global.token_from_login = false;
     global.save(&settings.global_path)?;
-    println!("logged out; token removed from {}", settings.global_path.display());
+    println!(
+        "logged out; token removed from {}",
+        settings.global_path.display()
+    );
     Ok(())
 }
 
@@ -187,11 +196,17 @@ pub async fn tokens(cmd: TokensCommand) -> anyhow::Result<()> {
                 println!("{list}");
                 return Ok(());
             }
-            println!("{:<6} {:<24} {:<10} {:<12} SCOPES", "ID", "DESCRIPTION", "STATE", "LAST USED");
+            println!(
+                "{:<6} {:<24} {:<10} {:<12} SCOPES",
+                "ID", "DESCRIPTION", "STATE", "LAST USED"
+            );
             for t in list.as_array().into_iter().flatten() {
                 let state = if !t["revoked_at"].is_null() {
                     "revoked"
-                } else if t["expires_at"].as_i64().is_some_and(|e| e <= beam_server::store::now_ms()) {
+                } else if t["expires_at"]
+                    .as_i64()
+                    .is_some_and(|e| e <= beam_server::store::now_ms())
+                {
                     "expired"
                 } else {
                     "active"
@@ -209,7 +224,11 @@ pub async fn tokens(cmd: TokensCommand) -> anyhow::Result<()> {
         TokensCommand::Revoke(a) => {
             let api = Settings::resolve(&a.conn)?.api()?;
             let _: Value = api
-                .call(Method::DELETE, &format!("/api/tokens/{}", a.id), None::<&()>)
+                .call(
+                    Method::DELETE,
+                    &format!("/api/tokens/{}", a.id),
+                    None::<&()>,
+                )
                 .await?;
             println!("token {} revoked", a.id);
         }
@@ -219,6 +238,11 @@ pub async fn tokens(cmd: TokensCommand) -> anyhow::Result<()> {
 
 fn scopes(v: &Value) -> String {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(","))
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default()
 }

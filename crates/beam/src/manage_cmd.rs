@@ -101,7 +101,10 @@ async fn domain_id(api: &ApiClient, key: &str) -> anyhow::Result<i64> {
 
 fn print_dns(d: &Value) {
     if let Some(dns) = d["dns"].as_object() {
-        println!("publish these DNS records, then run `beam domains verify {}`:", d["hostname"].as_str().unwrap_or_default());
+        println!(
+            "publish these DNS records, then run `beam domains verify {}`:",
+            d["hostname"].as_str().unwrap_or_default()
+        );
         println!(
             "  {}  TXT    \"{}\"",
             dns["txt_name"].as_str().unwrap_or_default(),
@@ -121,7 +124,11 @@ pub async fn domains(cmd: DomainsCommand) -> anyhow::Result<()> {
         DomainsCommand::Add(a) => {
             let api = Settings::resolve(&a.conn)?.api()?;
             let d: Value = api
-                .call(Method::POST, "/api/domains", Some(&json!({ "hostname": a.hostname })))
+                .call(
+                    Method::POST,
+                    "/api/domains",
+                    Some(&json!({ "hostname": a.hostname })),
+                )
                 .await?;
             if a.json {
                 println!("{d}");
@@ -142,7 +149,10 @@ pub async fn domains(cmd: DomainsCommand) -> anyhow::Result<()> {
                 println!("{list}");
                 return Ok(());
             }
-            println!("{:<6} {:<40} {:<10} {:<10} NOTE", "ID", "HOSTNAME", "KIND", "STATUS");
+            println!(
+                "{:<6} {:<40} {:<10} {:<10} NOTE",
+                "ID", "HOSTNAME", "KIND", "STATUS"
+            );
             for d in list.as_array().into_iter().flatten() {
                 println!(
                     "{:<6} {:<40} {:<10} {:<10} {}",
@@ -158,7 +168,11 @@ pub async fn domains(cmd: DomainsCommand) -> anyhow::Result<()> {
             let api = Settings::resolve(&a.conn)?.api()?;
             let id = domain_id(&api, &a.hostname).await?;
             let d: Value = api
-                .call(Method::POST, &format!("/api/domains/{id}/verify"), None::<&()>)
+                .call(
+                    Method::POST,
+                    &format!("/api/domains/{id}/verify"),
+                    None::<&()>,
+                )
                 .await?;
             if a.json {
                 println!("{d}");

@@ -78,7 +78,8 @@ impl ProjectConfig {
 
     /// Loads `path`.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         if let Ok(table) = text.parse::<toml::Table>()
             && table.contains_key("token")
         {
@@ -189,19 +190,29 @@ mod tests {
         std::fs::create_dir_all(&deep).unwrap();
         assert_eq!(find_project(&deep), None);
         let file = dir.path().join("a").join(PROJECT_FILE);
-        std::fs::write(&file, "server = \"tunnel.example.com:8081\"\nsubdomain = \"demo\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "server = \"tunnel.example.com:8081\"\nsubdomain = \"demo\"\n",
+        )
+        .unwrap();
         assert_eq!(find_project(&deep).as_deref(), Some(file.as_path()));
         let p = ProjectConfig::load(&file).unwrap();
         assert_eq!(p.subdomain.as_deref(), Some("demo"));
 
         std::fs::write(&file, "token = \"beam_x\"\n").unwrap();
         let err = ProjectConfig::load(&file).unwrap_err().to_string();
-        assert!(err.contains("tokens do not belong in a project file"), "{err}");
+        assert!(
+            err.contains("tokens do not belong in a project file"),
+            "{err}"
+        );
         assert!(!err.contains("beam_x"));
 
         std::fs::write(&file, "sever = \"x\"\n").unwrap();
         let err = ProjectConfig::load(&file).unwrap_err().to_string();
-        assert!(err.contains("unknown field") && err.contains("known keys"), "{err}");
+        assert!(
+            err.contains("unknown field") && err.contains("known keys"),
+            "{err}"
+        );
     }
 
     #[test]

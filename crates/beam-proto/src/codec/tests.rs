@@ -18,6 +18,7 @@ fn hello_round_trips() {
             token: Secret::new("beam_abc"),
             tunnel: TunnelRequest::Http {
                 subdomain: Some("demo".into()),
+                domain: None,
             },
             lease: None,
             client: "test".into(),

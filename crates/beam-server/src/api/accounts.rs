@@ -125,7 +125,10 @@ pub(super) fn normalize_email(email: &str) -> Result<String, ApiError> {
     let e = email.trim().to_lowercase();
     let ok = e.len() <= 254
         && e.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
         })
         && e.matches('@').count() == 1
         && !e.chars().any(|c| c.is_whitespace() || c.is_control());
@@ -138,7 +141,9 @@ pub(super) fn normalize_email(email: &str) -> Result<String, ApiError> {
 
 fn rate_limit(state: &State, ip: std::net::IpAddr) -> Result<(), ApiError> {
     state.auth_limiter.check_key(&ip).map_err(|not_until| {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
         ApiError::too_many(wait.as_secs().max(1))
     })
 }
@@ -158,25 +163,49 @@ pub async fn register(
 ) -> ApiResult<(StatusCode, axum::Json<Accepted>)> {
     rate_limit(&state, ip)?;
     if !state.cfg.registration {
-        return Err(ApiError::forbidden("registration is closed on this server; ask its operator for an account"));
+        return Err(ApiError::forbidden(
+            "registration is closed on this server; ask its operator for an account",
+        ));
     }
     let email = normalize_email(&req.email)?;
     password::check_policy(req.password.expose()).map_err(ApiError::invalid)?;
-    let name = req.name.unwrap_or_default().trim().chars().take(100).collect::<String>();
+    let name = req
+        .name
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(100)
+        .collect::<String>();
     // Hash before looking the email up, so both outcomes take the same time.
-    let hash = password::hash(req.password).await.map_err(|e| ApiError::internal(&e))?;
+    let hash = password::hash(req.password)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let now = now_ms();
-    if let Some(user_id) = state.store.create_user(&email, &name, Some(&hash), now).await? {
+    if let Some(user_id) = state
+        .store
+        .create_user(&email, &name, Some(&hash), now)
+        .await?
+    {
         let org = state
             .store
-            .create_org(&format!("{email}'s organization"), state.cfg.default_limits, now)
+            .create_org(
+                &format!("{email}'s organization"),
+                state.cfg.default_limits,
+                now,
+            )
             .await?;
-        state.store.add_member(org, user_id, Role::Owner, now).await?;
+        state
+            .store
+            .add_member(org, user_id, Role::Owner, now)
+            .await?;
         tracing::info!(user_id, "account registered");
     }
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(Accepted { status: "accepted".into(), message: ACCEPTED.into() }),
+        axum::Json(Accepted {
+            status: "accepted".into(),
+            message: ACCEPTED.into(),
+        }),
     ))
 }
 
@@ -226,16 +255,30 @@ pub async fn login(
     Ok(axum::Json(LoginResponse {
         token: token.expose().to_string(),
         expires_at,
-        user: UserView { id: user.id, email: user.email, name: user.name },
-        org: OrgView { id: org.id, name: org.name, role },
+        user: UserView {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+        },
+        org: OrgView {
+            id: org.id,
+            name: org.name,
+            role,
+        },
     }))
 }
 
 /// Revokes the token that made this request.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204, description = "Token revoked"), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn logout(AxumState(state): AxumState<Arc<State>>, Auth(p): Auth) -> ApiResult<StatusCode> {
-    state.store.revoke_token(p.token_id, p.user_id, now_ms()).await?;
+pub async fn logout(
+    AxumState(state): AxumState<Arc<State>>,
+    Auth(p): Auth,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .revoke_token(p.token_id, p.user_id, now_ms())
+        .await?;
     state.registry.kick_token(p.token_id);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -274,13 +317,18 @@ pub async fn forgot_password(
             .await?;
         // No mail transport exists yet: the token is not delivered anywhere, and
         // it is never logged. See README "Accounts".
-        tracing::info!(user_id = user.id, "password reset requested; no mail transport configured");
+        tracing::info!(
+            user_id = user.id,
+            "password reset requested; no mail transport configured"
+        );
     }
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(Accepted {
             status: "accepted".into(),
-            message: "if an account with a password exists for this address, a reset token is on its way".into(),
+            message:
+                "if an account with a password exists for this address, a reset token is on its way"
+                    .into(),
         }),
     ))
 }
@@ -300,24 +348,57 @@ pub async fn reset_password(
         .auth
         .authenticate(req.token.expose(), ip, &[TokenKind::Reset])
         .await
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", "the reset token is invalid, used or expired"))?;
-    let hash = password::hash(req.password).await.map_err(|e| ApiError::internal(&e))?;
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_token",
+                "the reset token is invalid, used or expired",
+            )
+        })?;
+    let hash = password::hash(req.password)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let now = now_ms();
     state.store.set_password(p.user_id, &hash).await?;
-    state.store.revoke_all(p.user_id, TokenKind::Reset, now).await?;
-    state.store.revoke_all(p.user_id, TokenKind::Session, now).await?;
+    state
+        .store
+        .revoke_all(p.user_id, TokenKind::Reset, now)
+        .await?;
+    state
+        .store
+        .revoke_all(p.user_id, TokenKind::Session, now)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The caller's user, organization and effective scopes.
 #[utoipa::path(get, path = "/api/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = MeResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn me(AxumState(state): AxumState<Arc<State>>, Auth(p): Auth) -> ApiResult<axum::Json<MeResponse>> {
-    let user = state.store.user(p.user_id).await?.ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
-    let org = state.store.org(p.org_id).await?.ok_or_else(|| ApiError::unauthorized("the token's organization no longer exists"))?;
+pub async fn me(
+    AxumState(state): AxumState<Arc<State>>,
+    Auth(p): Auth,
+) -> ApiResult<axum::Json<MeResponse>> {
+    let user = state
+        .store
+        .user(p.user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+    let org = state
+        .store
+        .org(p.org_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the token's organization no longer exists"))?;
     Ok(axum::Json(MeResponse {
-        user: UserView { id: user.id, email: user.email, name: user.name },
-        org: OrgView { id: org.id, name: org.name, role: p.role },
+        user: UserView {
+            id: user.id,
+            email: user.email,
+            name: user.name,
+        },
+        org: OrgView {
+            id: org.id,
+            name: org.name,
+            role: p.role,
+        },
         scopes: p.scopes.list(),
         token_kind: match p.kind {
             TokenKind::Api => "api",

@@ -70,8 +70,14 @@ pub async fn tunnel(
     Query(q): Query<PeriodQuery>,
 ) -> ApiResult<axum::Json<Analytics>> {
     let p = auth.require(Scope::TunnelsRead)?;
-    state.store.tunnel(p.org_id, id).await?.ok_or_else(|| ApiError::not_found("tunnel"))?;
-    Ok(axum::Json(compute(&state, AnalyticsScope::Tunnel(id), q.period).await?))
+    state
+        .store
+        .tunnel(p.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tunnel"))?;
+    Ok(axum::Json(
+        compute(&state, AnalyticsScope::Tunnel(id), q.period).await?,
+    ))
 }
 
 /// Analytics of every tunnel of the caller's organization.
@@ -85,5 +91,7 @@ pub async fn user(
     Query(q): Query<PeriodQuery>,
 ) -> ApiResult<axum::Json<Analytics>> {
     let p = auth.require(Scope::TunnelsRead)?;
-    Ok(axum::Json(compute(&state, AnalyticsScope::Org(p.org_id), q.period).await?))
+    Ok(axum::Json(
+        compute(&state, AnalyticsScope::Org(p.org_id), q.period).await?,
+    ))
 }

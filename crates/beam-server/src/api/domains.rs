@@ -62,10 +62,15 @@ fn view(state: &State, d: DomainRow) -> DomainView {
 #[utoipa::path(get, path = "/api/domains", tag = "domains", security(("bearer" = [])),
     responses((status = 200, body = Vec<DomainView>), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn list(AxumState(state): AxumState<Arc<State>>, auth: Auth) -> ApiResult<axum::Json<Vec<DomainView>>> {
+pub async fn list(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+) -> ApiResult<axum::Json<Vec<DomainView>>> {
     let p = auth.require(Scope::DomainsRead)?;
     let rows = state.store.domains(p.org_id).await?;
-    Ok(axum::Json(rows.into_iter().map(|d| view(&state, d)).collect()))
+    Ok(axum::Json(
+        rows.into_iter().map(|d| view(&state, d)).collect(),
+    ))
 }
 
 /// Adds a domain.
@@ -79,19 +84,29 @@ pub async fn create(
     Json(req): Json<CreateDomain>,
 ) -> ApiResult<(StatusCode, axum::Json<DomainView>)> {
     let p = auth.require(Scope::DomainsWrite)?;
-    let (hostname, kind) = parse_hostname(&req.hostname, &state.cfg.domain).map_err(ApiError::invalid)?;
+    let (hostname, kind) =
+        parse_hostname(&req.hostname, &state.cfg.domain).map_err(ApiError::invalid)?;
     let now = now_ms();
     let taken = || ApiError::conflict(format!("'{hostname}' is already registered"));
     let (kind_str, status) = match &kind {
         HostKind::Subdomain(label) => {
-            let label = crate::names::validate(label, &state.cfg.reserved).map_err(|e| ApiError::invalid(e.to_string()))?;
-            if !state.store.reserve(NameKind::Subdomain, &label, p.org_id, p.token_id, now).await? {
+            let label = crate::names::validate(label, &state.cfg.reserved)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+            if !state
+                .store
+                .reserve(NameKind::Subdomain, &label, p.org_id, p.token_id, now)
+                .await?
+            {
                 return Err(taken());
             }
             ("subdomain", "active")
         }
         HostKind::Custom => {
-            let org = state.store.org(p.org_id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
+            let org = state
+                .store
+                .org(p.org_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("organization"))?;
             if let Some(max) = org.limits.max_custom_domains {
                 let n = state.store.count_custom_domains(p.org_id).await?;
                 if n >= max {
@@ -133,7 +148,11 @@ pub async fn get(
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<DomainView>> {
     let p = auth.require(Scope::DomainsRead)?;
-    let d = state.store.domain(p.org_id, id).await?.ok_or_else(|| ApiError::not_found("domain"))?;
+    let d = state
+        .store
+        .domain(p.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("domain"))?;
     Ok(axum::Json(view(&state, d)))
 }
 
@@ -150,18 +169,27 @@ pub async fn verify(
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<DomainView>> {
     let p = auth.require(Scope::DomainsWrite)?;
-    let d = state.store.domain(p.org_id, id).await?.ok_or_else(|| ApiError::not_found("domain"))?;
+    let d = state
+        .store
+        .domain(p.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("domain"))?;
     if d.kind == "custom" {
         crate::domains::check(&state, &d).await?;
     }
-    let d = state.store.domain(p.org_id, id).await?.ok_or_else(|| ApiError::not_found("domain"))?;
+    let d = state
+        .store
+        .domain(p.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("domain"))?;
     if d.status == "active" {
         Ok(axum::Json(view(&state, d)))
     } else {
         Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "verification_failed",
-            d.last_error.unwrap_or_else(|| "the domain is not verified".into()),
+            d.last_error
+                .unwrap_or_else(|| "the domain is not verified".into()),
         ))
     }
 }
@@ -177,12 +205,19 @@ pub async fn delete(
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
     let p = auth.require(Scope::DomainsWrite)?;
-    let d = state.store.delete_domain(p.org_id, id).await?.ok_or_else(|| ApiError::not_found("domain"))?;
+    let d = state
+        .store
+        .delete_domain(p.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("domain"))?;
     state.registry.remove_domain(&d.hostname);
     if d.kind == "subdomain"
         && let Some((label, _)) = d.hostname.split_once('.')
     {
-        state.store.unreserve(NameKind::Subdomain, label, p.org_id).await?;
+        state
+            .store
+            .unreserve(NameKind::Subdomain, label, p.org_id)
+            .await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -65,7 +65,11 @@ impl ApiError {
     /// 404 for `what` (also used for other organizations' resources, so their
     /// existence is not revealed).
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("no such {what}"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
     }
 
     /// 409.

@@ -75,7 +75,9 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/tunnels", get(tunnels::list).post(tunnels::create))
         .route(
             "/tunnels/{id}",
-            get(tunnels::get).put(tunnels::update).delete(tunnels::delete),
+            get(tunnels::get)
+                .put(tunnels::update)
+                .delete(tunnels::delete),
         )
         .route("/domains", get(domains::list).post(domains::create))
         .route("/domains/{id}", get(domains::get).delete(domains::delete))
@@ -84,7 +86,10 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/analytics/user", get(analytics::user))
         .route("/org", get(org::get))
         .route("/org/members", get(org::members).post(org::add_member))
-        .route("/org/members/{user_id}", axum::routing::delete(org::remove_member))
+        .route(
+            "/org/members/{user_id}",
+            axum::routing::delete(org::remove_member),
+        )
         .route("/orgs/{id}/limits", put(org::set_limits))
         .route("/openapi.json", get(openapi))
         .method_not_allowed_fallback(method_not_allowed);

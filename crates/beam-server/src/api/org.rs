@@ -64,8 +64,15 @@ pub struct AddMember {
 /// The caller's organization, limits and usage.
 #[utoipa::path(get, path = "/api/org", tag = "organization", security(("bearer" = [])),
     responses((status = 200, body = OrgDetails), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn get(AxumState(state): AxumState<Arc<State>>, Auth(p): Auth) -> ApiResult<axum::Json<OrgDetails>> {
-    let org = state.store.org(p.org_id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
+pub async fn get(
+    AxumState(state): AxumState<Arc<State>>,
+    Auth(p): Auth,
+) -> ApiResult<axum::Json<OrgDetails>> {
+    let org = state
+        .store
+        .org(p.org_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
     Ok(axum::Json(OrgDetails {
         id: org.id,
         name: org.name,
@@ -82,11 +89,18 @@ pub async fn get(AxumState(state): AxumState<Arc<State>>, Auth(p): Auth) -> ApiR
 /// Members of the caller's organization.
 #[utoipa::path(get, path = "/api/org/members", tag = "organization", security(("bearer" = [])),
     responses((status = 200, body = Vec<MemberView>), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn members(AxumState(state): AxumState<Arc<State>>, Auth(p): Auth) -> ApiResult<axum::Json<Vec<MemberView>>> {
+pub async fn members(
+    AxumState(state): AxumState<Arc<State>>,
+    Auth(p): Auth,
+) -> ApiResult<axum::Json<Vec<MemberView>>> {
     let rows = state.store.members(p.org_id).await?;
     Ok(axum::Json(
         rows.into_iter()
-            .map(|m| MemberView { user_id: m.user_id, email: m.email, role: m.role })
+            .map(|m| MemberView {
+                user_id: m.user_id,
+                email: m.email,
+                role: m.role,
+            })
             .collect(),
     ))
 }
@@ -106,18 +120,39 @@ pub async fn add_member(
         return Err(ApiError::forbidden("only an owner can add owners"));
     }
     let email = super::accounts::normalize_email(&req.email)?;
-    let org = state.store.org(p.org_id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
+    let org = state
+        .store
+        .org(p.org_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
     if let Some(max) = org.limits.max_members {
         let n = state.store.members(p.org_id).await?.len() as i64;
         if n >= max {
-            return Err(ApiError::limit(format!("your plan allows {max} members and you have {n}")));
+            return Err(ApiError::limit(format!(
+                "your plan allows {max} members and you have {n}"
+            )));
         }
     }
-    let user = state.store.user_by_email(&email).await?.ok_or_else(|| ApiError::not_found("registered user with that email"))?;
-    if !state.store.add_member(p.org_id, user.id, req.role, now_ms()).await? {
+    let user = state
+        .store
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| ApiError::not_found("registered user with that email"))?;
+    if !state
+        .store
+        .add_member(p.org_id, user.id, req.role, now_ms())
+        .await?
+    {
         return Err(ApiError::conflict("that user is already a member"));
     }
-    Ok((StatusCode::CREATED, axum::Json(MemberView { user_id: user.id, email: user.email, role: req.role })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(MemberView {
+            user_id: user.id,
+            email: user.email,
+            role: req.role,
+        }),
+    ))
 }
 
 /// Removes a member (admin); their tokens for this organization stop working.
@@ -132,7 +167,11 @@ pub async fn remove_member(
     Path(user_id): Path<i64>,
 ) -> ApiResult<StatusCode> {
     let p = auth.require(Scope::Admin)?;
-    let role = state.store.role(p.org_id, user_id).await?.ok_or_else(|| ApiError::not_found("member"))?;
+    let role = state
+        .store
+        .role(p.org_id, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("member"))?;
     if role == Role::Owner && p.role != Role::Owner {
         return Err(ApiError::forbidden("only an owner can remove an owner"));
     }
@@ -158,14 +197,30 @@ pub async fn set_limits(
 ) -> ApiResult<axum::Json<Limits>> {
     let p = auth.require(Scope::Admin)?;
     if p.org_id != state.operator_org {
-        return Err(ApiError::forbidden("only the server operator can change plan limits"));
+        return Err(ApiError::forbidden(
+            "only the server operator can change plan limits",
+        ));
     }
-    for v in [limits.max_tunnels, limits.max_custom_domains, limits.max_members, limits.max_bandwidth_bytes].into_iter().flatten() {
+    for v in [
+        limits.max_tunnels,
+        limits.max_custom_domains,
+        limits.max_members,
+        limits.max_bandwidth_bytes,
+    ]
+    .into_iter()
+    .flatten()
+    {
         if v < 0 {
-            return Err(ApiError::invalid("limits must be 0 or more (null for unlimited)"));
+            return Err(ApiError::invalid(
+                "limits must be 0 or more (null for unlimited)",
+            ));
         }
     }
-    state.store.org(id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
+    state
+        .store
+        .org(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
     state.store.set_limits(id, limits).await?;
     Ok(axum::Json(limits))
 }

@@ -88,7 +88,10 @@ fn may_manage(p: &Principal) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/tokens", tag = "tokens", security(("bearer" = [])),
     responses((status = 200, body = Vec<TokenView>), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn list(AxumState(state): AxumState<Arc<State>>, Auth(p): Auth) -> ApiResult<axum::Json<Vec<TokenView>>> {
+pub async fn list(
+    AxumState(state): AxumState<Arc<State>>,
+    Auth(p): Auth,
+) -> ApiResult<axum::Json<Vec<TokenView>>> {
     may_manage(&p)?;
     let rows = state.store.list_tokens(p.user_id).await?;
     Ok(axum::Json(rows.into_iter().map(TokenView::from).collect()))
@@ -107,7 +110,9 @@ pub async fn create(
     may_manage(&p)?;
     let description = req.description.trim();
     if description.is_empty() || description.chars().count() > 100 {
-        return Err(ApiError::invalid("'description' must be 1 to 100 characters"));
+        return Err(ApiError::invalid(
+            "'description' must be 1 to 100 characters",
+        ));
     }
     let scopes = Scopes::of(req.scopes.as_deref().unwrap_or(&Scope::CLI_DEFAULT));
     if scopes.is_empty() {
@@ -123,7 +128,11 @@ pub async fn create(
     let expires_at = match req.expires_in_days {
         None => None,
         Some(d @ 1..=3650) => Some(now + i64::from(d) * 86_400_000),
-        Some(_) => return Err(ApiError::invalid("'expires_in_days' must be between 1 and 3650")),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "'expires_in_days' must be between 1 and 3650",
+            ));
+        }
     };
     let token = generate_token();
     let id = state

@@ -52,7 +52,10 @@ pub struct UpdateTunnel {
 #[utoipa::path(get, path = "/api/tunnels", tag = "tunnels", security(("bearer" = [])),
     responses((status = 200, body = Vec<TunnelRow>), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
-pub async fn list(AxumState(state): AxumState<Arc<State>>, auth: Auth) -> ApiResult<axum::Json<Vec<TunnelRow>>> {
+pub async fn list(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+) -> ApiResult<axum::Json<Vec<TunnelRow>>> {
     let p = auth.require(Scope::TunnelsRead)?;
     Ok(axum::Json(state.store.tunnels(p.org_id).await?))
 }
@@ -69,9 +72,19 @@ pub async fn create(
     Json(req): Json<CreateTunnel>,
 ) -> ApiResult<(StatusCode, axum::Json<TunnelRow>)> {
     let p = auth.require(Scope::TunnelsWrite)?;
-    let org = state.store.org(p.org_id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
+    let org = state
+        .store
+        .org(p.org_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("organization"))?;
     if let Some(max) = org.limits.max_tunnels {
-        let reserved = state.store.tunnels(p.org_id).await?.iter().filter(|t| t.reserved).count() as i64;
+        let reserved = state
+            .store
+            .tunnels(p.org_id)
+            .await?
+            .iter()
+            .filter(|t| t.reserved)
+            .count() as i64;
         if reserved >= max {
             return Err(ApiError::limit(format!(
                 "your plan allows {max} tunnels and {reserved} are reserved; delete one first"
@@ -82,12 +95,19 @@ pub async fn create(
     let (kind, name) = match req.kind {
         TunnelKindArg::Http => {
             if req.port.is_some() {
-                return Err(ApiError::invalid("'port' is for tcp tunnels; use 'subdomain'"));
+                return Err(ApiError::invalid(
+                    "'port' is for tcp tunnels; use 'subdomain'",
+                ));
             }
             match req.subdomain.as_deref() {
                 Some(s) => {
-                    let name = names::validate(s, &state.cfg.reserved).map_err(|e| ApiError::invalid(e.to_string()))?;
-                    if !state.store.reserve(NameKind::Subdomain, &name, p.org_id, p.token_id, now).await? {
+                    let name = names::validate(s, &state.cfg.reserved)
+                        .map_err(|e| ApiError::invalid(e.to_string()))?;
+                    if !state
+                        .store
+                        .reserve(NameKind::Subdomain, &name, p.org_id, p.token_id, now)
+                        .await?
+                    {
                         return Err(ApiError::conflict(format!("subdomain '{name}' is taken")));
                     }
                     (NameKind::Subdomain, name)
@@ -99,23 +119,42 @@ pub async fn create(
                         if state.cfg.reserved.contains(&candidate) {
                             continue;
                         }
-                        if state.store.reserve(NameKind::Subdomain, &candidate, p.org_id, p.token_id, now).await? {
+                        if state
+                            .store
+                            .reserve(NameKind::Subdomain, &candidate, p.org_id, p.token_id, now)
+                            .await?
+                        {
                             got = Some(candidate);
                             break;
                         }
                     }
-                    (NameKind::Subdomain, got.ok_or_else(|| ApiError::internal(&"no free subdomain found"))?)
+                    (
+                        NameKind::Subdomain,
+                        got.ok_or_else(|| ApiError::internal(&"no free subdomain found"))?,
+                    )
                 }
             }
         }
         TunnelKindArg::Tcp => {
             if req.subdomain.is_some() {
-                return Err(ApiError::invalid("'subdomain' is for http tunnels; use 'port'"));
+                return Err(ApiError::invalid(
+                    "'subdomain' is for http tunnels; use 'port'",
+                ));
             }
             let range = state.cfg.tcp_ports.clone();
             let port = match req.port {
                 Some(port) if range.contains(&port) => {
-                    if !state.store.reserve(NameKind::TcpPort, &port.to_string(), p.org_id, p.token_id, now).await? {
+                    if !state
+                        .store
+                        .reserve(
+                            NameKind::TcpPort,
+                            &port.to_string(),
+                            p.org_id,
+                            p.token_id,
+                            now,
+                        )
+                        .await?
+                    {
                         return Err(ApiError::conflict(format!("port {port} is taken")));
                     }
                     port
@@ -130,7 +169,17 @@ pub async fn create(
                 None => {
                     let mut got = None;
                     for port in range.clone() {
-                        if state.store.reserve(NameKind::TcpPort, &port.to_string(), p.org_id, p.token_id, now).await? {
+                        if state
+                            .store
+                            .reserve(
+                                NameKind::TcpPort,
+                                &port.to_string(),
+                                p.org_id,
+                                p.token_id,
+                                now,
+                            )
+                            .await?
+                        {
                             got = Some(port);
                             break;
                         }
@@ -145,7 +194,12 @@ pub async fn create(
         NameKind::Subdomain => state.cfg.http_url(&name),
         NameKind::TcpPort => state.cfg.tcp_url(name.parse().unwrap_or_default()),
     };
-    let key = TunnelKey { org_id: p.org_id, user_id: p.user_id, kind, name: &name };
+    let key = TunnelKey {
+        org_id: p.org_id,
+        user_id: p.user_id,
+        kind,
+        name: &name,
+    };
     let row = state.store.create_tunnel(key, &url, now).await?;
     Ok((StatusCode::CREATED, axum::Json(row)))
 }
@@ -161,7 +215,11 @@ pub async fn get(
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<TunnelRow>> {
     let p = auth.require(Scope::TunnelsRead)?;
-    let row = state.store.tunnel(p.org_id, id).await?.ok_or_else(|| ApiError::not_found("tunnel"))?;
+    let row = state
+        .store
+        .tunnel(p.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tunnel"))?;
     Ok(axum::Json(row))
 }
 
@@ -184,7 +242,11 @@ pub async fn update(
     if let Some(live) = state.registry.by_id(id) {
         live.set_paused(req.paused);
     }
-    let row = state.store.tunnel(p.org_id, id).await?.ok_or_else(|| ApiError::not_found("tunnel"))?;
+    let row = state
+        .store
+        .tunnel(p.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tunnel"))?;
     Ok(axum::Json(row))
 }
 
@@ -201,11 +263,19 @@ pub async fn delete(
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
     let p = auth.require(Scope::TunnelsWrite)?;
-    let row = state.store.tunnel(p.org_id, id).await?.ok_or_else(|| ApiError::not_found("tunnel"))?;
+    let row = state
+        .store
+        .tunnel(p.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("tunnel"))?;
     if let Some(live) = state.registry.by_id(id) {
         crate::tunnel::stop(&live, "this tunnel was stopped through the API (beam stop)").await;
     }
-    let kind = if row.kind == "tcp" { NameKind::TcpPort } else { NameKind::Subdomain };
+    let kind = if row.kind == "tcp" {
+        NameKind::TcpPort
+    } else {
+        NameKind::Subdomain
+    };
     state.store.unreserve(kind, &row.name, p.org_id).await?;
     state.store.delete_tunnel(p.org_id, id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -21,7 +21,17 @@ pub struct UserRow {
 }
 
 /// Plan limits of an organization; `None` is unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 pub struct Limits {
     /// Tunnels connected at the same time.
     pub max_tunnels: Option<i64>,
@@ -116,7 +126,12 @@ impl Store {
     }
 
     /// Creates an organization.
-    pub async fn create_org(&self, name: &str, limits: Limits, now: i64) -> Result<i64, StoreError> {
+    pub async fn create_org(
+        &self,
+        name: &str,
+        limits: Limits,
+        now: i64,
+    ) -> Result<i64, StoreError> {
         let id: i64 = on_pool!(self, p => sqlx::query(
             "INSERT INTO organizations (name, created_at, max_tunnels, max_custom_domains, max_members, max_bandwidth_bytes) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")

@@ -181,7 +181,11 @@ impl Store {
     }
 
     /// Removes a domain; `Ok(None)` when the organization has no such domain.
-    pub async fn delete_domain(&self, org_id: i64, id: i64) -> Result<Option<DomainRow>, StoreError> {
+    pub async fn delete_domain(
+        &self,
+        org_id: i64,
+        id: i64,
+    ) -> Result<Option<DomainRow>, StoreError> {
         let Some(d) = self.domain(org_id, id).await? else {
             return Ok(None);
         };

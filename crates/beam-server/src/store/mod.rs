@@ -14,7 +14,9 @@ mod tokens;
 mod tunnels;
 
 pub use accounts::{Limits, MemberRow, OrgRow, UserRow};
-pub use analytics::{Analytics, HourTotals, PathCount, RequestRecord, Scope as AnalyticsScope, hour_of};
+pub use analytics::{
+    Analytics, HourTotals, PathCount, RequestRecord, Scope as AnalyticsScope, hour_of,
+};
 pub use domains::{Check, DomainRow, NewDomain};
 pub use reservations::{Claim, NameKind};
 pub use tokens::{NewToken, TokenKind, TokenRow};
@@ -117,7 +119,6 @@ impl Store {
         on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ())?);
         Ok(())
     }
-
 }
 
 /// Current time in unix milliseconds.

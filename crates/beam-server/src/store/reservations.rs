@@ -1,7 +1,6 @@
 //! Public names (subdomains, TCP ports) held by live tunnels, by their leases
 //! during the grace period, or reserved for an organization through the API.
 
-
 use super::{Pool, Store, StoreError, on_pool};
 
 /// Which namespace a reservation lives in.
@@ -143,7 +142,12 @@ impl Store {
     }
 
     /// Frees a name reserved by `org_id` (a live tunnel on it is stopped by the caller).
-    pub async fn unreserve(&self, kind: NameKind, name: &str, org_id: i64) -> Result<(), StoreError> {
+    pub async fn unreserve(
+        &self,
+        kind: NameKind,
+        name: &str,
+        org_id: i64,
+    ) -> Result<(), StoreError> {
         on_pool!(self, p => sqlx::query(
             "DELETE FROM reservations WHERE kind = $1 AND name = $2 AND org_id = $3")
             .bind(kind.as_str()).bind(name).bind(org_id).execute(p).await.map(|_| ())?);

@@ -177,7 +177,12 @@ impl Store {
 
     /// Revokes every live token of `user_id` of `kind` (e.g. sessions after a
     /// password reset).
-    pub async fn revoke_all(&self, user_id: i64, kind: TokenKind, now: i64) -> Result<u64, StoreError> {
+    pub async fn revoke_all(
+        &self,
+        user_id: i64,
+        kind: TokenKind,
+        now: i64,
+    ) -> Result<u64, StoreError> {
         let n = on_pool!(self, p => sqlx::query(
             "UPDATE tokens SET revoked_at = $1 WHERE user_id = $2 AND kind = $3 AND revoked_at IS NULL")
             .bind(now).bind(user_id).bind(kind.as_str()).execute(p).await?.rows_affected());

@@ -136,7 +136,10 @@ fn bad_input_gets_clear_errors() {
     let home = tempfile::tempdir().unwrap();
     let (code, err) = run(home.path(), &["http", "3000"], &[]);
     assert_eq!(code, 1);
-    assert!(err.contains("no token: set BEAM_TOKEN"), "{err}");
+    assert!(
+        err.contains("no token: run `beam login`, set BEAM_TOKEN"),
+        "{err}"
+    );
 
     let (code, err) = run(home.path(), &["http", "99999"], &[("BEAM_TOKEN", "beam_x")]);
     assert_eq!(code, 1);

@@ -7,7 +7,8 @@ use beam_agent::TlsMode;
 use beam_agent::connect::{ConnectError, connect};
 use beam_proto::{ErrorCode, Hello, Reply, Secret, TunnelRequest, read_frame};
 use beam_server::auth::hash_secret;
-use beam_server::store::now_ms;
+use beam_server::scope::Scopes;
+use beam_server::store::{NewToken, TokenKind, now_ms};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -16,7 +17,10 @@ use crate::support::*;
 fn hello(token: &str) -> Hello {
     Hello {
         token: Secret::new(token),
-        tunnel: TunnelRequest::Http { subdomain: None, domain: None },
+        tunnel: TunnelRequest::Http {
+            subdomain: None,
+            domain: None,
+        },
         lease: None,
         client: "test".into(),
     }
@@ -41,7 +45,13 @@ async fn refusal_after(bytes: &[u8], server: &TestServer) -> beam_proto::Refusal
 async fn wrong_token_is_refused_with_a_clear_message() {
     let server = TestServer::start().await;
     let origin = Origin::start().await;
-    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, origin.addr);
+    let mut cfg = server.client_config(
+        TunnelRequest::Http {
+            subdomain: None,
+            domain: None,
+        },
+        origin.addr,
+    );
     cfg.token = Secret::new("beam_wrongwrongwrong");
     let r = TestClient::start(cfg).refused().await;
     assert_eq!(r.code, ErrorCode::Unauthorized);
@@ -60,14 +70,26 @@ async fn expired_token_is_refused() {
     server
         .store
         .insert_token(
-            &hash_secret(expired),
-            "old",
-            Some(now_ms() - 1000),
+            &NewToken {
+                hash: &hash_secret(expired),
+                description: "old",
+                user_id: server.operator.0,
+                org_id: server.operator.1,
+                scopes: Scopes::all(),
+                kind: TokenKind::Api,
+                expires_at: Some(now_ms() - 1000),
+            },
             now_ms(),
         )
         .await
         .unwrap();
-    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, origin.addr);
+    let mut cfg = server.client_config(
+        TunnelRequest::Http {
+            subdomain: None,
+            domain: None,
+        },
+        origin.addr,
+    );
     cfg.token = Secret::new(expired);
     let r = TestClient::start(cfg).refused().await;
     assert_eq!(r.code, ErrorCode::TokenExpired);
@@ -90,7 +112,7 @@ async fn unsupported_version_is_refused() {
 #[tokio::test]
 async fn garbage_is_refused() {
     let server = TestServer::start().await;
-    let r = refusal_after(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &server).await;
+    let r = refusal_after(b"\x05hello there\r\n", &server).await;
     assert_eq!(r.code, ErrorCode::BadHello);
     assert!(
         r.message.contains("not a beam tunnel client"),
@@ -107,6 +129,23 @@ async fn garbage_is_refused() {
         "{}",
         r.message
     );
+}
+
+/// Plain HTTP on the tunnel port from loopback is the API (the CLI's path with
+/// `--insecure`), not a refused hello.
+#[tokio::test]
+async fn http_on_the_loopback_tunnel_port_reaches_the_api() {
+    let server = TestServer::start().await;
+    let mut s = TcpStream::connect(server.tunnel).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    within("API answer", s.read_to_string(&mut out))
+        .await
+        .unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    assert!(out.contains(r#""status":"ok""#), "{out}");
 }
 
 #[tokio::test]
@@ -139,7 +178,13 @@ async fn slow_hello_is_cut_off_at_the_deadline() {
 #[tokio::test]
 async fn failed_attempts_are_throttled_per_ip() {
     let server = TestServer::start().await;
-    let cfg = server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, server.public);
+    let cfg = server.client_config(
+        TunnelRequest::Http {
+            subdomain: None,
+            domain: None,
+        },
+        server.public,
+    );
     for _ in 0..10 {
         match connect(&cfg, &hello("beam_bad")).await {
             Err(ConnectError::Refused(r)) => assert_eq!(r.code, ErrorCode::Unauthorized),
@@ -164,7 +209,13 @@ async fn failed_attempts_are_throttled_per_ip() {
 #[tokio::test]
 async fn wrong_pinned_fingerprint_is_a_fatal_tls_error() {
     let server = TestServer::start().await;
-    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, server.public);
+    let mut cfg = server.client_config(
+        TunnelRequest::Http {
+            subdomain: None,
+            domain: None,
+        },
+        server.public,
+    );
     cfg.tls = TlsMode::Pinned(format!("sha256:{}", "00".repeat(32)));
     let err = connect(&cfg, &hello(server.token.expose()))
         .await
@@ -180,7 +231,13 @@ async fn wrong_pinned_fingerprint_is_a_fatal_tls_error() {
 async fn plaintext_on_loopback_works_and_tls_is_the_default_path() {
     let server = TestServer::start().await;
     let origin = Origin::start().await;
-    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, origin.addr);
+    let mut cfg = server.client_config(
+        TunnelRequest::Http {
+            subdomain: None,
+            domain: None,
+        },
+        origin.addr,
+    );
     cfg.tls = TlsMode::Plaintext;
     let mut c = TestClient::start(cfg);
     let w = c.connected().await;
@@ -195,7 +252,13 @@ async fn unreachable_server_is_retried_not_fatal() {
         .local_addr()
         .unwrap();
     let server = TestServer::start().await;
-    let mut cfg = server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, server.public);
+    let mut cfg = server.client_config(
+        TunnelRequest::Http {
+            subdomain: None,
+            domain: None,
+        },
+        server.public,
+    );
     cfg.server = closed.to_string();
     cfg.connect_timeout = Duration::from_secs(2);
     let mut c = TestClient::start(cfg);

@@ -16,6 +16,7 @@ async fn fifty_concurrent_claims_of_one_name_have_one_winner() {
         .unwrap()
         .unwrap()
         .id;
+    let org_id = server.operator.1;
     let mut tasks = Vec::new();
     for i in 0..50 {
         let store = server.store.clone();
@@ -27,6 +28,7 @@ async fn fifty_concurrent_claims_of_one_name_have_one_winner() {
                     kind: NameKind::Subdomain,
                     name: "contested",
                     token_id,
+                    org_id,
                     new_lease_hash: &lease,
                     presented_lease_hash: None,
                     session: &session,
@@ -49,9 +51,13 @@ async fn concurrent_clients_get_distinct_valid_names() {
     let origin = Origin::start().await;
     let mut clients = Vec::new();
     for _ in 0..40 {
-        clients.push(TestClient::start(
-            server.client_config(TunnelRequest::Http { subdomain: None, domain: None }, origin.addr),
-        ));
+        clients.push(TestClient::start(server.client_config(
+            TunnelRequest::Http {
+                subdomain: None,
+                domain: None,
+            },
+            origin.addr,
+        )));
     }
     let mut names = HashSet::new();
     for c in &mut clients {
@@ -76,6 +82,7 @@ async fn same_requested_name_from_many_clients_goes_to_exactly_one() {
         clients.push(TestClient::start(server.client_config(
             TunnelRequest::Http {
                 subdomain: Some("popular".into()),
+                domain: None,
             },
             origin.addr,
         )));
@@ -103,6 +110,7 @@ async fn reserved_and_invalid_subdomains_are_refused() {
         let c = TestClient::start(server.client_config(
             TunnelRequest::Http {
                 subdomain: Some(name.into()),
+                domain: None,
             },
             origin.addr,
         ));

@@ -42,6 +42,7 @@ async fn nobody_else_can_take_a_name_during_the_grace_period() {
     let origin = Origin::start().await;
     let request = TunnelRequest::Http {
         subdomain: Some("held-name".into()),
+        domain: None,
     };
     let mut a = TestClient::start(server.client_config(request.clone(), origin.addr));
     a.connected().await;
@@ -64,6 +65,7 @@ async fn a_name_is_free_again_after_the_grace_period() {
     let origin = Origin::start().await;
     let request = TunnelRequest::Http {
         subdomain: Some("short-grace".into()),
+        domain: None,
     };
     let mut a = TestClient::start(server.client_config(request.clone(), origin.addr));
     a.connected().await;
@@ -98,6 +100,7 @@ async fn a_reconnect_that_dies_mid_handshake_keeps_the_lease_valid() {
     let origin = Origin::start().await;
     let request = TunnelRequest::Http {
         subdomain: Some("sticky".into()),
+        domain: None,
     };
     let cfg = server.client_config(request.clone(), origin.addr);
     let hello = |lease| Hello {

@@ -2,72 +2,50 @@
 //! on the machine's PostgreSQL (`BEAM_TEST_POSTGRES`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
 
-use beam_server::store::{Claim, NameKind, Store, now_ms};
-use sqlx::Connection;
+use beam_server::scope::{Role, Scopes};
+use beam_server::store::{
+    AnalyticsScope, Check, Claim, HourTotals, Limits, NameKind, NewDomain, NewToken, RequestRecord,
+    Store, TokenKind, TunnelKey, hour_of, now_ms,
+};
 
-/// A fresh PostgreSQL database, dropped when the guard goes out of scope.
-struct PgDb {
-    admin: String,
-    name: String,
-}
+use crate::support::{Backend, PgDb, test_store};
 
-impl PgDb {
-    async fn create() -> (Self, String) {
-        let admin = std::env::var("BEAM_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("beam_t_{:016x}", rand::random::<u64>());
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .unwrap_or_else(|e| {
-                panic!("PostgreSQL must be running for store tests ({admin}): {e}")
-            });
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let url = match admin.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{name}"),
-            None => panic!("BEAM_TEST_POSTGRES needs a database path"),
-        };
-        (Self { admin, name }, url)
-    }
-}
+/// Migrations shipped with this version.
+const MIGRATIONS: usize = 2;
 
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Drop from a separate thread: Drop cannot await inside the test runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut c)
-                    .await;
-                }
-            });
-        })
-        .join();
+fn token<'a>(hash: &'a [u8], user: i64, org: i64, expires_at: Option<i64>) -> NewToken<'a> {
+    NewToken {
+        hash,
+        description: "t",
+        user_id: user,
+        org_id: org,
+        scopes: Scopes::all(),
+        kind: TokenKind::Api,
+        expires_at,
     }
 }
 
 async fn exercise(store: Store) {
     // Migrations are idempotent.
-    assert_eq!(store.migrate().await.unwrap(), 1);
+    assert_eq!(store.migrate().await.unwrap(), MIGRATIONS);
     assert_eq!(store.migrate().await.unwrap(), 0);
     store.ping().await.unwrap();
+    let now = now_ms();
+    let (user, org) = store.ensure_operator(now).await.unwrap();
+    assert_eq!(
+        store.ensure_operator(now).await.unwrap(),
+        (user, org),
+        "created once"
+    );
 
     // Tokens: insert is idempotent per hash; lookups by hash.
-    let now = now_ms();
-    let a = store.insert_token(&[1; 32], "a", None, now).await.unwrap();
+    let a = store
+        .insert_token(&token(&[1; 32], user, org, None), now)
+        .await
+        .unwrap();
     assert_eq!(
         store
-            .insert_token(&[1; 32], "again", None, now)
+            .insert_token(&token(&[1; 32], user, org, None), now)
             .await
             .unwrap(),
         a
@@ -75,10 +53,14 @@ async fn exercise(store: Store) {
     assert_eq!(store.count_tokens().await.unwrap(), 1);
     let row = store.find_token(&[1; 32]).await.unwrap().unwrap();
     assert_eq!((row.id, row.hash.as_slice()), (a, &[1u8; 32][..]));
+    assert_eq!(
+        (row.user_id, row.org_id, row.scopes),
+        (user, org, Scopes::all())
+    );
     assert!(store.find_token(&[2; 32]).await.unwrap().is_none());
     store.touch_token(a, now).await.unwrap();
     let b = store
-        .insert_token(&[2; 32], "b", Some(now + 1000), now)
+        .insert_token(&token(&[2; 32], user, org, Some(now + 1000)), now)
         .await
         .unwrap();
 
@@ -91,6 +73,7 @@ async fn exercise(store: Store) {
         kind: NameKind::Subdomain,
         name,
         token_id,
+        org_id: org,
         new_lease_hash: lease,
         presented_lease_hash: presented,
         session,
@@ -165,23 +148,18 @@ async fn exercise(store: Store) {
     store.forget(NameKind::Subdomain, "x", "s4").await.unwrap();
 }
 
-#[tokio::test]
-async fn store_on_sqlite() {
+crate::both!(store_basics, |backend| async move {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-        .await
-        .unwrap();
-    assert_eq!(store.backend(), "sqlite");
-    exercise(store).await;
-}
-
-#[tokio::test]
-async fn store_on_postgres() {
-    let (_db, url) = PgDb::create().await;
-    let store = Store::connect(&url).await.unwrap();
-    assert_eq!(store.backend(), "postgres");
-    exercise(store).await;
-}
+    let (store, _pg) = test_store(backend, dir.path()).await;
+    let expected = if backend == Backend::Sqlite {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    assert_eq!(store.backend(), expected);
+    exercise(store.clone()).await;
+    accounts_and_records(store).await;
+});
 
 /// Nodes starting together against one PostgreSQL migrate one after the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,7 +176,7 @@ async fn concurrent_migrations_on_postgres_apply_once() {
     for t in tasks {
         total += t.await.unwrap();
     }
-    assert_eq!(total, 1, "the one migration ran exactly once");
+    assert_eq!(total, MIGRATIONS, "each migration ran exactly once");
 }
 
 #[tokio::test]
@@ -208,4 +186,314 @@ async fn unsupported_database_url_is_a_clear_error() {
         err.to_string().contains("unsupported database URL"),
         "{err}"
     );
+}
+
+/// Accounts, API reservations, tunnel records, domains and analytics.
+async fn accounts_and_records(store: Store) {
+    let now = now_ms();
+    // Users: emails are unique case-insensitively.
+    let alice = store
+        .create_user("Alice@Example.com", "Alice", Some("$argon2id$x"), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .create_user("alice@example.com", "Other", None, now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .user_by_email("ALICE@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        alice
+    );
+    let bob = store
+        .create_user("bob@example.com", "Bob", None, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let limits = Limits {
+        max_tunnels: Some(2),
+        max_custom_domains: Some(1),
+        max_members: None,
+        max_bandwidth_bytes: Some(100),
+    };
+    let org_a = store.create_org("a", limits, now).await.unwrap();
+    let org_b = store.create_org("b", Limits::default(), now).await.unwrap();
+    assert!(
+        store
+            .add_member(org_a, alice, Role::Owner, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_member(org_a, alice, Role::Viewer, now)
+            .await
+            .unwrap(),
+        "already a member"
+    );
+    assert!(
+        store
+            .add_member(org_b, bob, Role::Owner, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_member(org_a, bob, Role::Viewer, now + 5)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.role(org_a, bob).await.unwrap(), Some(Role::Viewer));
+    assert_eq!(
+        store.home_org(bob).await.unwrap().unwrap().0,
+        org_b,
+        "oldest membership"
+    );
+    assert_eq!(store.members(org_a).await.unwrap().len(), 2);
+    assert_eq!(store.org(org_a).await.unwrap().unwrap().limits, limits);
+
+    // Tokens: listing, revoking only one's own.
+    let ta = store
+        .insert_token(&token(&[7; 32], alice, org_a, None), now)
+        .await
+        .unwrap();
+    let tb = store
+        .insert_token(&token(&[8; 32], bob, org_b, None), now)
+        .await
+        .unwrap();
+    assert_eq!(store.list_tokens(alice).await.unwrap().len(), 1);
+    assert!(
+        !store.revoke_token(ta, bob, now).await.unwrap(),
+        "not bob's token"
+    );
+    assert!(store.revoke_token(ta, alice, now).await.unwrap());
+    assert!(
+        !store
+            .find_token(&[7; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .is_live(now)
+    );
+
+    // API reservations belong to an organization: others cannot claim them.
+    assert!(
+        store
+            .reserve(NameKind::Subdomain, "mine", org_b, tb, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .reserve(NameKind::Subdomain, "mine", org_a, ta, now)
+            .await
+            .unwrap()
+    );
+    let claim = |org, token_id, session: &'static str| Claim {
+        kind: NameKind::Subdomain,
+        name: "mine",
+        token_id,
+        org_id: org,
+        new_lease_hash: b"L",
+        presented_lease_hash: None,
+        session,
+        now: now + 1,
+    };
+    assert!(
+        !store.claim(&claim(org_a, ta, "x")).await.unwrap(),
+        "other org"
+    );
+    assert!(
+        store.claim(&claim(org_b, tb, "y")).await.unwrap(),
+        "owner org"
+    );
+    store
+        .release(NameKind::Subdomain, "mine", "y", now + 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.purge_expired(now + 10_000).await.unwrap(),
+        0,
+        "reserved names survive"
+    );
+    store
+        .unreserve(NameKind::Subdomain, "mine", org_b)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .reserve(NameKind::Subdomain, "mine", org_a, ta, now)
+            .await
+            .unwrap(),
+        "free again"
+    );
+
+    // Tunnel records: one row per (org, kind, name); connect/disconnect/pause.
+    let key = TunnelKey {
+        org_id: org_a,
+        user_id: alice,
+        kind: NameKind::Subdomain,
+        name: "web",
+    };
+    let t = store
+        .tunnel_connected(
+            key,
+            "http://web.localhost",
+            &serde_json::json!({"client": "x"}),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!((t.status.as_str(), t.paused), ("connected", false));
+    let again = store
+        .tunnel_connected(key, "http://web.localhost", &serde_json::json!({}), now + 1)
+        .await
+        .unwrap();
+    assert_eq!(again.id, t.id, "same row on reconnect");
+    assert_eq!(store.count_connected(org_a).await.unwrap(), 1);
+    assert!(store.set_paused(org_a, t.id, true).await.unwrap());
+    assert!(
+        !store.set_paused(org_b, t.id, true).await.unwrap(),
+        "other org"
+    );
+    assert_eq!(
+        store.tunnel(org_a, t.id).await.unwrap().unwrap().status,
+        "paused"
+    );
+    assert!(store.tunnel(org_b, t.id).await.unwrap().is_none());
+
+    // Analytics: totals are additive, percentiles come from records.
+    let rec = |status: u16, duration_us: i64, path: &str| RequestRecord {
+        tunnel_id: t.id,
+        org_id: org_a,
+        ts: now,
+        method: "GET".into(),
+        path: path.into(),
+        status,
+        duration_us,
+        bytes_in: 10,
+        bytes_out: 100,
+        client_net: "127.0.0.0/24".into(),
+        headers: "[]".into(),
+    };
+    let records: Vec<_> = (1..=20)
+        .map(|i| {
+            rec(
+                if i == 20 { 502 } else { 200 },
+                i * 1000,
+                if i % 2 == 0 { "/a" } else { "/b" },
+            )
+        })
+        .collect();
+    let totals = HourTotals {
+        tunnel_id: t.id,
+        org_id: org_a,
+        hour: hour_of(now),
+        requests: 20,
+        errors: 1,
+        bytes_in: 200,
+        bytes_out: 2000,
+        duration_us: 210_000,
+    };
+    store
+        .flush_analytics(&records, std::slice::from_ref(&totals))
+        .await
+        .unwrap();
+    store.flush_analytics(&[], &[totals]).await.unwrap();
+    let a = store
+        .analytics(AnalyticsScope::Tunnel(t.id), "1h", now - 3_600_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.requests, a.errors, a.bytes_in, a.bytes_out),
+        (40, 2, 400, 4000)
+    );
+    assert_eq!((a.latency_p50_ms, a.latency_p95_ms), (10, 19));
+    assert_eq!(a.top_paths[0].requests, 10);
+    assert_eq!(a.status_codes.get(&200), Some(&19));
+    assert_eq!(a.status_codes.get(&502), Some(&1));
+    let org_wide = store
+        .analytics(AnalyticsScope::Org(org_a), "1h", now - 3_600_000)
+        .await
+        .unwrap();
+    assert_eq!(org_wide.requests, 40);
+    let row = store.tunnel(org_a, t.id).await.unwrap().unwrap();
+    assert_eq!((row.requests, row.bytes_out), (40, 4000));
+    let usage = store.bandwidth_usage(now - 3_600_000).await.unwrap();
+    assert_eq!(usage, vec![(org_a, 4400, 100)]);
+
+    // Domains: host names are unique across organizations.
+    let d = store
+        .create_domain(
+            NewDomain {
+                org_id: org_a,
+                hostname: "app.example.com",
+                kind: "custom",
+                status: "pending",
+                verification_token: "tok",
+            },
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .create_domain(
+                NewDomain {
+                    org_id: org_b,
+                    hostname: "app.example.com",
+                    kind: "custom",
+                    status: "pending",
+                    verification_token: "tok2"
+                },
+                now
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.count_custom_domains(org_a).await.unwrap(), 1);
+    assert_eq!(store.domains_due(now + 1, 10).await.unwrap().len(), 1);
+    store
+        .record_check(
+            d.id,
+            Check {
+                status: "active",
+                verified: true,
+                error: None,
+                now,
+            },
+        )
+        .await
+        .unwrap();
+    let d2 = store
+        .domain_by_host("app.example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d2.status.as_str(), d2.verified_at), ("active", Some(now)));
+    store.attach_domain(d.id, t.id).await.unwrap();
+    assert!(store.domain(org_b, d.id).await.unwrap().is_none());
+    assert!(store.delete_domain(org_a, d.id).await.unwrap().is_some());
+
+    // Deleting a tunnel takes its analytics; retention purges old rows.
+    store.tunnel_disconnected(t.id, now).await.unwrap();
+    assert_eq!(
+        store
+            .purge_requests(now + 1, hour_of(now) + 1)
+            .await
+            .unwrap(),
+        20
+    );
+    assert_eq!(store.purge_tunnels(now + 1).await.unwrap(), 1);
+    assert!(store.tunnel(org_a, t.id).await.unwrap().is_none());
 }

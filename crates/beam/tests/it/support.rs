@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use beam_agent::{Backoff, ClientConfig, ClientError, Event, LocalTarget, Stats, TlsMode};
 use beam_proto::{Secret, TunnelRequest, Welcome};
-use beam_server::auth::{generate_token, hash_secret};
-use beam_server::store::now_ms;
+use beam_server::auth::generate_token;
 use beam_server::tls::TunnelCert;
 use beam_server::{Listeners, Metrics, Server, ServerConfig, Store};
 use bytes::Bytes;
@@ -47,6 +46,105 @@ pub async fn within<F: std::future::Future>(what: &str, f: F) -> F::Output {
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
+/// Which store a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file in a temp dir.
+    Sqlite,
+    /// A throwaway database on the machine's PostgreSQL.
+    Postgres,
+}
+
+/// Runs an async test body once per back end: `both!(name, |backend| async move { … })`
+/// makes `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                ($body)($crate::support::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                ($body)($crate::support::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// A fresh PostgreSQL database, dropped when the guard goes out of scope.
+pub struct PgDb {
+    admin: String,
+    name: String,
+}
+
+impl PgDb {
+    /// Creates the database; returns the guard and its URL.
+    pub async fn create() -> (Self, String) {
+        use sqlx::Connection;
+        let admin = std::env::var("BEAM_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("beam_t_{:016x}", rand::random::<u64>());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("PostgreSQL must be running for store tests ({admin}): {e}")
+            });
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("BEAM_TEST_POSTGRES needs a database path"),
+        };
+        (Self { admin, name }, url)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop from a separate thread: Drop cannot await inside the test runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut c)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A store on `backend`, with the guard that drops a PostgreSQL database.
+pub async fn test_store(backend: Backend, dir: &std::path::Path) -> (Store, Option<Arc<PgDb>>) {
+    match backend {
+        Backend::Sqlite => (
+            Store::connect(&format!("sqlite://{}", dir.join("beam.db").display()))
+                .await
+                .unwrap(),
+            None,
+        ),
+        Backend::Postgres => {
+            let (db, url) = PgDb::create().await;
+            (Store::connect(&url).await.unwrap(), Some(Arc::new(db)))
+        }
+    }
+}
+
 /// A server running in this process.
 pub struct TestServer {
     pub public: SocketAddr,
@@ -57,6 +155,9 @@ pub struct TestServer {
     pub metrics: Arc<Metrics>,
     pub cfg: ServerConfig,
     pub dir: Arc<TempDir>,
+    /// `(user id, organization id)` of the operator account that owns `token`.
+    pub operator: (i64, i64),
+    pg: Option<Arc<PgDb>>,
     shutdown: CancellationToken,
     handle: JoinHandle<()>,
 }
@@ -73,6 +174,10 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_on(Backend::Sqlite, tweak).await
+    }
+
+    pub async fn start_on(backend: Backend, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         init();
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -80,17 +185,14 @@ impl TestServer {
         let mut cfg = ServerConfig::dev();
         cfg.public_port = Some(public.local_addr().unwrap().port());
         cfg.tcp_ports = tcp_range();
+        // Analytics reach the store promptly, so tests wait on them, not on a timer.
+        cfg.analytics_flush = Duration::from_millis(50);
         tweak(&mut cfg);
-        let store = Store::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("beam.db").display()
-        ))
-        .await
-        .unwrap();
+        let (store, pg) = test_store(backend, dir.path()).await;
         let mut s = Self::launch(dir, cfg, store, public, tunnel).await;
+        s.pg = pg;
         let token = generate_token();
-        s.store
-            .insert_token(&hash_secret(token.expose()), "test", None, now_ms())
+        beam_server::auth::store_operator_token(&s.store, s.operator, token.expose(), "test")
             .await
             .unwrap();
         s.token = token;
@@ -113,6 +215,7 @@ impl TestServer {
         .await
         .unwrap();
         let metrics = server.metrics();
+        let operator = server.operator();
         let shutdown = CancellationToken::new();
         let (public_addr, tunnel_addr) =
             (public.local_addr().unwrap(), tunnel.local_addr().unwrap());
@@ -132,6 +235,8 @@ impl TestServer {
             metrics,
             cfg,
             dir,
+            operator,
+            pg: None,
             shutdown,
             handle,
         }
@@ -146,6 +251,7 @@ impl TestServer {
         let tunnel = TcpListener::bind(tunnel).await.unwrap();
         let mut s = Self::launch(self.dir, self.cfg, self.store, public, tunnel).await;
         s.token = self.token;
+        s.pg = self.pg;
         s
     }
 
@@ -169,8 +275,13 @@ impl TestServer {
 
     /// Starts an HTTP tunnel client to `local` and waits until it is routable.
     pub async fn http_client(&self, local: SocketAddr) -> (TestClient, Welcome) {
-        let mut c =
-            TestClient::start(self.client_config(TunnelRequest::Http { subdomain: None, domain: None }, local));
+        let mut c = TestClient::start(self.client_config(
+            TunnelRequest::Http {
+                subdomain: None,
+                domain: None,
+            },
+            local,
+        ));
         let w = c.connected().await;
         (c, w)
     }
@@ -509,5 +620,141 @@ pub fn refusal_of(err: ClientError) -> beam_proto::Refusal {
     match err {
         ClientError::Fatal(beam_agent::connect::ConnectError::Refused(r)) => r,
         other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// An API answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub json: serde_json::Value,
+}
+
+impl Reply {
+    /// The error code of a JSON error body.
+    pub fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// The error message of a JSON error body.
+    pub fn message(&self) -> &str {
+        self.json["error"]["message"].as_str().unwrap_or("")
+    }
+}
+
+impl TestServer {
+    /// Calls the API on the public port (Host `localhost`) with a raw body.
+    pub async fn api_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let stream = tokio::net::TcpStream::connect(self.public).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", format!("localhost:{}", self.public.port()));
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = within(
+            "API response",
+            sender.send_request(req.body(full(body)).unwrap()),
+        )
+        .await
+        .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let json = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "{method} {path}: not JSON: {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Reply {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    /// Calls the API with an optional JSON body.
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        let (ct, bytes) = match body {
+            Some(b) => (Some("application/json"), serde_json::to_vec(&b).unwrap()),
+            None => (None, Vec::new()),
+        };
+        self.api_raw(method, path, token, ct, bytes).await
+    }
+
+    /// Registers `email` and logs in; returns the session token.
+    pub async fn user(&self, email: &str) -> String {
+        let r = self
+            .api(
+                "POST",
+                "/api/auth/register",
+                None,
+                Some(serde_json::json!({ "email": email, "password": "correct horse battery" })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+        let r = self
+            .api(
+                "POST",
+                "/api/auth/login",
+                None,
+                Some(serde_json::json!({ "email": email, "password": "correct horse battery" })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        r.json["token"].as_str().unwrap().to_string()
+    }
+
+    /// Creates an API token with `scopes` using `session`.
+    pub async fn api_token(&self, session: &str, scopes: &[&str]) -> String {
+        let r = self
+            .api(
+                "POST",
+                "/api/tokens",
+                Some(session),
+                Some(serde_json::json!({ "description": "test", "scopes": scopes })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        r.json["token"].as_str().unwrap().to_string()
+    }
+
+    /// A tunnel client config using `token`.
+    pub fn client_with(
+        &self,
+        token: &str,
+        tunnel: TunnelRequest,
+        local: SocketAddr,
+    ) -> ClientConfig {
+        let mut cfg = self.client_config(tunnel, local);
+        cfg.token = Secret::new(token);
+        cfg
     }
 }
