@@ -87,6 +87,14 @@ pub(crate) async fn check(
             },
         )
         .await?;
+    // Back from suspension with its tunnel still connected: route it again.
+    if status == "active"
+        && d.status != "active"
+        && let Some(t) = d.tunnel_id.and_then(|id| state.registry.by_id(id))
+        && t.domains.contains(&d.hostname)
+    {
+        state.registry.insert_domain(&d.hostname, t.clone());
+    }
     if status == "suspended" && d.status != "suspended" {
         state.registry.remove_domain(&d.hostname);
         tracing::warn!(domain = %d.hostname, "domain suspended: its TXT record is gone");

@@ -126,10 +126,17 @@ impl Registry {
 
     /// Routes the tunnel's custom domains to it.
     pub fn insert_domains(&self, tunnel: &Arc<Tunnel>) {
-        let mut map = self.domains.write().unwrap_or_else(|e| e.into_inner());
         for d in &tunnel.domains {
-            map.insert(d.clone(), tunnel.clone());
+            self.insert_domain(d, tunnel.clone());
         }
+    }
+
+    /// Routes one custom domain to `tunnel`.
+    pub fn insert_domain(&self, host: &str, tunnel: Arc<Tunnel>) {
+        self.domains
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(host.to_string(), tunnel);
     }
 
     /// Stops routing `host` (domain removed or suspended).
@@ -174,9 +181,19 @@ impl Registry {
         self.all().into_iter().find(|t| t.id == id)
     }
 
+    /// Stops routing to `tunnel` at once (its connection task cleans up the rest).
+    pub fn remove_session(&self, tunnel: &Tunnel) {
+        self.remove_http(&tunnel.name, &tunnel.session);
+        if let Ok(port) = tunnel.name.parse() {
+            self.remove_tcp(port, &tunnel.session);
+        }
+        self.remove_domains_of(tunnel);
+    }
+
     /// Disconnects every tunnel opened with `token_id` (the token was revoked).
     pub fn kick_token(&self, token_id: i64) {
         for t in self.all().into_iter().filter(|t| t.token_id == token_id) {
+            self.remove_session(&t);
             t.kick.cancel();
         }
     }

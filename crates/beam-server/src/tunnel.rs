@@ -455,7 +455,9 @@ async fn custom_domain(state: &State, host: &str, org_id: i64) -> Result<DomainR
 
 /// Tells the client its tunnel was stopped (so it exits instead of reconnecting)
 /// and disconnects it.
-pub(crate) async fn stop(tunnel: &Tunnel, reason: &str) {
+pub(crate) async fn stop(registry: &crate::registry::Registry, tunnel: &Tunnel, reason: &str) {
+    // Visitors stop reaching it now, not when the connection task notices.
+    registry.remove_session(tunnel);
     let mut sender = tunnel.sender.clone();
     let req = Request::builder()
         .method(Method::POST)

@@ -269,7 +269,12 @@ pub async fn delete(
         .await?
         .ok_or_else(|| ApiError::not_found("tunnel"))?;
     if let Some(live) = state.registry.by_id(id) {
-        crate::tunnel::stop(&live, "this tunnel was stopped through the API (beam stop)").await;
+        crate::tunnel::stop(
+            &state.registry,
+            &live,
+            "this tunnel was stopped through the API (beam stop)",
+        )
+        .await;
     }
     let kind = if row.kind == "tcp" {
         NameKind::TcpPort

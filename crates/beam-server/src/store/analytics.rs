@@ -236,6 +236,38 @@ impl Store {
         Ok(a)
     }
 
+    /// The newest sampled request records of a tunnel, newest first.
+    pub async fn recent_requests(
+        &self,
+        tunnel_id: i64,
+        limit: i64,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let rows = on_pool!(self, p => {
+            let mut out = Vec::new();
+            for r in sqlx::query(
+                "SELECT tunnel_id, org_id, ts, method, path, status, duration_us, bytes_in, bytes_out, \
+                 client_net, headers FROM requests WHERE tunnel_id = $1 ORDER BY id DESC LIMIT $2")
+                .bind(tunnel_id).bind(limit).fetch_all(p).await? {
+                let status: i32 = r.try_get("status")?;
+                out.push(RequestRecord {
+                    tunnel_id: r.try_get("tunnel_id")?,
+                    org_id: r.try_get("org_id")?,
+                    ts: r.try_get("ts")?,
+                    method: r.try_get("method")?,
+                    path: r.try_get("path")?,
+                    status: status as u16,
+                    duration_us: r.try_get("duration_us")?,
+                    bytes_in: r.try_get("bytes_in")?,
+                    bytes_out: r.try_get("bytes_out")?,
+                    client_net: r.try_get("client_net")?,
+                    headers: r.try_get("headers")?,
+                });
+            }
+            out
+        });
+        Ok(rows)
+    }
+
     /// Bytes in + out since `since` per organization that has a bandwidth limit,
     /// with the limit: `(org_id, used, limit)`.
     pub async fn bandwidth_usage(&self, since: i64) -> Result<Vec<(i64, i64, i64)>, StoreError> {

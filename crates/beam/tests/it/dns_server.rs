@@ -68,7 +68,11 @@ fn respond(query: &Message, zone: &Zone) -> Message {
         m.set_response_code(ResponseCode::FormErr);
         return m;
     };
-    let name = q.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+    let name = q
+        .name()
+        .to_ascii()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
     let zone = zone.lock().unwrap();
     match zone.get(&name) {
         Some(values) if q.query_type() == RecordType::TXT => {

@@ -3,7 +3,10 @@
 
 mod support;
 
+mod api;
 mod cli;
+mod dns_server;
+mod domains;
 mod handshake;
 mod names;
 mod reconnect;

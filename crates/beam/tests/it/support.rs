@@ -512,6 +512,11 @@ async fn origin(
             Response::new(full("all here"))
         }
         "/ws" => return Ok(crate::websocket::origin_upgrade(req)),
+        "/fail" => {
+            let mut r = Response::new(full("origin failed"));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }
         "/multi-cookie" => {
             let mut r = Response::new(full("cookies"));
             r.headers_mut().append("set-cookie", "a=1".parse().unwrap());
