@@ -64,11 +64,20 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
             let session_token = Secret::new(session["token"].as_str().unwrap_or_default());
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "this machine".into());
             let with_session = client(&settings, Some(session_token));
+            // This machine's token may do what the account may do (the user just
+            // proved the password); `beam tokens create` makes narrower ones.
+            let me: Value = with_session
+                .call(Method::GET, "/api/me", None::<&()>)
+                .await
+                .context("reading the account failed")?;
             let created: Value = with_session
                 .call(
                     Method::POST,
                     "/api/tokens",
-                    Some(&json!({ "description": format!("beam login on {host}") })),
+                    Some(&json!({
+                        "description": format!("beam login on {host}"),
+                        "scopes": me["scopes"],
+                    })),
                 )
                 .await
                 .context("creating a token for this machine failed")?;

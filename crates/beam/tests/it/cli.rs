@@ -171,3 +171,239 @@ async fn wrong_token_exits_with_the_servers_message() {
     assert!(err.contains("invalid token"), "{err}");
     assert!(!err.contains("beam_not_a_real_token"), "{err}");
 }
+
+/// Runs the binary off the async runtime (the server under test lives on it).
+async fn cli(
+    home: &std::path::Path,
+    cwd: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> (i32, String, String) {
+    let mut c = beam(home);
+    c.current_dir(cwd).args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let stdin = stdin.map(String::from);
+    tokio::task::spawn_blocking(move || {
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().unwrap();
+            if let Some(s) = stdin {
+                pipe.write_all(s.as_bytes()).unwrap();
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+crate::both!(
+    cli_manages_accounts_tokens_tunnels_and_domains,
+    |backend| async move {
+        let dns = crate::dns_server::DnsServer::start().await;
+        let server = TestServer::start_on(backend, |c| c.dns_resolver = Some(dns.addr)).await;
+        let origin = Origin::start().await;
+        server.user("alice@example.com").await;
+        let home = tempfile::tempdir().unwrap();
+        let cwd = tempfile::tempdir().unwrap();
+        let tunnel = server.tunnel.to_string();
+        let conn: Vec<&str> = vec!["--server", &tunnel, "--fingerprint", &server.fingerprint];
+        let run = |args: Vec<&str>, env: Vec<(&str, &str)>, stdin: Option<&str>| {
+            let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            all.extend(conn.iter().map(|s| s.to_string()));
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let (home, cwd) = (home.path().to_path_buf(), cwd.path().to_path_buf());
+            let stdin = stdin.map(String::from);
+            async move {
+                let args: Vec<&str> = all.iter().map(String::as_str).collect();
+                let env: Vec<(&str, &str)> =
+                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                cli(&home, &cwd, &args, &env, stdin.as_deref()).await
+            }
+        };
+
+        // Login with email and password (from the environment, never argv).
+        let (code, out, err) = run(
+            vec!["login", "--email", "alice@example.com"],
+            vec![("BEAM_PASSWORD", "wrong password!")],
+            None,
+        )
+        .await;
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(
+            err.contains("login failed") && err.contains("wrong email or password"),
+            "{err}"
+        );
+        let (code, out, err) = run(
+            vec!["login", "--email", "alice@example.com"],
+            vec![("BEAM_PASSWORD", "correct horse battery")],
+            None,
+        )
+        .await;
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains("as alice@example.com (alice@example.com's organization, owner)"),
+            "{out}"
+        );
+        let config = std::fs::read_to_string(home.path().join(".config/beam/config.toml")).unwrap();
+        assert!(
+            config.contains("token = \"beam_") && config.contains("token_from_login = true"),
+            "{config}"
+        );
+
+        // Tokens: created and printed once; listed without the secret.
+        let (code, out, err) = run(
+            vec![
+                "tokens",
+                "create",
+                "--description",
+                "ci",
+                "--scopes",
+                "tunnels:read",
+            ],
+            vec![],
+            None,
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+        let ci_token = out.trim().to_string();
+        assert!(
+            ci_token.starts_with("beam_") && err.contains("shown only this once"),
+            "{out}{err}"
+        );
+        let (_, out, _) = run(vec!["tokens", "list"], vec![], None).await;
+        assert!(
+            out.contains("ci") && out.contains("tunnels:read") && !out.contains(&ci_token),
+            "{out}"
+        );
+        let (code, _, err) = run(
+            vec!["tokens", "create", "--scopes", "everything"],
+            vec![],
+            None,
+        )
+        .await;
+        assert_eq!(code, 1);
+        assert!(
+            err.contains("unknown variant `everything`") || err.contains("everything"),
+            "{err}"
+        );
+
+        // A tunnel shows in `beam list`; `beam stop` ends it and the client exits.
+        let token = config
+            .lines()
+            .find_map(|l| l.strip_prefix("token = \""))
+            .unwrap()
+            .trim_end_matches('"')
+            .to_string();
+        let mut client = TestClient::start(server.client_with(
+            &token,
+            beam_proto::TunnelRequest::Http {
+                subdomain: Some("cli-demo".into()),
+                domain: None,
+            },
+            origin.addr,
+        ));
+        client.connected().await;
+        let (code, out, _) = run(vec!["list", "--json"], vec![], None).await;
+        assert_eq!(code, 0);
+        let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(list[0]["name"], "cli-demo");
+        assert_eq!(list[0]["status"], "connected");
+        let (_, out, _) = run(vec!["list"], vec![], None).await;
+        assert!(
+            out.contains("cli-demo") && out.contains("connected"),
+            "{out}"
+        );
+        let (code, out, err) = run(vec!["stop", "cli-demo"], vec![], None).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("stopped"), "{out}");
+        assert!(matches!(
+            client.result().await,
+            Err(beam_agent::ClientError::Stopped(_))
+        ));
+        let (code, _, err) = run(vec!["stop", "no-such-tunnel"], vec![], None).await;
+        assert_eq!(code, 1);
+        assert!(err.contains("no tunnel named 'no-such-tunnel'"), "{err}");
+
+        // Domains: add prints the records; verify explains a missing record; remove.
+        let (code, out, _) = run(vec!["domains", "add", "app.example.com"], vec![], None).await;
+        assert_eq!(code, 0);
+        assert!(
+            out.contains("_beam-challenge.app.example.com  TXT")
+                && out.contains("CNAME  localhost"),
+            "{out}"
+        );
+        let (code, _, err) = run(vec!["domains", "verify", "app.example.com"], vec![], None).await;
+        assert_eq!(code, 1);
+        assert!(
+            err.contains("no TXT record found at _beam-challenge.app.example.com"),
+            "{err}"
+        );
+        let (_, out, _) = run(vec!["domains", "list"], vec![], None).await;
+        assert!(
+            out.contains("app.example.com") && out.contains("pending"),
+            "{out}"
+        );
+        let (code, out, _) = run(vec!["domains", "remove", "app.example.com"], vec![], None).await;
+        assert_eq!((code, out.trim()), (0, "app.example.com removed"));
+
+        // A project file may hold defaults but never a token.
+        std::fs::write(
+            cwd.path().join("beam.toml"),
+            format!("token = \"{ci_token}\"\n"),
+        )
+        .unwrap();
+        let (code, _, err) = run(vec!["list"], vec![], None).await;
+        assert_eq!(code, 1);
+        assert!(
+            err.contains("tokens do not belong in a project file") && !err.contains(&ci_token),
+            "{err}"
+        );
+        std::fs::remove_file(cwd.path().join("beam.toml")).unwrap();
+
+        // Logout revokes the login-made token; then commands say how to log in.
+        let (code, out, _) = run(vec!["logout"], vec![], None).await;
+        assert_eq!(code, 0);
+        assert!(out.contains("token revoked"), "{out}");
+        assert_eq!(
+            server
+                .api("GET", "/api/me", Some(&token), None)
+                .await
+                .status,
+            http::StatusCode::UNAUTHORIZED
+        );
+        let (code, _, err) = run(vec!["list"], vec![], None).await;
+        assert_eq!(code, 1);
+        assert!(err.contains("no token: run `beam login`"), "{err}");
+
+        // Login with a pasted token (stdin, not a terminal), and with a bad one.
+        let (code, _, err) = run(vec!["login"], vec![], Some("beam_not_a_real_token\n")).await;
+        assert_eq!(code, 1);
+        assert!(
+            err.contains("the token was not accepted") && err.contains("invalid token"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("beam_not_a_real_token"),
+            "the token is never echoed: {err}"
+        );
+        let (code, out, err) = run(vec!["login"], vec![], Some(&format!("{ci_token}\n"))).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("as alice@example.com"), "{out}");
+    }
+);
