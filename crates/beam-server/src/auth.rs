@@ -176,11 +176,11 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// 10 failures per minute per IP, then refusals until the minute is over.
-    pub fn new(store: Store) -> Self {
+    /// `failures_per_minute` failures per IP, then refusals until the minute is over.
+    pub fn new(store: Store, failures_per_minute: u32) -> Self {
         Self {
             store,
-            throttle: Throttle::new(10, Duration::from_secs(60)),
+            throttle: Throttle::new(failures_per_minute.max(1), Duration::from_secs(60)),
         }
     }
 

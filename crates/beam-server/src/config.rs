@@ -42,6 +42,9 @@ pub struct ServerConfig {
     pub session_ttl: Duration,
     /// Requests per minute per client address on `/api/auth/*`.
     pub auth_rate_per_minute: u32,
+    /// Failed credentials (tokens, hellos) per minute per address before that
+    /// address is refused, valid token or not, for the rest of the minute.
+    pub auth_failures_per_minute: u32,
     /// DNS server for custom-domain checks; the system resolvers when `None`.
     pub dns_resolver: Option<SocketAddr>,
     /// How often custom domains are re-checked.
@@ -80,6 +83,7 @@ impl ServerConfig {
             registration: true,
             session_ttl: Duration::from_secs(12 * 3600),
             auth_rate_per_minute: 20,
+            auth_failures_per_minute: 10,
             dns_resolver: None,
             domain_recheck: Duration::from_secs(3600),
             analytics: true,

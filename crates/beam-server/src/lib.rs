@@ -175,7 +175,7 @@ impl Server {
             )),
             operator_org: self.operator.1,
             over_quota: RwLock::new(HashSet::new()),
-            auth: Authenticator::new(self.store.clone()),
+            auth: Authenticator::new(self.store.clone(), self.cfg.auth_failures_per_minute),
             registry: Registry::default(),
             metrics: self.metrics.clone(),
             tls: self.tls.map(tokio_rustls::TlsAcceptor::from),

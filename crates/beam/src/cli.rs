@@ -212,6 +212,12 @@ pub struct ServerArgs {
     /// Who may create accounts through the API: open (anyone) or closed.
     #[arg(long, env = "BEAM_REGISTRATION", value_enum, default_value_t = Registration::Open)]
     pub registration: Registration,
+    /// Requests per minute per client address on /api/auth/* (login, register, …).
+    #[arg(long, env = "BEAM_AUTH_RATE_LIMIT", default_value_t = 20)]
+    pub auth_rate_limit: u32,
+    /// Failed credentials per minute per address before it is refused for the rest of the minute.
+    #[arg(long, env = "BEAM_AUTH_FAILURES", default_value_t = 10)]
+    pub auth_failures: u32,
     /// Lifetime of login sessions.
     #[arg(long, env = "BEAM_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
     pub session_ttl: Duration,

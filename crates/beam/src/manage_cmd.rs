@@ -92,7 +92,9 @@ async fn domain_id(api: &ApiClient, key: &str) -> anyhow::Result<i64> {
     let list: Value = api.call(Method::GET, "/api/domains", None::<&()>).await?;
     let key_l = key.trim_end_matches('.').to_ascii_lowercase();
     for d in list.as_array().into_iter().flatten() {
-        if d["hostname"].as_str() == Some(key_l.as_str()) || d["id"].to_string() == key {
+        if d["hostname"].as_str() == Some(key_l.as_str())
+            || key.parse::<i64>().ok() == d["id"].as_i64()
+        {
             return Ok(d["id"].as_i64().unwrap_or_default());
         }
     }

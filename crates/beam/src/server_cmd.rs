@@ -47,6 +47,8 @@ pub fn config_from(args: &ServerArgs, http_port: u16) -> ServerConfig {
     cfg.insecure = args.insecure;
     cfg.registration = args.registration == crate::cli::Registration::Open;
     cfg.session_ttl = args.session_ttl;
+    cfg.auth_rate_per_minute = args.auth_rate_limit;
+    cfg.auth_failures_per_minute = args.auth_failures;
     cfg.dns_resolver = args.dns_resolver;
     cfg.domain_recheck = args.domain_recheck;
     cfg.analytics = !args.no_analytics;

@@ -23,9 +23,10 @@ use beam_proto::Secret;
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Email address (compared case-insensitively).
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// At least 10 characters. Sent as typed, over TLS; never pre-hashed.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub password: Secret,
     /// Display name.
     #[serde(default)]
@@ -48,6 +49,7 @@ pub struct LoginRequest {
 #[serde(deny_unknown_fields)]
 pub struct ForgotRequest {
     /// Email address.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 
@@ -59,7 +61,7 @@ pub struct ResetRequest {
     #[schema(value_type = String, format = Password)]
     pub token: Secret,
     /// The new password.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub password: Secret,
 }
 

@@ -46,11 +46,12 @@ impl Period {
 /// `?period=`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
     /// `1h`, `24h` (default), `7d` or `30d`.
     #[serde(default)]
     #[param(inline)]
-    pub period: Period,
+    pub period: Option<Period>,
 }
 
 async fn compute(state: &State, scope: AnalyticsScope, period: Period) -> ApiResult<Analytics> {
@@ -76,7 +77,12 @@ pub async fn tunnel(
         .await?
         .ok_or_else(|| ApiError::not_found("tunnel"))?;
     Ok(axum::Json(
-        compute(&state, AnalyticsScope::Tunnel(id), q.period).await?,
+        compute(
+            &state,
+            AnalyticsScope::Tunnel(id),
+            q.period.unwrap_or_default(),
+        )
+        .await?,
     ))
 }
 
@@ -92,6 +98,11 @@ pub async fn user(
 ) -> ApiResult<axum::Json<Analytics>> {
     let p = auth.require(Scope::TunnelsRead)?;
     Ok(axum::Json(
-        compute(&state, AnalyticsScope::Org(p.org_id), q.period).await?,
+        compute(
+            &state,
+            AnalyticsScope::Org(p.org_id),
+            q.period.unwrap_or_default(),
+        )
+        .await?,
     ))
 }
