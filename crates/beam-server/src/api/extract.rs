@@ -112,6 +112,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                 "unsupported_media_type",
                 "send the body as JSON with Content-Type: application/json",
             )),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than this API accepts (64 KiB)",
+                ))
+            }
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
     }
