@@ -964,3 +964,99 @@ crate::both!(
         }
     }
 );
+
+crate::both!(members_are_managed_by_admins_only, |backend| async move {
+    let server = TestServer::start_on(backend, |_| {}).await;
+    let alice = server.user("alice@example.com").await;
+    server.user("carol@example.com").await;
+    let add = |role: &str| Some(json!({ "email": "Carol@Example.com", "role": role }));
+
+    // A token without `admin` cannot manage members, whatever the role.
+    let narrow = server.api_token(&alice, &["tunnels:read"]).await;
+    let r = server
+        .api("POST", "/api/org/members", Some(&narrow), add("member"))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.message().contains("'admin' scope"), "{r:?}");
+
+    let r = server
+        .api("POST", "/api/org/members", Some(&alice), add("member"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(
+        (r.json["email"].as_str(), r.json["role"].as_str()),
+        (Some("carol@example.com"), Some("member"))
+    );
+    let carol_id = r.json["user_id"].as_i64().unwrap();
+    assert_eq!(
+        server
+            .api("POST", "/api/org/members", Some(&alice), add("viewer"))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    let r = server
+        .api(
+            "POST",
+            "/api/org/members",
+            Some(&alice),
+            Some(json!({ "email": "nobody@example.com", "role": "member" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = server
+        .api(
+            "POST",
+            "/api/org/members",
+            Some(&alice),
+            Some(json!({ "email": "carol@example.com", "role": "superuser" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let list = server
+        .api("GET", "/api/org/members", Some(&narrow), None)
+        .await;
+    let roles: Vec<_> = list
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(roles, ["owner", "member"]);
+
+    let me = server.api("GET", "/api/me", Some(&alice), None).await;
+    let alice_id = me.json["user"]["id"].as_i64().unwrap();
+    let r = server
+        .api(
+            "DELETE",
+            &format!("/api/org/members/{alice_id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "cannot remove yourself"
+    );
+    let r = server
+        .api(
+            "DELETE",
+            &format!("/api/org/members/{carol_id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = server
+        .api(
+            "DELETE",
+            &format!("/api/org/members/{carol_id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+});
