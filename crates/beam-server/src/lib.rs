@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]: [`ServerConfig`], built once by the caller.
-//! - `tunnel`: accepts tunnel clients, runs the handshake, claims names, and keeps the
+//! - `tunnel`: accepts tunnel clients, runs the handshake, claims names (`claim`), and keeps the
 //!   reverse HTTP/2 connection registered in the `registry`.
 //! - `edge`: the public HTTP listener; routes by `Host` to a tunnel or to `api`.
 //! - `tcp`: public ports of TCP tunnels, one `CONNECT` stream per visitor.
@@ -22,6 +22,7 @@ mod accept;
 pub mod api;
 pub mod auth;
 pub mod body;
+mod claim;
 pub mod config;
 pub mod dns;
 pub mod domains;

@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::State;
 use crate::auth::{Principal, hash_secret, internal, random_secret};
 use crate::body::empty;
-use crate::names;
+use crate::claim::{Claimant, Claimed, claim_port, claim_subdomain};
 use crate::registry::Tunnel;
-use crate::store::{Claim, DomainRow, NameKind, TunnelKey, TunnelRow, now_ms};
+use crate::store::{DomainRow, NameKind, TunnelKey, TunnelRow, now_ms};
 
 /// First byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -111,7 +111,7 @@ async fn refuse<IO: AsyncWrite + Unpin>(io: &mut IO, refusal: Refusal) {
     let _ = io.shutdown().await;
 }
 
-fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
+pub(crate) fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
     Refusal {
         code,
         message: message.into(),
@@ -123,14 +123,6 @@ fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
 async fn read_hello<IO: AsyncRead + Unpin>(io: &mut IO) -> Result<Hello, ProtoError> {
     read_preamble(io).await?;
     read_frame(io).await
-}
-
-/// What the handshake claimed.
-struct Claimed {
-    kind: NameKind,
-    name: String,
-    public_url: String,
-    listener: Option<Arc<TcpListener>>,
 }
 
 async fn session<IO>(
@@ -471,197 +463,6 @@ pub(crate) async fn stop(registry: &crate::registry::Registry, tunnel: &Tunnel, 
             tokio::time::timeout(std::time::Duration::from_secs(2), sender.send_request(req)).await;
     }
     tunnel.kick.cancel();
-}
-
-/// Who is claiming a name in this handshake.
-struct Claimant<'a> {
-    token_id: i64,
-    org_id: i64,
-    lease_hash: &'a [u8],
-    presented: Option<&'a [u8; 32]>,
-    session: &'a str,
-}
-
-impl Claimant<'_> {
-    /// Claims `name` in the store: `Ok(true)` when it is now this session's.
-    async fn take(&self, state: &State, kind: NameKind, name: &str) -> Result<bool, Refusal> {
-        let c = Claim {
-            kind,
-            name,
-            token_id: self.token_id,
-            org_id: self.org_id,
-            new_lease_hash: self.lease_hash,
-            presented_lease_hash: self.presented.map(|h| h.as_slice()),
-            session: self.session,
-            now: now_ms(),
-        };
-        state.store.claim(&c).await.map_err(|e| {
-            tracing::error!(error = %e, "claim failed");
-            internal()
-        })
-    }
-}
-
-async fn claim_subdomain(
-    state: &State,
-    requested: Option<&str>,
-    who: &Claimant<'_>,
-) -> Result<Claimed, Refusal> {
-    let name = match requested {
-        Some(req) => {
-            let name = names::validate(req, &state.cfg.reserved).map_err(|e| {
-                let code = match e {
-                    names::NameError::Invalid(_) => ErrorCode::NameInvalid,
-                    names::NameError::Reserved(_) => ErrorCode::NameReserved,
-                };
-                refusal(code, e.to_string())
-            })?;
-            if !who.take(state, NameKind::Subdomain, &name).await? {
-                return Err(refusal(
-                    ErrorCode::NameTaken,
-                    format!(
-                        "subdomain '{name}' is in use, or held for its last user for up to {} s after a disconnect; pick another",
-                        state.cfg.grace.as_secs()
-                    ),
-                ));
-            }
-            name
-        }
-        None => {
-            let mut got = None;
-            let candidates = (0..names::MAX_ATTEMPTS)
-                .map(|_| names::random_name())
-                .chain((0..5).map(|_| names::fallback_name()));
-            for candidate in candidates {
-                if state.cfg.reserved.contains(&candidate) {
-                    continue;
-                }
-                if who.take(state, NameKind::Subdomain, &candidate).await? {
-                    got = Some(candidate);
-                    break;
-                }
-            }
-            got.ok_or_else(|| {
-                refusal(
-                    ErrorCode::Internal,
-                    "could not allocate a subdomain; try again",
-                )
-            })?
-        }
-    };
-    Ok(Claimed {
-        kind: NameKind::Subdomain,
-        public_url: state.cfg.http_url(&name),
-        name,
-        listener: None,
-    })
-}
-
-async fn claim_port(
-    state: &State,
-    requested: Option<u16>,
-    who: &Claimant<'_>,
-) -> Result<Claimed, Refusal> {
-    let range = state.cfg.tcp_ports.clone();
-    let session = who.session;
-    let claim_one =
-        |port: u16| async move { who.take(state, NameKind::TcpPort, &port.to_string()).await };
-    // On a lease takeover the old session still owns the listener: reuse it.
-    let bind = |port: u16| async move {
-        if let Some(old) = state.registry.tcp(port)
-            && let Some(l) = old.listener.clone()
-        {
-            return Ok(l);
-        }
-        TcpListener::bind((state.cfg.tcp_bind, port))
-            .await
-            .map(Arc::new)
-    };
-    let (port, listener) = match requested {
-        Some(port) => {
-            if !range.contains(&port) {
-                return Err(refusal(
-                    ErrorCode::PortUnavailable,
-                    format!(
-                        "port {port} is outside this server's TCP range {}-{}",
-                        range.start(),
-                        range.end()
-                    ),
-                ));
-            }
-            if !claim_one(port).await? {
-                return Err(refusal(
-                    ErrorCode::NameTaken,
-                    format!(
-                        "port {port} is in use, or held for its last user for up to {} s after a disconnect",
-                        state.cfg.grace.as_secs()
-                    ),
-                ));
-            }
-            match bind(port).await {
-                Ok(l) => (port, l),
-                // A reconnect can arrive while the previous session's listener is
-                // still closing: keep the name for this lease and let the client retry.
-                Err(e) if who.presented.is_some() => {
-                    let until = now_ms() + state.cfg.grace.as_millis() as i64;
-                    let _ = state
-                        .store
-                        .release(NameKind::TcpPort, &port.to_string(), session, until)
-                        .await;
-                    return Err(Refusal {
-                        code: ErrorCode::Unavailable,
-                        message: format!(
-                            "port {port} is still being released on the server ({e}); retrying"
-                        ),
-                        retry_after_secs: Some(1),
-                    });
-                }
-                Err(e) => {
-                    let _ = state
-                        .store
-                        .forget(NameKind::TcpPort, &port.to_string(), session)
-                        .await;
-                    return Err(refusal(
-                        ErrorCode::PortUnavailable,
-                        format!("port {port} cannot be opened on the server: {e}"),
-                    ));
-                }
-            }
-        }
-        None => {
-            let span = (*range.end() as u32 - *range.start() as u32 + 1) as usize;
-            let mut found = None;
-            for _ in 0..span.min(100) {
-                let port = *range.start() + (rand::random::<u32>() as usize % span) as u16;
-                if state.registry.tcp(port).is_some() || !claim_one(port).await? {
-                    continue;
-                }
-                match bind(port).await {
-                    Ok(l) => {
-                        found = Some((port, l));
-                        break;
-                    }
-                    Err(_) => {
-                        let _ = state
-                            .store
-                            .forget(NameKind::TcpPort, &port.to_string(), session)
-                            .await;
-                    }
-                }
-            }
-            found.ok_or_else(|| Refusal {
-                code: ErrorCode::Unavailable,
-                message: "no free TCP port in the server's range right now; retrying".into(),
-                retry_after_secs: Some(5),
-            })?
-        }
-    };
-    Ok(Claimed {
-        kind: NameKind::TcpPort,
-        name: port.to_string(),
-        public_url: state.cfg.tcp_url(port),
-        listener: Some(listener),
-    })
 }
 
 #[cfg(test)]
