@@ -38,34 +38,58 @@ where
     body.map_err(Into::into).boxed_unsync()
 }
 
-pin_project_lite::pin_project! {
-    /// Passes frames through and adds the length of each data frame to a counter.
-    pub struct Counted<B> {
-        #[pin]
-        inner: B,
-        counter: Counter,
-        tally: Option<Arc<AtomicU64>>,
+/// Where a [`Counted`] body reports the bytes it passes.
+pub trait Tally {
+    /// Adds `n` bytes.
+    fn add(&mut self, n: u64);
+}
+
+impl Tally for Counter {
+    fn add(&mut self, n: u64) {
+        self.inc_by(n);
     }
 }
 
-impl<B> Counted<B> {
-    /// Wraps `inner`, counting into `counter`.
-    pub fn new(inner: B, counter: Counter) -> Self {
-        Self {
-            inner,
-            counter,
-            tally: None,
+/// A request's own byte count, read when its analytics are recorded.
+impl Tally for Arc<AtomicU64> {
+    fn add(&mut self, n: u64) {
+        self.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl<T: Tally> Tally for Option<T> {
+    fn add(&mut self, n: u64) {
+        if let Some(t) = self {
+            t.add(n);
         }
     }
+}
 
-    /// Also adds to `tally` (this request's own byte count, for analytics).
-    pub fn with_tally(mut self, tally: Option<Arc<AtomicU64>>) -> Self {
-        self.tally = tally;
-        self
+impl<A: Tally, B: Tally> Tally for (A, B) {
+    fn add(&mut self, n: u64) {
+        self.0.add(n);
+        self.1.add(n);
     }
 }
 
-impl<B: HttpBody<Data = Bytes>> HttpBody for Counted<B> {
+pin_project_lite::pin_project! {
+    /// Passes frames through and adds the length of each data frame to a tally
+    /// (a Prometheus counter, a request's own count, or both).
+    pub struct Counted<B, T> {
+        #[pin]
+        inner: B,
+        tally: T,
+    }
+}
+
+impl<B, T> Counted<B, T> {
+    /// Wraps `inner`, counting into `tally`.
+    pub fn new(inner: B, tally: T) -> Self {
+        Self { inner, tally }
+    }
+}
+
+impl<B: HttpBody<Data = Bytes>, T: Tally> HttpBody for Counted<B, T> {
     type Data = Bytes;
     type Error = B::Error;
 
@@ -78,10 +102,7 @@ impl<B: HttpBody<Data = Bytes>> HttpBody for Counted<B> {
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
-            this.counter.inc_by(data.len() as u64);
-            if let Some(t) = this.tally {
-                t.fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
+            this.tally.add(data.len() as u64);
         }
         polled
     }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::State;
 use crate::body::{Body, Counted, boxed, empty};
 use crate::error::{EdgeError, Side};
-use crate::recorder::{Detail, Recorded, Start, client_net, redact_headers};
+use crate::recorder::{Detail, Finisher, Start, client_net, redact_headers};
 use crate::registry::Tunnel;
 
 /// Where a request goes, decided from its host.
@@ -135,12 +135,14 @@ async fn handle(
         .request(&method, status, elapsed.as_secs_f64());
     let resp = match seen {
         Some(seen) => resp.map(|b| {
-            boxed(Recorded::new(
+            boxed(Counted::new(
                 b,
-                state.recorder.clone(),
-                seen,
-                status,
-                elapsed.as_micros() as i64,
+                Finisher::new(
+                    state.recorder.clone(),
+                    seen,
+                    status,
+                    elapsed.as_micros() as i64,
+                ),
             ))
         }),
         None => resp,
@@ -240,7 +242,7 @@ async fn proxy(
             .insert(hyper::ext::Protocol::from_static("websocket"));
         empty()
     } else {
-        boxed(Counted::new(body, state.metrics.bytes_in()).with_tally(tally))
+        boxed(Counted::new(body, (state.metrics.bytes_in(), tally)))
     };
 
     let mut sender = tunnel.sender.clone();

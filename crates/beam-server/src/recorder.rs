@@ -7,18 +7,15 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::HeaderMap;
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::body::Tally;
 use crate::store::{HourTotals, RequestRecord, Store, hour_of};
 
 /// Records queued at most; beyond this they are dropped and counted.
@@ -250,14 +247,35 @@ impl Recorder {
     }
 }
 
-/// Emits the request's analytics when the response body ends or is dropped (a
-/// visitor hanging up still counts).
-struct Finisher {
+/// Counts a response body's bytes and emits the request's analytics when the
+/// body ends or is dropped (a visitor hanging up still counts). Used as the
+/// tally of a [`Counted`](crate::body::Counted) response body.
+pub struct Finisher {
     recorder: Arc<Recorder>,
     start: Option<Start>,
     status: u16,
     duration_us: i64,
     bytes: u64,
+}
+
+impl Finisher {
+    /// The finisher of a request that started as `start` and got `status` after
+    /// `duration_us`.
+    pub fn new(recorder: Arc<Recorder>, start: Start, status: u16, duration_us: i64) -> Self {
+        Self {
+            recorder,
+            start: Some(start),
+            status,
+            duration_us,
+            bytes: 0,
+        }
+    }
+}
+
+impl Tally for Finisher {
+    fn add(&mut self, n: u64) {
+        self.bytes += n;
+    }
 }
 
 impl Drop for Finisher {
@@ -266,64 +284,6 @@ impl Drop for Finisher {
             self.recorder
                 .finish(start, self.status, self.duration_us, self.bytes);
         }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that counts its bytes for analytics.
-    pub struct Recorded<B> {
-        #[pin]
-        inner: B,
-        finisher: Finisher,
-    }
-}
-
-impl<B> Recorded<B> {
-    /// Wraps a response body of a request that started as `start`.
-    pub fn new(
-        inner: B,
-        recorder: Arc<Recorder>,
-        start: Start,
-        status: u16,
-        duration_us: i64,
-    ) -> Self {
-        Self {
-            inner,
-            finisher: Finisher {
-                recorder,
-                start: Some(start),
-                status,
-                duration_us,
-                bytes: 0,
-            },
-        }
-    }
-}
-
-impl<B: HttpBody<Data = Bytes>> HttpBody for Recorded<B> {
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
-        let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            this.finisher.bytes += data.len() as u64;
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

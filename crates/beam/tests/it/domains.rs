@@ -239,16 +239,10 @@ async fn wait_for_status(
     id: i64,
     status: &str,
 ) -> serde_json::Value {
-    within("domain status", async {
-        loop {
-            let r = server
-                .api("GET", &format!("/api/domains/{id}"), Some(token), None)
-                .await;
-            if r.json["status"] == status {
-                return r.json;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+    let path = format!("/api/domains/{id}");
+    eventually("domain status", || async {
+        let r = server.api("GET", &path, Some(token), None).await;
+        (r.json["status"] == status).then_some(r.json)
     })
     .await
 }

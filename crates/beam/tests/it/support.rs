@@ -628,6 +628,24 @@ pub fn refusal_of(err: ClientError) -> beam_proto::Refusal {
     }
 }
 
+/// Polls `f` until it returns `Some`, for state that changes in the background
+/// (analytics flushes, quota refreshes). Bounded by [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    within(what, async {
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    })
+    .await
+}
+
 /// An API answer.
 #[derive(Debug)]
 pub struct Reply {

@@ -1,0 +1,549 @@
+//! Accounts (register, login, logout, password reset), scoped and revocable
+//! tokens, organization members, and rate limits on the auth routes.
+
+use beam_proto::ErrorCode;
+use beam_server::auth::hash_secret;
+use beam_server::scope::Scopes;
+use beam_server::store::{NewToken, TokenKind, now_ms};
+use http::StatusCode;
+use serde_json::json;
+
+use super::{PASSWORD, http};
+use crate::support::*;
+
+crate::both!(
+    accounts_never_reveal_emails_and_sessions_end,
+    |backend| async move {
+        let server = TestServer::start_on(backend, |_| {}).await;
+        let body = |email: &str, pw: &str| Some(json!({ "email": email, "password": pw }));
+
+        let first = server
+            .api(
+                "POST",
+                "/api/auth/register",
+                None,
+                body("a@example.com", PASSWORD),
+            )
+            .await;
+        let again = server
+            .api(
+                "POST",
+                "/api/auth/register",
+                None,
+                body("A@Example.com", "another password!"),
+            )
+            .await;
+        assert_eq!(first.status, StatusCode::ACCEPTED);
+        assert_eq!(
+            (again.status, &again.json),
+            (first.status, &first.json),
+            "same answer for a taken email"
+        );
+
+        let r = server
+            .api(
+                "POST",
+                "/api/auth/register",
+                None,
+                body("not-an-email", PASSWORD),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.message()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "'email' is not a valid email address"
+            )
+        );
+        let r = server
+            .api(
+                "POST",
+                "/api/auth/register",
+                None,
+                body("b@example.com", "short"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.message().contains("at least 10 characters"), "{r:?}");
+
+        // Wrong password and unknown email look the same.
+        let wrong = server
+            .api(
+                "POST",
+                "/api/auth/login",
+                None,
+                body("a@example.com", "wrong password"),
+            )
+            .await;
+        let unknown = server
+            .api(
+                "POST",
+                "/api/auth/login",
+                None,
+                body("nobody@example.com", PASSWORD),
+            )
+            .await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+        assert_eq!((unknown.status, &unknown.json), (wrong.status, &wrong.json));
+        assert_eq!(wrong.message(), "wrong email or password");
+
+        // The second registration did not change the password.
+        let login = server
+            .api(
+                "POST",
+                "/api/auth/login",
+                None,
+                body("a@example.com", PASSWORD),
+            )
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{login:?}");
+        let session = login.json["token"].as_str().unwrap().to_string();
+        assert!(session.starts_with("beamsess_"));
+        assert!(login.json["expires_at"].as_i64().unwrap() > now_ms());
+        let me = server.api("GET", "/api/me", Some(&session), None).await;
+        assert_eq!(me.json["user"]["email"], "a@example.com");
+        assert_eq!(me.json["org"]["role"], "owner");
+        assert_eq!(me.json["token_kind"], "session");
+        assert!(
+            me.json["scopes"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("admin"))
+        );
+
+        let r = server
+            .api("POST", "/api/auth/logout", Some(&session), None)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let r = server.api("GET", "/api/me", Some(&session), None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(r.message().contains("revoked"), "{r:?}");
+        assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"beam\"");
+
+        // forgot-password: same answer for known and unknown addresses.
+        let known = server
+            .api(
+                "POST",
+                "/api/auth/forgot-password",
+                None,
+                Some(json!({ "email": "a@example.com" })),
+            )
+            .await;
+        let unknown = server
+            .api(
+                "POST",
+                "/api/auth/forgot-password",
+                None,
+                Some(json!({ "email": "zz@example.com" })),
+            )
+            .await;
+        assert_eq!(known.status, StatusCode::ACCEPTED);
+        assert_eq!((known.status, &known.json), (unknown.status, &unknown.json));
+
+        // A reset token (delivered out of band) sets a new password once and ends sessions.
+        let user = server
+            .store
+            .user_by_email("a@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        let (org, _) = server.store.home_org(user.id).await.unwrap().unwrap();
+        let session2 = server
+            .api(
+                "POST",
+                "/api/auth/login",
+                None,
+                body("a@example.com", PASSWORD),
+            )
+            .await
+            .json["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let reset = "beamreset_test_token_value";
+        server
+            .store
+            .insert_token(
+                &NewToken {
+                    hash: &hash_secret(reset),
+                    description: "reset",
+                    user_id: user.id,
+                    org_id: org,
+                    scopes: Scopes::default(),
+                    kind: TokenKind::Reset,
+                    expires_at: Some(now_ms() + 60_000),
+                },
+                now_ms(),
+            )
+            .await
+            .unwrap();
+        // A reset token is not an API credential.
+        assert_eq!(
+            server.api("GET", "/api/me", Some(reset), None).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        let new_pw = json!({ "token": reset, "password": "a brand new password" });
+        let r = server
+            .api(
+                "POST",
+                "/api/auth/reset-password",
+                None,
+                Some(new_pw.clone()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+        let r = server
+            .api("POST", "/api/auth/reset-password", None, Some(new_pw))
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "invalid_token"),
+            "used once"
+        );
+        assert_eq!(
+            server
+                .api("GET", "/api/me", Some(&session2), None)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            server
+                .api(
+                    "POST",
+                    "/api/auth/login",
+                    None,
+                    body("a@example.com", PASSWORD)
+                )
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            server
+                .api(
+                    "POST",
+                    "/api/auth/login",
+                    None,
+                    body("a@example.com", "a brand new password")
+                )
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+);
+
+crate::both!(
+    tokens_are_scoped_revocable_and_expire,
+    |backend| async move {
+        let server = TestServer::start_on(backend, |_| {}).await;
+        let origin = Origin::start().await;
+        let alice = server.user("alice@example.com").await;
+        let bob = server.user("bob@example.com").await;
+
+        let created = server
+            .api(
+                "POST",
+                "/api/tokens",
+                Some(&alice),
+                Some(json!({ "description": "ci", "scopes": ["tunnels:read"] })),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{created:?}");
+        let read_only = created.json["token"].as_str().unwrap().to_string();
+        assert!(read_only.starts_with("beam_"));
+        let id = created.json["id"].as_i64().unwrap();
+
+        // The token is shown once: listings never contain it.
+        let list = server.api("GET", "/api/tokens", Some(&alice), None).await;
+        assert_eq!(list.json.as_array().unwrap().len(), 1);
+        assert!(!list.json.to_string().contains(&read_only));
+        let stored = server
+            .store
+            .find_token(&hash_secret(&read_only))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored.hash,
+            hash_secret(&read_only).to_vec(),
+            "only the hash is stored"
+        );
+
+        // Scopes: reading works, writing is 403, managing tokens is 403.
+        assert_eq!(
+            server
+                .api("GET", "/api/tunnels", Some(&read_only), None)
+                .await
+                .status,
+            StatusCode::OK
+        );
+        let r = server
+            .api(
+                "POST",
+                "/api/tunnels",
+                Some(&read_only),
+                Some(json!({ "kind": "http" })),
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+        assert!(
+            r.message().contains("lacks the 'tunnels:write' scope"),
+            "{r:?}"
+        );
+        assert_eq!(
+            server
+                .api("GET", "/api/tokens", Some(&read_only), None)
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        // A read-only token cannot open a tunnel either.
+        let refusal = TestClient::start(server.client_with(&read_only, http(None), origin.addr))
+            .refused()
+            .await;
+        assert_eq!(refusal.code, ErrorCode::Unauthorized);
+        assert!(
+            refusal.message.contains("tunnels:write"),
+            "{}",
+            refusal.message
+        );
+
+        let r = server
+            .api(
+                "POST",
+                "/api/tokens",
+                Some(&alice),
+                Some(json!({ "description": "x", "scopes": ["tunnels:rw"] })),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown scope: {r:?}"
+        );
+        let r = server
+            .api(
+                "POST",
+                "/api/tokens",
+                Some(&alice),
+                Some(json!({ "description": "", "scopes": ["tunnels:read"] })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // Bob cannot revoke Alice's token: 404, not 403, so ids are not probed.
+        let r = server
+            .api("DELETE", &format!("/api/tokens/{id}"), Some(&bob), None)
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+        // Revoking a token disconnects its tunnel, and the client stops with the reason.
+        let writer = server.api_token(&alice, &["tunnels:write"]).await;
+        let mut client = TestClient::start(server.client_with(&writer, http(None), origin.addr));
+        client.connected().await;
+        let writer_id = server
+            .store
+            .find_token(&hash_secret(&writer))
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        let r = server
+            .api(
+                "DELETE",
+                &format!("/api/tokens/{writer_id}"),
+                Some(&alice),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let err = client.result().await.unwrap_err();
+        let refusal = refusal_of(err);
+        assert_eq!(refusal.code, ErrorCode::Unauthorized);
+        assert!(refusal.message.contains("revoked"), "{}", refusal.message);
+        let r = server.api("GET", "/api/tunnels", Some(&writer), None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(r.message().contains("revoked"));
+
+        // Expired tokens: 401 with their own code.
+        let (user, org) = {
+            let u = server
+                .store
+                .user_by_email("alice@example.com")
+                .await
+                .unwrap()
+                .unwrap();
+            (u.id, server.store.home_org(u.id).await.unwrap().unwrap().0)
+        };
+        let old = "beam_expired_api_token_for_the_api_test";
+        server
+            .store
+            .insert_token(
+                &NewToken {
+                    hash: &hash_secret(old),
+                    description: "old",
+                    user_id: user,
+                    org_id: org,
+                    scopes: Scopes::all(),
+                    kind: TokenKind::Api,
+                    expires_at: Some(now_ms() - 1),
+                },
+                now_ms(),
+            )
+            .await
+            .unwrap();
+        let r = server.api("GET", "/api/tunnels", Some(old), None).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::UNAUTHORIZED, "token_expired")
+        );
+
+        // Missing or malformed credentials.
+        let r = server.api("GET", "/api/tunnels", None, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(r.message().contains("missing Authorization"));
+        let r = server
+            .api_raw("GET", "/api/tunnels?token=beam_x", None, None, vec![])
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "tokens are never read from the URL"
+        );
+    }
+);
+
+crate::both!(auth_endpoints_are_rate_limited, |backend| async move {
+    let server = TestServer::start_on(backend, |c| c.auth_rate_per_minute = 3).await;
+    let body = Some(json!({ "email": "x@example.com", "password": "wrong password!" }));
+    for _ in 0..3 {
+        assert_eq!(
+            server
+                .api("POST", "/api/auth/login", None, body.clone())
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = server.api("POST", "/api/auth/login", None, body).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(
+        (1..=60).contains(&retry),
+        "Retry-After is a delta in seconds: {retry}"
+    );
+    let r = server
+        .api(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({ "email": "y@example.com", "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "per address, across auth routes"
+    );
+});
+
+crate::both!(members_are_managed_by_admins_only, |backend| async move {
+    let server = TestServer::start_on(backend, |_| {}).await;
+    let alice = server.user("alice@example.com").await;
+    server.user("carol@example.com").await;
+    let add = |role: &str| Some(json!({ "email": "Carol@Example.com", "role": role }));
+
+    // A token without `admin` cannot manage members, whatever the role.
+    let narrow = server.api_token(&alice, &["tunnels:read"]).await;
+    let r = server
+        .api("POST", "/api/org/members", Some(&narrow), add("member"))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.message().contains("'admin' scope"), "{r:?}");
+
+    let r = server
+        .api("POST", "/api/org/members", Some(&alice), add("member"))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(
+        (r.json["email"].as_str(), r.json["role"].as_str()),
+        (Some("carol@example.com"), Some("member"))
+    );
+    let carol_id = r.json["user_id"].as_i64().unwrap();
+    assert_eq!(
+        server
+            .api("POST", "/api/org/members", Some(&alice), add("viewer"))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    let r = server
+        .api(
+            "POST",
+            "/api/org/members",
+            Some(&alice),
+            Some(json!({ "email": "nobody@example.com", "role": "member" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = server
+        .api(
+            "POST",
+            "/api/org/members",
+            Some(&alice),
+            Some(json!({ "email": "carol@example.com", "role": "superuser" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let list = server
+        .api("GET", "/api/org/members", Some(&narrow), None)
+        .await;
+    let roles: Vec<_> = list
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(roles, ["owner", "member"]);
+
+    let me = server.api("GET", "/api/me", Some(&alice), None).await;
+    let alice_id = me.json["user"]["id"].as_i64().unwrap();
+    let r = server
+        .api(
+            "DELETE",
+            &format!("/api/org/members/{alice_id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "cannot remove yourself"
+    );
+    let r = server
+        .api(
+            "DELETE",
+            &format!("/api/org/members/{carol_id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = server
+        .api(
+            "DELETE",
+            &format!("/api/org/members/{carol_id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+});
