@@ -22,6 +22,8 @@ pub struct Tunnel {
     pub id: i64,
     /// Owning organization.
     pub org_id: i64,
+    /// User whose token opened it.
+    pub user_id: i64,
     /// Token the client authenticated with (revoking it disconnects the tunnel).
     pub token_id: i64,
     /// Visitors get 503 while set.
@@ -188,6 +190,18 @@ impl Registry {
             self.remove_tcp(port, &tunnel.session);
         }
         self.remove_domains_of(tunnel);
+    }
+
+    /// Disconnects every tunnel `user_id` opened in `org_id` (they left it).
+    pub fn kick_member(&self, org_id: i64, user_id: i64) {
+        for t in self
+            .all()
+            .into_iter()
+            .filter(|t| t.org_id == org_id && t.user_id == user_id)
+        {
+            self.remove_session(&t);
+            t.kick.cancel();
+        }
     }
 
     /// Disconnects every tunnel opened with `token_id` (the token was revoked).

@@ -271,6 +271,7 @@ async fn session<IO>(
         name: claimed.name.clone(),
         id: record.id,
         org_id: principal.org_id,
+        user_id: principal.user_id,
         token_id,
         paused: record.paused.into(),
         domains: custom.iter().map(|d| d.hostname.clone()).collect(),

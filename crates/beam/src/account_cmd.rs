@@ -57,7 +57,11 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
                 .call(
                     Method::POST,
                     "/api/auth/login",
-                    Some(&json!({ "email": email, "password": password.expose() })),
+                    Some(&json!({
+                        "email": email,
+                        "password": password.expose(),
+                        "org_id": args.org,
+                    })),
                 )
                 .await
                 .context("login failed")?;
@@ -127,6 +131,23 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
         me["org"]["role"].as_str().unwrap_or("?"),
         settings.global_path.display()
     );
+    if let Some(orgs) = me["orgs"].as_array().filter(|o| o.len() > 1) {
+        let list: Vec<String> = orgs
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} (id {}, {})",
+                    o["name"].as_str().unwrap_or("?"),
+                    o["id"],
+                    o["role"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        println!(
+            "your organizations: {}; pick one with `beam login --email … --org ID`",
+            list.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -185,6 +206,9 @@ pub async fn tokens(cmd: TokensCommand) -> anyhow::Result<()> {
             }
             if let Some(d) = a.expires_in_days {
                 body["expires_in_days"] = json!(d);
+            }
+            if let Some(o) = a.org {
+                body["org_id"] = json!(o);
             }
             let t: Value = api.call(Method::POST, "/api/tokens", Some(&body)).await?;
             if a.json {

@@ -59,6 +59,9 @@ pub struct LoginArgs {
     /// creates a token for this machine.
     #[arg(long)]
     pub email: Option<String>,
+    /// With --email: the organization this machine's token acts in [default: your first].
+    #[arg(long, requires = "email")]
+    pub org: Option<i64>,
 }
 
 /// `beam list` options.
@@ -131,6 +134,9 @@ pub struct TokenCreateArgs {
     /// Expire after this many days.
     #[arg(long)]
     pub expires_in_days: Option<u32>,
+    /// Organization the token acts in (see `beam login` output / GET /api/me) [default: yours].
+    #[arg(long)]
+    pub org: Option<i64>,
     /// Where the server is.
     #[command(flatten)]
     pub conn: ConnArgs,

@@ -42,6 +42,9 @@ pub struct LoginRequest {
     /// Password.
     #[schema(value_type = String, format = Password)]
     pub password: Secret,
+    /// Organization the session acts in [default: the user's first organization].
+    #[serde(default)]
+    pub org_id: Option<i64>,
 }
 
 /// Password reset request.
@@ -120,6 +123,8 @@ pub struct MeResponse {
     pub scopes: Vec<Scope>,
     /// `api` or `session`.
     pub token_kind: String,
+    /// Every organization the user belongs to (a token acts in one of them).
+    pub orgs: Vec<OrgView>,
 }
 
 /// Checks an email address enough to refuse obvious garbage.
@@ -216,6 +221,7 @@ pub async fn register(
     responses(
         (status = 200, body = LoginResponse), (status = 400, body = ErrorBody),
         (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 403, description = "Not a member of the requested organization", body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(
     AxumState(state): AxumState<Arc<State>>,
@@ -234,7 +240,18 @@ pub async fn login(
         return Err(wrong());
     }
     let user = user.ok_or_else(wrong)?;
-    let (org_id, role) = state.store.home_org(user.id).await?.ok_or_else(wrong)?;
+    let (org_id, role) = match req.org_id {
+        // The password is proven: saying "not a member" reveals nothing new.
+        Some(org) => match state.store.role(org, user.id).await? {
+            Some(role) => (org, role),
+            None => {
+                return Err(ApiError::forbidden(format!(
+                    "you are not a member of organization {org}"
+                )));
+            }
+        },
+        None => state.store.home_org(user.id).await?.ok_or_else(wrong)?,
+    };
     let org = state.store.org(org_id).await?.ok_or_else(wrong)?;
     let token = random_secret("beamsess_");
     let now = now_ms();
@@ -408,5 +425,12 @@ pub async fn me(
             TokenKind::Reset => "reset",
         }
         .into(),
+        orgs: state
+            .store
+            .memberships(p.user_id)
+            .await?
+            .into_iter()
+            .map(|(id, name, role)| OrgView { id, name, role })
+            .collect(),
     }))
 }

@@ -155,7 +155,8 @@ pub async fn add_member(
     ))
 }
 
-/// Removes a member (admin); their tokens for this organization stop working.
+/// Removes a member (admin); their tokens for this organization stop working and
+/// their tunnels in it disconnect.
 #[utoipa::path(delete, path = "/api/org/members/{user_id}", tag = "organization", security(("bearer" = [])),
     params(("user_id" = i64, Path, description = "User id")),
     responses((status = 204, description = "Removed"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -179,6 +180,9 @@ pub async fn remove_member(
         return Err(ApiError::invalid("you cannot remove yourself"));
     }
     state.store.remove_member(p.org_id, user_id).await?;
+    // Their tokens for this organization fail from the next request on; their
+    // live tunnels here end now.
+    state.registry.kick_member(p.org_id, user_id);
     Ok(StatusCode::NO_CONTENT)
 }
 

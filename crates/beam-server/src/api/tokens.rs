@@ -58,6 +58,10 @@ pub struct CreateToken {
     /// Scopes; default `tunnels:write tunnels:read domains:write domains:read`.
     #[serde(default)]
     pub scopes: Option<Vec<Scope>>,
+    /// Organization the token acts in [default: the caller's]; the caller's role
+    /// there caps the scopes.
+    #[serde(default)]
+    pub org_id: Option<i64>,
     /// Lifetime in days (1–3650); none for a token that does not expire.
     #[serde(default)]
     #[schema(minimum = 1, maximum = 3650)]
@@ -100,8 +104,8 @@ pub async fn list(
 /// Creates an API token for the caller.
 #[utoipa::path(post, path = "/api/tokens", tag = "tokens", security(("bearer" = [])), request_body = CreateToken,
     responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, description = "Not a member of that organization", body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn create(
     AxumState(state): AxumState<Arc<State>>,
     Auth(p): Auth,
@@ -118,10 +122,17 @@ pub async fn create(
     if scopes.is_empty() {
         return Err(ApiError::invalid("'scopes' must name at least one scope"));
     }
-    if !scopes.is_subset_of(p.scopes) {
+    // In another organization of the user, the user's role there is the cap.
+    let (org_id, held) = match req.org_id {
+        Some(org) if org != p.org_id => match state.store.role(org, p.user_id).await? {
+            Some(role) => (org, role.scopes()),
+            None => return Err(ApiError::not_found("organization")),
+        },
+        _ => (p.org_id, p.scopes),
+    };
+    if !scopes.is_subset_of(held) {
         return Err(ApiError::forbidden(format!(
-            "you cannot grant scopes you do not hold; yours: {}",
-            p.scopes
+            "you cannot grant scopes you do not hold; yours there: {held}"
         )));
     }
     let now = now_ms();
@@ -142,7 +153,7 @@ pub async fn create(
                 hash: &hash_secret(token.expose()),
                 description,
                 user_id: p.user_id,
-                org_id: p.org_id,
+                org_id,
                 scopes,
                 kind: TokenKind::Api,
                 expires_at,

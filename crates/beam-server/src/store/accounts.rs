@@ -217,6 +217,20 @@ impl Store {
         row.map(|(id, role)| Ok((id, role_of(&role)?))).transpose()
     }
 
+    /// Organizations a user belongs to, oldest membership first:
+    /// `(org id, org name, role)`.
+    pub async fn memberships(&self, user_id: i64) -> Result<Vec<(i64, String, Role)>, StoreError> {
+        let rows: Vec<(i64, String, String)> = on_pool!(self, p => sqlx::query(
+            "SELECT o.id, o.name, m.role FROM members m JOIN organizations o ON o.id = m.org_id \
+             WHERE m.user_id = $1 ORDER BY m.created_at, m.org_id")
+            .bind(user_id).fetch_all(p).await?.iter()
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("name")?, r.try_get("role")?)))
+            .collect::<Result<_, _>>()?);
+        rows.into_iter()
+            .map(|(id, name, role)| Ok((id, name, role_of(&role)?)))
+            .collect()
+    }
+
     /// Members of an organization, oldest first.
     pub async fn members(&self, org_id: i64) -> Result<Vec<MemberRow>, StoreError> {
         let rows: Vec<(i64, String, String)> = on_pool!(self, p => sqlx::query(

@@ -298,10 +298,7 @@ crate::both!(
         )
         .await;
         assert_eq!(code, 1);
-        assert!(
-            err.contains("unknown variant `everything`"),
-            "{err}"
-        );
+        assert!(err.contains("unknown variant `everything`"), "{err}");
 
         // A tunnel shows in `beam list`; `beam stop` ends it and the client exits.
         let token = config

@@ -455,7 +455,7 @@ crate::both!(auth_endpoints_are_rate_limited, |backend| async move {
 crate::both!(members_are_managed_by_admins_only, |backend| async move {
     let server = TestServer::start_on(backend, |_| {}).await;
     let alice = server.user("alice@example.com").await;
-    server.user("carol@example.com").await;
+    let carol = server.user("carol@example.com").await;
     let add = |role: &str| Some(json!({ "email": "Carol@Example.com", "role": role }));
 
     // A token without `admin` cannot manage members, whatever the role.
@@ -513,6 +513,69 @@ crate::both!(members_are_managed_by_admins_only, |backend| async move {
         .collect();
     assert_eq!(roles, ["owner", "member"]);
 
+    // Carol acts in Alice's organization with a token for it, capped by her role.
+    let org = server.api("GET", "/api/org", Some(&alice), None).await.json["id"]
+        .as_i64()
+        .unwrap();
+    let r = server
+        .api(
+            "POST",
+            "/api/tokens",
+            Some(&carol),
+            Some(json!({ "description": "team", "org_id": org, "scopes": ["admin"] })),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "a member cannot get admin: {r:?}"
+    );
+    let r = server.api("POST", "/api/tokens", Some(&carol), Some(json!({ "description": "team", "org_id": org, "scopes": ["tunnels:write", "tunnels:read"] }))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let carol_team = r.json["token"].as_str().unwrap().to_string();
+    let me = server.api("GET", "/api/me", Some(&carol_team), None).await;
+    assert_eq!(
+        (
+            me.json["org"]["id"].as_i64(),
+            me.json["org"]["role"].as_str()
+        ),
+        (Some(org), Some("member"))
+    );
+    assert_eq!(me.json["orgs"].as_array().unwrap().len(), 2, "{me:?}");
+    let r = server
+        .api(
+            "POST",
+            "/api/tokens",
+            Some(&carol),
+            Some(json!({ "description": "x", "org_id": 999_999 })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "not a member there");
+    let r = server
+        .api(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": "carol@example.com", "password": PASSWORD, "org_id": org })),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json["org"]["role"].as_str()),
+        (StatusCode::OK, Some("member"))
+    );
+    let r = server
+        .api(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": "carol@example.com", "password": PASSWORD, "org_id": 999_999 })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let origin = Origin::start().await;
+    let mut tunnel = TestClient::start(server.client_with(&carol_team, http(None), origin.addr));
+    tunnel.connected().await;
+
     let me = server.api("GET", "/api/me", Some(&alice), None).await;
     let alice_id = me.json["user"]["id"].as_i64().unwrap();
     let r = server
@@ -546,4 +609,15 @@ crate::both!(members_are_managed_by_admins_only, |backend| async move {
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Removed: her token for the organization fails, and her tunnel there ended.
+    let r = server.api("GET", "/api/me", Some(&carol_team), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.message().contains("no longer a member"), "{r:?}");
+    let refusal = refusal_of(tunnel.result().await.unwrap_err());
+    assert_eq!(refusal.code, ErrorCode::Unauthorized);
+    assert!(
+        refusal.message.contains("no longer a member"),
+        "{}",
+        refusal.message
+    );
 });
