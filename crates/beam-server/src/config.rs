@@ -57,6 +57,10 @@ pub struct ServerConfig {
     pub analytics_flush: Duration,
     /// How long request records, hourly totals and records of past tunnels are kept.
     pub retention: Duration,
+    /// Sends password-reset mail; without it reset tokens cannot be delivered.
+    pub mailer: Option<crate::mail::Mailer>,
+    /// Base URL of the API printed in mail, e.g. `https://api.example.com`.
+    pub api_url: String,
     /// Plan limits of organizations created by registration.
     pub default_limits: Limits,
 }
@@ -90,6 +94,8 @@ impl ServerConfig {
             analytics_samples_per_sec: 100,
             analytics_flush: Duration::from_secs(1),
             retention: Duration::from_secs(30 * 86_400),
+            mailer: None,
+            api_url: "http://localhost:8080".into(),
             default_limits: Limits::default(),
         }
     }

@@ -10,7 +10,8 @@
 //!   host and, for the CLI, on the tunnel port over TLS.
 //! - [`store`]: SQLite or PostgreSQL through sqlx; [`auth`], [`scope`], [`password`]:
 //!   tokens, permissions, argon2; [`names`]: subdomain validation and generation;
-//!   [`domains`] and [`dns`]: custom domains and their TXT proof; [`recorder`]:
+//!   [`domains`] and [`dns`]: custom domains and their TXT proof; [`mail`]: password
+//!   reset mail through sendmail; [`recorder`]:
 //!   request analytics; [`metrics`]: Prometheus; [`tls`]: certificates.
 //!
 //! The server never binds sockets itself: [`Server::run`] takes bound listeners and
@@ -28,6 +29,7 @@ pub mod dns;
 pub mod domains;
 mod edge;
 pub mod error;
+pub mod mail;
 pub mod metrics;
 pub mod names;
 pub mod password;

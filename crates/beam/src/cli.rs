@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a beam server (edge, tunnel listener, API).
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Expose a local HTTP service on a public subdomain.
     Http(HttpArgs),
     /// Expose a local TCP port on a public port.
@@ -224,6 +224,15 @@ pub struct ServerArgs {
     /// Failed credentials per minute per address before it is refused for the rest of the minute.
     #[arg(long, env = "BEAM_AUTH_FAILURES", default_value_t = 10)]
     pub auth_failures: u32,
+    /// sendmail-compatible program for password-reset mail (run as `PROGRAM -t -i`, message on stdin).
+    #[arg(long, env = "BEAM_SENDMAIL")]
+    pub sendmail: Option<PathBuf>,
+    /// From: address of mail the server sends [default: beam@<domain>].
+    #[arg(long, env = "BEAM_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// API base URL printed in mail [default: http://<domain>:<public port>].
+    #[arg(long, env = "BEAM_API_URL")]
+    pub api_url: Option<String>,
     /// Lifetime of login sessions.
     #[arg(long, env = "BEAM_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
     pub session_ttl: Duration,
@@ -407,7 +416,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Server(args) => {
                 init_tracing("info", args.log_format);
-                crate::server_cmd::run(args).await
+                crate::server_cmd::run(*args).await
             }
             Command::Http(args) => {
                 init_tracing("warn", LogFormat::Text);

@@ -53,6 +53,23 @@ pub fn config_from(args: &ServerArgs, http_port: u16) -> ServerConfig {
     cfg.domain_recheck = args.domain_recheck;
     cfg.analytics = !args.no_analytics;
     cfg.retention = args.retention;
+    cfg.api_url = args
+        .api_url
+        .clone()
+        .unwrap_or_else(|| match cfg.public_port {
+            Some(p) => format!("{}://{}:{p}", cfg.public_scheme, cfg.domain),
+            None => format!("{}://{}", cfg.public_scheme, cfg.domain),
+        });
+    cfg.mailer = args
+        .sendmail
+        .clone()
+        .map(|command| beam_server::mail::Mailer {
+            command,
+            from: args
+                .mail_from
+                .clone()
+                .unwrap_or_else(|| format!("beam@{}", cfg.domain)),
+        });
     cfg
 }
 

@@ -781,3 +781,43 @@ impl TestServer {
         cfg
     }
 }
+
+/// A sendmail stand-in: a script that stores each message it gets on stdin as a
+/// file, so tests read what the server mailed.
+pub struct MailCatcher {
+    pub program: std::path::PathBuf,
+    dir: TempDir,
+}
+
+impl MailCatcher {
+    pub fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("sendmail");
+        // Written under a temporary name and renamed, so readers never see half a message.
+        std::fs::write(
+            &program,
+            "#!/bin/sh\nd=$(dirname \"$0\")\ncat > \"$d/part.$$\" && mv \"$d/part.$$\" \"$d/mail.$$\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Self { program, dir }
+    }
+
+    /// Every message received so far.
+    pub fn messages(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("mail."))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect()
+    }
+
+    /// The one message received, once it is there.
+    pub fn read(&self) -> Option<String> {
+        let mut all = self.messages();
+        assert!(all.len() <= 1, "more than one message: {all:?}");
+        all.pop()
+    }
+}

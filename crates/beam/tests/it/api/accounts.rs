@@ -14,7 +14,14 @@ use crate::support::*;
 crate::both!(
     accounts_never_reveal_emails_and_sessions_end,
     |backend| async move {
-        let server = TestServer::start_on(backend, |_| {}).await;
+        let mail = MailCatcher::new();
+        let server = TestServer::start_on(backend, |c| {
+            c.mailer = Some(beam_server::mail::Mailer {
+                command: mail.program.clone(),
+                from: "beam@localhost".into(),
+            })
+        })
+        .await;
         let body = |email: &str, pw: &str| Some(json!({ "email": email, "password": pw }));
 
         let first = server
@@ -140,14 +147,7 @@ crate::both!(
         assert_eq!(known.status, StatusCode::ACCEPTED);
         assert_eq!((known.status, &known.json), (unknown.status, &unknown.json));
 
-        // A reset token (delivered out of band) sets a new password once and ends sessions.
-        let user = server
-            .store
-            .user_by_email("a@example.com")
-            .await
-            .unwrap()
-            .unwrap();
-        let (org, _) = server.store.home_org(user.id).await.unwrap().unwrap();
+        // The reset token arrives by mail (one message: none for the unknown address).
         let session2 = server
             .api(
                 "POST",
@@ -160,23 +160,20 @@ crate::both!(
             .as_str()
             .unwrap()
             .to_string();
-        let reset = "beamreset_test_token_value";
-        server
-            .store
-            .insert_token(
-                &NewToken {
-                    hash: &hash_secret(reset),
-                    description: "reset",
-                    user_id: user.id,
-                    org_id: org,
-                    scopes: Scopes::default(),
-                    kind: TokenKind::Reset,
-                    expires_at: Some(now_ms() + 60_000),
-                },
-                now_ms(),
-            )
-            .await
-            .unwrap();
+        let message = eventually("reset mail", || async { mail.read() }).await;
+        assert!(
+            message.starts_with(
+                "From: beam@localhost\r\nTo: a@example.com\r\nSubject: Reset your beam password\r\n"
+            ),
+            "{message}"
+        );
+        assert!(!message.contains("zz@example.com"));
+        let reset = message
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .find(|w| w.starts_with("beamreset_"))
+            .expect("a reset token in the mail")
+            .to_string();
+        let reset = reset.as_str();
         // A reset token is not an API credential.
         assert_eq!(
             server.api("GET", "/api/me", Some(reset), None).await.status,
