@@ -162,7 +162,9 @@ pub async fn logout(args: ConnArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     };
-    if global.token_from_login {
+    // Revoke only through the server the token was saved for: never send it to a
+    // server that a project file or flag names instead.
+    if global.token_from_login && global.server.as_deref() == Some(settings.server.as_str()) {
         let r: Result<Value, _> = client(&settings, Some(token))
             .call(Method::POST, "/api/auth/logout", None::<&()>)
             .await;

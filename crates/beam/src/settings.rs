@@ -144,11 +144,17 @@ impl Settings {
         } else {
             TlsMode::WebPki
         };
+        // The saved token goes only to the server it was saved for: a committed
+        // beam.toml (or a flag) pointing elsewhere must not receive it.
+        let saved_for = global
+            .server
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SERVER.to_string());
         let token = std::env::var("BEAM_TOKEN")
             .ok()
             .filter(|t| !t.is_empty())
             .map(Secret::new)
-            .or(global.token.clone());
+            .or(global.token.clone().filter(|_| server == saved_for));
         Ok(Self {
             server,
             tls,
@@ -161,6 +167,16 @@ impl Settings {
 
     /// The token, or an error saying how to get one.
     pub fn require_token(&self) -> anyhow::Result<Secret> {
+        if self.token.is_none()
+            && self.global.token.is_some()
+            && let Some(saved) = &self.global.server
+        {
+            anyhow::bail!(
+                "your saved token is for {saved}, not {}; run `beam login --server {}` or set BEAM_TOKEN",
+                self.server,
+                self.server
+            );
+        }
         self.token.clone().ok_or_else(|| {
             anyhow::anyhow!(
                 "no token: run `beam login`, set BEAM_TOKEN, or run `beam server --dev` on this machine (config file: {})",
@@ -250,5 +266,42 @@ mod tests {
         };
         let s = Settings::resolve_with(&missing, ProjectConfig::default()).unwrap();
         assert_eq!(s.server, DEFAULT_SERVER);
+    }
+
+    #[test]
+    fn the_saved_token_is_never_sent_to_a_server_a_project_file_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let global = dir.path().join("config.toml");
+        UserConfig {
+            server: Some("mine:8081".into()),
+            token: Some(Secret::new("beam_saved")),
+            fingerprint: None,
+            token_from_login: false,
+        }
+        .save(&global)
+        .unwrap();
+        let args = ConnArgs {
+            server: None,
+            fingerprint: None,
+            insecure: false,
+            config: Some(global),
+        };
+        if std::env::var_os("BEAM_TOKEN").is_some() {
+            return; // an explicit token in the environment is the user's choice
+        }
+        let ok = Settings::resolve_with(&args, ProjectConfig::default()).unwrap();
+        assert_eq!(ok.require_token().unwrap().expose(), "beam_saved");
+        let evil = ProjectConfig {
+            server: Some("evil:8081".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve_with(&args, evil).unwrap();
+        assert!(s.token.is_none());
+        let err = s.require_token().unwrap_err().to_string();
+        assert!(
+            err.contains("your saved token is for mine:8081, not evil:8081"),
+            "{err}"
+        );
+        assert!(!err.contains("beam_saved"));
     }
 }
