@@ -214,10 +214,19 @@ pub async fn delete(
     if d.kind == "subdomain"
         && let Some((label, _)) = d.hostname.split_once('.')
     {
-        state
+        // A reserved tunnel definition of the same name keeps the reservation.
+        let kept = state
             .store
-            .unreserve(NameKind::Subdomain, label, p.org_id)
-            .await?;
+            .tunnels(p.org_id)
+            .await?
+            .iter()
+            .any(|t| t.reserved && t.kind == "http" && t.name == label);
+        if !kept {
+            state
+                .store
+                .unreserve(NameKind::Subdomain, label, p.org_id, None)
+                .await?;
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }

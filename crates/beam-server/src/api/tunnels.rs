@@ -268,20 +268,37 @@ pub async fn delete(
         .tunnel(p.org_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("tunnel"))?;
-    if let Some(live) = state.registry.by_id(id) {
-        crate::tunnel::stop(
-            &state.registry,
-            &live,
-            "this tunnel was stopped through the API (beam stop)",
-        )
-        .await;
-    }
+    let stopped = match state.registry.by_id(id) {
+        Some(live) => {
+            crate::tunnel::stop(
+                &state.registry,
+                &live,
+                "this tunnel was stopped through the API (beam stop)",
+            )
+            .await;
+            Some(live.session.clone())
+        }
+        None => None,
+    };
     let kind = if row.kind == "tcp" {
         NameKind::TcpPort
     } else {
         NameKind::Subdomain
     };
-    state.store.unreserve(kind, &row.name, p.org_id).await?;
+    // A reserved subdomain (`beam domains add NAME.<domain>`) keeps the name.
+    let host = format!("{}.{}", row.name, state.cfg.domain);
+    let kept = kind == NameKind::Subdomain
+        && state
+            .store
+            .domain_by_host(&host)
+            .await?
+            .is_some_and(|d| d.org_id == p.org_id);
+    if !kept {
+        state
+            .store
+            .unreserve(kind, &row.name, p.org_id, stopped.as_deref())
+            .await?;
+    }
     state.store.delete_tunnel(p.org_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -141,16 +141,28 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Frees a name reserved by `org_id` (a live tunnel on it is stopped by the caller).
+    /// Ends `org_id`'s reservation of a name. A connection still holding it keeps
+    /// it (as an ordinary claim that ends with the grace period), unless it is
+    /// `stopped_session`, the session the caller just stopped.
     pub async fn unreserve(
         &self,
         kind: NameKind,
         name: &str,
         org_id: i64,
+        stopped_session: Option<&str>,
     ) -> Result<(), StoreError> {
-        on_pool!(self, p => sqlx::query(
-            "DELETE FROM reservations WHERE kind = $1 AND name = $2 AND org_id = $3")
-            .bind(kind.as_str()).bind(name).bind(org_id).execute(p).await.map(|_| ())?);
+        let stopped = stopped_session.unwrap_or("");
+        on_pool!(self, p => {
+            sqlx::query(
+                "DELETE FROM reservations WHERE kind = $1 AND name = $2 AND org_id = $3 \
+                 AND (expires_at IS NOT NULL OR session = $4)")
+                .bind(kind.as_str()).bind(name).bind(org_id).bind(stopped)
+                .execute(p).await?;
+            sqlx::query(
+                "UPDATE reservations SET persistent = FALSE WHERE kind = $1 AND name = $2 AND org_id = $3")
+                .bind(kind.as_str()).bind(name).bind(org_id)
+                .execute(p).await?;
+        });
         Ok(())
     }
 }

@@ -250,7 +250,7 @@ async fn wait_for_status(
 crate::both!(
     reserved_subdomains_belong_to_their_organization,
     |backend| async move {
-        let server = TestServer::start_on(backend, |_| {}).await;
+        let server = TestServer::start_on(backend, |c| c.grace = Duration::from_millis(300)).await;
         let origin = Origin::start().await;
         let alice = server.user("alice@example.com").await;
         let bob = server.user("bob@example.com").await;
@@ -297,29 +297,38 @@ crate::both!(
         assert_eq!(refusal.code, ErrorCode::NameTaken);
         let mut a = TestClient::start(server.client_with(&alice_cli, sub.clone(), origin.addr));
         assert_eq!(a.connected().await.name, "shop");
-        a.shutdown.cancel();
-        a.result().await.unwrap();
-        // Removing the reservation frees the name for others at once.
-        assert_eq!(
-            server
-                .api(
-                    "DELETE",
-                    &format!("/api/domains/{id}"),
-                    Some(&alice_cli),
-                    None
-                )
-                .await
-                .status,
-            StatusCode::NO_CONTENT
-        );
+        // Removing the reservation while Alice is connected does not hand her live
+        // name to anyone: it ends like any claim, with her grace period.
         let r = server
             .api(
-                "POST",
-                "/api/domains",
-                Some(&bob_cli),
-                Some(json!({ "hostname": "shop.localhost" })),
+                "DELETE",
+                &format!("/api/domains/{id}"),
+                Some(&alice_cli),
+                None,
             )
             .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let shop = server.host("shop");
+        assert_eq!(get(server.public, &shop, "/hello").await.0, StatusCode::OK);
+        let refusal = TestClient::start(server.client_with(&bob_cli, sub.clone(), origin.addr))
+            .refused()
+            .await;
+        assert_eq!(refusal.code, ErrorCode::NameTaken);
+        let add = Some(json!({ "hostname": "shop.localhost" }));
+        let r = server
+            .api("POST", "/api/domains", Some(&bob_cli), add.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
+        // Once she disconnects and her grace period ends, Bob may reserve it.
+        a.shutdown.cancel();
+        a.result().await.unwrap();
+        let r = eventually("name free after the grace period", || async {
+            let r = server
+                .api("POST", "/api/domains", Some(&bob_cli), add.clone())
+                .await;
+            (r.status != StatusCode::CONFLICT).then_some(r)
+        })
+        .await;
         assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     }
 );

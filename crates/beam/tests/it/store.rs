@@ -325,7 +325,7 @@ async fn accounts_and_records(store: Store) {
         "reserved names survive"
     );
     store
-        .unreserve(NameKind::Subdomain, "mine", org_b)
+        .unreserve(NameKind::Subdomain, "mine", org_b, None)
         .await
         .unwrap();
     assert!(
@@ -334,6 +334,40 @@ async fn accounts_and_records(store: Store) {
             .await
             .unwrap(),
         "free again"
+    );
+    // Ending a reservation never frees a name a connection still holds.
+    let live = Claim {
+        name: "held",
+        ..claim(org_b, tb, "live")
+    };
+    assert!(
+        store
+            .reserve(NameKind::Subdomain, "held", org_b, tb, now)
+            .await
+            .unwrap()
+    );
+    assert!(store.claim(&live).await.unwrap());
+    store
+        .unreserve(NameKind::Subdomain, "held", org_b, None)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .reserve(NameKind::Subdomain, "held", org_a, ta, now)
+            .await
+            .unwrap(),
+        "still live"
+    );
+    store
+        .unreserve(NameKind::Subdomain, "held", org_b, Some("live"))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .reserve(NameKind::Subdomain, "held", org_a, ta, now)
+            .await
+            .unwrap(),
+        "stopped session"
     );
 
     // Tunnel records: one row per (org, kind, name); connect/disconnect/pause.
