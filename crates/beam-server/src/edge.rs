@@ -289,6 +289,7 @@ async fn proxy(
         beam_proto::headers::set_websocket_upgrade(&mut parts.headers);
         let (bytes_in, bytes_out) = (state.metrics.bytes_in(), state.metrics.bytes_out());
         let request_id = request_id.to_string();
+        let (recorder, tunnel_id, org_id) = (state.recorder.clone(), tunnel.id, tunnel.org_id);
         state.tasks.spawn(async move {
             let (visitor, tunnel) = match tokio::try_join!(visitor_upgrade, tunnel_upgrade) {
                 Ok(pair) => pair,
@@ -302,6 +303,7 @@ async fn proxy(
                 Ok((up, down)) => {
                     bytes_in.inc_by(up);
                     bytes_out.inc_by(down);
+                    recorder.add_bytes(tunnel_id, org_id, up, down);
                 }
                 Err(e) => tracing::debug!(request_id, error = %e, "websocket stream ended"),
             }

@@ -261,7 +261,7 @@ async fn quota_loop(state: Arc<State>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
         }
-        let since = month_start(store::now_ms());
+        let since = store::month_start(store::now_ms());
         match state.store.bandwidth_usage(since).await {
             Ok(rows) => {
                 let over: HashSet<i64> = rows
@@ -273,33 +273,5 @@ async fn quota_loop(state: Arc<State>, shutdown: CancellationToken) {
             }
             Err(e) => tracing::warn!(error = %e, "bandwidth usage check failed"),
         }
-    }
-}
-
-/// Unix ms of the first instant of the UTC calendar month containing `ms`.
-pub fn month_start(ms: i64) -> i64 {
-    // Civil-from-days (Howard Hinnant's algorithm), to avoid a date crate.
-    let days = ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day_of_month = doy - (153 * mp + 2) / 5; // 0-based
-    (days - day_of_month) * 86_400_000
-}
-
-#[cfg(test)]
-mod tests {
-    use super::month_start;
-
-    #[test]
-    fn month_start_is_the_first_of_the_month_utc() {
-        // 2026-11-22T05:00:00Z → 2026-11-01T00:00:00Z
-        assert_eq!(month_start(1_795_323_600_000), 1_793_491_200_000);
-        // 2024-03-01T00:00:00Z is its own month start (after a leap February).
-        assert_eq!(month_start(1_709_251_200_000), 1_709_251_200_000);
-        assert_eq!(month_start(1_709_251_199_999), 1_706_745_600_000);
     }
 }

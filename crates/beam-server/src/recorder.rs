@@ -213,6 +213,26 @@ impl Recorder {
         }
     }
 
+    /// Adds bytes of a WebSocket or TCP connection (they count towards the
+    /// tunnel's totals and its organization's bandwidth, not as requests).
+    pub fn add_bytes(&self, tunnel_id: i64, org_id: i64, bytes_in: u64, bytes_out: u64) {
+        if !self.enabled {
+            return;
+        }
+        let hour = hour_of(crate::store::now_ms());
+        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        let t = totals
+            .entry((tunnel_id, hour))
+            .or_insert_with(|| HourTotals {
+                tunnel_id,
+                org_id,
+                hour,
+                ..HourTotals::default()
+            });
+        t.bytes_in += bytes_in as i64;
+        t.bytes_out += bytes_out as i64;
+    }
+
     fn take_totals(&self) -> Vec<HourTotals> {
         let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         totals.drain().map(|(_, v)| v).collect()

@@ -21,6 +21,16 @@ pub(crate) async fn serve(
 ) {
     while let Some((mut visitor, peer)) = crate::accept::next(&listener, &stop, "tcp tunnel").await
     {
+        // Paused or over its bandwidth: the connection is closed at once.
+        if tunnel.is_paused() {
+            state.metrics.error("paused");
+            continue;
+        }
+        if state.over_quota(tunnel.org_id) {
+            state.metrics.error("over_quota");
+            continue;
+        }
+        let tunnel = tunnel.clone();
         let mut sender = tunnel.sender.clone();
         let name = tunnel.name.clone();
         let state = state.clone();
@@ -61,6 +71,7 @@ pub(crate) async fn serve(
                     Ok((up, down)) => {
                         state.metrics.bytes_in().inc_by(up);
                         state.metrics.bytes_out().inc_by(down);
+                        state.recorder.add_bytes(tunnel.id, tunnel.org_id, up, down);
                     }
                     Err(e) => tracing::debug!(error = %e, "tcp stream ended"),
                 },

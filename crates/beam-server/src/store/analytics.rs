@@ -115,6 +115,20 @@ pub struct HourTotals {
     pub duration_us: i64,
 }
 
+/// Unix ms of the first instant of the UTC calendar month containing `ms`.
+pub fn month_start(ms: i64) -> i64 {
+    // Civil-from-days (Howard Hinnant's algorithm), to avoid a date crate.
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day_of_month = doy - (153 * mp + 2) / 5; // 0-based
+    (days - day_of_month) * 86_400_000
+}
+
 /// Start of the hour containing `ts` (unix ms).
 pub fn hour_of(ts: i64) -> i64 {
     ts - ts.rem_euclid(HOUR_MS)
@@ -161,6 +175,12 @@ impl Store {
                     "UPDATE tunnels SET requests = requests + $1, bytes_in = bytes_in + $2, \
                      bytes_out = bytes_out + $3 WHERE id = $4")
                     .bind(h.requests).bind(h.bytes_in).bind(h.bytes_out).bind(h.tunnel_id)
+                    .execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO org_usage (org_id, month, bytes) \
+                     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM organizations WHERE id = $1) \
+                     ON CONFLICT (org_id, month) DO UPDATE SET bytes = org_usage.bytes + excluded.bytes")
+                    .bind(h.org_id).bind(month_start(h.hour)).bind(h.bytes_in + h.bytes_out)
                     .execute(&mut *tx).await?;
             }
             tx.commit().await?;
@@ -268,17 +288,16 @@ impl Store {
         Ok(rows)
     }
 
-    /// Bytes in + out since `since` per organization that has a bandwidth limit,
-    /// with the limit: `(org_id, used, limit)`.
-    pub async fn bandwidth_usage(&self, since: i64) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+    /// Bytes in + out in the month starting at `month` (see [`month_start`]) per
+    /// organization that has a bandwidth limit, with the limit: `(org_id, used, limit)`.
+    pub async fn bandwidth_usage(&self, month: i64) -> Result<Vec<(i64, i64, i64)>, StoreError> {
         let rows = on_pool!(self, p => {
             let mut out = Vec::new();
             for r in sqlx::query(
-                "SELECT o.id AS org_id, o.max_bandwidth_bytes AS lim, \
-                 CAST(COALESCE(SUM(h.bytes_in + h.bytes_out), 0) AS BIGINT) AS used \
-                 FROM organizations o LEFT JOIN request_hours h ON h.org_id = o.id AND h.hour >= $1 \
-                 WHERE o.max_bandwidth_bytes IS NOT NULL GROUP BY o.id, o.max_bandwidth_bytes")
-                .bind(since).fetch_all(p).await? {
+                "SELECT o.id AS org_id, o.max_bandwidth_bytes AS lim, COALESCE(u.bytes, 0) AS used \
+                 FROM organizations o LEFT JOIN org_usage u ON u.org_id = o.id AND u.month = $1 \
+                 WHERE o.max_bandwidth_bytes IS NOT NULL")
+                .bind(month).fetch_all(p).await? {
                 out.push((r.try_get("org_id")?, r.try_get("used")?, r.try_get("lim")?));
             }
             out
@@ -297,5 +316,19 @@ impl Store {
             n
         });
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::month_start;
+
+    #[test]
+    fn month_start_is_the_first_of_the_month_utc() {
+        // 2026-11-22T05:00:00Z → 2026-11-01T00:00:00Z
+        assert_eq!(month_start(1_795_323_600_000), 1_793_491_200_000);
+        // 2024-03-01T00:00:00Z is its own month start (after a leap February).
+        assert_eq!(month_start(1_709_251_200_000), 1_709_251_200_000);
+        assert_eq!(month_start(1_709_251_199_999), 1_706_745_600_000);
     }
 }

@@ -8,18 +8,22 @@ use super::{Pool, Store, StoreError, on_pool};
 /// Advisory lock key for migrations ("beam" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6265_616d;
 
-/// `(version, sql)` pairs, in order.
-const SQLITE: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
-    (2, include_str!("../../migrations/sqlite/0002_accounts.sql")),
-];
-const POSTGRES: &[(i64, &str)] = &[
-    (1, include_str!("../../migrations/postgres/0001_init.sql")),
-    (
-        2,
-        include_str!("../../migrations/postgres/0002_accounts.sql"),
-    ),
-];
+/// `(version, sql)` pairs of both back ends, in order. One list, so a migration
+/// cannot be added to one back end and forgotten for the other.
+macro_rules! migrations {
+    ($($version:literal => $file:literal),+ $(,)?) => {
+        const SQLITE: &[(i64, &str)] =
+            &[$(($version, include_str!(concat!("../../migrations/sqlite/", $file)))),+];
+        const POSTGRES: &[(i64, &str)] =
+            &[$(($version, include_str!(concat!("../../migrations/postgres/", $file)))),+];
+    };
+}
+
+migrations! {
+    1 => "0001_init.sql",
+    2 => "0002_accounts.sql",
+    3 => "0003_org_usage.sql",
+}
 
 impl Store {
     /// Applies every migration newer than the database's version. Returns the

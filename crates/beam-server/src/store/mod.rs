@@ -15,7 +15,7 @@ mod tunnels;
 
 pub use accounts::{Limits, MemberRow, OrgRow, UserRow};
 pub use analytics::{
-    Analytics, HourTotals, PathCount, RequestRecord, Scope as AnalyticsScope, hour_of,
+    Analytics, HourTotals, PathCount, RequestRecord, Scope as AnalyticsScope, hour_of, month_start,
 };
 pub use domains::{Check, DomainRow, NewDomain};
 pub use reservations::{Claim, NameKind};

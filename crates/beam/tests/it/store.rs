@@ -5,13 +5,13 @@
 use beam_server::scope::{Role, Scopes};
 use beam_server::store::{
     AnalyticsScope, Check, Claim, HourTotals, Limits, NameKind, NewDomain, NewToken, RequestRecord,
-    Store, TokenKind, TunnelKey, hour_of, now_ms,
+    Store, TokenKind, TunnelKey, hour_of, month_start, now_ms,
 };
 
 use crate::support::{Backend, PgDb, test_store};
 
 /// Migrations shipped with this version.
-const MIGRATIONS: usize = 2;
+const MIGRATIONS: usize = 3;
 
 fn token<'a>(hash: &'a [u8], user: i64, org: i64, expires_at: Option<i64>) -> NewToken<'a> {
     NewToken {
@@ -461,7 +461,7 @@ async fn accounts_and_records(store: Store) {
     assert_eq!(org_wide.requests, 40);
     let row = store.tunnel(org_a, t.id).await.unwrap().unwrap();
     assert_eq!((row.requests, row.bytes_out), (40, 4000));
-    let usage = store.bandwidth_usage(now - 3_600_000).await.unwrap();
+    let usage = store.bandwidth_usage(month_start(now)).await.unwrap();
     assert_eq!(usage, vec![(org_a, 4400, 100)]);
 
     // Domains: host names are unique across organizations.
@@ -529,5 +529,8 @@ async fn accounts_and_records(store: Store) {
         20
     );
     assert_eq!(store.purge_tunnels(now + 1).await.unwrap(), 1);
+    // The month's bandwidth stays with the organization.
+    let usage = store.bandwidth_usage(month_start(now)).await.unwrap();
+    assert_eq!(usage, vec![(org_a, 4400, 100)]);
     assert!(store.tunnel(org_a, t.id).await.unwrap().is_none());
 }
