@@ -49,6 +49,9 @@ pub struct ServerConfig {
     pub dns_resolver: Option<SocketAddr>,
     /// How often custom domains are re-checked.
     pub domain_recheck: Duration,
+    /// How long a custom domain may stay unverified before it expires and its
+    /// host name can be added by anyone.
+    pub domain_pending_ttl: Duration,
     /// Record request analytics.
     pub analytics: bool,
     /// Full request records sampled per second at most (totals count everything).
@@ -90,6 +93,7 @@ impl ServerConfig {
             auth_failures_per_minute: 10,
             dns_resolver: None,
             domain_recheck: Duration::from_secs(3600),
+            domain_pending_ttl: Duration::from_secs(72 * 3600),
             analytics: true,
             analytics_samples_per_sec: 100,
             analytics_flush: Duration::from_secs(1),

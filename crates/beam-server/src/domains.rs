@@ -1,6 +1,7 @@
-//! The life of a domain: host-name rules, verification by TXT record, and the
+//! The life of a domain: host-name rules, verification by TXT record, the
 //! periodic re-check that suspends a domain whose record disappeared (and
-//! reactivates it when the record is back).
+//! reactivates it when the record is back), and expiry of claims never verified,
+//! so nobody can hold someone else's host name by adding it first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +71,7 @@ pub(crate) async fn check(
         Ok(()) => ("active", None),
         Err(e) if e.is_definitive() => match d.status.as_str() {
             "active" | "suspended" => ("suspended", Some(e.to_string())),
+            "expired" => ("expired", Some(e.to_string())),
             _ => ("pending", Some(e.to_string())),
         },
         // The resolver failing says nothing about ownership: keep the status.
@@ -124,6 +126,12 @@ pub(crate) async fn recheck_loop(state: Arc<State>, shutdown: CancellationToken)
         tokio::select! {
             _ = tick.tick() => {}
             () = shutdown.cancelled() => return,
+        }
+        let expire_before = now_ms() - state.cfg.domain_pending_ttl.as_millis() as i64;
+        match state.store.expire_pending(expire_before).await {
+            Ok(n) if n > 0 => tracing::info!(n, "unverified domains expired"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "expiring unverified domains failed"),
         }
         let due_before = now_ms() - every.as_millis() as i64;
         let due = match state.store.domains_due(due_before, 100).await {

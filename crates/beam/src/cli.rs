@@ -242,6 +242,9 @@ pub struct ServerArgs {
     /// How often custom domains are re-checked (a domain whose TXT record is gone is suspended).
     #[arg(long, env = "BEAM_DOMAIN_RECHECK", default_value = "1h", value_parser = parse_duration)]
     pub domain_recheck: Duration,
+    /// How long a custom domain may stay unverified before it expires (anyone may add it then).
+    #[arg(long, env = "BEAM_DOMAIN_PENDING_TTL", default_value = "72h", value_parser = parse_duration)]
+    pub domain_pending_ttl: Duration,
     /// Do not record request analytics.
     #[arg(long, env = "BEAM_NO_ANALYTICS")]
     pub no_analytics: bool,

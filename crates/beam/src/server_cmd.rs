@@ -51,6 +51,7 @@ pub fn config_from(args: &ServerArgs, http_port: u16) -> ServerConfig {
     cfg.auth_failures_per_minute = args.auth_failures;
     cfg.dns_resolver = args.dns_resolver;
     cfg.domain_recheck = args.domain_recheck;
+    cfg.domain_pending_ttl = args.domain_pending_ttl;
     cfg.analytics = !args.no_analytics;
     cfg.retention = args.retention;
     cfg.api_url = args

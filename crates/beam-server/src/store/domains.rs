@@ -87,7 +87,8 @@ pub struct Check<'a> {
 }
 
 impl Store {
-    /// Adds a domain; `Ok(None)` when the host name is taken (by anyone).
+    /// Adds a domain; `Ok(None)` when the host name is taken (by anyone). An
+    /// `expired` claim (never verified in time) is replaced.
     pub async fn create_domain(
         &self,
         d: NewDomain<'_>,
@@ -96,7 +97,11 @@ impl Store {
         let sql = format!(
             "INSERT INTO domains (org_id, hostname, kind, status, verification_token, created_at, verified_at) \
              VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $4 = 'active' THEN $6 ELSE NULL END) \
-             ON CONFLICT (hostname) DO NOTHING RETURNING {COLUMNS}"
+             ON CONFLICT (hostname) DO UPDATE SET org_id = excluded.org_id, kind = excluded.kind, \
+               status = excluded.status, verification_token = excluded.verification_token, \
+               created_at = excluded.created_at, verified_at = excluded.verified_at, \
+               checked_at = NULL, last_error = NULL, tunnel_id = NULL \
+             WHERE domains.status = 'expired' RETURNING {COLUMNS}"
         );
         let row = on_pool!(self, p => {
             match sqlx::query(AssertSqlSafe(sql.as_str()))
@@ -150,7 +155,7 @@ impl Store {
     /// Custom domains not checked since `before`, oldest check first.
     pub async fn domains_due(&self, before: i64, limit: i64) -> Result<Vec<DomainRow>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM domains WHERE kind = 'custom' \
+            "SELECT {COLUMNS} FROM domains WHERE kind = 'custom' AND status <> 'expired' \
              AND (checked_at IS NULL OR checked_at < $1) ORDER BY COALESCE(checked_at, 0), id LIMIT $2"
         );
         let rows = on_pool!(self, p => {
@@ -171,6 +176,16 @@ impl Store {
             .bind(c.status).bind(c.now).bind(c.error).bind(c.verified).bind(id)
             .execute(p).await.map(|_| ())?);
         Ok(())
+    }
+
+    /// Marks custom domains still `pending` that were added before `before` as
+    /// `expired`, so an unverified claim cannot hold a host name forever.
+    pub async fn expire_pending(&self, before: i64) -> Result<u64, StoreError> {
+        let n = on_pool!(self, p => sqlx::query(
+            "UPDATE domains SET status = 'expired' WHERE kind = 'custom' AND status = 'pending' \
+             AND created_at < $1")
+            .bind(before).execute(p).await?.rows_affected());
+        Ok(n)
     }
 
     /// Routes a domain to a tunnel.

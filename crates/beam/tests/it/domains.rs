@@ -332,3 +332,49 @@ crate::both!(
         assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     }
 );
+
+crate::both!(
+    unverified_domains_expire_so_nobody_can_squat_them,
+    |backend| async move {
+        let dns = DnsServer::start().await;
+        let server = TestServer::start_on(backend, |c| {
+            c.dns_resolver = Some(dns.addr);
+            c.domain_recheck = Duration::from_millis(50);
+            c.domain_pending_ttl = Duration::from_millis(200);
+        })
+        .await;
+        let squatter = server.user("squatter@example.com").await;
+        let owner = server.user("owner@example.com").await;
+        let add = Some(json!({ "hostname": "victim.example.test" }));
+        let r = server
+            .api("POST", "/api/domains", Some(&squatter), add.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        let id = r.json["id"].as_i64().unwrap();
+        let r = server
+            .api("POST", "/api/domains", Some(&owner), add.clone())
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "taken while pending");
+
+        wait_for_status(&server, &squatter, id, "expired").await;
+        let r = server.api("POST", "/api/domains", Some(&owner), add).await;
+        assert_eq!(
+            (r.status, r.json["status"].as_str()),
+            (StatusCode::CREATED, Some("pending"))
+        );
+        let path = format!("/api/domains/{}", r.json["id"]);
+        assert_eq!(
+            server.api("GET", &path, Some(&squatter), None).await.status,
+            StatusCode::NOT_FOUND
+        );
+        // The new owner proves it with the new token.
+        dns.set(
+            "_beam-challenge.victim.example.test",
+            &[r.json["dns"]["txt_value"].as_str().unwrap()],
+        );
+        let r = server
+            .api("POST", &format!("{path}/verify"), Some(&owner), None)
+            .await;
+        assert_eq!(r.json["status"], "active", "{r:?}");
+    }
+);
