@@ -36,6 +36,9 @@ pub enum Scope {
     /// Compare environment fingerprints.
     #[serde(rename = "env:check")]
     EnvCheck,
+    /// Read the organization: members and their emails, plan limits, usage.
+    #[serde(rename = "org:read")]
+    OrgRead,
     /// Everything, including tokens, members and plan limits of the organization.
     #[serde(rename = "admin")]
     Admin,
@@ -43,7 +46,7 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope, in display order.
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 11] = [
         Scope::TunnelsWrite,
         Scope::TunnelsRead,
         Scope::DomainsWrite,
@@ -53,6 +56,7 @@ impl Scope {
         Scope::DataRead,
         Scope::FlagsRead,
         Scope::EnvCheck,
+        Scope::OrgRead,
         Scope::Admin,
     ];
 
@@ -77,6 +81,7 @@ impl Scope {
             Scope::DataRead => "data:read",
             Scope::FlagsRead => "flags:read",
             Scope::EnvCheck => "env:check",
+            Scope::OrgRead => "org:read",
             Scope::Admin => "admin",
         }
     }
@@ -222,12 +227,14 @@ impl Role {
                 Scope::DataRead,
                 Scope::FlagsRead,
                 Scope::EnvCheck,
+                Scope::OrgRead,
             ]),
             Role::Viewer => Scopes::of(&[
                 Scope::TunnelsRead,
                 Scope::DomainsRead,
                 Scope::LogsRead,
                 Scope::FlagsRead,
+                Scope::OrgRead,
             ]),
         }
     }

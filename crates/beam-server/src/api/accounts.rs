@@ -190,21 +190,9 @@ pub async fn register(
     let now = now_ms();
     if let Some(user_id) = state
         .store
-        .create_user(&email, &name, Some(&hash), now)
+        .register(&email, &name, &hash, state.cfg.default_limits, now)
         .await?
     {
-        let org = state
-            .store
-            .create_org(
-                &format!("{email}'s organization"),
-                state.cfg.default_limits,
-                now,
-            )
-            .await?;
-        state
-            .store
-            .add_member(org, user_id, Role::Owner, now)
-            .await?;
         tracing::info!(user_id, "account registered");
     }
     Ok((
@@ -313,46 +301,13 @@ pub async fn forgot_password(
 ) -> ApiResult<(StatusCode, axum::Json<Accepted>)> {
     rate_limit(&state, ip)?;
     let email = normalize_email(&req.email)?;
-    if let Some(user) = state.store.user_by_email(&email).await?
-        && user.password_hash.is_some()
-        && let Some((org_id, _)) = state.store.home_org(user.id).await?
-    {
-        let token = random_secret("beamreset_");
-        let now = now_ms();
-        state
-            .store
-            .insert_token(
-                &NewToken {
-                    hash: &hash_secret(token.expose()),
-                    description: "password reset",
-                    user_id: user.id,
-                    org_id,
-                    scopes: Default::default(),
-                    kind: TokenKind::Reset,
-                    expires_at: Some(now + 3_600_000),
-                },
-                now,
-            )
-            .await?;
-        // Delivered in the background, so the answer takes as long whether or not
-        // the address has an account. The token goes to the mail program's stdin only.
-        match state.cfg.mailer.clone() {
-            Some(mailer) => {
-                let body = reset_mail(&state.cfg.domain, &state.cfg.api_url, token.expose());
-                let (to, user_id) = (user.email.clone(), user.id);
-                tokio::spawn(async move {
-                    match mailer.send(&to, "Reset your beam password", &body).await {
-                        Ok(()) => tracing::info!(user_id, "password reset mail handed to sendmail"),
-                        Err(e) => tracing::warn!(user_id, error = %e, "password reset mail failed"),
-                    }
-                });
-            }
-            None => tracing::warn!(
-                user_id = user.id,
-                "password reset requested, but no mail transport is configured (--sendmail)"
-            ),
+    // Everything that depends on whether the account exists runs after the
+    // answer, so the answer takes as long either way.
+    tokio::spawn(async move {
+        if let Err(e) = send_reset(&state, &email).await {
+            tracing::warn!(error = %e, "password reset failed");
         }
-    }
+    });
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(Accepted {
@@ -362,6 +317,53 @@ pub async fn forgot_password(
                     .into(),
         }),
     ))
+}
+
+/// Creates a reset token for `email`'s account, if it has a password, and mails
+/// it. The token goes to the mail program's stdin only, never to logs.
+async fn send_reset(state: &State, email: &str) -> Result<(), crate::store::StoreError> {
+    let Some(user) = state.store.user_by_email(email).await? else {
+        return Ok(());
+    };
+    let Some((org_id, _)) = state.store.home_org(user.id).await? else {
+        return Ok(());
+    };
+    if user.password_hash.is_none() {
+        return Ok(());
+    }
+    let Some(mailer) = state.cfg.mailer.clone() else {
+        tracing::warn!(
+            user_id = user.id,
+            "password reset requested, but no mail transport is configured (--sendmail)"
+        );
+        return Ok(());
+    };
+    let token = random_secret("beamreset_");
+    let now = now_ms();
+    state
+        .store
+        .insert_token(
+            &NewToken {
+                hash: &hash_secret(token.expose()),
+                description: "password reset",
+                user_id: user.id,
+                org_id,
+                scopes: Default::default(),
+                kind: TokenKind::Reset,
+                expires_at: Some(now + 3_600_000),
+            },
+            now,
+        )
+        .await?;
+    let body = reset_mail(&state.cfg.domain, &state.cfg.api_url, token.expose());
+    match mailer
+        .send(&user.email, "Reset your beam password", &body)
+        .await
+    {
+        Ok(()) => tracing::info!(user_id = user.id, "password reset mail handed to sendmail"),
+        Err(e) => tracing::warn!(user_id = user.id, error = %e, "password reset mail failed"),
+    }
+    Ok(())
 }
 
 /// The text of a password-reset mail.

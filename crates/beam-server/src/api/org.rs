@@ -63,11 +63,12 @@ pub struct AddMember {
 
 /// The caller's organization, limits and usage.
 #[utoipa::path(get, path = "/api/org", tag = "organization", security(("bearer" = [])),
-    responses((status = 200, body = OrgDetails), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = OrgDetails), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn get(
     AxumState(state): AxumState<Arc<State>>,
-    Auth(p): Auth,
+    auth: Auth,
 ) -> ApiResult<axum::Json<OrgDetails>> {
+    let p = auth.require(Scope::OrgRead)?;
     let org = state
         .store
         .org(p.org_id)
@@ -88,11 +89,12 @@ pub async fn get(
 
 /// Members of the caller's organization.
 #[utoipa::path(get, path = "/api/org/members", tag = "organization", security(("bearer" = [])),
-    responses((status = 200, body = Vec<MemberView>), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = Vec<MemberView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn members(
     AxumState(state): AxumState<Arc<State>>,
-    Auth(p): Auth,
+    auth: Auth,
 ) -> ApiResult<axum::Json<Vec<MemberView>>> {
+    let p = auth.require(Scope::OrgRead)?;
     let rows = state.store.members(p.org_id).await?;
     Ok(axum::Json(
         rows.into_iter()

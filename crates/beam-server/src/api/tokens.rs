@@ -124,10 +124,19 @@ pub async fn create(
     }
     // In another organization of the user, the user's role there is the cap.
     let (org_id, held) = match req.org_id {
-        Some(org) if org != p.org_id => match state.store.role(org, p.user_id).await? {
-            Some(role) => (org, role.scopes()),
-            None => return Err(ApiError::not_found("organization")),
-        },
+        Some(org) if org != p.org_id => {
+            // Reaching into another organization takes the password (a session),
+            // not a token that was scoped for this one.
+            if p.kind != TokenKind::Session {
+                return Err(ApiError::forbidden(
+                    "creating a token for another organization needs a login session",
+                ));
+            }
+            match state.store.role(org, p.user_id).await? {
+                Some(role) => (org, role.scopes()),
+                None => return Err(ApiError::not_found("organization")),
+            }
+        }
         _ => (p.org_id, p.scopes),
     };
     if !scopes.is_subset_of(held) {

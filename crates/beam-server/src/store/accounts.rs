@@ -100,6 +100,44 @@ impl Store {
         Ok(id)
     }
 
+    /// Registers a user with their own organization (owner) in one transaction.
+    /// `Ok(None)` when the email is taken; the same statements run either way and
+    /// the transaction is rolled back, so both outcomes cost the same.
+    pub async fn register(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+        limits: Limits,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let email = email.to_lowercase();
+        let id = on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let user: Option<i64> = sqlx::query(
+                "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (email) DO NOTHING RETURNING id")
+                .bind(&email).bind(name).bind(password_hash).bind(now)
+                .fetch_optional(&mut *tx).await?.map(|r| r.try_get("id")).transpose()?;
+            let org: i64 = sqlx::query(
+                "INSERT INTO organizations (name, created_at, max_tunnels, max_custom_domains, max_members, max_bandwidth_bytes) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+                .bind(format!("{email}'s organization")).bind(now).bind(limits.max_tunnels)
+                .bind(limits.max_custom_domains).bind(limits.max_members).bind(limits.max_bandwidth_bytes)
+                .fetch_one(&mut *tx).await?.try_get("id")?;
+            match user {
+                Some(user) => {
+                    sqlx::query("INSERT INTO members (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
+                        .bind(org).bind(user).bind(now).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                }
+                None => tx.rollback().await?,
+            }
+            user
+        });
+        Ok(id)
+    }
+
     /// Looks a user up by email (case-insensitive).
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
         let row = on_pool!(self, p => sqlx::query(

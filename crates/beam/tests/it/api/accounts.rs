@@ -498,8 +498,21 @@ crate::both!(members_are_managed_by_admins_only, |backend| async move {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    let list = server
+    // Member emails need `org:read`.
+    let r = server
         .api("GET", "/api/org/members", Some(&narrow), None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.message().contains("'org:read'"), "{r:?}");
+    assert_eq!(
+        server
+            .api("GET", "/api/org", Some(&narrow), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let list = server
+        .api("GET", "/api/org/members", Some(&alice), None)
         .await;
     let roles: Vec<_> = list
         .json
@@ -530,6 +543,18 @@ crate::both!(members_are_managed_by_admins_only, |backend| async move {
     let r = server.api("POST", "/api/tokens", Some(&carol), Some(json!({ "description": "team", "org_id": org, "scopes": ["tunnels:write", "tunnels:read"] }))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     let carol_team = r.json["token"].as_str().unwrap().to_string();
+    // Only a session (the password) reaches into another organization.
+    let carol_cli = server.api_token(&carol, &["admin"]).await;
+    let r = server
+        .api(
+            "POST",
+            "/api/tokens",
+            Some(&carol_cli),
+            Some(json!({ "description": "x", "org_id": org })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.message().contains("needs a login session"), "{r:?}");
     let me = server.api("GET", "/api/me", Some(&carol_team), None).await;
     assert_eq!(
         (
