@@ -57,6 +57,13 @@ pub enum ClientError {
     /// A refusal or error that retrying cannot fix.
     #[error(transparent)]
     Fatal(ConnectError),
+    /// The tunnel asked for visitor protection and the server did not confirm
+    /// it enforces it (a server older than this client): going online would
+    /// expose the service unprotected.
+    #[error(
+        "the server at {0} does not enforce visitor protection (--auth, --bearer, --cors, CIDR, limits); upgrade the server, or start the tunnel without those options"
+    )]
+    Unprotected(String),
     /// The tunnel was stopped on the server (API or `beam stop`); reconnecting
     /// would bring back what the user stopped.
     #[error("{0}")]
@@ -90,12 +97,16 @@ pub async fn run(
                 env!("CARGO_PKG_VERSION"),
                 std::env::consts::OS
             ),
+            protection: cfg.protection.clone(),
         };
         let attempt_result = tokio::select! {
             r = connect(&cfg, &hello) => r,
             () = &mut shutdown => return Ok(()),
         };
         let reason = match attempt_result {
+            Ok((welcome, _)) if !cfg.protection.is_open() && !welcome.enforced => {
+                return Err(ClientError::Unprotected(cfg.server.clone()));
+            }
             Ok((welcome, stream)) => {
                 attempt = 0;
                 lease = Some(welcome.lease.clone());
@@ -111,13 +122,7 @@ pub async fn run(
                 let url_changed = last_url.as_ref().is_some_and(|u| *u != welcome.public_url);
                 last_url = Some(welcome.public_url.clone());
                 let (control_tx, mut control) = mpsc::unbounded_channel();
-                let proxy = LocalProxy::new(
-                    cfg.tunnel.kind(),
-                    cfg.local.clone(),
-                    cfg.host_header.clone(),
-                    stats.clone(),
-                    control_tx,
-                );
+                let proxy = LocalProxy::new(&cfg, stats.clone(), control_tx);
                 let mut welcome = Some(welcome);
                 let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .timer(TokioTimer::new())

@@ -15,6 +15,9 @@ pub enum TlsMode {
     WebPki,
     /// No TLS. Only for loopback or an explicit `--insecure`.
     Plaintext,
+    /// TLS accepting any certificate: only towards the local service with
+    /// `--insecure-upstream` (a dev server's self-signed certificate).
+    AnyCertificate,
 }
 
 /// What `Host` header the local service sees.
@@ -33,6 +36,8 @@ pub struct LocalTarget {
     pub host: String,
     /// Port.
     pub port: u16,
+    /// The service speaks TLS (`https://…` target or `--https`).
+    pub https: bool,
 }
 
 impl LocalTarget {
@@ -45,12 +50,23 @@ impl LocalTarget {
         }
     }
 
-    /// Parses `PORT`, `HOST:PORT` or `http://HOST:PORT`.
+    /// `http://host:port` or `https://host:port`.
+    pub fn url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.authority())
+    }
+
+    /// Parses `PORT`, `HOST:PORT`, `http://HOST:PORT` or `https://HOST:PORT`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let rest = s.strip_prefix("http://").unwrap_or(s).trim_end_matches('/');
+        let https = s.starts_with("https://");
+        let rest = s
+            .strip_prefix("http://")
+            .or_else(|| s.strip_prefix("https://"))
+            .unwrap_or(s)
+            .trim_end_matches('/');
         let bad = || {
             format!(
-                "'{s}' is not a local address: use PORT, HOST:PORT or http://HOST:PORT (port 1-65535)"
+                "'{s}' is not a local address: use PORT, HOST:PORT or http(s)://HOST:PORT (port 1-65535)"
             )
         };
         let port_of = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad);
@@ -58,6 +74,7 @@ impl LocalTarget {
             return Ok(Self {
                 host: "localhost".into(),
                 port,
+                https,
             });
         }
         let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
@@ -68,6 +85,7 @@ impl LocalTarget {
         Ok(Self {
             host: host.into(),
             port: port_of(port)?,
+            https,
         })
     }
 }
@@ -127,6 +145,14 @@ pub struct ClientConfig {
     pub keepalive_interval: Duration,
     /// Close the connection when a PING is not answered within this.
     pub keepalive_timeout: Duration,
+    /// Visitor protection the edge enforces (HTTP tunnels).
+    pub protection: beam_proto::Protection,
+    /// Accept any certificate from an `https` local service.
+    pub insecure_upstream: bool,
+    /// gzip responses for visitors that accept it (when the app did not).
+    pub compress: bool,
+    /// Send a PROXY protocol v2 header to the local service on each TCP connection.
+    pub proxy_protocol: bool,
 }
 
 impl ClientConfig {
@@ -143,6 +169,10 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(15),
             keepalive_timeout: Duration::from_secs(20),
+            protection: beam_proto::Protection::default(),
+            insecure_upstream: false,
+            compress: false,
+            proxy_protocol: false,
         }
     }
 }
@@ -171,6 +201,10 @@ mod tests {
             LocalTarget::parse("[::1]:9").unwrap().authority(),
             "[::1]:9"
         );
+        let tls = LocalTarget::parse("https://localhost:8443").unwrap();
+        assert!(tls.https);
+        assert_eq!(tls.url(), "https://localhost:8443");
+        assert!(!LocalTarget::parse("8443").unwrap().https);
         for bad in ["0", "99999", "abc", "host:", ":80", "http://x/y:1"] {
             let e = LocalTarget::parse(bad).unwrap_err();
             assert!(e.contains("is not a local address"), "{bad}: {e}");

@@ -63,7 +63,8 @@ impl ConnectError {
     }
 }
 
-fn tls_config(mode: &TlsMode, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
+/// rustls client configuration for `mode`, offering `alpn`.
+pub(crate) fn tls_config(mode: &TlsMode, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -72,6 +73,10 @@ fn tls_config(mode: &TlsMode, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
         TlsMode::Pinned(fp) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Pinned::new(fp, provider)))
+            .with_no_client_auth(),
+        TlsMode::AnyCertificate => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned::any(provider)))
             .with_no_client_auth(),
         _ => {
             let roots =

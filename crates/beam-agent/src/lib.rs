@@ -5,7 +5,9 @@
 //! - [`config`]: [`ClientConfig`], what to expose and where to connect.
 //! - [`connect`]: TCP + TLS (pinned fingerprint or web PKI) + the beam handshake.
 //! - [`proxy`]: the HTTP/2 service: HTTP requests, WebSocket upgrades and raw TCP
-//!   streams to the local target.
+//!   streams to the local target (with PROXY v2 headers on request).
+//! - [`local`]: dials the local target, with TLS for `--https` services.
+//! - [`compress`]: opt-in gzip of responses.
 //! - [`api`]: a REST API client for the CLI, over the tunnel port's TLS.
 //! - [`client`]: the reconnect loop with full-jitter backoff and lease reuse, and
 //!   the events and counters a UI shows.
@@ -17,8 +19,10 @@
 
 pub mod api;
 pub mod client;
+pub mod compress;
 pub mod config;
 pub mod connect;
+pub mod local;
 pub mod proxy;
 mod verify;
 

@@ -18,13 +18,15 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::client::Stats;
-use crate::config::{HostHeader, LocalTarget};
+use crate::compress;
+use crate::config::{ClientConfig, HostHeader, LocalTarget};
+use crate::connect::{ConnectError, TunnelStream};
+use crate::local::LocalDialer;
 
 /// Boxed error for bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,7 +47,10 @@ pub struct LocalProxy {
     kind: TunnelKind,
     target: LocalTarget,
     host_header: HostHeader,
-    client: Client<HttpConnector, Body>,
+    dialer: LocalDialer,
+    client: Client<LocalDialer, Body>,
+    compress: bool,
+    proxy_protocol: bool,
     stats: Arc<Stats>,
     control: mpsc::UnboundedSender<Control>,
 }
@@ -60,25 +65,25 @@ pub enum Control {
 }
 
 impl LocalProxy {
-    /// A proxy for `target`. Control messages from the server (ready, stop) are
-    /// sent to `control`.
+    /// A proxy for the configuration's local target. Control messages from the
+    /// server (ready, stop) are sent to `control`.
     pub fn new(
-        kind: TunnelKind,
-        target: LocalTarget,
-        host_header: HostHeader,
+        cfg: &ClientConfig,
         stats: Arc<Stats>,
         control: mpsc::UnboundedSender<Control>,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        let dialer = LocalDialer::new(cfg.local.clone(), cfg.insecure_upstream);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1024)
-            .build(connector);
+            .build(dialer.clone());
         Self {
-            kind,
-            target,
-            host_header,
+            kind: cfg.tunnel.kind(),
+            target: cfg.local.clone(),
+            host_header: cfg.host_header.clone(),
+            dialer,
             client,
+            compress: cfg.compress,
+            proxy_protocol: cfg.proxy_protocol,
             stats,
             control,
         }
@@ -135,6 +140,8 @@ impl LocalProxy {
         parts.version = Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
         self.set_host(&mut parts.headers, visitor_host);
+        let gzip_ok =
+            self.compress && parts.method != Method::HEAD && compress::accepts_gzip(&parts.headers);
         let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
         match self.client.request(req).await {
             Ok(resp) => {
@@ -143,9 +150,17 @@ impl LocalProxy {
                 let body = Guarded {
                     inner: body,
                     _guard: guard,
-                }
-                .map_err(Into::into)
-                .boxed_unsync();
+                };
+                let body = if gzip_ok
+                    && parts.status.is_success()
+                    && parts.status != StatusCode::NO_CONTENT
+                    && compress::worth_compressing(&parts.headers, body.size_hint())
+                {
+                    compress::mark(&mut parts.headers);
+                    compress::Gzip::new(body).boxed_unsync()
+                } else {
+                    body.map_err(Into::into).boxed_unsync()
+                };
                 Response::from_parts(parts, body)
             }
             Err(e) => self.local_error(e.is_connect(), &e),
@@ -164,7 +179,7 @@ impl LocalProxy {
 
     /// A 502 naming the local address, tagged so the edge can classify it.
     fn local_error(&self, refused: bool, err: &dyn std::fmt::Display) -> Response<Body> {
-        let addr = format!("http://{}", self.target.authority());
+        let addr = self.target.url();
         let (kind, page) = if refused {
             (
                 bh::beam_error::LOCAL_REFUSED,
@@ -189,10 +204,8 @@ impl LocalProxy {
         resp
     }
 
-    async fn connect_local(&self) -> std::io::Result<TcpStream> {
-        let s = TcpStream::connect((self.target.host.as_str(), self.target.port)).await?;
-        s.set_nodelay(true)?;
-        Ok(s)
+    async fn connect_local(&self) -> Result<TunnelStream, ConnectError> {
+        self.dialer.dial().await
     }
 
     async fn websocket(&self, mut req: Request<Incoming>, guard: StreamGuard) -> Response<Body> {
@@ -256,6 +269,21 @@ impl LocalProxy {
             Ok(s) => s,
             Err(e) => return self.local_error(true, &e),
         };
+        if self.proxy_protocol {
+            let addr = |name: &str| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok()?.parse::<std::net::SocketAddr>().ok())
+            };
+            let (Some(peer), Some(public)) = (addr(bh::PEER_ADDR), addr(bh::PUBLIC_ADDR)) else {
+                // Without the visitor's address a PROXY header would lie.
+                return status(StatusCode::BAD_REQUEST);
+            };
+            let header = beam_proto::proxy_v2::header(peer, public);
+            if let Err(e) = local.write_all(&header).await {
+                return self.local_error(false, &e);
+            }
+        }
         tokio::spawn(async move {
             let _guard = guard;
             if let Ok(t) = tunnel_upgrade.await {

@@ -10,17 +10,26 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
-/// Accepts exactly one certificate.
+/// Accepts exactly one certificate, or with no fingerprint any certificate
+/// (`--insecure-upstream`: a local service with a self-signed certificate).
 #[derive(Debug)]
 pub(crate) struct Pinned {
-    expected: String,
+    expected: Option<String>,
     provider: Arc<CryptoProvider>,
 }
 
 impl Pinned {
     pub(crate) fn new(expected: &str, provider: Arc<CryptoProvider>) -> Self {
         Self {
-            expected: expected.trim().to_ascii_lowercase(),
+            expected: Some(expected.trim().to_ascii_lowercase()),
+            provider,
+        }
+    }
+
+    /// Any certificate whose key signs the handshake.
+    pub(crate) fn any(provider: Arc<CryptoProvider>) -> Self {
+        Self {
+            expected: None,
             provider,
         }
     }
@@ -35,13 +44,15 @@ impl ServerCertVerifier for Pinned {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(expected) = &self.expected else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let got = fingerprint(end_entity);
-        if got == self.expected {
+        if got == *expected {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(
-                "the server's certificate {got} does not match the pinned {}; if the server was reinstalled, update `fingerprint` in your beam config",
-                self.expected
+                "the server's certificate {got} does not match the pinned {expected}; if the server was reinstalled, update `fingerprint` in your beam config"
             )))
         }
     }

@@ -9,6 +9,11 @@ pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
 /// The `Host` the visitor asked for.
 pub const FORWARDED_HOST: &str = "x-forwarded-host";
 
+/// On a TCP tunnel's `CONNECT` stream: the visitor's `ip:port`.
+pub const PEER_ADDR: &str = "beam-peer-addr";
+/// On a TCP tunnel's `CONNECT` stream: the public `ip:port` the visitor reached.
+pub const PUBLIC_ADDR: &str = "beam-public-addr";
+
 /// Set by the tunnel client on a response it generated itself (not the local service),
 /// naming why, so the edge can classify the error and count it. Never reaches visitors.
 pub const BEAM_ERROR: &str = "beam-error";

@@ -23,6 +23,56 @@ pub struct Hello {
     /// Free-form client description, e.g. `beam/0.1.0 linux`. Shown in server logs.
     #[serde(default)]
     pub client: String,
+    /// What the edge must check before a visitor reaches this tunnel.
+    #[serde(default, skip_serializing_if = "Protection::is_open")]
+    pub protection: Protection,
+}
+
+/// Visitor protection the tunnel's owner asks the edge to enforce. The server
+/// refuses a hello whose protection it cannot enforce rather than run the tunnel
+/// open, and confirms enforcement in [`Welcome::enforced`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Protection {
+    /// HTTP basic auth: the user name and an argon2id PHC hash of the password.
+    /// The password itself never leaves the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization: Bearer` token, as an argon2id PHC hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<String>,
+    /// Visitor networks allowed in (CIDR); empty means every address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_cidr: Vec<String>,
+    /// Visitor networks refused (CIDR); wins over `allow_cidr`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny_cidr: Vec<String>,
+    /// Requests per minute per visitor address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_minute: Option<u32>,
+    /// Origins allowed by CORS (`*` for any); empty leaves CORS to the app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cors: Vec<String>,
+    /// Largest request body in bytes (413 above it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<u64>,
+}
+
+impl Protection {
+    /// Whether nothing is asked for.
+    pub fn is_open(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// Basic-auth credential as the server stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name (may not contain `:`).
+    pub user: String,
+    /// argon2id PHC string of the password.
+    pub hash: String,
 }
 
 /// The kind of tunnel and the public name the client would like.
@@ -99,6 +149,10 @@ pub struct Welcome {
     pub lease: Secret,
     /// How long the server holds the name after this connection drops.
     pub grace_secs: u64,
+    /// The server enforces the hello's [`Protection`]. A client that asked for
+    /// protection and does not see this (an older server) must not go online.
+    #[serde(default)]
+    pub enforced: bool,
 }
 
 /// Why the server refused, in words a user can act on.
@@ -150,6 +204,8 @@ pub enum ErrorCode {
     LimitReached,
     /// The requested custom domain is unknown, not the token's, or not verified.
     DomainInvalid,
+    /// A protection option (CIDR, hash, origin, limit) is malformed or out of bounds.
+    InvalidOption,
     /// A code this client does not know (a newer server); the message says more.
     #[serde(other)]
     Other,

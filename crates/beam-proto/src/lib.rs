@@ -15,11 +15,16 @@
 pub mod codec;
 pub mod headers;
 pub mod hello;
+pub mod proxy_v2;
 pub mod secret;
+pub mod splice;
 
 pub use codec::{ProtoError, read_frame, read_preamble, write_frame, write_preamble};
-pub use hello::{ErrorCode, Hello, Refusal, Reply, TunnelKind, TunnelRequest, Welcome};
+pub use hello::{
+    BasicAuth, ErrorCode, Hello, Protection, Refusal, Reply, TunnelKind, TunnelRequest, Welcome,
+};
 pub use secret::Secret;
+pub use splice::{Spliced, splice_idle};
 
 /// First bytes a client sends on a fresh tunnel connection.
 ///

@@ -65,6 +65,11 @@ impl<T: Tally> Tally for Option<T> {
     }
 }
 
+/// A concurrency permit held for as long as the body streams; counts nothing.
+impl Tally for tokio::sync::OwnedSemaphorePermit {
+    fn add(&mut self, _n: u64) {}
+}
+
 impl<A: Tally, B: Tally> Tally for (A, B) {
     fn add(&mut self, n: u64) {
         self.0.add(n);
@@ -105,6 +110,73 @@ impl<B: HttpBody<Data = Bytes>, T: Tally> HttpBody for Counted<B, T> {
             this.tally.add(data.len() as u64);
         }
         polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The error a [`Capped`] body ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("request body over {0} bytes")]
+pub struct TooLarge(pub u64);
+
+pin_project_lite::pin_project! {
+    /// Ends with [`TooLarge`] once more than `limit` data bytes passed, and sets
+    /// `tripped` so the edge can answer 413 instead of a generic failure.
+    pub struct Capped<B> {
+        #[pin]
+        inner: B,
+        limit: u64,
+        seen: u64,
+        tripped: Arc<std::sync::atomic::AtomicBool>,
+    }
+}
+
+impl<B> Capped<B> {
+    /// Wraps `inner` with a byte limit.
+    pub fn new(inner: B, limit: u64, tripped: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        Self {
+            inner,
+            limit,
+            seen: 0,
+            tripped,
+        }
+    }
+}
+
+impl<B> HttpBody for Capped<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.seen += data.len() as u64;
+                    if *this.seen > *this.limit {
+                        this.tripped.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err(Box::new(TooLarge(*this.limit)))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            other => other.map(|o| o.map(|r| r.map_err(Into::into))),
+        }
     }
 
     fn is_end_stream(&self) -> bool {

@@ -66,6 +66,22 @@ pub struct ServerConfig {
     pub api_url: String,
     /// Plan limits of organizations created by registration.
     pub default_limits: Limits,
+    /// Requests per second one tunnel may receive (429 above it); `None` = no limit.
+    pub tunnel_rate_per_sec: Option<u32>,
+    /// Requests per second all tunnels of one client token may receive together.
+    pub token_rate_per_sec: Option<u32>,
+    /// Requests in flight per tunnel before visitors get 503.
+    pub max_streams_per_tunnel: usize,
+    /// Tunnels one client token may have connected at once.
+    pub max_tunnels_per_token: usize,
+    /// Largest request body on any tunnel (413); tunnels may set a lower one.
+    pub max_body: Option<u64>,
+    /// Longest request target (path and query) before 414.
+    pub max_request_line: usize,
+    /// Largest request head (request line and headers) before 431.
+    pub max_header_bytes: usize,
+    /// WebSocket and TCP streams with no bytes either way for this long are closed.
+    pub idle_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -101,6 +117,14 @@ impl ServerConfig {
             mailer: None,
             api_url: "http://localhost:8080".into(),
             default_limits: Limits::default(),
+            tunnel_rate_per_sec: None,
+            token_rate_per_sec: None,
+            max_streams_per_tunnel: 4096,
+            max_tunnels_per_token: 50,
+            max_body: None,
+            max_request_line: 8 * 1024,
+            max_header_bytes: 32 * 1024,
+            idle_timeout: Duration::from_secs(3600),
         }
     }
 

@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use beam_proto::headers::{self as bh, strip_hop_by_hop};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -18,10 +19,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::State;
-use crate::body::{Body, Counted, boxed, empty};
+use crate::body::{Body, Capped, Counted, boxed, empty};
 use crate::error::{EdgeError, Side};
 use crate::recorder::{Detail, Finisher, Start, client_net, redact_headers};
 use crate::registry::Tunnel;
+use crate::visitor::Refused;
 
 /// Where a request goes, decided from its host.
 #[derive(Debug, PartialEq, Eq)]
@@ -74,6 +76,8 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, shutdown: Ca
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(state.cfg.header_read_timeout)
+                .max_header_size(state.cfg.max_header_bytes)
+                .max_headers(128)
                 .serve_connection(TokioIo::new(stream), svc)
                 .with_upgrades();
             tokio::pin!(conn);
@@ -100,7 +104,11 @@ async fn handle(
     let method = req.method().clone();
     let request_id = new_request_id();
     let mut seen: Option<Start> = None;
+    let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     let resp = match host_of(&req) {
+        _ if target_len > state.cfg.max_request_line => Err(EdgeError::UriTooLong {
+            limit: state.cfg.max_request_line,
+        }),
         None => Err(EdgeError::BadHost),
         Some((host, raw_host)) => match route(&host, &state.cfg.domain) {
             Route::Api => match crate::api::call(state.clone(), peer, req).await {
@@ -187,6 +195,45 @@ async fn proxy(
     if state.over_quota(tunnel.org_id) {
         return Err(EdgeError::OverQuota { name: name.into() });
     }
+    let policy = &tunnel.policy;
+    let refused = |r: Refused| match r {
+        Refused::Address => EdgeError::AddressRefused { name: name.into() },
+        Refused::Rate { scope, retry_after } => EdgeError::RateLimited {
+            name: name.into(),
+            scope,
+            retry_after,
+        },
+        Refused::Streams => EdgeError::TooManyStreams { name: name.into() },
+    };
+    let permit = policy.admit(peer.ip()).map_err(refused)?;
+    crate::visitor::check_token(&state.token_limiter, tunnel.token_id).map_err(refused)?;
+    if let Some((status, headers)) = policy.preflight(req.method(), req.headers()) {
+        let mut resp = Response::new(empty());
+        *resp.status_mut() = status;
+        *resp.headers_mut() = headers;
+        return Ok(resp);
+    }
+    if policy.needs_auth() {
+        if !policy.authorized(req.headers(), &state.argon_slots).await {
+            return Err(EdgeError::Unauthorized {
+                name: name.into(),
+                challenges: policy.challenges(&format!("beam tunnel {name}")),
+            });
+        }
+        // The credential was for beam, not for the app behind it.
+        req.headers_mut().remove(header::AUTHORIZATION);
+    }
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let too_large = Arc::new(AtomicBool::new(false));
+    if let Some(limit) = policy.max_body {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(EdgeError::BodyTooLarge { limit });
+        }
+    }
     let tally = if state.recorder.enabled() {
         let ts = crate::store::now_ms();
         // Only sampled requests pay for copying path and headers.
@@ -209,6 +256,9 @@ async fn proxy(
         None
     };
     let upgrade = is_websocket_upgrade(req.headers());
+    if upgrade && !policy.upgrade_allowed(origin.as_ref()) {
+        return Err(EdgeError::OriginRefused { name: name.into() });
+    }
     let visitor_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
 
@@ -242,7 +292,11 @@ async fn proxy(
             .insert(hyper::ext::Protocol::from_static("websocket"));
         empty()
     } else {
-        boxed(Counted::new(body, (state.metrics.bytes_in(), tally)))
+        let counted = Counted::new(body, (state.metrics.bytes_in(), tally));
+        match policy.max_body {
+            Some(limit) => boxed(Capped::new(counted, limit, too_large.clone())),
+            None => boxed(counted),
+        }
     };
 
     let mut sender = tunnel.sender.clone();
@@ -259,6 +313,12 @@ async fn proxy(
             });
         }
         Ok(Err(e)) => {
+            if let Some(limit) = policy
+                .max_body
+                .filter(|_| too_large.load(Ordering::Relaxed))
+            {
+                return Err(EdgeError::BodyTooLarge { limit });
+            }
             tracing::debug!(error = %e, "tunnel stream failed");
             return Err(EdgeError::TunnelGone { name: name.into() });
         }
@@ -274,6 +334,7 @@ async fn proxy(
         tracing::warn!(request_id, tunnel = name, kind, "local service error");
     }
     strip_hop_by_hop(resp.headers_mut());
+    policy.apply_cors(origin.as_ref(), resp.headers_mut());
     if let Ok(v) = HeaderValue::from_str(request_id) {
         resp.headers_mut().insert(bh::REQUEST_ID, v);
     }
@@ -290,7 +351,10 @@ async fn proxy(
         let (bytes_in, bytes_out) = (state.metrics.bytes_in(), state.metrics.bytes_out());
         let request_id = request_id.to_string();
         let (recorder, tunnel_id, org_id) = (state.recorder.clone(), tunnel.id, tunnel.org_id);
+        let idle = state.cfg.idle_timeout;
         state.tasks.spawn(async move {
+            // A WebSocket occupies one of the tunnel's streams until it closes.
+            let _permit = permit;
             let (visitor, tunnel) = match tokio::try_join!(visitor_upgrade, tunnel_upgrade) {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -299,20 +363,19 @@ async fn proxy(
                 }
             };
             let (mut v, mut t) = (TokioIo::new(visitor), TokioIo::new(tunnel));
-            match beam_proto::splice(&mut v, &mut t).await {
-                Ok((up, down)) => {
-                    bytes_in.inc_by(up);
-                    bytes_out.inc_by(down);
-                    recorder.add_bytes(tunnel_id, org_id, up, down);
-                }
-                Err(e) => tracing::debug!(request_id, error = %e, "websocket stream ended"),
+            let done = beam_proto::splice_idle(&mut v, &mut t, idle).await;
+            bytes_in.inc_by(done.up);
+            bytes_out.inc_by(done.down);
+            recorder.add_bytes(tunnel_id, org_id, done.up, done.down);
+            if let Err(e) = done.result {
+                tracing::debug!(request_id, error = %e, "websocket stream ended");
             }
         });
         return Ok(Response::from_parts(parts, empty()));
     }
 
     let out = state.metrics.bytes_out();
-    Ok(resp.map(|b| boxed(Counted::new(b, out))))
+    Ok(resp.map(|b| boxed(Counted::new(b, (out, permit)))))
 }
 
 /// Adds `X-Forwarded-For/-Proto/-Host` and the request id.

@@ -51,6 +51,54 @@ pub enum EdgeError {
         /// Subdomain or domain.
         name: String,
     },
+    /// Missing or wrong credentials on a tunnel with `--auth` or `--bearer`.
+    #[error("tunnel '{name}' needs credentials")]
+    Unauthorized {
+        /// Subdomain or domain.
+        name: String,
+        /// `WWW-Authenticate` challenges.
+        challenges: Vec<String>,
+    },
+    /// The visitor's address is not allowed on this tunnel.
+    #[error("address not allowed on tunnel '{name}'")]
+    AddressRefused {
+        /// Subdomain or domain.
+        name: String,
+    },
+    /// A WebSocket upgrade from a browser origin outside the tunnel's `--cors` list.
+    #[error("origin not allowed on tunnel '{name}'")]
+    OriginRefused {
+        /// Subdomain or domain.
+        name: String,
+    },
+    /// A rate limit (per visitor address, tunnel or client token) was hit.
+    #[error("rate limit ({scope}) on tunnel '{name}'")]
+    RateLimited {
+        /// Subdomain or domain.
+        name: String,
+        /// `visitor`, `tunnel` or `token`.
+        scope: &'static str,
+        /// Seconds until a retry can succeed.
+        retry_after: u64,
+    },
+    /// The tunnel has its maximum of requests in flight.
+    #[error("tunnel '{name}' has too many requests in flight")]
+    TooManyStreams {
+        /// Subdomain or domain.
+        name: String,
+    },
+    /// The request body is larger than the tunnel allows.
+    #[error("request body over {limit} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The request target is longer than the server allows.
+    #[error("request target over {limit} bytes")]
+    UriTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// No response headers within the configured timeout.
     #[error("no response through tunnel '{name}' within {secs} s")]
     Timeout {
@@ -67,6 +115,13 @@ impl EdgeError {
         match self {
             Self::BadHost | Self::Connect | Self::NoTunnel { .. } => Side::Visitor,
             Self::Paused { .. } | Self::OverQuota { .. } => Side::Visitor,
+            Self::Unauthorized { .. }
+            | Self::AddressRefused { .. }
+            | Self::OriginRefused { .. }
+            | Self::RateLimited { .. }
+            | Self::TooManyStreams { .. }
+            | Self::BodyTooLarge { .. }
+            | Self::UriTooLong { .. } => Side::Visitor,
             Self::TunnelGone { .. } => Side::Tunnel,
             Self::Timeout { .. } => Side::Local,
         }
@@ -81,6 +136,12 @@ impl EdgeError {
             Self::OverQuota { .. } => "over_quota",
             Self::TunnelGone { .. } => "tunnel_gone",
             Self::Timeout { .. } => "timeout",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::AddressRefused { .. } | Self::OriginRefused { .. } => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::TooManyStreams { .. } => "too_many_streams",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::UriTooLong { .. } => "uri_too_long",
         }
     }
 
@@ -94,6 +155,12 @@ impl EdgeError {
             Self::OverQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::TunnelGone { .. } => StatusCode::BAD_GATEWAY,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::AddressRefused { .. } | Self::OriginRefused { .. } => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
         }
     }
 
@@ -117,12 +184,58 @@ impl EdgeError {
             Self::Timeout { name, secs } => format!(
                 "504 Gateway Timeout\n\nThe local service behind '{name}' did not answer within {secs} s.\n"
             ),
+            Self::Unauthorized { name, .. } => format!(
+                "401 Unauthorized\n\nThe tunnel '{name}' is protected. Sign in with the credentials its owner gave you.\n"
+            ),
+            Self::AddressRefused { name } => format!(
+                "403 Forbidden\n\nThe tunnel '{name}' does not accept visitors from your network.\n"
+            ),
+            Self::OriginRefused { name } => format!(
+                "403 Forbidden\n\nThe tunnel '{name}' does not accept WebSocket connections from this page's origin.\n"
+            ),
+            Self::RateLimited { name, scope, retry_after } => format!(
+                "429 Too Many Requests\n\nThe tunnel '{name}' is receiving more requests than its {scope} limit allows.\nTry again in {retry_after} s.\n"
+            ),
+            Self::TooManyStreams { name } => format!(
+                "503 Service Unavailable\n\nThe tunnel '{name}' has too many requests in flight. Try again in a moment.\n"
+            ),
+            Self::BodyTooLarge { limit } => format!(
+                "413 Content Too Large\n\nThis tunnel accepts request bodies up to {limit} bytes.\n"
+            ),
+            Self::UriTooLong { limit } => format!(
+                "414 URI Too Long\n\nbeam accepts request targets (path and query) up to {limit} bytes.\n"
+            ),
         }
     }
 
     /// The full response, tagged with the request id.
     pub fn response(&self, request_id: &str) -> Response<Body> {
-        error_response(self.status(), self.page(), request_id)
+        let mut resp = error_response(self.status(), self.page(), request_id);
+        let h = resp.headers_mut();
+        match self {
+            Self::Unauthorized { challenges, .. } => {
+                for c in challenges {
+                    if let Ok(v) = header::HeaderValue::from_str(c) {
+                        h.append(header::WWW_AUTHENTICATE, v);
+                    }
+                }
+            }
+            Self::RateLimited { retry_after, .. } => {
+                h.insert(header::RETRY_AFTER, (*retry_after).into());
+            }
+            Self::TooManyStreams { .. } => {
+                h.insert(header::RETRY_AFTER, 1u64.into());
+            }
+            Self::BodyTooLarge { .. } | Self::UriTooLong { .. } => {
+                // The rest of the request is not read: the connection cannot be reused.
+                h.insert(
+                    header::CONNECTION,
+                    header::HeaderValue::from_static("close"),
+                );
+            }
+            _ => {}
+        }
+        resp
     }
 }
 

@@ -6,6 +6,7 @@
 //!   reverse HTTP/2 connection registered in the `registry`.
 //! - `edge`: the public HTTP listener; routes by `Host` to a tunnel or to `api`.
 //! - `tcp`: public ports of TCP tunnels, one `CONNECT` stream per visitor.
+//! - `visitor`: per-tunnel protection at the edge (auth, CIDR, rate limits, CORS, limits).
 //! - [`api`]: the REST API (axum, OpenAPI at `/api/openapi.json`), served on the API
 //!   host and, for the CLI, on the tunnel port over TLS.
 //! - [`store`]: SQLite or PostgreSQL through sqlx; [`auth`], [`scope`], [`password`]:
@@ -40,6 +41,7 @@ pub mod store;
 mod tcp;
 pub mod tls;
 mod tunnel;
+mod visitor;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -96,6 +98,11 @@ pub(crate) struct State {
     pub(crate) operator_org: i64,
     /// Organizations over their monthly bandwidth, refreshed in the background.
     pub(crate) over_quota: RwLock<HashSet<i64>>,
+    /// Requests per second per client token, across its tunnels.
+    pub(crate) token_limiter: Option<DefaultKeyedRateLimiter<i64>>,
+    /// argon2 checks of visitor credentials running at once, server-wide: a
+    /// flood of wrong passwords on one tunnel cannot take every core.
+    pub(crate) argon_slots: tokio::sync::Semaphore,
 }
 
 impl State {
@@ -178,6 +185,10 @@ impl Server {
             )),
             operator_org: self.operator.1,
             over_quota: RwLock::new(HashSet::new()),
+            token_limiter: visitor::token_limiter(&self.cfg),
+            argon_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
             auth: Authenticator::new(self.store.clone(), self.cfg.auth_failures_per_minute),
             registry: Registry::default(),
             metrics: self.metrics.clone(),
@@ -248,6 +259,12 @@ async fn housekeeping(state: &State) {
         }
     }
     state.auth_limiter.retain_recent();
+    if let Some(l) = &state.token_limiter {
+        l.retain_recent();
+    }
+    for t in state.registry.all() {
+        t.policy.retain_recent();
+    }
 }
 
 /// Refreshes the set of organizations over their monthly bandwidth every 10 s

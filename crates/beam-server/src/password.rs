@@ -62,6 +62,30 @@ pub async fn verify(password: Secret, stored: Option<String>) -> bool {
     .unwrap_or(false)
 }
 
+/// Most memory (KiB), passes and lanes a client-made hash may ask for: a tunnel
+/// owner's hash is verified on visitor requests, so its cost must stay bounded.
+const MAX_COST: (u32, u32, u32) = (64 * 1024, 8, 4);
+
+/// Checks that `phc` is an argon2id hash with bounded cost, as `--auth` and
+/// `--bearer` credentials arrive from tunnel clients.
+pub fn check_client_hash(phc: &str) -> Result<(), String> {
+    let h = PasswordHash::new(phc).map_err(|e| format!("not an argon2 PHC hash: {e}"))?;
+    if h.algorithm.as_str() != "argon2id" {
+        return Err(format!("hash algorithm {} is not argon2id", h.algorithm));
+    }
+    let p = argon2::Params::try_from(&h).map_err(|e| format!("argon2 parameters: {e}"))?;
+    let (m, t, l) = MAX_COST;
+    if p.m_cost() > m || p.t_cost() > t || p.p_cost() > l {
+        return Err(format!(
+            "argon2 cost m={} t={} p={} is above the server's bound (m<={m}, t<={t}, p<={l})",
+            p.m_cost(),
+            p.t_cost(),
+            p.p_cost()
+        ));
+    }
+    Ok(())
+}
+
 /// 16 random bytes from the OS-seeded CSPRNG, as a PHC salt.
 fn salt() -> SaltString {
     let bytes: [u8; 16] = rand::random();
@@ -98,5 +122,28 @@ mod tests {
         assert!(!verify(Secret::new("anything at all"), None).await);
         assert!(check_policy("short").unwrap_err().contains("at least 10"));
         assert!(check_policy("long enough password").is_ok());
+    }
+
+    #[tokio::test]
+    async fn client_hashes_must_be_bounded_argon2id() {
+        let ok = hash(Secret::new("tunnel password")).await.unwrap();
+        check_client_hash(&ok).unwrap();
+        let huge = "$argon2id$v=19$m=4194304,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        assert!(
+            check_client_hash(huge)
+                .unwrap_err()
+                .contains("above the server's bound")
+        );
+        let argon2i = "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+        assert!(
+            check_client_hash(argon2i)
+                .unwrap_err()
+                .contains("not argon2id")
+        );
+        assert!(
+            check_client_hash("hunter2")
+                .unwrap_err()
+                .contains("not an argon2 PHC hash")
+        );
     }
 }

@@ -36,6 +36,8 @@ pub struct Tunnel {
     pub kick: CancellationToken,
     /// The public listener of a TCP tunnel, handed to the next session on takeover.
     pub listener: Option<Arc<TcpListener>>,
+    /// Visitor protection and limits enforced at the edge.
+    pub(crate) policy: Arc<crate::visitor::Policy>,
 }
 
 impl Tunnel {

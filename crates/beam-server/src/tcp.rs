@@ -30,6 +30,7 @@ pub(crate) async fn serve(
             state.metrics.error("over_quota");
             continue;
         }
+        let public = visitor.local_addr().unwrap_or(peer);
         let tunnel = tunnel.clone();
         let mut sender = tunnel.sender.clone();
         let name = tunnel.name.clone();
@@ -42,6 +43,8 @@ pub(crate) async fn serve(
                 .method(Method::CONNECT)
                 .uri(format!("tcp.beam:{name}"))
                 .header(beam_proto::headers::FORWARDED_FOR, peer.ip().to_string())
+                .header(beam_proto::headers::PEER_ADDR, peer.to_string())
+                .header(beam_proto::headers::PUBLIC_ADDR, public.to_string())
                 .body(empty());
             let Ok(req) = req else { return };
             let resp = match sender.send_request(req).await {
@@ -65,16 +68,16 @@ pub(crate) async fn serve(
                 }
             };
             let mut tunnel_io = TokioIo::new(upgraded);
-            let copy = beam_proto::splice(&mut visitor, &mut tunnel_io);
+            let copy = beam_proto::splice_idle(&mut visitor, &mut tunnel_io, state.cfg.idle_timeout);
             tokio::select! {
-                r = copy => match r {
-                    Ok((up, down)) => {
-                        state.metrics.bytes_in().inc_by(up);
-                        state.metrics.bytes_out().inc_by(down);
-                        state.recorder.add_bytes(tunnel.id, tunnel.org_id, up, down);
+                done = copy => {
+                    state.metrics.bytes_in().inc_by(done.up);
+                    state.metrics.bytes_out().inc_by(done.down);
+                    state.recorder.add_bytes(tunnel.id, tunnel.org_id, done.up, done.down);
+                    if let Err(e) = done.result {
+                        tracing::debug!(error = %e, "tcp stream ended");
                     }
-                    Err(e) => tracing::debug!(error = %e, "tcp stream ended"),
-                },
+                }
                 () = stop.cancelled() => {}
             }
         });

@@ -173,6 +173,14 @@ async fn session<IO>(
         Err(r) => return refuse(&mut io, r).await,
     };
     let token_id = principal.token_id;
+    let policy = match crate::visitor::Policy::new(&hello.protection, &state.cfg) {
+        Ok(p) => Arc::new(p),
+        Err(message) => return refuse(&mut io, refusal(ErrorCode::InvalidOption, message)).await,
+    };
+    if hello.tunnel.kind() == TunnelKind::Tcp && !hello.protection.is_open() {
+        let message = "visitor protection (--auth, --bearer, --cors, --allow-cidr, …) applies to HTTP tunnels only";
+        return refuse(&mut io, refusal(ErrorCode::InvalidOption, message)).await;
+    }
     // A custom domain is checked before any name is claimed, so a refusal
     // leaves nothing behind.
     let custom = match &hello.tunnel {
@@ -213,6 +221,21 @@ async fn session<IO>(
         Ok(c) => c,
         Err(r) => return refuse(&mut io, r).await,
     };
+    // A session this one replaces (same name) does not count.
+    let open = state
+        .registry
+        .all()
+        .iter()
+        .filter(|t| t.token_id == token_id && t.name != claimed.name)
+        .count();
+    let max = state.cfg.max_tunnels_per_token;
+    if open >= max {
+        release(&state, &claimed, &session_id).await;
+        let message = format!(
+            "this token already has {open} tunnels connected (the server allows {max} per token); stop one or use another token"
+        );
+        return refuse(&mut io, refusal(ErrorCode::LimitReached, message)).await;
+    }
     let record = match record_connect(&state, &principal, &claimed, &hello).await {
         Ok(row) => row,
         Err(r) => {
@@ -232,6 +255,7 @@ async fn session<IO>(
         name: claimed.name.clone(),
         lease,
         grace_secs: state.cfg.grace.as_secs(),
+        enforced: true,
     };
     if write_frame(&mut io, &Reply::Welcome(welcome))
         .await
@@ -278,6 +302,7 @@ async fn session<IO>(
         sender,
         kick: kick.clone(),
         listener: claimed.listener.clone(),
+        policy,
     });
     let kind = hello.tunnel.kind();
     match claimed.kind {

@@ -15,7 +15,7 @@ use crate::settings::Settings;
 
 /// Reads a secret: from `env` if set, else a hidden prompt on a terminal, else
 /// one line of stdin (for `echo "$T" | beam login`).
-fn read_secret(env: &str, prompt: &str) -> anyhow::Result<Secret> {
+pub(crate) fn read_secret(env: &str, prompt: &str) -> anyhow::Result<Secret> {
     if let Ok(v) = std::env::var(env)
         && !v.is_empty()
     {

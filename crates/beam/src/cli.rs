@@ -251,6 +251,44 @@ pub struct ServerArgs {
     /// How long request records, hourly totals and past tunnels are kept.
     #[arg(long, env = "BEAM_RETENTION", default_value = "720h", value_parser = parse_duration)]
     pub retention: Duration,
+    /// Requests per second one tunnel may receive (429 with Retry-After above it) [default: no limit].
+    #[arg(long, env = "BEAM_TUNNEL_RATE_LIMIT", help_heading = "Edge limits")]
+    pub tunnel_rate_limit: Option<u32>,
+    /// Requests per second all tunnels of one client token may receive together [default: no limit].
+    #[arg(long, env = "BEAM_TOKEN_RATE_LIMIT", help_heading = "Edge limits")]
+    pub token_rate_limit: Option<u32>,
+    /// Requests in flight per tunnel before visitors get 503.
+    #[arg(
+        long,
+        env = "BEAM_MAX_STREAMS",
+        default_value_t = 4096,
+        help_heading = "Edge limits"
+    )]
+    pub max_streams_per_tunnel: usize,
+    /// Tunnels one client token may have connected at once.
+    #[arg(
+        long,
+        env = "BEAM_MAX_TUNNELS_PER_TOKEN",
+        default_value_t = 50,
+        help_heading = "Edge limits"
+    )]
+    pub max_tunnels_per_token: usize,
+    /// Largest request body on any tunnel (413 above it); tunnels may set lower [default: no limit].
+    #[arg(long, env = "BEAM_MAX_BODY", value_parser = parse_size, help_heading = "Edge limits")]
+    pub max_body: Option<u64>,
+    /// Longest request target (path and query) before 414.
+    #[arg(long, env = "BEAM_MAX_REQUEST_LINE", default_value = "8k", value_parser = parse_size, help_heading = "Edge limits")]
+    pub max_request_line: u64,
+    /// Largest request head (request line and headers) before 431.
+    #[arg(long, env = "BEAM_MAX_HEADER_BYTES", default_value = "32k", value_parser = parse_size, help_heading = "Edge limits")]
+    pub max_header_bytes: u64,
+    /// Time a visitor has to send request headers (slowloris guard); also how long
+    /// an idle keep-alive connection stays open.
+    #[arg(long, env = "BEAM_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration, help_heading = "Edge limits")]
+    pub header_timeout: Duration,
+    /// WebSocket and TCP streams with no bytes either way for this long are closed.
+    #[arg(long, env = "BEAM_IDLE_TIMEOUT", default_value = "1h", value_parser = parse_duration, help_heading = "Edge limits")]
+    pub idle_timeout: Duration,
 }
 
 /// `--registration` values.
@@ -299,6 +337,53 @@ pub struct HttpArgs {
     /// Host header the local service sees: the visitor's (preserve) or HOST:PORT of the target (rewrite).
     #[arg(long, value_enum, default_value_t = HostHeaderArg::Preserve)]
     pub host_header: HostHeaderArg,
+    /// Require HTTP basic auth. The USER:PASSWORD comes from BEAM_AUTH or a hidden
+    /// prompt (never argv); the password may contain ':'.
+    #[arg(long, help_heading = "Visitor protection")]
+    pub auth: bool,
+    /// Require `Authorization: Bearer TOKEN`; the token comes from BEAM_BEARER or a prompt.
+    #[arg(long, help_heading = "Visitor protection")]
+    pub bearer: bool,
+    /// Only these visitor networks (CIDR or address; repeat or comma-separate).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "CIDR",
+        help_heading = "Visitor protection"
+    )]
+    pub allow_cidr: Vec<String>,
+    /// Refuse these visitor networks (wins over --allow-cidr).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "CIDR",
+        help_heading = "Visitor protection"
+    )]
+    pub deny_cidr: Vec<String>,
+    /// Requests per visitor address: N/s or N/m (429 with Retry-After above it).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Visitor protection")]
+    pub rate_limit: Option<u32>,
+    /// Answer CORS at the edge for these origins (scheme://host[:port], or '*').
+    /// Off by default: the app's own CORS policy is left alone.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "ORIGIN",
+        help_heading = "Visitor protection"
+    )]
+    pub cors: Vec<String>,
+    /// Largest request body (e.g. 10MB, 512KiB); bigger requests get 413.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Visitor protection")]
+    pub max_body: Option<u64>,
+    /// gzip text responses for visitors that accept it (off by default).
+    #[arg(long)]
+    pub compress: bool,
+    /// The local service speaks HTTPS (same as an https:// target).
+    #[arg(long)]
+    pub https: bool,
+    /// Accept any certificate from an HTTPS local service (self-signed dev certs).
+    #[arg(long)]
+    pub insecure_upstream: bool,
 }
 
 /// `--host-header` values.
@@ -319,6 +404,51 @@ pub struct TcpArgs {
     /// Ask for this public port instead of a random one from the server's range.
     #[arg(long)]
     pub remote_port: Option<u16>,
+    /// Start each connection to the local service with a PROXY protocol v2
+    /// header carrying the visitor's address (the service must expect it).
+    #[arg(long)]
+    pub proxy_protocol: bool,
+}
+
+/// Parses `10/s`, `600/m` or `600` (per minute) into requests per minute.
+pub fn parse_rate(s: &str) -> Result<u32, String> {
+    let bad = || format!("'{s}' is not a rate: use N/s or N/m, e.g. 10/s or 600/m");
+    let (n, unit) = s.trim().split_once('/').unwrap_or((s.trim(), "m"));
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    let per_minute = match unit.trim() {
+        "s" | "sec" | "second" => n.checked_mul(60).ok_or_else(bad)?,
+        "m" | "min" | "minute" => n,
+        _ => return Err(bad()),
+    };
+    if per_minute == 0 {
+        return Err(format!("'{s}': the rate must be at least 1 per minute"));
+    }
+    Ok(per_minute)
+}
+
+/// Parses `1048576`, `512k`, `10MB`, `1GiB` (k/M/G are powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size: use e.g. 512k, 10MB, 1G"))?;
+    let mult: u64 = match unit
+        .trim()
+        .to_ascii_lowercase()
+        .trim_end_matches("ib")
+        .trim_end_matches('b')
+    {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return Err(format!("'{s}' has an unknown unit: use k, M or G")),
+    };
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("'{s}' must be between 1 byte and 16 EiB"))
 }
 
 /// Parses `120`, `250ms`, `30s`, `2m`, `1h`.
@@ -481,6 +611,19 @@ mod tests {
         assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
         assert_eq!(parse_port_range("20000-20010").unwrap(), 20000..=20010);
         assert_eq!(parse_port_range("5000").unwrap(), 5000..=5000);
+        assert_eq!(parse_rate("10/s").unwrap(), 600);
+        assert_eq!(parse_rate("90").unwrap(), 90);
+        assert!(parse_rate("0/m").unwrap_err().contains("at least 1"));
+        assert!(parse_rate("5/h").unwrap_err().contains("not a rate"));
+        assert_eq!(parse_size("512k").unwrap(), 512 * 1024);
+        assert_eq!(parse_size("10MB").unwrap(), 10 << 20);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert!(
+            parse_size("3 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_size("0").is_err());
         for bad in ["0-10", "10-5", "a-b", "70000-70001"] {
             assert!(
                 parse_port_range(bad)

@@ -54,6 +54,15 @@ pub fn config_from(args: &ServerArgs, http_port: u16) -> ServerConfig {
     cfg.domain_pending_ttl = args.domain_pending_ttl;
     cfg.analytics = !args.no_analytics;
     cfg.retention = args.retention;
+    cfg.tunnel_rate_per_sec = args.tunnel_rate_limit;
+    cfg.token_rate_per_sec = args.token_rate_limit;
+    cfg.max_streams_per_tunnel = args.max_streams_per_tunnel;
+    cfg.max_tunnels_per_token = args.max_tunnels_per_token;
+    cfg.max_body = args.max_body;
+    cfg.max_request_line = usize::try_from(args.max_request_line).unwrap_or(usize::MAX);
+    cfg.max_header_bytes = usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX);
+    cfg.header_read_timeout = args.header_timeout;
+    cfg.idle_timeout = args.idle_timeout;
     cfg.api_url = args
         .api_url
         .clone()

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use beam_agent::{ClientConfig, Event, HostHeader, LocalTarget, Stats};
-use beam_proto::TunnelRequest;
+use beam_proto::{BasicAuth, Protection, Secret, TunnelRequest};
 use indicatif::{ProgressBar, ProgressStyle};
 use owo_colors::OwoColorize;
 
+use crate::account_cmd::read_secret;
 use crate::cli::{HostHeaderArg, HttpArgs, TcpArgs, TunnelArgs, color, shutdown_signal};
 use crate::settings::Settings;
 
@@ -44,20 +45,71 @@ pub async fn run_http(args: HttpArgs) -> anyhow::Result<()> {
         HostHeaderArg::Preserve => HostHeader::Preserve,
         HostHeaderArg::Rewrite => HostHeader::Rewrite,
     };
-    let local = format!("http://{}", cfg.local.authority());
+    cfg.local.https |= args.https;
+    cfg.insecure_upstream = args.insecure_upstream;
+    cfg.compress = args.compress;
+    cfg.protection = protection(&args).await?;
+    let local = cfg.local.url();
     drive(cfg, local, "http", args.common.json).await
+}
+
+/// Builds the visitor protection of `beam http`. Credentials are read from the
+/// environment or a prompt and hashed here: the server only gets argon2 hashes.
+async fn protection(args: &HttpArgs) -> anyhow::Result<Protection> {
+    let hash = |s: Secret| async move {
+        beam_server::password::hash(s)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot hash the credential: {e}"))
+    };
+    let basic_auth = if args.auth {
+        let pair = read_secret("BEAM_AUTH", "visitor credentials (user:password): ")?;
+        let (user, password) = split_credentials(pair.expose())?;
+        Some(BasicAuth {
+            user,
+            hash: hash(password).await?,
+        })
+    } else {
+        None
+    };
+    let bearer = if args.bearer {
+        Some(hash(read_secret("BEAM_BEARER", "visitor bearer token: ")?).await?)
+    } else {
+        None
+    };
+    Ok(Protection {
+        basic_auth,
+        bearer,
+        allow_cidr: args.allow_cidr.clone(),
+        deny_cidr: args.deny_cidr.clone(),
+        rate_per_minute: args.rate_limit,
+        cors: args.cors.clone(),
+        max_body: args.max_body,
+    })
+}
+
+/// Splits `user:password` on the first colon (RFC 7617: user ids cannot contain
+/// one; passwords can).
+pub fn split_credentials(pair: &str) -> anyhow::Result<(String, Secret)> {
+    let Some((user, password)) = pair.split_once(':') else {
+        bail!("visitor credentials must look like user:password");
+    };
+    if user.is_empty() || password.is_empty() {
+        bail!("visitor credentials need both a user and a password (user:password)");
+    }
+    Ok((user.to_string(), Secret::new(password)))
 }
 
 /// Runs `beam tcp`.
 pub async fn run_tcp(args: TcpArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args.common.conn)?;
-    let cfg = client_config(
+    let mut cfg = client_config(
         &args.common,
         &settings,
         TunnelRequest::Tcp {
             port: args.remote_port,
         },
     )?;
+    cfg.proxy_protocol = args.proxy_protocol;
     let local = cfg.local.authority();
     drive(cfg, local, "tcp", args.common.json).await
 }

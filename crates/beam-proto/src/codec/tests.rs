@@ -22,6 +22,10 @@ fn hello_round_trips() {
             },
             lease: None,
             client: "test".into(),
+            protection: crate::Protection {
+                cors: vec!["https://a.example".into()],
+                ..Default::default()
+            },
         };
         let mut buf = Vec::new();
         write_preamble(&mut buf).await.unwrap();
@@ -90,7 +94,7 @@ proptest! {
     #[test]
     fn truncated_frames_are_errors(sub in "[a-z]{0,20}", cut in 0usize..40) {
         rt().block_on(async {
-            let hello = Hello { token: Secret::new("t"), tunnel: TunnelRequest::Http { subdomain: Some(sub), domain: None }, lease: None, client: String::new() };
+            let hello = Hello { token: Secret::new("t"), tunnel: TunnelRequest::Http { subdomain: Some(sub), domain: None }, lease: None, client: String::new(), protection: Default::default() };
             let mut buf = Vec::new();
             write_frame(&mut buf, &hello).await.unwrap();
             let cut = cut.min(buf.len().saturating_sub(1));

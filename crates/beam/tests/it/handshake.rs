@@ -23,6 +23,7 @@ fn hello(token: &str) -> Hello {
         },
         lease: None,
         client: "test".into(),
+        protection: Default::default(),
     }
 }
 

@@ -9,6 +9,7 @@ mod dns_server;
 mod domains;
 mod handshake;
 mod names;
+mod protect;
 mod reconnect;
 mod store;
 mod tunnel_http;

@@ -108,6 +108,7 @@ async fn a_reconnect_that_dies_mid_handshake_keeps_the_lease_valid() {
         tunnel: request.clone(),
         lease,
         client: "test".into(),
+        protection: Default::default(),
     };
     let (first, stream) = connect(&cfg, &hello(None)).await.unwrap();
     drop(stream);

@@ -263,6 +263,7 @@ impl TestServer {
             LocalTarget {
                 host: local.ip().to_string(),
                 port: local.port(),
+                https: false,
             },
         );
         cfg.tls = TlsMode::Pinned(self.fingerprint.clone());
@@ -274,6 +275,25 @@ impl TestServer {
     }
 
     /// Starts an HTTP tunnel client to `local` and waits until it is routable.
+    /// Starts an HTTP tunnel with visitor protection and waits until it is routable.
+    pub async fn protected_client(
+        &self,
+        local: SocketAddr,
+        protection: beam_proto::Protection,
+    ) -> (TestClient, String) {
+        let mut cfg = self.client_config(
+            TunnelRequest::Http {
+                subdomain: None,
+                domain: None,
+            },
+            local,
+        );
+        cfg.protection = protection;
+        let mut c = TestClient::start(cfg);
+        let w = c.connected().await;
+        (c, self.host(&w.name))
+    }
+
     pub async fn http_client(&self, local: SocketAddr) -> (TestClient, Welcome) {
         let mut c = TestClient::start(self.client_config(
             TunnelRequest::Http {
@@ -515,6 +535,23 @@ async fn origin(
         "/fail" => {
             let mut r = Response::new(full("origin failed"));
             *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        }
+        "/json" => {
+            let items: Vec<String> = (0..200)
+                .map(|i| format!("{{\"item\": {i}, \"name\": \"widget\"}}"))
+                .collect();
+            let mut r = Response::new(full(format!("[{}]", items.join(","))));
+            r.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
+            r
+        }
+        "/own-cors" => {
+            let mut r = Response::new(full("app decides"));
+            r.headers_mut().insert(
+                "access-control-allow-origin",
+                "https://app-own.example".parse().unwrap(),
+            );
             r
         }
         "/multi-cookie" => {
