@@ -82,6 +82,14 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// WebSocket and TCP streams with no bytes either way for this long are closed.
     pub idle_timeout: Duration,
+    /// Wildcard certificate files of the HTTPS edge; self-signed when `None`.
+    pub edge_cert: Option<crate::edge_tls::WildcardFiles>,
+    /// Plain HTTP answers with a redirect to HTTPS (ACME challenges excepted).
+    pub https_redirect: bool,
+    /// Port in HTTPS redirects and URLs; `None` for 443.
+    pub https_port: Option<u16>,
+    /// How often certificate files and stored certificates are checked for changes.
+    pub cert_reload: Duration,
 }
 
 impl ServerConfig {
@@ -125,6 +133,10 @@ impl ServerConfig {
             max_request_line: 8 * 1024,
             max_header_bytes: 32 * 1024,
             idle_timeout: Duration::from_secs(3600),
+            edge_cert: None,
+            https_redirect: false,
+            https_port: None,
+            cert_reload: Duration::from_secs(10),
         }
     }
 

@@ -65,39 +65,124 @@ pub(crate) fn host_of<B>(req: &Request<B>) -> Option<(String, String)> {
 }
 
 /// Accepts visitor connections until `shutdown`; each connection is served on its
-/// own task, and asked to finish gracefully at shutdown.
-pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, shutdown: CancellationToken) {
-    while let Some((stream, peer)) = crate::accept::next(&listener, &shutdown, "public").await {
+/// own task (after a TLS handshake when `tls` is set), and asked to finish
+/// gracefully at shutdown.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+) {
+    let what = if tls.is_some() { "https" } else { "public" };
+    while let Some((stream, peer)) = crate::accept::next(&listener, &shutdown, what).await {
         let state = state.clone();
         let shutdown = shutdown.clone();
+        let tls = tls.clone();
         state.tasks.clone().spawn(async move {
-            let svc_state = state.clone();
-            let svc = service_fn(move |req| handle(svc_state.clone(), peer, req));
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(state.cfg.header_read_timeout)
-                .max_header_size(state.cfg.max_header_bytes)
-                .max_headers(128)
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "visitor connection ended with error");
-                },
-                () = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+            match tls {
+                None => serve_conn(state, stream, peer, false, shutdown).await,
+                Some(acceptor) => {
+                    // The handshake gets the same budget as request headers.
+                    let limit = state.cfg.header_read_timeout;
+                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => serve_conn(state, tls, peer, true, shutdown).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "visitor TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "visitor TLS handshake timed out"),
+                    }
                 }
             }
         });
     }
 }
 
+/// Serves HTTP/1.1 on one visitor connection.
+async fn serve_conn<IO>(
+    state: Arc<State>,
+    io: IO,
+    peer: SocketAddr,
+    secure: bool,
+    shutdown: CancellationToken,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc_state = state.clone();
+    let svc = service_fn(move |req| handle(svc_state.clone(), peer, secure, req));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.cfg.header_read_timeout)
+        .max_header_size(state.cfg.max_header_bytes)
+        .max_headers(128)
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => if let Err(e) = r {
+            tracing::debug!(%peer, error = %e, "visitor connection ended with error");
+        },
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Path prefix of ACME HTTP-01 challenges (RFC 8555 §8.3).
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+
+/// Answers an HTTP-01 challenge from the store, so any node can answer for
+/// an order another node started.
+async fn acme_answer(state: &State, path: &str, request_id: &str) -> Response<Body> {
+    let token = &path[ACME_CHALLENGE.len()..];
+    let found = match state.store.challenge(token, crate::store::now_ms()).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "challenge lookup failed");
+            None
+        }
+    };
+    match found {
+        Some(answer) => {
+            let mut resp = Response::new(crate::body::full(answer));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            resp
+        }
+        None => crate::error::error_response(
+            StatusCode::NOT_FOUND,
+            "404 Not Found\n\nNo ACME challenge with this token.\n".into(),
+            request_id,
+        ),
+    }
+}
+
+/// `308` to the same URL on HTTPS.
+fn https_redirect(state: &State, raw_host: &str, req: &Request<Incoming>) -> Response<Body> {
+    let host = raw_host
+        .parse::<http::uri::Authority>()
+        .map_or_else(|_| raw_host.to_string(), |a| a.host().to_string());
+    let port = state
+        .cfg
+        .https_port
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(&format!("https://{host}{port}{path}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
 /// Serves one visitor request. Never fails: every error becomes a response.
 async fn handle(
     state: Arc<State>,
     peer: SocketAddr,
+    secure: bool,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
@@ -105,10 +190,18 @@ async fn handle(
     let request_id = new_request_id();
     let mut seen: Option<Start> = None;
     let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    let scheme = if secure { "https" } else { "http" };
     let resp = match host_of(&req) {
         _ if target_len > state.cfg.max_request_line => Err(EdgeError::UriTooLong {
             limit: state.cfg.max_request_line,
         }),
+        // ACME challenges are answered on plain HTTP for any host, before routing.
+        Some(_) if !secure && req.uri().path().starts_with(ACME_CHALLENGE) => {
+            Ok(acme_answer(&state, req.uri().path(), &request_id).await)
+        }
+        Some((_, raw_host)) if !secure && state.cfg.https_redirect => {
+            Ok(https_redirect(&state, &raw_host, &req))
+        }
         None => Err(EdgeError::BadHost),
         Some((host, raw_host)) => match route(&host, &state.cfg.domain) {
             Route::Api => match crate::api::call(state.clone(), peer, req).await {
@@ -116,14 +209,28 @@ async fn handle(
                 Err(never) => match never {},
             },
             Route::Tunnel(name) => match state.registry.http(&name) {
-                Some(t) => proxy(&state, peer, &t, raw_host, &request_id, req, &mut seen).await,
+                Some(t) => {
+                    let visitor = Visitor {
+                        peer,
+                        scheme,
+                        raw_host,
+                    };
+                    proxy(&state, visitor, &t, &request_id, req, &mut seen).await
+                }
                 None => Err(EdgeError::NoTunnel {
                     host: format!("{name}.{}", state.cfg.domain),
                 }),
             },
             // Not ours by name: maybe a verified custom domain.
             Route::Unknown => match state.registry.domain(&host) {
-                Some(t) => proxy(&state, peer, &t, raw_host, &request_id, req, &mut seen).await,
+                Some(t) => {
+                    let visitor = Visitor {
+                        peer,
+                        scheme,
+                        raw_host,
+                    };
+                    proxy(&state, visitor, &t, &request_id, req, &mut seen).await
+                }
                 None => Err(EdgeError::NoTunnel { host }),
             },
         },
@@ -176,15 +283,28 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 
 /// Proxies a request through `tunnel`. Fills `seen` once the request counts for
 /// the tunnel's analytics.
+/// Who is asking, and how they reached the edge.
+struct Visitor {
+    peer: SocketAddr,
+    /// `http` or `https`, for `X-Forwarded-Proto`.
+    scheme: &'static str,
+    /// `Host` as the visitor sent it (port included, user-info removed).
+    raw_host: String,
+}
+
 async fn proxy(
     state: &Arc<State>,
-    peer: SocketAddr,
+    visitor: Visitor,
     tunnel: &Tunnel,
-    raw_host: String,
     request_id: &str,
     mut req: Request<Incoming>,
     seen: &mut Option<Start>,
 ) -> Result<Response<Body>, EdgeError> {
+    let Visitor {
+        peer,
+        scheme,
+        raw_host,
+    } = visitor;
     let name = tunnel.name.as_str();
     if req.method() == Method::CONNECT {
         return Err(EdgeError::Connect);
@@ -264,13 +384,7 @@ async fn proxy(
 
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
-    set_forwarded(
-        &mut parts.headers,
-        peer,
-        &state.cfg.public_scheme,
-        &raw_host,
-        request_id,
-    );
+    set_forwarded(&mut parts.headers, peer, scheme, &raw_host, request_id);
     let path = parts
         .uri
         .path_and_query()

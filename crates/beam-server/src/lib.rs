@@ -4,7 +4,9 @@
 //! - [`config`]: [`ServerConfig`], built once by the caller.
 //! - `tunnel`: accepts tunnel clients, runs the handshake, claims names (`claim`), and keeps the
 //!   reverse HTTP/2 connection registered in the `registry`.
-//! - `edge`: the public HTTP listener; routes by `Host` to a tunnel or to `api`.
+//! - `edge`: the public HTTP(S) listeners; route by `Host` to a tunnel or to `api`.
+//! - [`edge_tls`]: the HTTPS edge's SNI certificate resolver (wildcard files,
+//!   hot-reloaded, and custom-domain certificates from the store).
 //! - `tcp`: public ports of TCP tunnels, one `CONNECT` stream per visitor.
 //! - `visitor`: per-tunnel protection at the edge (auth, CIDR, rate limits, CORS, limits).
 //! - [`api`]: the REST API (axum, OpenAPI at `/api/openapi.json`), served on the API
@@ -29,6 +31,7 @@ pub mod config;
 pub mod dns;
 pub mod domains;
 mod edge;
+pub mod edge_tls;
 pub mod error;
 pub mod mail;
 pub mod metrics;
@@ -69,6 +72,8 @@ pub struct Listeners {
     pub public: TcpListener,
     /// Tunnel clients.
     pub tunnel: TcpListener,
+    /// Public HTTPS (the edge's TLS, SNI-resolved certificates), if served.
+    pub https: Option<TcpListener>,
 }
 
 /// Errors that stop the server from starting.
@@ -80,6 +85,9 @@ pub enum ServerError {
     /// The DNS resolver for domain checks could not be set up.
     #[error("{0}")]
     Dns(String),
+    /// The edge certificate could not be loaded.
+    #[error("edge TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Shared state of one running server.
@@ -121,6 +129,7 @@ pub struct Server {
     metrics: Arc<Metrics>,
     dns: dns::Verifier,
     operator: (i64, i64),
+    edge_certs: Arc<edge_tls::EdgeCerts>,
 }
 
 impl Server {
@@ -143,7 +152,13 @@ impl Server {
         store.disconnect_all_tunnels(now).await?;
         let operator = store.ensure_operator(now).await?;
         let dns = dns::Verifier::new(cfg.dns_resolver).map_err(ServerError::Dns)?;
+        let edge_certs = Arc::new(edge_tls::EdgeCerts::new(
+            &cfg.domain,
+            cfg.edge_cert.as_ref(),
+            None,
+        )?);
         Ok(Self {
+            edge_certs,
             cfg,
             store,
             tls,
@@ -157,6 +172,11 @@ impl Server {
     /// bootstrap tokens.
     pub fn operator(&self) -> (i64, i64) {
         self.operator
+    }
+
+    /// The edge's certificates (custom-domain certificates can be added at runtime).
+    pub fn edge_certs(&self) -> Arc<edge_tls::EdgeCerts> {
+        self.edge_certs.clone()
     }
 
     /// The server's metrics (tests read them; `/metrics` renders them).
@@ -219,7 +239,28 @@ impl Server {
         tasks.spawn(domains::recheck_loop(state.clone(), cancel.clone()));
         tasks.spawn(quota_loop(state.clone(), cancel.clone()));
         tasks.spawn(purge);
-        tasks.spawn(edge::serve(listeners.public, state.clone(), cancel.clone()));
+        tasks.spawn(edge::serve(
+            listeners.public,
+            None,
+            state.clone(),
+            cancel.clone(),
+        ));
+        if let Some(https) = listeners.https {
+            let tls = self.edge_certs.server_config()?;
+            tasks.spawn(edge::serve(
+                https,
+                Some(tokio_rustls::TlsAcceptor::from(tls)),
+                state.clone(),
+                cancel.clone(),
+            ));
+        }
+        tasks.spawn(edge_tls::reload_loop(
+            self.edge_certs.clone(),
+            state.cfg.edge_cert.clone(),
+            self.store.clone(),
+            state.cfg.cert_reload,
+            cancel.clone(),
+        ));
         tasks.spawn(tunnel::serve(
             listeners.tunnel,
             state.clone(),

@@ -206,6 +206,20 @@ pub struct ServerArgs {
     /// Accept plaintext tunnel connections from non-loopback addresses.
     #[arg(long)]
     pub insecure: bool,
+    /// Public HTTPS listen address (e.g. 0.0.0.0:443). With it, plain HTTP redirects
+    /// to HTTPS (except ACME challenges) and URLs use https [default: no HTTPS; --dev: 127.0.0.1:8443].
+    #[arg(long = "https", env = "BEAM_HTTPS_ADDR")]
+    pub https_addr: Option<SocketAddr>,
+    /// PEM certificate chain for <domain> and *.<domain> on the HTTPS edge; reloaded
+    /// when the file changes [default: self-signed].
+    #[arg(long, env = "BEAM_EDGE_CERT", requires = "edge_key")]
+    pub edge_cert: Option<PathBuf>,
+    /// PEM private key for --edge-cert.
+    #[arg(long, env = "BEAM_EDGE_KEY", requires = "edge_cert")]
+    pub edge_key: Option<PathBuf>,
+    /// Keep serving tunnels on plain HTTP when --https is set (no redirect).
+    #[arg(long, env = "BEAM_NO_HTTPS_REDIRECT")]
+    pub no_https_redirect: bool,
     /// PEM certificate chain for the tunnel listener [default: self-signed, in the data dir].
     #[arg(long, env = "BEAM_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

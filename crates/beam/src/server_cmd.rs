@@ -27,14 +27,35 @@ fn default_data_dir() -> PathBuf {
 }
 
 /// Builds the server configuration from flags.
-/// `http_port` is the port actually bound, which differs from the flag with port 0.
-pub fn config_from(args: &ServerArgs, http_port: u16) -> ServerConfig {
+/// `http_port` is the port actually bound, which differs from the flag with port 0;
+/// `https_port` likewise when an HTTPS listener is bound.
+pub fn config_from(args: &ServerArgs, http_port: u16, https_port: Option<u16>) -> ServerConfig {
     let mut cfg = ServerConfig::dev();
     cfg.domain = args.domain.to_ascii_lowercase();
+    // Production HTTPS: URLs say https and plain HTTP redirects. In --dev the
+    // HTTPS listener is extra (self-signed) and plain HTTP stays the default.
+    let https_first = https_port.is_some() && !args.dev;
+    cfg.https_port = https_port.filter(|p| *p != 443);
+    cfg.https_redirect = https_first && !args.no_https_redirect;
+    if https_first {
+        cfg.public_scheme = "https".into();
+    }
+    let default_port = if https_first {
+        cfg.https_port
+    } else {
+        Some(http_port)
+    };
     cfg.public_port = match args.public_port {
         Some(0) => None,
         Some(p) => Some(p),
-        None => Some(http_port),
+        None => default_port,
+    };
+    cfg.edge_cert = match (&args.edge_cert, &args.edge_key) {
+        (Some(cert), Some(key)) => Some(beam_server::edge_tls::WildcardFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
     };
     cfg.tcp_ports = args.tcp_ports.clone();
     cfg.tcp_bind = args.tcp_bind.unwrap_or(args.http_addr.ip());
@@ -87,10 +108,22 @@ pub fn config_from(args: &ServerArgs, http_port: u16) -> ServerConfig {
 pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
     let public = bind(args.http_addr, "public HTTP").await?;
     let tunnel = bind(args.tunnel_addr, "tunnel").await?;
+    if args.dev && args.https_addr.is_none() {
+        args.https_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 8443)));
+    }
+    let https = match args.https_addr {
+        Some(addr) => Some(bind(addr, "public HTTPS").await?),
+        None => None,
+    };
     // With port 0 the OS picks: show and save the real addresses.
     args.http_addr = public.local_addr()?;
     args.tunnel_addr = tunnel.local_addr()?;
-    let cfg = config_from(&args, args.http_addr.port());
+    args.https_addr = https.as_ref().map(|l| l.local_addr()).transpose()?;
+    let cfg = config_from(
+        &args,
+        args.http_addr.port(),
+        args.https_addr.map(|a| a.port()),
+    );
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
@@ -119,7 +152,14 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
     print_banner(&args, &cfg, &db_url, &store, &cert.fingerprint, token_note);
 
     server
-        .run(Listeners { public, tunnel }, shutdown_signal())
+        .run(
+            Listeners {
+                public,
+                tunnel,
+                https,
+            },
+            shutdown_signal(),
+        )
         .await?;
     eprintln!("beam server stopped");
     Ok(())
@@ -230,6 +270,13 @@ fn print_banner(
     let _ = writeln!(out, "{}", b("beam server is ready"));
     let _ = writeln!(out, "  tunnels     {}", cfg.http_url("<name>"));
     let _ = writeln!(out, "  api         {}", api_url(cfg));
+    if let Some(addr) = args.https_addr {
+        let source = match &args.edge_cert {
+            Some(p) => p.display().to_string(),
+            None => "self-signed certificate".into(),
+        };
+        let _ = writeln!(out, "  https       {addr} ({source})");
+    }
     let _ = writeln!(
         out,
         "  listen      {} (tunnel clients, TLS {})",

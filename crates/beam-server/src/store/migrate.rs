@@ -23,6 +23,7 @@ migrations! {
     1 => "0001_init.sql",
     2 => "0002_accounts.sql",
     3 => "0003_org_usage.sql",
+    4 => "0004_certificates.sql",
 }
 
 impl Store {

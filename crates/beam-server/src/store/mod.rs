@@ -7,6 +7,7 @@
 
 mod accounts;
 mod analytics;
+mod certificates;
 mod domains;
 mod migrate;
 mod reservations;
@@ -17,6 +18,7 @@ pub use accounts::{Limits, MemberRow, OrgRow, UserRow};
 pub use analytics::{
     Analytics, HourTotals, PathCount, RequestRecord, Scope as AnalyticsScope, hour_of, month_start,
 };
+pub use certificates::CertRow;
 pub use domains::{Check, DomainRow, NewDomain};
 pub use reservations::{Claim, NameKind};
 pub use tokens::{NewToken, TokenKind, TokenRow};

@@ -7,6 +7,7 @@ mod api;
 mod cli;
 mod dns_server;
 mod domains;
+mod edge_tls;
 mod handshake;
 mod names;
 mod protect;

@@ -11,7 +11,7 @@ use beam_server::store::{
 use crate::support::{Backend, PgDb, test_store};
 
 /// Migrations shipped with this version.
-const MIGRATIONS: usize = 3;
+const MIGRATIONS: usize = 4;
 
 fn token<'a>(hash: &'a [u8], user: i64, org: i64, expires_at: Option<i64>) -> NewToken<'a> {
     NewToken {
@@ -31,6 +31,7 @@ async fn exercise(store: Store) {
     assert_eq!(store.migrate().await.unwrap(), 0);
     store.ping().await.unwrap();
     let now = now_ms();
+    certificates(&store, now).await;
     let (user, org) = store.ensure_operator(now).await.unwrap();
     assert_eq!(
         store.ensure_operator(now).await.unwrap(),
@@ -533,4 +534,80 @@ async fn accounts_and_records(store: Store) {
     let usage = store.bandwidth_usage(month_start(now)).await.unwrap();
     assert_eq!(usage, vec![(org_a, 4400, 100)]);
     assert!(store.tunnel(org_a, t.id).await.unwrap().is_none());
+}
+
+/// Edge certificates, ACME accounts and challenge answers on both back ends.
+async fn certificates(store: &Store, now: i64) {
+    let row = |host: &str, not_after: i64, updated_at: i64| beam_server::store::CertRow {
+        hostname: host.into(),
+        cert_pem: format!("cert of {host}"),
+        key_pem: "key".into(),
+        not_after,
+        updated_at,
+    };
+    store
+        .put_certificate(&row("a.example", now + 10, now))
+        .await
+        .unwrap();
+    store
+        .put_certificate(&row("b.example", now + 99_000, now + 1))
+        .await
+        .unwrap();
+    // Replacing keeps one row per host.
+    store
+        .put_certificate(&row("a.example", now + 20, now + 2))
+        .await
+        .unwrap();
+    let all = store.certificates_since(0).await.unwrap();
+    let hosts: Vec<_> = all
+        .iter()
+        .map(|r| (r.hostname.as_str(), r.not_after))
+        .collect();
+    assert_eq!(
+        hosts,
+        [("b.example", now + 99_000), ("a.example", now + 20)]
+    );
+    assert_eq!(store.certificates_since(now + 1).await.unwrap().len(), 1);
+    assert_eq!(
+        store.certificates_expiring(now + 1000).await.unwrap(),
+        ["a.example"]
+    );
+
+    assert_eq!(
+        store.acme_account("https://acme.test/dir").await.unwrap(),
+        None
+    );
+    store
+        .put_acme_account("https://acme.test/dir", "{\"first\":1}", now)
+        .await
+        .unwrap();
+    store
+        .put_acme_account("https://acme.test/dir", "{\"second\":2}", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .acme_account("https://acme.test/dir")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"first\":1}"),
+        "the first account wins"
+    );
+
+    store
+        .put_challenge("t1", "t1.key", now + 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.challenge("t1", now).await.unwrap().as_deref(),
+        Some("t1.key")
+    );
+    assert_eq!(
+        store.challenge("t1", now + 1000).await.unwrap(),
+        None,
+        "expired"
+    );
+    store.delete_challenge("t1", now).await.unwrap();
+    assert_eq!(store.challenge("t1", now).await.unwrap(), None);
 }

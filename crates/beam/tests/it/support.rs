@@ -148,6 +148,8 @@ pub async fn test_store(backend: Backend, dir: &std::path::Path) -> (Store, Opti
 /// A server running in this process.
 pub struct TestServer {
     pub public: SocketAddr,
+    /// The HTTPS edge (self-signed wildcard unless the test configures files).
+    pub https: SocketAddr,
     pub tunnel: SocketAddr,
     pub token: Secret,
     pub fingerprint: String,
@@ -182,14 +184,16 @@ impl TestServer {
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tunnel = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let https = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut cfg = ServerConfig::dev();
+        cfg.https_port = Some(https.local_addr().unwrap().port());
         cfg.public_port = Some(public.local_addr().unwrap().port());
         cfg.tcp_ports = tcp_range();
         // Analytics reach the store promptly, so tests wait on them, not on a timer.
         cfg.analytics_flush = Duration::from_millis(50);
         tweak(&mut cfg);
         let (store, pg) = test_store(backend, dir.path()).await;
-        let mut s = Self::launch(dir, cfg, store, public, tunnel).await;
+        let mut s = Self::launch(dir, cfg, store, public, tunnel, https).await;
         s.pg = pg;
         let token = generate_token();
         beam_server::auth::store_operator_token(&s.store, s.operator, token.expose(), "test")
@@ -205,6 +209,7 @@ impl TestServer {
         store: Store,
         public: TcpListener,
         tunnel: TcpListener,
+        https: TcpListener,
     ) -> Self {
         let cert = TunnelCert::load_or_create(dir.path(), &["localhost".into()]).unwrap();
         let server = Server::new(
@@ -217,17 +222,28 @@ impl TestServer {
         let metrics = server.metrics();
         let operator = server.operator();
         let shutdown = CancellationToken::new();
-        let (public_addr, tunnel_addr) =
-            (public.local_addr().unwrap(), tunnel.local_addr().unwrap());
+        let (public_addr, tunnel_addr, https_addr) = (
+            public.local_addr().unwrap(),
+            tunnel.local_addr().unwrap(),
+            https.local_addr().unwrap(),
+        );
         let stop = shutdown.clone();
         let handle = tokio::spawn(async move {
             server
-                .run(Listeners { public, tunnel }, stop.cancelled_owned())
+                .run(
+                    Listeners {
+                        public,
+                        tunnel,
+                        https: Some(https),
+                    },
+                    stop.cancelled_owned(),
+                )
                 .await
                 .unwrap();
         });
         Self {
             public: public_addr,
+            https: https_addr,
             tunnel: tunnel_addr,
             token: Secret::default(),
             fingerprint: cert.fingerprint,
@@ -244,12 +260,13 @@ impl TestServer {
 
     /// Stops the server and starts a new one on the same ports and database.
     pub async fn restart(self) -> Self {
-        let (public, tunnel) = (self.public, self.tunnel);
+        let (public, tunnel, https) = (self.public, self.tunnel, self.https);
         self.shutdown.cancel();
         within("server shutdown", self.handle).await.unwrap();
         let public = TcpListener::bind(public).await.unwrap();
         let tunnel = TcpListener::bind(tunnel).await.unwrap();
-        let mut s = Self::launch(self.dir, self.cfg, self.store, public, tunnel).await;
+        let https = TcpListener::bind(https).await.unwrap();
+        let mut s = Self::launch(self.dir, self.cfg, self.store, public, tunnel, https).await;
         s.token = self.token;
         s.pg = self.pg;
         s
