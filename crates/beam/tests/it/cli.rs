@@ -36,6 +36,8 @@ async fn quick_start_server_dev_then_beam_http() {
                 "127.0.0.1:0",
                 "--tunnel",
                 "127.0.0.1:0",
+                "--https",
+                "127.0.0.1:0",
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
