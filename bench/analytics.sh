@@ -18,6 +18,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 
 origin=$(port)
 mkdir -p "$work/www"; head -c 1024 /dev/zero | tr '\0' x > "$work/www/1k"
+chmod 755 "$work" "$work/www"; chmod 644 "$work/www/1k"  # nginx workers run unprivileged
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 1; daemon off; pid $work/nginx.pid; error_log $work/nginx.err;
 events { worker_connections 4096; }

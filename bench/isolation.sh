@@ -7,10 +7,19 @@
 #
 # Needs wrk and nginx (Debian: wrk nginx-light) and a release build
 # (cargo build --release -p beam). Origin: nginx serving a 1 KiB file on loopback.
+#
+# The load generators (wrk and the probe) run on CPU $LOAD_CPU and beam, its clients
+# and nginx on CPU $SUT_CPU (taskset), as if the flood came from another machine:
+# on a shared 2-core box the flood generator itself would otherwise take the CPU the
+# measured tunnel needs, and the numbers would measure the OS scheduler, not beam.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="${BEAM_BIN:-${CARGO_TARGET_DIR:-$here/../target}/release/beam}"
 secs="${1:-10}"; limit="${2:-500}"
+SUT_CPU="${SUT_CPU:-0}"; LOAD_CPU="${LOAD_CPU:-1}"
+# Plain commands, not functions: `$sut cmd &` keeps cmd's PID in $! (taskset execs),
+# so cleanup can kill it.
+sut="taskset -c $SUT_CPU"; load="taskset -c $LOAD_CPU"
 work="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -19,31 +28,32 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 
 origin=$(port)
 mkdir -p "$work/www"; head -c 1024 /dev/zero | tr '\0' x > "$work/www/1k"
+chmod 755 "$work" "$work/www"; chmod 644 "$work/www/1k"  # nginx workers run unprivileged
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 1; daemon off; pid $work/nginx.pid; error_log $work/nginx.err;
 events { worker_connections 4096; }
 http { access_log off; server { listen 127.0.0.1:$origin; root $work/www; } }
 NGINX
-nginx -c "$work/nginx.conf" & pids+=($!)
+$sut nginx -c "$work/nginx.conf" & pids+=($!)
 token="beam_$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 43)"
 
 run() { # $1 = extra server flags
   local http tun; http=$(port); tun=$(port)
   # shellcheck disable=SC2086
-  BEAM_BOOTSTRAP_TOKEN=$token BEAM_CONFIG=$work/c.toml HOME=$work "$bin" server --data-dir "$work/d-$http" \
+  BEAM_WORKER_THREADS=1 BEAM_BOOTSTRAP_TOKEN=$token BEAM_CONFIG=$work/c.toml HOME=$work $sut "$bin" server --data-dir "$work/d-$http" \
     --http 127.0.0.1:$http --tunnel 127.0.0.1:$tun --no-analytics $1 >/dev/null 2>&1 & local s=$!
   sleep 0.5
   local cs=()
   for name in flooded measured; do
-    BEAM_TOKEN=$token BEAM_CONFIG=$work/c.toml HOME=$work "$bin" http 127.0.0.1:$origin --subdomain $name \
+    BEAM_WORKER_THREADS=1 BEAM_TOKEN=$token BEAM_CONFIG=$work/c.toml HOME=$work $sut "$bin" http 127.0.0.1:$origin --subdomain $name \
       --server 127.0.0.1:$tun --insecure --json > "$work/$name.out" 2>&1 & cs+=($!)
     for _ in $(seq 100); do grep -q connected "$work/$name.out" 2>/dev/null && break; sleep 0.1; done
   done
   local alone flooded wrk_out
-  alone=$(python3 "$here/paced.py" 127.0.0.1:$http measured.localhost /1k 100 "$secs")
-  wrk -t1 -c64 -d"$((secs + 2))s" -H "Host: flooded.localhost" "http://127.0.0.1:$http/1k" > "$work/wrk.out" 2>&1 & local w=$!
+  alone=$($load python3 "$here/paced.py" 127.0.0.1:$http measured.localhost /1k 100 "$secs")
+  $load wrk -t1 -c64 -d"$((secs + 2))s" -H "Host: flooded.localhost" "http://127.0.0.1:$http/1k" > "$work/wrk.out" 2>&1 & local w=$!
   sleep 1
-  flooded=$(python3 "$here/paced.py" 127.0.0.1:$http measured.localhost /1k 100 "$secs")
+  flooded=$($load python3 "$here/paced.py" 127.0.0.1:$http measured.localhost /1k 100 "$secs")
   wait $w || true
   wrk_out=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.out")

@@ -70,6 +70,8 @@ pub struct ServerConfig {
     pub tunnel_rate_per_sec: Option<u32>,
     /// Requests per second all tunnels of one client token may receive together.
     pub token_rate_per_sec: Option<u32>,
+    /// How long a rate-limited request waits before its 429 (tarpit).
+    pub rate_limit_delay: Duration,
     /// Requests in flight per tunnel before visitors get 503.
     pub max_streams_per_tunnel: usize,
     /// Tunnels one client token may have connected at once.
@@ -90,6 +92,8 @@ pub struct ServerConfig {
     pub https_port: Option<u16>,
     /// How often certificate files and stored certificates are checked for changes.
     pub cert_reload: Duration,
+    /// ACME issuance of custom-domain certificates; off when `None`.
+    pub acme: Option<crate::acme::AcmeConfig>,
 }
 
 impl ServerConfig {
@@ -127,6 +131,7 @@ impl ServerConfig {
             default_limits: Limits::default(),
             tunnel_rate_per_sec: None,
             token_rate_per_sec: None,
+            rate_limit_delay: Duration::from_millis(250),
             max_streams_per_tunnel: 4096,
             max_tunnels_per_token: 50,
             max_body: None,
@@ -137,6 +142,7 @@ impl ServerConfig {
             https_redirect: false,
             https_port: None,
             cert_reload: Duration::from_secs(10),
+            acme: None,
         }
     }
 

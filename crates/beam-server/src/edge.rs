@@ -185,6 +185,10 @@ async fn handle(
     secure: bool,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    // One request per turn: a connection with requests queued back to back
+    // (a flood) must not hold the worker for a whole coop budget while other
+    // tunnels' requests wait.
+    tokio::task::yield_now().await;
     let start = Instant::now();
     let method = req.method().clone();
     let request_id = new_request_id();
@@ -224,6 +228,13 @@ async fn handle(
             // Not ours by name: maybe a verified custom domain.
             Route::Unknown => match state.registry.domain(&host) {
                 Some(t) => {
+                    if !secure
+                        && let Some(tx) = &state.acme_tx
+                        && !state.edge_certs.has(&host)
+                    {
+                        // Plain-HTTP traffic to a custom domain also starts issuance.
+                        let _ = tx.try_send(host.clone());
+                    }
                     let visitor = Visitor {
                         peer,
                         scheme,
@@ -325,8 +336,20 @@ async fn proxy(
         },
         Refused::Streams => EdgeError::TooManyStreams { name: name.into() },
     };
-    let permit = policy.admit(peer.ip()).map_err(refused)?;
-    crate::visitor::check_token(&state.token_limiter, tunnel.token_id).map_err(refused)?;
+    let admitted = policy.admit(peer.ip()).and_then(|p| {
+        crate::visitor::check_token(&state.token_limiter, tunnel.token_id).map(|()| p)
+    });
+    let permit = match admitted {
+        Ok(p) => p,
+        Err(r @ Refused::Rate { .. }) => {
+            // Tarpit: a flooding client (one request per connection at a time)
+            // gets one refusal per connection per delay, so refusing it costs the
+            // edge almost nothing and other tunnels keep their CPU.
+            tokio::time::sleep(state.cfg.rate_limit_delay).await;
+            return Err(refused(r));
+        }
+        Err(r) => return Err(refused(r)),
+    };
     if let Some((status, headers)) = policy.preflight(req.method(), req.headers()) {
         let mut resp = Response::new(empty());
         *resp.status_mut() = status;

@@ -6,7 +6,8 @@
 //!   reverse HTTP/2 connection registered in the `registry`.
 //! - `edge`: the public HTTP(S) listeners; route by `Host` to a tunnel or to `api`.
 //! - [`edge_tls`]: the HTTPS edge's SNI certificate resolver (wildcard files,
-//!   hot-reloaded, and custom-domain certificates from the store).
+//!   hot-reloaded, and custom-domain certificates from the store); [`acme`]
+//!   issues and renews those with ACME HTTP-01.
 //! - `tcp`: public ports of TCP tunnels, one `CONNECT` stream per visitor.
 //! - `visitor`: per-tunnel protection at the edge (auth, CIDR, rate limits, CORS, limits).
 //! - [`api`]: the REST API (axum, OpenAPI at `/api/openapi.json`), served on the API
@@ -23,6 +24,7 @@
 #![warn(missing_docs)]
 
 mod accept;
+pub mod acme;
 pub mod api;
 pub mod auth;
 pub mod body;
@@ -45,6 +47,7 @@ mod tcp;
 pub mod tls;
 mod tunnel;
 mod visitor;
+mod x509;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -111,6 +114,10 @@ pub(crate) struct State {
     /// argon2 checks of visitor credentials running at once, server-wide: a
     /// flood of wrong passwords on one tunnel cannot take every core.
     pub(crate) argon_slots: tokio::sync::Semaphore,
+    /// The HTTPS edge's certificates.
+    pub(crate) edge_certs: Arc<edge_tls::EdgeCerts>,
+    /// Queues a custom domain for ACME issuance (when ACME is configured).
+    pub(crate) acme_tx: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
 impl State {
@@ -130,6 +137,10 @@ pub struct Server {
     dns: dns::Verifier,
     operator: (i64, i64),
     edge_certs: Arc<edge_tls::EdgeCerts>,
+    acme: Option<(
+        tokio::sync::mpsc::Sender<String>,
+        tokio::sync::mpsc::Receiver<String>,
+    )>,
 }
 
 impl Server {
@@ -152,13 +163,17 @@ impl Server {
         store.disconnect_all_tunnels(now).await?;
         let operator = store.ensure_operator(now).await?;
         let dns = dns::Verifier::new(cfg.dns_resolver).map_err(ServerError::Dns)?;
+        // Bounded: a flood of handshakes for unknown names drops misses instead
+        // of queueing work.
+        let acme = cfg.acme.as_ref().map(|_| tokio::sync::mpsc::channel(256));
         let edge_certs = Arc::new(edge_tls::EdgeCerts::new(
             &cfg.domain,
             cfg.edge_cert.as_ref(),
-            None,
+            acme.as_ref().map(|(tx, _)| tx.clone()),
         )?);
         Ok(Self {
             edge_certs,
+            acme,
             cfg,
             store,
             tls,
@@ -205,6 +220,8 @@ impl Server {
             )),
             operator_org: self.operator.1,
             over_quota: RwLock::new(HashSet::new()),
+            edge_certs: self.edge_certs.clone(),
+            acme_tx: self.acme.as_ref().map(|(tx, _)| tx.clone()),
             token_limiter: visitor::token_limiter(&self.cfg),
             argon_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -251,6 +268,15 @@ impl Server {
                 https,
                 Some(tokio_rustls::TlsAcceptor::from(tls)),
                 state.clone(),
+                cancel.clone(),
+            ));
+        }
+        if let (Some(acme), Some((_, rx))) = (state.cfg.acme.clone(), self.acme) {
+            tasks.spawn(acme::run(
+                acme,
+                self.store.clone(),
+                self.edge_certs.clone(),
+                rx,
                 cancel.clone(),
             ));
         }

@@ -217,6 +217,19 @@ pub struct ServerArgs {
     /// PEM private key for --edge-cert.
     #[arg(long, env = "BEAM_EDGE_KEY", requires = "edge_cert")]
     pub edge_key: Option<PathBuf>,
+    /// ACME directory for automatic certificates of verified custom domains (HTTP-01;
+    /// e.g. https://acme-v02.api.letsencrypt.org/directory) [default: no ACME].
+    #[arg(long, env = "BEAM_ACME_DIRECTORY")]
+    pub acme_directory: Option<String>,
+    /// Contact address for the ACME account.
+    #[arg(long, env = "BEAM_ACME_EMAIL", requires = "acme_directory")]
+    pub acme_email: Option<String>,
+    /// Extra CA certificate (PEM) to trust for the ACME directory's HTTPS (private CAs).
+    #[arg(long, env = "BEAM_ACME_CA_FILE", requires = "acme_directory")]
+    pub acme_ca_file: Option<PathBuf>,
+    /// Renew certificates this long before they expire.
+    #[arg(long, env = "BEAM_ACME_RENEW_BEFORE", default_value = "720h", value_parser = parse_duration)]
+    pub acme_renew_before: Duration,
     /// Keep serving tunnels on plain HTTP when --https is set (no redirect).
     #[arg(long, env = "BEAM_NO_HTTPS_REDIRECT")]
     pub no_https_redirect: bool,
@@ -271,6 +284,9 @@ pub struct ServerArgs {
     /// Requests per second all tunnels of one client token may receive together [default: no limit].
     #[arg(long, env = "BEAM_TOKEN_RATE_LIMIT", help_heading = "Edge limits")]
     pub token_rate_limit: Option<u32>,
+    /// How long a rate-limited request is held before its 429 (a tarpit for floods).
+    #[arg(long, env = "BEAM_RATE_LIMIT_DELAY", default_value = "250ms", value_parser = parse_duration, help_heading = "Edge limits")]
+    pub rate_limit_delay: Duration,
     /// Requests in flight per tunnel before visitors get 503.
     #[arg(
         long,

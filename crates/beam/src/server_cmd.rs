@@ -50,6 +50,17 @@ pub fn config_from(args: &ServerArgs, http_port: u16, https_port: Option<u16>) -
         Some(p) => Some(p),
         None => default_port,
     };
+    cfg.acme = args.acme_directory.as_ref().map(|dir| {
+        let mut acme = beam_server::acme::AcmeConfig::new(dir.clone());
+        acme.contact = args
+            .acme_email
+            .iter()
+            .map(|e| format!("mailto:{e}"))
+            .collect();
+        acme.ca_file = args.acme_ca_file.clone();
+        acme.renew_before = args.acme_renew_before;
+        acme
+    });
     cfg.edge_cert = match (&args.edge_cert, &args.edge_key) {
         (Some(cert), Some(key)) => Some(beam_server::edge_tls::WildcardFiles {
             cert: cert.clone(),
@@ -77,6 +88,7 @@ pub fn config_from(args: &ServerArgs, http_port: u16, https_port: Option<u16>) -
     cfg.retention = args.retention;
     cfg.tunnel_rate_per_sec = args.tunnel_rate_limit;
     cfg.token_rate_per_sec = args.token_rate_limit;
+    cfg.rate_limit_delay = args.rate_limit_delay;
     cfg.max_streams_per_tunnel = args.max_streams_per_tunnel;
     cfg.max_tunnels_per_token = args.max_tunnels_per_token;
     cfg.max_body = args.max_body;

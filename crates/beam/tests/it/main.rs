@@ -3,6 +3,7 @@
 
 mod support;
 
+mod acme;
 mod api;
 mod cli;
 mod dns_server;
