@@ -185,10 +185,6 @@ async fn handle(
     secure: bool,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    // One request per turn: a connection with requests queued back to back
-    // (a flood) must not hold the worker for a whole coop budget while other
-    // tunnels' requests wait.
-    tokio::task::yield_now().await;
     let start = Instant::now();
     let method = req.method().clone();
     let request_id = new_request_id();
