@@ -109,6 +109,7 @@ async fn serve_conn<IO>(
 {
     let svc_state = state.clone();
     let svc = service_fn(move |req| handle(svc_state.clone(), peer, secure, req));
+    let (io, watcher) = crate::edge_io::watch(io);
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(state.cfg.header_read_timeout)
@@ -119,7 +120,12 @@ async fn serve_conn<IO>(
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => if let Err(e) = r {
-            tracing::debug!(%peer, error = %e, "visitor connection ended with error");
+            if e.is_timeout() {
+                state.metrics.error("header_timeout");
+                watcher.timed_out(std::time::Duration::from_secs(1)).await;
+            } else {
+                tracing::debug!(%peer, error = %e, "visitor connection ended with error");
+            }
         },
         () = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();

@@ -33,6 +33,7 @@ pub mod config;
 pub mod dns;
 pub mod domains;
 mod edge;
+mod edge_io;
 pub mod edge_tls;
 pub mod error;
 pub mod mail;

@@ -477,9 +477,21 @@ async fn a_slowloris_connection_is_dropped_while_normal_traffic_flows() {
         },
         normal
     );
-    let (_, closed) = read_until_close(&mut slow, Duration::from_secs(3)).await;
+    let (reply, closed) = read_until_close(&mut slow, Duration::from_secs(3)).await;
     assert!(closed, "the slow connection is still open");
+    assert!(reply.starts_with("HTTP/1.1 408 Request Timeout"), "{reply}");
     assert!(started.elapsed() < Duration::from_secs(8));
+
+    // An idle keep-alive connection is closed quietly: no 408 into a connection
+    // a client may be about to reuse.
+    let mut idle = TcpStream::connect(server.public).await.unwrap();
+    idle.write_all(format!("GET /hello HTTP/1.1\r\nhost: {host}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let (reply, closed) = read_until_close(&mut idle, Duration::from_secs(4)).await;
+    assert!(closed, "an idle keep-alive connection stays open");
+    assert!(reply.starts_with("HTTP/1.1 200 OK"), "{reply}");
+    assert!(!reply.contains("408"), "{reply}");
 }
 
 #[tokio::test]
