@@ -7,7 +7,7 @@
 #   scripts/schemathesis.sh [MAX_EXAMPLES]      (default 20 per operation)
 #
 # Logout and token revocation are excluded: they would revoke the run's own token
-# (the integration tests cover them). Needs python3; installs schemathesis into ~/.cache/beam-st once. Uses the debug
+# (the integration tests cover them). Needs python3; installs schemathesis into ~/.cache/beam-st-<python version> once. Uses the debug
 # binary from the test build ($CARGO_TARGET_DIR, default target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,9 +15,24 @@ MAX_EXAMPLES="${1:-20}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 BEAM="$TARGET/debug/beam"
 [ -x "$BEAM" ] || cargo build -q -p beam
-VENV="$HOME/.cache/beam-st"
+# CPython 3.11.7 and 3.12.1 crash in ast.parse under hypothesis ("SystemError: AST
+# constructor recursion depth mismatch", a CPython regression fixed in 3.11.8/3.12.2), and
+# pyenv's default here is 3.11.7: use another interpreter that can make a venv.
+pick_python() {
+  local p v
+  for p in "${BEAM_ST_PYTHON:-}" /usr/bin/python3 "$HOME"/.pyenv/versions/3.1[3-9]*/bin/python3 python3; do
+    [ -n "$p" ] && command -v "$p" >/dev/null 2>&1 || continue
+    v=$("$p" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || continue
+    case "$v" in 3.11.7|3.12.1) continue ;; esac
+    "$p" -c 'import venv, ensurepip' 2>/dev/null || continue
+    echo "$p $v"; return 0
+  done
+  return 1
+}
+read -r PY PYVER < <(pick_python) || { echo "no usable python3 for schemathesis (3.11.7 and 3.12.1 are broken)" >&2; exit 1; }
+VENV="$HOME/.cache/beam-st-$PYVER"
 if [ ! -x "$VENV/bin/st" ]; then
-  python3 -m venv "$VENV"
+  "$PY" -m venv "$VENV"
   "$VENV/bin/pip" install -q 'schemathesis>=4,<5'
 fi
 

@@ -267,3 +267,19 @@ async fn drive(
         Err(e) => Err(e).context("the tunnel cannot start"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::split_credentials;
+
+    #[test]
+    fn credentials_split_on_the_first_colon() {
+        let (user, pw) = split_credentials("ada:pa:ss:word").unwrap();
+        assert_eq!(user, "ada");
+        assert_eq!(pw.expose(), "pa:ss:word");
+        for bad in ["ada", ":secret", "ada:"] {
+            let e = split_credentials(bad).unwrap_err().to_string();
+            assert!(e.contains("user:password"), "{bad}: {e}");
+        }
+    }
+}
