@@ -10,22 +10,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="${BEAM_BIN:-${CARGO_TARGET_DIR:-$here/../target}/release/beam}"
 rounds="${1:-3}"; secs="${2:-8}"
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-origin=$(port)
-mkdir -p "$work/www"; head -c 1024 /dev/zero | tr '\0' x > "$work/www/1k"
-chmod 755 "$work" "$work/www"; chmod 644 "$work/www/1k"  # nginx workers run unprivileged
-cat > "$work/nginx.conf" <<NGINX
-worker_processes 1; daemon off; pid $work/nginx.pid; error_log $work/nginx.err;
-events { worker_connections 4096; }
-http { access_log off; server { listen 127.0.0.1:$origin; root $work/www; } }
-NGINX
-nginx -c "$work/nginx.conf" & pids+=($!)
-token="beam_$(head -c 64 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 43)"
+. "$here/origin.sh"
+start_origin
 
 run() { # $1 = on|off
   local http tun flag=""; http=$(port); tun=$(port)
