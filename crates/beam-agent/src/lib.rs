@@ -8,6 +8,7 @@
 //!   streams to the local target (with PROXY v2 headers on request).
 //! - [`local`]: dials the local target, with TLS for `--https` services.
 //! - [`compress`]: opt-in gzip of responses.
+//! - [`logs`]: the production agent's log capture, parsing, masking and buffer.
 //! - [`api`]: a REST API client for the CLI, over the tunnel port's TLS.
 //! - [`client`]: the reconnect loop with full-jitter backoff and lease reuse, and
 //!   the events and counters a UI shows.
@@ -23,6 +24,7 @@ pub mod compress;
 pub mod config;
 pub mod connect;
 pub mod local;
+pub mod logs;
 pub mod proxy;
 mod verify;
 

@@ -6,6 +6,7 @@
 //! - [`codec`]: magic + version preamble and length-prefixed, size-capped JSON frames.
 //! - [`secret`]: a masked string type so tokens never reach logs or `Debug` output.
 //! - [`headers`]: header names that carry meaning between the edge and the client.
+//! - [`logs`]: log entries, drop markers and log queries between agent and reader.
 //!
 //! The handshake is deliberately tiny and readable in a packet capture (bore-style JSON),
 //! because everything after it is standard HTTP/2.
@@ -15,6 +16,7 @@
 pub mod codec;
 pub mod headers;
 pub mod hello;
+pub mod logs;
 pub mod proxy_v2;
 pub mod secret;
 pub mod splice;

@@ -1,0 +1,12 @@
+//! Production logs on the agent: capture (`capture`), parsing (`parse`), secret
+//! masking (`mask`) and the bounded buffer with filtered readers (`buffer`).
+//! Everything that decides what leaves production runs here, not on the laptop.
+
+pub mod buffer;
+pub mod capture;
+pub mod mask;
+pub mod parse;
+
+pub use buffer::{Filter, Limits, LogBuffer, LogReader};
+pub use mask::Masker;
+pub use parse::{Parsed, parse_line};
