@@ -82,6 +82,7 @@ pub async fn run(
     let asked_for_name = match &cfg.tunnel {
         TunnelRequest::Http { subdomain, .. } => subdomain.is_some(),
         TunnelRequest::Tcp { port } => port.is_some(),
+        TunnelRequest::Agent { .. } => true,
     };
     let mut lease: Option<Secret> = None;
     let mut last_url: Option<String> = None;
@@ -118,6 +119,7 @@ pub async fn run(
                     TunnelRequest::Tcp { .. } => TunnelRequest::Tcp {
                         port: welcome.name.parse().ok(),
                     },
+                    agent @ TunnelRequest::Agent { .. } => agent.clone(),
                 };
                 let url_changed = last_url.as_ref().is_some_and(|u| *u != welcome.public_url);
                 last_url = Some(welcome.public_url.clone());

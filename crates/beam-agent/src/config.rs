@@ -153,6 +153,8 @@ pub struct ClientConfig {
     pub compress: bool,
     /// Send a PROXY protocol v2 header to the local service on each TCP connection.
     pub proxy_protocol: bool,
+    /// A production agent's services (for `TunnelRequest::Agent`).
+    pub agent: Option<crate::agent::AgentServices>,
 }
 
 impl ClientConfig {
@@ -173,6 +175,7 @@ impl ClientConfig {
             insecure_upstream: false,
             compress: false,
             proxy_protocol: false,
+            agent: None,
         }
     }
 }

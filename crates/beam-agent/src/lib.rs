@@ -8,7 +8,8 @@
 //!   streams to the local target (with PROXY v2 headers on request).
 //! - [`local`]: dials the local target, with TLS for `--https` services.
 //! - [`compress`]: opt-in gzip of responses.
-//! - [`logs`]: the production agent's log capture, parsing, masking and buffer.
+//! - [`logs`]: the production agent's log capture, parsing, masking and buffer;
+//!   [`agent`]: the services it answers on its tunnel connection (`/logs`).
 //! - [`api`]: a REST API client for the CLI, over the tunnel port's TLS.
 //! - [`client`]: the reconnect loop with full-jitter backoff and lease reuse, and
 //!   the events and counters a UI shows.
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod api;
 pub mod client;
 pub mod compress;

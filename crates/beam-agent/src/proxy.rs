@@ -51,6 +51,7 @@ pub struct LocalProxy {
     client: Client<LocalDialer, Body>,
     compress: bool,
     proxy_protocol: bool,
+    agent: Option<crate::agent::AgentServices>,
     stats: Arc<Stats>,
     control: mpsc::UnboundedSender<Control>,
 }
@@ -84,6 +85,7 @@ impl LocalProxy {
             client,
             compress: cfg.compress,
             proxy_protocol: cfg.proxy_protocol,
+            agent: cfg.agent.clone(),
             stats,
             control,
         }
@@ -112,6 +114,12 @@ impl LocalProxy {
         // Each tunnel kind accepts only its own stream shapes: a TCP tunnel only
         // plain CONNECT, an HTTP tunnel requests and WebSocket upgrades.
         let websocket = req.extensions().get::<hyper::ext::Protocol>().is_some();
+        if self.kind == TunnelKind::Agent {
+            return Ok(match &self.agent {
+                Some(agent) => agent.handle(req).await,
+                None => status(StatusCode::NOT_FOUND),
+            });
+        }
         let resp = match (self.kind, req.method() == Method::CONNECT, websocket) {
             (TunnelKind::Tcp, true, false) => self.tcp(req, guard).await,
             (TunnelKind::Http, true, true) => self.websocket(req, guard).await,

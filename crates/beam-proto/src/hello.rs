@@ -94,6 +94,15 @@ pub enum TunnelRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         port: Option<u16>,
     },
+    /// A production agent (`beam agent`): no public name; the server sends it
+    /// parity requests (`GET /logs`, …) for one project environment. Needs an
+    /// agent token of that environment.
+    Agent {
+        /// Project name, e.g. `shop`.
+        project: String,
+        /// Environment name, e.g. `production`.
+        environment: String,
+    },
 }
 
 impl TunnelRequest {
@@ -102,6 +111,7 @@ impl TunnelRequest {
         match self {
             Self::Http { .. } => TunnelKind::Http,
             Self::Tcp { .. } => TunnelKind::Tcp,
+            Self::Agent { .. } => TunnelKind::Agent,
         }
     }
 }
@@ -114,6 +124,8 @@ pub enum TunnelKind {
     Http,
     /// Raw TCP tunnel.
     Tcp,
+    /// Production agent.
+    Agent,
 }
 
 impl TunnelKind {
@@ -122,6 +134,7 @@ impl TunnelKind {
         match self {
             Self::Http => "http",
             Self::Tcp => "tcp",
+            Self::Agent => "agent",
         }
     }
 }

@@ -58,6 +58,7 @@ pub async fn store_operator_token(
                 scopes: Scopes::all(),
                 kind: TokenKind::Api,
                 expires_at: None,
+                environment_id: None,
             },
             now_ms(),
         )
@@ -133,6 +134,8 @@ pub struct Principal {
     pub role: Role,
     /// Effective scopes: token scopes ∩ role scopes.
     pub scopes: Scopes,
+    /// The environment an agent token publishes for.
+    pub environment_id: Option<i64>,
 }
 
 impl Principal {
@@ -244,25 +247,52 @@ impl Authenticator {
             org_id: row.org_id,
             role,
             scopes: row.scopes.intersect(role.scopes()),
+            environment_id: row.environment_id,
         })
     }
 
     /// Checks a tunnel client's token: an API token allowed to open tunnels.
-    pub async fn verify(&self, token: &Secret, ip: IpAddr) -> Result<Principal, Refusal> {
+    ///
+    /// A production agent (`agent`) needs an agent token instead, and an agent
+    /// token opens nothing else: producers cannot read, consumers cannot publish.
+    pub async fn verify(
+        &self,
+        token: &Secret,
+        ip: IpAddr,
+        agent: bool,
+    ) -> Result<Principal, Refusal> {
         let refusal = |code, message: String, retry: Option<u64>| Refusal {
             code,
             message,
             retry_after_secs: retry,
         };
+        let kind = if agent {
+            TokenKind::Agent
+        } else {
+            TokenKind::Api
+        };
         let p = self
-            .authenticate(token.expose(), ip, &[TokenKind::Api])
+            .authenticate(token.expose(), ip, &[kind])
             .await
             .map_err(|e| match e {
                 AuthError::Throttled(s) => refusal(ErrorCode::Throttled, e.to_string(), Some(s)),
                 AuthError::Expired => refusal(ErrorCode::TokenExpired, e.to_string(), None),
                 AuthError::Internal => internal(),
+                AuthError::WrongKind if agent => refusal(
+                    ErrorCode::Unauthorized,
+                    "beam agent needs an agent token of its environment (`beam projects token PROJECT/ENV`); developer tokens cannot publish".into(),
+                    None,
+                ),
+                AuthError::WrongKind => refusal(
+                    ErrorCode::Unauthorized,
+                    "agent tokens only connect `beam agent`; use an API token for tunnels".into(),
+                    None,
+                ),
                 other => refusal(ErrorCode::Unauthorized, other.to_string(), None),
             })?;
+        if agent {
+            return Ok(p);
+        }
         if !p.allows(Scope::TunnelsWrite) {
             return Err(refusal(
                 ErrorCode::Unauthorized,

@@ -58,6 +58,8 @@ pub struct Registry {
     http: RwLock<HashMap<String, Arc<Tunnel>>>,
     tcp: RwLock<HashMap<u16, Arc<Tunnel>>>,
     domains: RwLock<HashMap<String, Arc<Tunnel>>>,
+    /// Connected production agents by environment id, oldest first.
+    agents: RwLock<HashMap<i64, Vec<Arc<Tunnel>>>>,
 }
 
 impl Registry {
@@ -159,6 +161,37 @@ impl Registry {
                 map.remove(d);
             }
         }
+    }
+
+    /// Registers a production agent of environment `env_id`.
+    pub fn insert_agent(&self, env_id: i64, agent: Arc<Tunnel>) {
+        self.agents
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(env_id)
+            .or_default()
+            .push(agent);
+    }
+
+    /// Removes the agent session `session` of `env_id`.
+    pub fn remove_agent(&self, env_id: i64, session: &str) {
+        let mut map = self.agents.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = map.get_mut(&env_id) {
+            list.retain(|a| a.session != session);
+            if list.is_empty() {
+                map.remove(&env_id);
+            }
+        }
+    }
+
+    /// The connected agents of `env_id`, oldest first.
+    pub fn agents(&self, env_id: i64) -> Vec<Arc<Tunnel>> {
+        self.agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&env_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Every live tunnel (HTTP and TCP).

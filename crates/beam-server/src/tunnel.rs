@@ -168,10 +168,19 @@ async fn session<IO>(
         }
     };
 
-    let principal = match state.auth.verify(&hello.token, peer.ip()).await {
+    let agent = hello.tunnel.kind() == TunnelKind::Agent;
+    let principal = match state.auth.verify(&hello.token, peer.ip(), agent).await {
         Ok(p) => p,
         Err(r) => return refuse(&mut io, r).await,
     };
+    if let TunnelRequest::Agent {
+        project,
+        environment,
+    } = &hello.tunnel
+    {
+        let (project, environment) = (project.clone(), environment.clone());
+        return agent_session(state, io, peer, principal, &project, &environment, shutdown).await;
+    }
     let token_id = principal.token_id;
     let policy = match crate::visitor::Policy::new(&hello.protection, &state.cfg) {
         Ok(p) => Arc::new(p),
@@ -216,6 +225,7 @@ async fn session<IO>(
             claim_subdomain(&state, subdomain.as_deref(), &who).await
         }
         TunnelRequest::Tcp { port } => claim_port(&state, *port, &who).await,
+        TunnelRequest::Agent { .. } => unreachable!("agents returned above"),
     };
     let claimed = match claimed {
         Ok(c) => c,
@@ -265,23 +275,7 @@ async fn session<IO>(
         return;
     }
 
-    // Roles flip: this side becomes the HTTP/2 client of the connection.
-    let handshake = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .initial_stream_window_size(beam_proto::H2_STREAM_WINDOW)
-        .initial_connection_window_size(beam_proto::H2_CONNECTION_WINDOW)
-        .max_frame_size(beam_proto::MAX_H2_FRAME)
-        // Every visitor that hangs up mid-request makes us reset its stream; h2's
-        // guard against peers provoking resets (1024) would then close the whole
-        // tunnel under ordinary load. The resets are ours, caused by visitors.
-        .max_local_error_reset_streams(None)
-        .keep_alive_interval(state.cfg.keepalive_interval)
-        .keep_alive_timeout(state.cfg.keepalive_timeout)
-        .keep_alive_while_idle(true)
-        .max_send_buf_size(1 << 20)
-        .handshake(TokioIo::new(io))
-        .await;
-    let (sender, conn) = match handshake {
+    let (sender, conn) = match h2_handshake(&state, io).await {
         Ok(pair) => pair,
         Err(e) => {
             tracing::debug!(%peer, error = %e, "HTTP/2 handshake failed");
@@ -317,21 +311,7 @@ async fn session<IO>(
     gauge.inc();
     tracing::info!(%peer, session = %session_id, name = %claimed.name, kind = kind.as_str(), client = %hello.client, "tunnel connected");
 
-    // Tell the client it is routable, so it reports "online" only when it is.
-    let ready = {
-        let mut s = tunnel.sender.clone();
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri("http://beam-control/ready")
-            .header("beam-control", "ready")
-            .body(empty());
-        async move {
-            if let Ok(req) = req {
-                let _ = s.send_request(req).await;
-            }
-        }
-    };
-    tokio::spawn(ready);
+    tokio::spawn(send_ready(tunnel.sender.clone()));
 
     if kind == TunnelKind::Tcp
         && let Some(listener) = claimed.listener.clone()
@@ -375,6 +355,138 @@ async fn session<IO>(
             .remove_tcp(claimed.name.parse().unwrap_or_default(), &session_id),
     }
     tracing::info!(session = %session_id, name = %claimed.name, "tunnel disconnected; name held for the grace period");
+}
+
+/// Roles flip after the Welcome: this side becomes the HTTP/2 client of the
+/// connection.
+async fn h2_handshake<IO>(
+    state: &State,
+    io: IO,
+) -> hyper::Result<(
+    hyper::client::conn::http2::SendRequest<crate::body::Body>,
+    hyper::client::conn::http2::Connection<TokioIo<IO>, crate::body::Body, TokioExecutor>,
+)>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .initial_stream_window_size(beam_proto::H2_STREAM_WINDOW)
+        .initial_connection_window_size(beam_proto::H2_CONNECTION_WINDOW)
+        .max_frame_size(beam_proto::MAX_H2_FRAME)
+        // Every visitor that hangs up mid-request makes us reset its stream; h2's
+        // guard against peers provoking resets (1024) would then close the whole
+        // tunnel under ordinary load. The resets are ours, caused by visitors.
+        .max_local_error_reset_streams(None)
+        .keep_alive_interval(state.cfg.keepalive_interval)
+        .keep_alive_timeout(state.cfg.keepalive_timeout)
+        .keep_alive_while_idle(true)
+        .max_send_buf_size(1 << 20)
+        .handshake(TokioIo::new(io))
+        .await
+}
+
+/// A production agent's session: checks that its token belongs to the
+/// environment it names, registers it for parity requests until it drops.
+async fn agent_session<IO>(
+    state: Arc<State>,
+    mut io: IO,
+    peer: SocketAddr,
+    principal: Principal,
+    project: &str,
+    environment: &str,
+    shutdown: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let env = match state
+        .store
+        .environment(principal.org_id, project, environment)
+        .await
+    {
+        Ok(Some(env)) if principal.environment_id == Some(env.id) => env,
+        Ok(_) => {
+            let message = format!(
+                "this agent token is not for {project}/{environment}; create one with `beam projects token {project}/{environment}`"
+            );
+            state.auth.record_failure(peer.ip());
+            return refuse(&mut io, refusal(ErrorCode::Unauthorized, message)).await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "environment lookup failed");
+            return refuse(&mut io, internal()).await;
+        }
+    };
+    let session_id = format!("{:016x}", rand::random::<u64>());
+    let name = format!("{project}/{environment}");
+    let welcome = Welcome {
+        session: session_id.clone(),
+        public_url: format!("agent://{name}"),
+        name: name.clone(),
+        // Agents hold no public name; the lease is not used.
+        lease: random_secret("lease_"),
+        grace_secs: 0,
+        enforced: true,
+    };
+    if write_frame(&mut io, &Reply::Welcome(welcome))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let (sender, conn) = match h2_handshake(&state, io).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "agent HTTP/2 handshake failed");
+            return;
+        }
+    };
+    let policy = match crate::visitor::Policy::new(&Default::default(), &state.cfg) {
+        Ok(p) => Arc::new(p),
+        Err(_) => return,
+    };
+    let kick = CancellationToken::new();
+    let agent = Arc::new(Tunnel {
+        session: session_id.clone(),
+        name: name.clone(),
+        id: env.id,
+        org_id: principal.org_id,
+        user_id: principal.user_id,
+        token_id: principal.token_id,
+        paused: false.into(),
+        domains: Vec::new(),
+        sender,
+        kick: kick.clone(),
+        listener: None,
+        policy,
+    });
+    state.registry.insert_agent(env.id, agent.clone());
+    let gauge = state.metrics.tunnels(TunnelKind::Agent.as_str());
+    gauge.inc();
+    tracing::info!(%peer, session = %session_id, environment = %name, "agent connected");
+    tokio::spawn(send_ready(agent.sender.clone()));
+    tokio::select! {
+        r = conn => if let Err(e) = r {
+            tracing::debug!(session = %session_id, error = %e, "agent connection ended");
+        },
+        () = kick.cancelled() => {},
+        () = shutdown.cancelled() => {},
+    }
+    gauge.dec();
+    state.registry.remove_agent(env.id, &session_id);
+    tracing::info!(session = %session_id, environment = %name, "agent disconnected");
+}
+
+/// Tells the client it is routable, so it reports "online" only when it is.
+async fn send_ready(mut sender: hyper::client::conn::http2::SendRequest<crate::body::Body>) {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("http://beam-control/ready")
+        .header("beam-control", "ready")
+        .body(empty());
+    if let Ok(req) = req {
+        let _ = sender.send_request(req).await;
+    }
 }
 
 async fn release(state: &State, claimed: &Claimed, session: &str) {

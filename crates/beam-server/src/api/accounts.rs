@@ -255,6 +255,7 @@ pub async fn login(
                 scopes: role.scopes(),
                 kind: TokenKind::Session,
                 expires_at: Some(expires_at),
+                environment_id: None,
             },
             now,
         )
@@ -351,6 +352,7 @@ async fn send_reset(state: &State, email: &str) -> Result<(), crate::store::Stor
                 scopes: Default::default(),
                 kind: TokenKind::Reset,
                 expires_at: Some(now + 3_600_000),
+                environment_id: None,
             },
             now,
         )
@@ -448,6 +450,7 @@ pub async fn me(
             TokenKind::Api => "api",
             TokenKind::Session => "session",
             TokenKind::Reset => "reset",
+            TokenKind::Agent => "agent",
         }
         .into(),
         orgs: state

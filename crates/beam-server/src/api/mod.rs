@@ -8,6 +8,7 @@ mod domains;
 pub mod error;
 pub mod extract;
 mod org;
+mod projects;
 mod tokens;
 mod tunnels;
 
@@ -36,6 +37,7 @@ use error::ApiError;
         domains::list, domains::create, domains::get, domains::verify, domains::delete,
         analytics::tunnel, analytics::user,
         org::get, org::members, org::add_member, org::remove_member, org::set_limits,
+        projects::list, projects::create, projects::create_agent_token, projects::logs,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -45,6 +47,7 @@ use error::ApiError;
         (name = "domains", description = "Reserved subdomains and custom domains"),
         (name = "analytics", description = "Traffic numbers"),
         (name = "organization", description = "Members and plan limits"),
+        (name = "projects", description = "Parity: project environments, agent tokens, production logs"),
     )
 )]
 pub struct ApiDoc;
@@ -91,6 +94,15 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             axum::routing::delete(org::remove_member),
         )
         .route("/orgs/{id}/limits", put(org::set_limits))
+        .route("/projects", get(projects::list).post(projects::create))
+        .route(
+            "/projects/{project}/{environment}/agent-tokens",
+            post(projects::create_agent_token),
+        )
+        .route(
+            "/projects/{project}/{environment}/logs",
+            get(projects::logs),
+        )
         .route("/openapi.json", get(openapi))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()

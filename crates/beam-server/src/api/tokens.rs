@@ -166,6 +166,7 @@ pub async fn create(
                 scopes,
                 kind: TokenKind::Api,
                 expires_at,
+                environment_id: None,
             },
             now,
         )

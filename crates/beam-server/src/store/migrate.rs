@@ -24,6 +24,7 @@ migrations! {
     2 => "0002_accounts.sql",
     3 => "0003_org_usage.sql",
     4 => "0004_certificates.sql",
+    5 => "0005_projects.sql",
 }
 
 impl Store {

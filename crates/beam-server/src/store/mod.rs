@@ -10,6 +10,7 @@ mod analytics;
 mod certificates;
 mod domains;
 mod migrate;
+mod projects;
 mod reservations;
 mod tokens;
 mod tunnels;
@@ -20,6 +21,7 @@ pub use analytics::{
 };
 pub use certificates::CertRow;
 pub use domains::{Check, DomainRow, NewDomain};
+pub use projects::EnvironmentRow;
 pub use reservations::{Claim, NameKind};
 pub use tokens::{NewToken, TokenKind, TokenRow};
 pub use tunnels::{TunnelKey, TunnelRow};

@@ -17,6 +17,9 @@ pub enum TokenKind {
     Session,
     /// A one-time password reset.
     Reset,
+    /// A production agent's producer token, bound to one environment: it can
+    /// connect `beam agent` and nothing else.
+    Agent,
 }
 
 impl TokenKind {
@@ -25,6 +28,7 @@ impl TokenKind {
             TokenKind::Api => "api",
             TokenKind::Session => "session",
             TokenKind::Reset => "reset",
+            TokenKind::Agent => "agent",
         }
     }
 
@@ -33,6 +37,7 @@ impl TokenKind {
             "api" => Ok(TokenKind::Api),
             "session" => Ok(TokenKind::Session),
             "reset" => Ok(TokenKind::Reset),
+            "agent" => Ok(TokenKind::Agent),
             other => Err(StoreError::Corrupt(format!("unknown token kind '{other}'"))),
         }
     }
@@ -55,6 +60,8 @@ pub struct NewToken<'a> {
     pub kind: TokenKind,
     /// Unix ms after which it is refused.
     pub expires_at: Option<i64>,
+    /// The environment an agent token publishes for.
+    pub environment_id: Option<i64>,
 }
 
 /// A stored token.
@@ -82,6 +89,8 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
     /// Last successful use.
     pub last_used_at: Option<i64>,
+    /// The environment an agent token publishes for.
+    pub environment_id: Option<i64>,
 }
 
 impl TokenRow {
@@ -92,7 +101,7 @@ impl TokenRow {
 }
 
 const COLUMNS: &str = "id, hash, description, user_id, org_id, scopes, kind, created_at, \
-                       expires_at, revoked_at, last_used_at";
+                       expires_at, revoked_at, last_used_at, environment_id";
 
 macro_rules! token_of {
     ($r:expr) => {{
@@ -114,6 +123,7 @@ macro_rules! token_of {
             expires_at: r.try_get("expires_at")?,
             revoked_at: r.try_get("revoked_at")?,
             last_used_at: r.try_get("last_used_at")?,
+            environment_id: r.try_get("environment_id")?,
         }
     }};
 }
@@ -130,10 +140,11 @@ impl Store {
     /// existing id, so a bootstrap token given at every start stays one row.
     pub async fn insert_token(&self, t: &NewToken<'_>, now: i64) -> Result<i64, StoreError> {
         on_pool!(self, p => sqlx::query(
-            "INSERT INTO tokens (hash, description, created_at, expires_at, user_id, org_id, scopes, kind) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hash) DO NOTHING")
+            "INSERT INTO tokens (hash, description, created_at, expires_at, user_id, org_id, scopes, kind, environment_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (hash) DO NOTHING")
             .bind(t.hash).bind(t.description).bind(now).bind(t.expires_at)
             .bind(t.user_id).bind(t.org_id).bind(t.scopes.to_string()).bind(t.kind.as_str())
+            .bind(t.environment_id)
             .execute(p).await.map(|_| ())?);
         let id: i64 = on_pool!(self, p => sqlx::query("SELECT id FROM tokens WHERE hash = $1")
             .bind(t.hash).fetch_one(p).await?.try_get("id")?);

@@ -79,6 +79,7 @@ async fn expired_token_is_refused() {
                 scopes: Scopes::all(),
                 kind: TokenKind::Api,
                 expires_at: Some(now_ms() - 1000),
+                environment_id: None,
             },
             now_ms(),
         )

@@ -11,7 +11,7 @@ use beam_server::store::{
 use crate::support::{Backend, PgDb, test_store};
 
 /// Migrations shipped with this version.
-const MIGRATIONS: usize = 4;
+const MIGRATIONS: usize = 5;
 
 fn token<'a>(hash: &'a [u8], user: i64, org: i64, expires_at: Option<i64>) -> NewToken<'a> {
     NewToken {
@@ -22,6 +22,7 @@ fn token<'a>(hash: &'a [u8], user: i64, org: i64, expires_at: Option<i64>) -> Ne
         scopes: Scopes::all(),
         kind: TokenKind::Api,
         expires_at,
+        environment_id: None,
     }
 }
 

@@ -386,6 +386,7 @@ crate::both!(
                     scopes: Scopes::all(),
                     kind: TokenKind::Api,
                     expires_at: Some(now_ms() - 1),
+                    environment_id: None,
                 },
                 now_ms(),
             )
