@@ -90,6 +90,10 @@ impl AgentServices {
             header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/x-ndjson"),
         );
+        resp.headers_mut().insert(
+            beam_proto::logs::EPOCH_HEADER,
+            http::HeaderValue::from(self.logs.epoch()),
+        );
         resp
     }
 }

@@ -81,6 +81,32 @@ impl ApiClient {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<Bytes, ApiError> {
+        let resp = self.send(method, path, body).await?;
+        let limited = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE);
+        let bytes = limited
+            .collect()
+            .await
+            .map_err(|e| ApiError::Protocol(e.to_string()))?
+            .to_bytes();
+        Ok(bytes)
+    }
+
+    /// `GET path` for a streamed answer (NDJSON logs): the response with its
+    /// body unread, or the API's error.
+    pub async fn stream(
+        &self,
+        path: &str,
+    ) -> Result<http::Response<hyper::body::Incoming>, ApiError> {
+        self.send(Method::GET, path, None::<&()>).await
+    }
+
+    /// Sends one request; a non-2xx answer becomes [`ApiError::Status`].
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ApiError> {
         let proto = |e: &dyn std::fmt::Display| ApiError::Protocol(e.to_string());
         let stream = dial(&self.server, &self.tls, beam_proto::API_ALPN).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -105,11 +131,11 @@ impl ApiClient {
         let req = req.body(Full::new(payload)).map_err(|e| proto(&e))?;
         let resp = sender.send_request(req).await.map_err(|e| proto(&e))?;
         let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
         let limited = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE);
         let bytes = limited.collect().await.map_err(|e| proto(&e))?.to_bytes();
-        if status.is_success() {
-            return Ok(bytes);
-        }
         match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(b) => Err(ApiError::Status {
                 status,

@@ -20,6 +20,7 @@ pub mod logs;
 pub mod proxy_v2;
 pub mod secret;
 pub mod splice;
+pub mod time;
 
 pub use codec::{ProtoError, read_frame, read_preamble, write_frame, write_preamble};
 pub use hello::{

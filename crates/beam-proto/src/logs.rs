@@ -135,7 +135,14 @@ pub struct LogQuery {
     pub follow: bool,
     /// Resume: only entries with a larger `seq` (the last one a reader saw).
     pub after: Option<u64>,
+    /// The buffer `after` refers to (header [`EPOCH_HEADER`] of the earlier
+    /// stream). When the agent restarted since, its sequence numbers started
+    /// over: everything the new buffer holds is sent instead.
+    pub epoch: Option<u64>,
 }
+
+/// Response header naming the agent buffer a log stream comes from.
+pub const EPOCH_HEADER: &str = "beam-log-epoch";
 
 impl Default for LogQuery {
     fn default() -> Self {
@@ -148,6 +155,7 @@ impl Default for LogQuery {
             tail: 100,
             follow: true,
             after: None,
+            epoch: None,
         }
     }
 }
@@ -176,6 +184,9 @@ impl LogQuery {
         }
         if let Some(a) = self.after {
             v.push(("after", a.to_string()));
+        }
+        if let Some(e) = self.epoch {
+            v.push(("epoch", e.to_string()));
         }
         v
     }
@@ -213,6 +224,12 @@ impl LogQuery {
                             .map_err(|_| "after must be 0 or more".to_string())?,
                     )
                 }
+                "epoch" => {
+                    q.epoch = Some(
+                        v.parse()
+                            .map_err(|_| format!("epoch must be a number, not '{v}'"))?,
+                    )
+                }
                 other => return Err(format!("unknown log query parameter '{other}'")),
             }
         }
@@ -248,6 +265,7 @@ mod tests {
             tail: 5,
             follow: false,
             after: Some(42),
+            epoch: Some(u64::MAX),
         };
         let pairs = q.to_pairs();
         let back = LogQuery::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();

@@ -44,6 +44,119 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Parity project environments (shop/production) and their agent tokens.
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
+    /// Run next to the production app: `beam agent --project shop/production -- node server.js`.
+    Agent(AgentArgs),
+    /// Stream production logs; filters run on the agent, in production.
+    Logs(LogsArgs),
+}
+
+/// `beam projects` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// List project environments.
+    List {
+        /// Where the server is.
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a project environment (and the project) if missing.
+    Create {
+        /// PROJECT/ENVIRONMENT, e.g. shop/production.
+        name: String,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Create an agent token for PROJECT/ENVIRONMENT (shown once; give it to
+    /// `beam agent` as BEAM_TOKEN).
+    Token {
+        /// PROJECT/ENVIRONMENT.
+        name: String,
+        /// What it is for (e.g. the host).
+        #[arg(long)]
+        description: Option<String>,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+/// `beam agent` options. The agent token comes from BEAM_TOKEN.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// PROJECT/ENVIRONMENT this agent publishes for.
+    #[arg(long, env = "BEAM_PROJECT")]
+    pub project: String,
+    /// Service name for lines that do not name one.
+    #[arg(long, env = "BEAM_SERVICE")]
+    pub service: Option<String>,
+    /// Also mask e-mail addresses in log lines before they leave this machine.
+    #[arg(long, env = "BEAM_MASK_PII")]
+    pub mask_pii: bool,
+    /// Most log entries kept in memory.
+    #[arg(long, env = "BEAM_LOG_BUFFER_LINES", default_value_t = 100_000)]
+    pub buffer_lines: usize,
+    /// Most bytes of log entries kept in memory.
+    #[arg(long, env = "BEAM_LOG_BUFFER_SIZE", default_value = "64M", value_parser = parse_size)]
+    pub buffer_size: u64,
+    /// How long log entries are kept, from receipt.
+    #[arg(long, env = "BEAM_LOG_RETENTION", default_value = "1h", value_parser = parse_duration)]
+    pub retention: Duration,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// The app to run, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+/// `beam logs` options.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// PROJECT/ENVIRONMENT to read.
+    #[arg(long, env = "BEAM_PROJECT")]
+    pub project: String,
+    /// That level and above: trace, debug, info, warn, error, fatal.
+    #[arg(long, value_parser = parse_level)]
+    pub level: Option<beam_proto::logs::Level>,
+    /// Only exactly --level.
+    #[arg(long, requires = "level")]
+    pub only_level: bool,
+    /// Only this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only messages matching this regular expression.
+    #[arg(long)]
+    pub grep: Option<String>,
+    /// Only entries since a time: 10m, 2h, or RFC 3339 (2026-01-31T12:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// How many past entries to show first.
+    #[arg(long, default_value_t = 100)]
+    pub tail: usize,
+    /// Keep streaming new entries (the default).
+    #[arg(long, overrides_with = "no_follow")]
+    pub follow: bool,
+    /// Print the past entries and stop.
+    #[arg(long)]
+    pub no_follow: bool,
+    /// One JSON object per line on stdout; status messages on stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// Parses a log level name.
+pub fn parse_level(s: &str) -> Result<beam_proto::logs::Level, String> {
+    s.parse()
 }
 
 /// `beam login` options. The token is never an argument.
@@ -575,8 +688,8 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
+    let result: anyhow::Result<ExitCode> = runtime.block_on(async move {
+        let done = match cli.command {
             Command::Server(args) => {
                 init_tracing("info", args.log_format);
                 crate::server_cmd::run(*args).await
@@ -613,10 +726,26 @@ pub fn main() -> ExitCode {
                 init_tracing("warn", LogFormat::Text);
                 crate::account_cmd::tokens(cmd).await
             }
-        }
+            Command::Projects(cmd) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::parity_cmd::projects(cmd).await
+            }
+            Command::Agent(args) => {
+                init_tracing("warn", LogFormat::Text);
+                // The app's exit code is the agent's.
+                return crate::parity_cmd::agent(args)
+                    .await
+                    .map(|code| ExitCode::from(u8::try_from(code).unwrap_or(1)));
+            }
+            Command::Logs(args) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::parity_cmd::logs(args).await
+            }
+        };
+        done.map(|()| ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

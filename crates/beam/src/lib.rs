@@ -7,6 +7,7 @@
 pub mod account_cmd;
 pub mod cli;
 pub mod manage_cmd;
+pub mod parity_cmd;
 pub mod server_cmd;
 pub mod settings;
 pub mod tunnel_cmd;

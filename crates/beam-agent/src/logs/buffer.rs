@@ -53,6 +53,9 @@ pub struct LogBuffer {
     limits: Limits,
     masker: Masker,
     service: Option<String>,
+    /// Random per buffer: a reader's cursor from another buffer (before an agent
+    /// restart) is not compared with this one's sequence numbers.
+    epoch: u64,
 }
 
 /// Rough memory cost of an entry, for the byte bound.
@@ -85,7 +88,13 @@ impl LogBuffer {
             limits,
             masker,
             service,
+            epoch: rand::random::<u64>() >> 12,
         }
+    }
+
+    /// This buffer's epoch (see [`beam_proto::logs::LogQuery::epoch`]).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -151,6 +160,12 @@ impl LogBuffer {
     /// after the resume cursor), then, when following, live entries.
     pub fn reader(self: &Arc<Self>, query: &LogQuery) -> Result<LogReader, String> {
         let filter = Filter::new(query)?;
+        let mut query = query.clone();
+        if query.epoch.is_some_and(|e| e != self.epoch) && query.after.is_some() {
+            // A cursor from before an agent restart: all of this buffer is new.
+            query.after = Some(0);
+        }
+        let query = &query;
         // Subscribe before reading the backlog, so nothing falls in between;
         // entries in both are skipped by sequence number.
         let live = query.follow.then(|| self.live.subscribe());
@@ -388,6 +403,16 @@ mod tests {
             entries(drain(&mut resumed, 4).await),
             ["ERROR d timeout", "INFO e", "INFO f", "INFO g"]
         );
+        // A cursor from another buffer (the agent restarted) gets everything.
+        let mut other = b
+            .reader(&LogQuery {
+                after: Some(6),
+                epoch: Some(b.epoch() + 1),
+                follow: false,
+                ..LogQuery::default()
+            })
+            .unwrap();
+        assert_eq!(drain(&mut other, 7).await.len(), 7);
     }
 
     #[tokio::test]

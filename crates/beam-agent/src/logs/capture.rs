@@ -146,6 +146,13 @@ where
             Some(i) => (i + 1, true),
             None => (chunk.len(), false),
         };
+        // Cut exactly at MAX_LINE, whatever sizes the pipe delivers.
+        let room = MAX_LINE - line.len();
+        let (take, complete) = if take > room {
+            (room, false)
+        } else {
+            (take, complete)
+        };
         let _ = to.write_all(&chunk[..take]).await;
         line.extend_from_slice(&chunk[..take]);
         reader.consume(take);

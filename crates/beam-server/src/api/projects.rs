@@ -171,7 +171,8 @@ pub async fn create_agent_token(
         ("only_level" = Option<bool>, Query, description = "match `level` exactly"),
         ("service" = Option<String>, Query), ("grep" = Option<String>, Query, description = "regular expression on the message"),
         ("since" = Option<i64>, Query, description = "unix ms"), ("tail" = Option<u32>, Query),
-        ("follow" = Option<bool>, Query), ("after" = Option<u64>, Query, description = "resume after this seq")),
+        ("follow" = Option<bool>, Query), ("after" = Option<u64>, Query, description = "resume after this seq"),
+        ("epoch" = Option<u64>, Query, description = "the `beam-log-epoch` header of the stream `after` came from")),
     responses((status = 200, description = "NDJSON log lines", content_type = "application/x-ndjson"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
@@ -229,8 +230,12 @@ pub async fn logs(
             body.trim().to_string(),
         ));
     }
+    let epoch = resp.headers().get(beam_proto::logs::EPOCH_HEADER).cloned();
     let mut out = Response::new(axum::body::Body::new(resp.into_body()));
     let h = out.headers_mut();
+    if let Some(epoch) = epoch {
+        h.insert(beam_proto::logs::EPOCH_HEADER, epoch);
+    }
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),

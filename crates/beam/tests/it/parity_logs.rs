@@ -35,7 +35,17 @@ async fn open_logs(
     let resp = within("logs response", sender.send_request(req))
         .await
         .unwrap();
+    let epoch = resp
+        .headers()
+        .get(beam_proto::logs::EPOCH_HEADER)
+        .map(|v| v.to_str().unwrap().to_string());
+    LAST_EPOCH.with(|e| *e.borrow_mut() = epoch);
     (resp.status(), resp.into_body())
+}
+
+thread_local! {
+    /// The `beam-log-epoch` of the last stream opened on this thread.
+    static LAST_EPOCH: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Reads NDJSON lines until `n` are in.
@@ -205,6 +215,31 @@ async fn agent_logs_are_filtered_followed_and_resumed_and_tokens_keep_their_role
         })
         .collect();
     assert_eq!(seqs, [3, 4, 5]);
+    // The same cursor with the stream's epoch resumes; with an epoch of another
+    // buffer (the agent restarted) everything the new buffer holds is sent.
+    let epoch: u64 = LAST_EPOCH
+        .with(|e| e.borrow().clone())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let seqs_for = |q: String| {
+        let server = &server;
+        let admin = admin.clone();
+        async move {
+            let (status, body) = open_logs(server, &admin, &q).await;
+            assert_eq!(status, StatusCode::OK);
+            let text = body.collect().await.unwrap().to_bytes();
+            std::str::from_utf8(&text).unwrap().lines().count()
+        }
+    };
+    assert_eq!(
+        seqs_for(format!("after=2&epoch={epoch}&follow=false")).await,
+        3
+    );
+    assert_eq!(
+        seqs_for(format!("after=2&epoch={}&follow=false", epoch + 1)).await,
+        5
+    );
 
     // Producers cannot read: the agent token is refused by the API.
     let (status, _) = open_logs(&server, &agent_token, "follow=false").await;

@@ -1,0 +1,356 @@
+//! `beam projects`, `beam agent` and `beam logs`: the parity commands. The agent
+//! runs next to the production app and never gets in its way: the app starts
+//! whether or not the server is reachable, its output passes through untouched,
+//! and the agent exits with the app's exit code.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use beam_agent::agent::AgentServices;
+use beam_agent::logs::{Limits, LogBuffer, Masker};
+use beam_agent::{ApiClient, ApiError, ClientConfig, Event, LocalTarget, Stats};
+use beam_proto::TunnelRequest;
+use beam_proto::logs::{EPOCH_HEADER, Level, LogEntry, LogLine, LogQuery};
+use http::Method;
+use http_body_util::BodyExt;
+use owo_colors::OwoColorize;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{AgentArgs, LogsArgs, ProjectsCommand, color, parse_duration};
+use crate::settings::Settings;
+
+/// `shop/production` → `("shop", "production")`.
+pub fn split_env(name: &str) -> anyhow::Result<(String, String)> {
+    match name.split_once('/') {
+        Some((p, e)) if !p.is_empty() && !e.is_empty() && !e.contains('/') => {
+            Ok((p.to_string(), e.to_string()))
+        }
+        _ => bail!("'{name}' is not PROJECT/ENVIRONMENT, e.g. shop/production"),
+    }
+}
+
+fn api(settings: &Settings) -> anyhow::Result<ApiClient> {
+    Ok(ApiClient {
+        server: settings.server.clone(),
+        tls: settings.tls.clone(),
+        token: Some(settings.require_token()?),
+    })
+}
+
+/// Runs `beam projects …`.
+pub async fn projects(cmd: ProjectsCommand) -> anyhow::Result<()> {
+    match cmd {
+        ProjectsCommand::List { conn, json } => {
+            let client = api(&Settings::resolve(&conn)?)?;
+            let rows: Vec<Value> = client
+                .call(Method::GET, "/api/projects", None::<&()>)
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if rows.is_empty() {
+                eprintln!(
+                    "no projects yet; create one with `beam projects create shop/production`"
+                );
+            } else {
+                for r in rows {
+                    println!(
+                        "{}/{}",
+                        r["project"].as_str().unwrap_or(""),
+                        r["name"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        ProjectsCommand::Create { name, conn } => {
+            let (project, environment) = split_env(&name)?;
+            let client = api(&Settings::resolve(&conn)?)?;
+            let _: Value = client
+                .call(
+                    Method::POST,
+                    "/api/projects",
+                    Some(&json!({"project": project, "environment": environment})),
+                )
+                .await?;
+            eprintln!(
+                "{project}/{environment} is ready; next: `beam projects token {project}/{environment}`"
+            );
+        }
+        ProjectsCommand::Token {
+            name,
+            description,
+            conn,
+        } => {
+            let (project, environment) = split_env(&name)?;
+            let client = api(&Settings::resolve(&conn)?)?;
+            let r: Value = client
+                .call(
+                    Method::POST,
+                    &format!("/api/projects/{project}/{environment}/agent-tokens"),
+                    Some(&json!({"description": description})),
+                )
+                .await?;
+            let token = r["token"].as_str().context("the server sent no token")?;
+            // The token alone on stdout, so it can be piped into a secret store.
+            println!("{token}");
+            eprintln!(
+                "agent token for {project}/{environment} (shown once): run `BEAM_TOKEN=… beam agent --project {project}/{environment} -- <your app>` in production"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `beam agent`; returns the app's exit code.
+pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
+    let (project, environment) = split_env(&args.project)?;
+    let settings = Settings::resolve(&args.conn)?;
+    let token = settings.require_token()?;
+    let buffer = Arc::new(LogBuffer::new(
+        Limits {
+            max_entries: args.buffer_lines.max(1),
+            max_bytes: usize::try_from(args.buffer_size).unwrap_or(usize::MAX),
+            ttl: args.retention,
+            ..Limits::default()
+        },
+        Masker::new(args.mask_pii),
+        args.service.clone(),
+    ));
+    let name = format!("{project}/{environment}");
+    let request = TunnelRequest::Agent {
+        project,
+        environment,
+    };
+    // The agent serves built-in services; the local target is never dialled.
+    let local = LocalTarget {
+        host: "localhost".into(),
+        port: 9,
+        https: false,
+    };
+    let mut cfg = ClientConfig::new(settings.server.clone(), token, request, local);
+    cfg.tls = settings.tls.clone();
+    cfg.agent = Some(AgentServices {
+        logs: buffer.clone(),
+    });
+    let stop = CancellationToken::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let client = tokio::spawn(beam_agent::run(
+        cfg,
+        tx,
+        Arc::new(Stats::default()),
+        stop.clone().cancelled_owned(),
+    ));
+    let status = tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                Event::Connected { .. } => eprintln!("beam agent: connected, publishing {name}"),
+                Event::Disconnected { reason, retry_in } => eprintln!(
+                    "beam agent: offline ({reason}); retrying in {:.1} s (the app keeps running)",
+                    retry_in.as_secs_f32()
+                ),
+                Event::Connecting { .. } => {}
+            }
+        }
+    });
+    let watch = tokio::spawn(async move {
+        // A fatal refusal (wrong token) ends the connection attempts, never the app.
+        if let Ok(Err(e)) = client.await {
+            eprintln!("beam agent: not publishing: {e}");
+        }
+    });
+    let mut command = args.command.into_iter();
+    let program = command.next().context("no command given after --")?;
+    let code = beam_agent::logs::capture::run_child(program, command.collect(), buffer).await?;
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), watch).await;
+    status.abort();
+    Ok(code)
+}
+
+/// `--since`: a duration ago (`10m`) or an RFC 3339 time.
+fn parse_since(s: &str, now_ms: i64) -> anyhow::Result<i64> {
+    if let Some(t) = beam_proto::time::parse_rfc3339_ms(s) {
+        return Ok(t);
+    }
+    match parse_duration(s) {
+        Ok(d) => Ok(now_ms - d.as_millis() as i64),
+        Err(_) => bail!(
+            "--since '{s}' is neither a duration (10m, 2h) nor an RFC 3339 time (2026-01-31T12:00:00Z)"
+        ),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The seed's line format: `[time] [LEVEL] [service] message {context}`.
+pub fn format_entry(e: &LogEntry, colored: bool) -> String {
+    let level = format!("{:<5}", e.level.as_str().to_ascii_uppercase());
+    let level = if colored {
+        match e.level {
+            Level::Fatal => level.red().bold().to_string(),
+            Level::Error => level.red().to_string(),
+            Level::Warn => level.yellow().to_string(),
+            Level::Info => level.green().to_string(),
+            Level::Debug => level.blue().to_string(),
+            Level::Trace => level.dimmed().to_string(),
+        }
+    } else {
+        level
+    };
+    let mut line = format!(
+        "[{}] [{level}] [{}] {}",
+        beam_proto::time::format_rfc3339_ms(e.ts),
+        e.service.as_deref().unwrap_or("-"),
+        e.message
+    );
+    if !e.context.is_empty() {
+        let ctx = Value::Object(e.context.clone()).to_string();
+        line.push(' ');
+        line.push_str(&if colored {
+            ctx.dimmed().to_string()
+        } else {
+            ctx
+        });
+    }
+    line
+}
+
+/// Runs `beam logs`.
+pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
+    let (project, environment) = split_env(&args.project)?;
+    let client = api(&Settings::resolve(&args.conn)?)?;
+    let mut query = LogQuery {
+        level: args.level,
+        only_level: args.only_level,
+        service: args.service.clone(),
+        grep: args.grep.clone(),
+        since: args
+            .since
+            .as_deref()
+            .map(|s| parse_since(s, now_ms()))
+            .transpose()?,
+        tail: args.tail,
+        follow: !args.no_follow,
+        after: None,
+        epoch: None,
+    };
+    let colored = color() && !args.json;
+    let mut attempt = 0u32;
+    loop {
+        let path = format!(
+            "/api/projects/{project}/{environment}/logs?{}",
+            serde_urlencoded::to_string(query.to_pairs())?
+        );
+        let resp = match client.stream(&path).await {
+            Ok(r) => r,
+            Err(ApiError::Status {
+                status,
+                code,
+                message,
+            }) if query.follow && (code == "agent_offline" || status.is_server_error()) => {
+                eprintln!("beam logs: {message}; waiting…");
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                continue;
+            }
+            Err(ApiError::Connect(e)) if query.follow && attempt > 0 => {
+                eprintln!("beam logs: {e}; reconnecting…");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10)))).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        attempt = 1;
+        query.epoch = resp
+            .headers()
+            .get(EPOCH_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let mut body = resp.into_body();
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { break };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            let mut out = std::io::stdout().lock();
+            while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=i).collect();
+                let Ok(parsed) = serde_json::from_slice::<LogLine>(&line) else {
+                    continue;
+                };
+                match &parsed {
+                    LogLine::Entry(e) => query.after = Some(e.seq),
+                    LogLine::Dropped { dropped } if !args.json => {
+                        eprintln!("… {dropped} lines dropped (this reader fell behind)");
+                        continue;
+                    }
+                    LogLine::Dropped { .. } => {}
+                }
+                let text = match &parsed {
+                    LogLine::Entry(e) if !args.json => format_entry(e, colored),
+                    _ => String::from_utf8_lossy(&line).trim_end().to_string(),
+                };
+                if writeln!(out, "{text}").is_err() {
+                    // stdout closed (`beam logs | head`): done.
+                    return Ok(());
+                }
+            }
+            // Each received chunk is flushed at once, so `--json` consumers see
+            // lines as they arrive.
+            let _ = out.flush();
+        }
+        if !query.follow {
+            return Ok(());
+        }
+        // The stream broke (agent or server restart): resume after the last seq.
+        query.tail = 0;
+        eprintln!("beam logs: stream interrupted; resuming…");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_since_and_line_format() {
+        assert_eq!(
+            split_env("shop/production").unwrap(),
+            ("shop".into(), "production".into())
+        );
+        for bad in ["shop", "/x", "a/b/c", "shop/"] {
+            assert!(split_env(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_since("10m", 1_000_000).unwrap(), 400_000);
+        assert_eq!(parse_since("1970-01-01T00:00:01Z", 0).unwrap(), 1000);
+        assert!(
+            parse_since("last week", 0)
+                .unwrap_err()
+                .to_string()
+                .contains("neither")
+        );
+        let mut e = LogEntry {
+            seq: 1,
+            ts: 1_795_337_610_123,
+            level: Level::Error,
+            message: "db down".into(),
+            service: Some("web".into()),
+            context: Default::default(),
+            source: beam_proto::logs::Source::Stdout,
+        };
+        assert_eq!(
+            format_entry(&e, false),
+            "[2026-11-22T08:53:30.123Z] [ERROR] [web] db down"
+        );
+        e.context.insert("retry".into(), json!(3));
+        assert!(format_entry(&e, false).ends_with(r#"db down {"retry":3}"#));
+    }
+}
