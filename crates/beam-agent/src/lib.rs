@@ -9,8 +9,10 @@
 //! - [`local`]: dials the local target, with TLS for `--https` services.
 //! - [`compress`]: opt-in gzip of responses.
 //! - [`logs`]: the production agent's log capture, parsing, masking and buffer;
-//!   [`agent`]: the services it answers on its tunnel connection (`/logs`).
+//!   [`agent`]: the services it answers on its tunnel connection (`/logs`);
+//!   [`ingest`]: its local port for apps that ship logs or forward webhooks.
 //! - [`api`]: a REST API client for the CLI, over the tunnel port's TLS.
+//! - [`webhook`]: delivers stored webhook events to a local app, re-signed.
 //! - [`client`]: the reconnect loop with full-jitter backoff and lease reuse, and
 //!   the events and counters a UI shows.
 //!
@@ -25,10 +27,12 @@ pub mod client;
 pub mod compress;
 pub mod config;
 pub mod connect;
+pub mod ingest;
 pub mod local;
 pub mod logs;
 pub mod proxy;
 mod verify;
+pub mod webhook;
 
 pub use api::{ApiClient, ApiError};
 pub use client::{ClientError, Event, Stats, run};

@@ -7,6 +7,7 @@
 //! - [`secret`]: a masked string type so tokens never reach logs or `Debug` output.
 //! - [`headers`]: header names that carry meaning between the edge and the client.
 //! - [`logs`]: log entries, drop markers and log queries between agent and reader.
+//! - [`webhook`]: webhook events and the providers' signature schemes.
 //!
 //! The handshake is deliberately tiny and readable in a packet capture (bore-style JSON),
 //! because everything after it is standard HTTP/2.
@@ -21,6 +22,7 @@ pub mod proxy_v2;
 pub mod secret;
 pub mod splice;
 pub mod time;
+pub mod webhook;
 
 pub use codec::{ProtoError, read_frame, read_preamble, write_frame, write_preamble};
 pub use hello::{

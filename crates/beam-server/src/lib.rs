@@ -16,7 +16,9 @@
 //!   tokens, permissions, argon2; [`names`]: subdomain validation and generation;
 //!   [`domains`] and [`dns`]: custom domains and their TXT proof; [`mail`]: password
 //!   reset mail through sendmail; [`recorder`]:
-//!   request analytics; [`metrics`]: Prometheus; [`tls`]: certificates.
+//!   request analytics; [`metrics`]: Prometheus; [`tls`]: certificates;
+//!   [`webhooks`]: webhook sources and the hub behind `/hooks/…` and the
+//!   developer streams.
 //!
 //! The server never binds sockets itself: [`Server::run`] takes bound listeners and
 //! a shutdown future, so tests run many servers in parallel on port 0.
@@ -48,6 +50,7 @@ mod tcp;
 pub mod tls;
 mod tunnel;
 mod visitor;
+pub mod webhooks;
 mod x509;
 
 use std::collections::HashSet;
@@ -119,6 +122,8 @@ pub(crate) struct State {
     pub(crate) edge_certs: Arc<edge_tls::EdgeCerts>,
     /// Queues a custom domain for ACME issuance (when ACME is configured).
     pub(crate) acme_tx: Option<tokio::sync::mpsc::Sender<String>>,
+    /// Wakes webhook streams when an event is stored.
+    pub(crate) webhooks: webhooks::Hub,
 }
 
 impl State {
@@ -223,6 +228,7 @@ impl Server {
             over_quota: RwLock::new(HashSet::new()),
             edge_certs: self.edge_certs.clone(),
             acme_tx: self.acme.as_ref().map(|(tx, _)| tx.clone()),
+            webhooks: webhooks::Hub::default(),
             token_limiter: visitor::token_limiter(&self.cfg),
             argon_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -51,6 +51,91 @@ pub enum Command {
     Agent(AgentArgs),
     /// Stream production logs; filters run on the agent, in production.
     Logs(LogsArgs),
+    /// Deliver production webhooks to a local app, re-signed with your own secret.
+    Webhook(WebhookArgs),
+}
+
+/// `beam webhook`: forwards events (the default), or a subcommand.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct WebhookArgs {
+    /// list, replay or secret; without one, forwards events.
+    #[command(subcommand)]
+    pub command: Option<WebhookCommand>,
+    /// Forwarding options.
+    #[command(flatten)]
+    pub listen: WebhookListenArgs,
+}
+
+/// `beam webhook` forwarding options.
+#[derive(Debug, Args)]
+pub struct WebhookListenArgs {
+    /// PROJECT/ENVIRONMENT whose webhooks to receive.
+    #[arg(long, env = "BEAM_PROJECT", required = true)]
+    pub project: Option<String>,
+    /// Only this provider's events: stripe, svix, resend, custom, paypal.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Where to POST events: `http://localhost:3000/webhooks`, or
+    /// `TYPE=URL` to route event types (`invoice.*=http://localhost:3000/invoices`).
+    /// Repeatable; the first matching route wins, an untyped one catches the rest.
+    #[arg(long, required = true, value_name = "[TYPE=]URL")]
+    pub forward: Vec<String>,
+    /// Only these event types (comma-separated, `*` wildcards): `payment_intent.*`.
+    #[arg(long)]
+    pub events: Option<String>,
+    /// Subscription name: each keeps its own delivery state on the server.
+    #[arg(long, default_value = "default")]
+    pub subscription: String,
+    /// Accept any certificate from an https forward URL.
+    #[arg(long)]
+    pub insecure_upstream: bool,
+    /// One JSON object per delivery on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `beam webhook` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Recent events of the environment, newest first.
+    List {
+        /// PROJECT/ENVIRONMENT.
+        #[arg(long, env = "BEAM_PROJECT")]
+        project: String,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Send one stored event again, re-signed with a fresh timestamp.
+    Replay {
+        /// The event id (from `beam webhook list`).
+        id: i64,
+        /// PROJECT/ENVIRONMENT.
+        #[arg(long, env = "BEAM_PROJECT")]
+        project: String,
+        /// Where to POST it.
+        #[arg(long, required = true)]
+        forward: String,
+        /// Accept any certificate from an https forward URL.
+        #[arg(long)]
+        insecure_upstream: bool,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Print your local signing secret: configure your app's webhook secret
+    /// with it (it never leaves this machine).
+    Secret,
 }
 
 /// `beam projects` subcommands.
@@ -108,11 +193,22 @@ pub struct AgentArgs {
     /// How long log entries are kept, from receipt.
     #[arg(long, env = "BEAM_LOG_RETENTION", default_value = "1h", value_parser = parse_duration)]
     pub retention: Duration,
+    /// Also follow this log file (rotation and truncation included). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub tail_file: Vec<PathBuf>,
+    /// Serve `POST /ingest/logs` (NDJSON) and `POST /ingest/webhooks/PROVIDER`
+    /// on this local address, for apps that ship logs or forward webhooks.
+    #[arg(long, env = "BEAM_AGENT_LISTEN", value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Verify webhooks forwarded to the agent: `stripe=ENV_VAR` names the
+    /// environment variable holding that provider's signing secret. Repeatable.
+    #[arg(long, value_name = "PROVIDER=ENV_VAR")]
+    pub webhook_secret: Vec<String>,
     /// Where the server is.
     #[command(flatten)]
     pub conn: ConnArgs,
-    /// The app to run, after `--`.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    /// The app to run, after `--` (optional with --tail-file or --listen).
+    #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<std::ffi::OsString>,
 }
 
@@ -740,6 +836,10 @@ pub fn main() -> ExitCode {
             Command::Logs(args) => {
                 init_tracing("warn", LogFormat::Text);
                 crate::parity_cmd::logs(args).await
+            }
+            Command::Webhook(args) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::webhook_cmd::run(args).await
             }
         };
         done.map(|()| ExitCode::SUCCESS)

@@ -12,3 +12,4 @@ pub mod server_cmd;
 pub mod settings;
 pub mod tunnel_cmd;
 pub mod userconfig;
+pub mod webhook_cmd;

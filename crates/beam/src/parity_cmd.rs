@@ -106,8 +106,23 @@ pub async fn projects(cmd: ProjectsCommand) -> anyhow::Result<()> {
 /// Runs `beam agent`; returns the app's exit code.
 pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     let (project, environment) = split_env(&args.project)?;
+    if args.command.is_empty() && args.tail_file.is_empty() && args.listen.is_none() {
+        bail!(
+            "give the app to run after `--` (beam agent --project {project}/{environment} -- node server.js), or --tail-file / --listen"
+        );
+    }
+    let secrets = webhook_secrets(&args.webhook_secret)?;
     let settings = Settings::resolve(&args.conn)?;
     let token = settings.require_token()?;
+    // Bound before anything starts, so a taken port is a clear error at once.
+    let ingest_listener = match args.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--listen {addr}"))?,
+        ),
+        None => None,
+    };
     let buffer = Arc::new(LogBuffer::new(
         Limits {
             max_entries: args.buffer_lines.max(1),
@@ -119,6 +134,16 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
         args.service.clone(),
     ));
     let name = format!("{project}/{environment}");
+    let publisher = beam_agent::ingest::WebhookPublisher {
+        api: ApiClient {
+            server: settings.server.clone(),
+            tls: settings.tls.clone(),
+            token: Some(token.clone()),
+        },
+        project: project.clone(),
+        environment: environment.clone(),
+        secrets,
+    };
     let request = TunnelRequest::Agent {
         project,
         environment,
@@ -160,13 +185,65 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
             eprintln!("beam agent: not publishing: {e}");
         }
     });
+    for path in args.tail_file {
+        tokio::spawn(beam_agent::logs::tail::follow(
+            path,
+            buffer.clone(),
+            Duration::from_millis(250),
+            stop.clone(),
+        ));
+    }
+    if let Some(listener) = ingest_listener {
+        if let Ok(addr) = listener.local_addr() {
+            eprintln!("beam agent: ingest on http://{addr} (POST /ingest/logs, POST /ingest/webhooks/PROVIDER)");
+        }
+        let ingest = beam_agent::ingest::Ingest {
+            logs: buffer.clone(),
+            webhooks: Some(publisher),
+        };
+        tokio::spawn(ingest.serve(listener, stop.clone().cancelled_owned()));
+    }
     let mut command = args.command.into_iter();
-    let program = command.next().context("no command given after --")?;
-    let code = beam_agent::logs::capture::run_child(program, command.collect(), buffer).await?;
+    let code = match command.next() {
+        Some(program) => {
+            beam_agent::logs::capture::run_child(program, command.collect(), buffer).await?
+        }
+        None => {
+            // No app to run: serve until told to stop.
+            crate::cli::shutdown_signal().await;
+            0
+        }
+    };
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(2), watch).await;
     status.abort();
     Ok(code)
+}
+
+/// `--webhook-secret stripe=ENV_VAR` → the provider and the secret from that
+/// variable (the secret itself never appears in argv).
+fn webhook_secrets(
+    specs: &[String],
+) -> anyhow::Result<std::collections::HashMap<beam_proto::webhook::Provider, beam_proto::Secret>>
+{
+    let mut out = std::collections::HashMap::new();
+    for spec in specs {
+        let (prov, var) = spec.split_once('=').with_context(|| {
+            format!("--webhook-secret '{spec}' is not PROVIDER=ENV_VAR (e.g. stripe=STRIPE_WEBHOOK_SECRET)")
+        })?;
+        let provider = beam_proto::webhook::Provider::parse(prov).with_context(|| {
+            format!("--webhook-secret: '{prov}' is not one of stripe, svix, resend, custom")
+        })?;
+        if !provider.resignable() {
+            bail!("--webhook-secret: PayPal signatures cannot be verified offline; its events are forwarded unverified");
+        }
+        let value = std::env::var(var)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .with_context(|| format!("--webhook-secret {prov}={var}: {var} is not set"))?;
+        out.insert(provider, beam_proto::Secret::new(value));
+    }
+    Ok(out)
 }
 
 /// `--since`: a duration ago (`10m`) or an RFC 3339 time.

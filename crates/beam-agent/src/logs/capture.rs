@@ -172,7 +172,8 @@ fn memchr_newline(b: &[u8]) -> Option<usize> {
     b.iter().position(|c| *c == b'\n')
 }
 
-fn emit(buffer: &LogBuffer, line: &[u8], source: Source) {
+/// Parses one raw line (lossy UTF-8, newline trimmed) into the buffer; blank lines are skipped.
+pub(crate) fn emit(buffer: &LogBuffer, line: &[u8], source: Source) {
     let text = String::from_utf8_lossy(line);
     let text = text.trim_end_matches(['\n', '\r']);
     if !text.is_empty() {

@@ -1,11 +1,13 @@
 //! Production logs on the agent: capture (`capture`), parsing (`parse`), secret
-//! masking (`mask`) and the bounded buffer with filtered readers (`buffer`).
+//! masking (`mask`), the bounded buffer with filtered readers (`buffer`), and
+//! file following (`tail`).
 //! Everything that decides what leaves production runs here, not on the laptop.
 
 pub mod buffer;
 pub mod capture;
 pub mod mask;
 pub mod parse;
+pub mod tail;
 
 pub use buffer::{Filter, Limits, LogBuffer, LogReader};
 pub use mask::Masker;

@@ -60,39 +60,80 @@ impl Auth {
     }
 }
 
+/// The bearer token of a request, or why it has none.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token> header"))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <token>'"))
+}
+
+/// Authenticates the request's bearer token as one of `kinds`; `wrong_kind` is
+/// the message for a valid token of another kind.
+async fn principal(
+    parts: &Parts,
+    state: &State,
+    kinds: &[TokenKind],
+    wrong_kind: &'static str,
+) -> Result<Principal, ApiError> {
+    let ip = client_ip(parts);
+    let token = bearer(parts)?;
+    state
+        .auth
+        .authenticate(token, ip, kinds)
+        .await
+        .map_err(|e| match e {
+            AuthError::Throttled(s) => ApiError::too_many(s),
+            AuthError::Internal => ApiError::internal(&e),
+            AuthError::Expired => ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "token_expired",
+                e.to_string(),
+            ),
+            AuthError::WrongKind => ApiError::unauthorized(wrong_kind),
+            other => ApiError::unauthorized(other.to_string()),
+        })
+}
+
 impl FromRequestParts<Arc<State>> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, ApiError> {
-        let ip = client_ip(parts);
-        let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized("missing Authorization: Bearer <token> header")
-        })?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                let (scheme, rest) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-            })
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
-            })?;
-        state
-            .auth
-            .authenticate(token, ip, &[TokenKind::Api, TokenKind::Session])
-            .await
-            .map(Auth)
-            .map_err(|e| match e {
-                AuthError::Throttled(s) => ApiError::too_many(s),
-                AuthError::Internal => ApiError::internal(&e),
-                AuthError::Expired => ApiError::new(
-                    axum::http::StatusCode::UNAUTHORIZED,
-                    "token_expired",
-                    e.to_string(),
-                ),
-                other => ApiError::unauthorized(other.to_string()),
-            })
+        principal(
+            parts,
+            state,
+            &[TokenKind::Api, TokenKind::Session],
+            "this kind of token cannot be used here (agent tokens only publish from production; developers read with their own token from `beam login`)",
+        )
+        .await
+        .map(Auth)
+    }
+}
+
+/// A production agent (producer) token: it may publish for its own environment
+/// and nothing else.
+#[derive(Debug, Clone)]
+pub struct AgentAuth(pub Principal);
+
+impl FromRequestParts<Arc<State>> for AgentAuth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, ApiError> {
+        principal(
+            parts,
+            state,
+            &[TokenKind::Agent],
+            "only a production agent token can publish; developer tokens only read (`beam projects token PROJECT/ENV` makes an agent token)",
+        )
+        .await
+        .map(AgentAuth)
     }
 }
 

@@ -11,6 +11,7 @@ mod org;
 mod projects;
 mod tokens;
 mod tunnels;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ use error::ApiError;
         analytics::tunnel, analytics::user,
         org::get, org::members, org::add_member, org::remove_member, org::set_limits,
         projects::list, projects::create, projects::create_agent_token, projects::logs,
+        webhooks::receive, webhooks::publish, webhooks::stream, webhooks::ack, webhooks::list, webhooks::get,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -48,6 +50,7 @@ use error::ApiError;
         (name = "analytics", description = "Traffic numbers"),
         (name = "organization", description = "Members and plan limits"),
         (name = "projects", description = "Parity: project environments, agent tokens, production logs"),
+        (name = "webhooks", description = "Parity: production webhooks, stored durably and delivered to developers"),
     )
 )]
 pub struct ApiDoc;
@@ -103,14 +106,40 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             "/projects/{project}/{environment}/logs",
             get(projects::logs),
         )
+        .route(
+            "/projects/{project}/{environment}/webhooks/events",
+            get(webhooks::list).post(webhooks::publish).layer(
+                // Base64 bodies of up to the receiver's limit, plus headers.
+                axum::extract::DefaultBodyLimit::max(
+                    state.cfg.webhook_max_body / 3 * 4 + 256 * 1024,
+                ),
+            ),
+        )
+        .route(
+            "/projects/{project}/{environment}/webhooks/events/{id}",
+            get(webhooks::get),
+        )
+        .route(
+            "/projects/{project}/{environment}/webhooks/stream",
+            get(webhooks::stream),
+        )
+        .route(
+            "/projects/{project}/{environment}/webhooks/acks",
+            post(webhooks::ack),
+        )
         .route("/openapi.json", get(openapi))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route(
+            "/hooks/{org}/{project}/{environment}/{provider}",
+            post(webhooks::receive),
+        )
         .nest("/api", api)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // Request bodies of this API are small; refuse big ones before parsing.
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .with_state(state)

@@ -67,7 +67,8 @@ fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn find_env(
+/// Environment `project/env` of the organization, or 404.
+pub(super) async fn find_env(
     state: &State,
     org_id: i64,
     project: &str,

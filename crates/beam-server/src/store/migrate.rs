@@ -25,6 +25,7 @@ migrations! {
     3 => "0003_org_usage.sql",
     4 => "0004_certificates.sql",
     5 => "0005_projects.sql",
+    6 => "0006_webhooks.sql",
 }
 
 impl Store {

@@ -14,6 +14,7 @@ mod projects;
 mod reservations;
 mod tokens;
 mod tunnels;
+mod webhooks;
 
 pub use accounts::{Limits, MemberRow, OrgRow, UserRow};
 pub use analytics::{
@@ -25,6 +26,7 @@ pub use projects::EnvironmentRow;
 pub use reservations::{Claim, NameKind};
 pub use tokens::{NewToken, TokenKind, TokenRow};
 pub use tunnels::{TunnelKey, TunnelRow};
+pub use webhooks::{NewWebhook, SubscriptionRow};
 
 use std::str::FromStr;
 use std::time::Duration;
