@@ -157,7 +157,7 @@ mod tests {
         assert_eq!(out[1].len(), 10);
     }
 
-    async fn messages(b: &LogBuffer, n: usize) -> Vec<String> {
+    async fn messages(b: &Arc<LogBuffer>, n: usize) -> Vec<String> {
         let q = LogQuery {
             tail: 1000,
             follow: false,
@@ -180,7 +180,7 @@ mod tests {
         out
     }
 
-    async fn wait_for(b: &LogBuffer, n: usize) -> Vec<String> {
+    async fn wait_for(b: &Arc<LogBuffer>, n: usize) -> Vec<String> {
         for _ in 0..200 {
             let m = messages(b, n).await;
             if m.len() >= n {

@@ -12,6 +12,7 @@ mod edge_tls;
 mod handshake;
 mod names;
 mod parity_logs;
+mod parity_webhooks;
 mod protect;
 mod reconnect;
 mod store;
