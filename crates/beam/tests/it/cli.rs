@@ -5,9 +5,9 @@ use std::process::{Child, Command, Stdio};
 
 use crate::support::*;
 
-const BEAM: &str = env!("CARGO_BIN_EXE_beam");
+pub(crate) const BEAM: &str = env!("CARGO_BIN_EXE_beam");
 
-struct Kill(Child);
+pub(crate) struct Kill(pub Child);
 impl Drop for Kill {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -15,7 +15,7 @@ impl Drop for Kill {
     }
 }
 
-fn beam(home: &std::path::Path) -> Command {
+pub(crate) fn beam(home: &std::path::Path) -> Command {
     let mut c = Command::new(BEAM);
     c.env_clear()
         .env("HOME", home)
