@@ -165,7 +165,9 @@ impl Ingest {
         let Some(provider) = Provider::parse(&provider) else {
             return error(
                 StatusCode::NOT_FOUND,
-                format!("'{provider}' is not a provider beam knows (stripe, svix, resend, custom, paypal)"),
+                format!(
+                    "'{provider}' is not a provider beam knows (stripe, svix, resend, custom, paypal)"
+                ),
             );
         };
         let (parts, body) = req.into_parts();
@@ -196,8 +198,7 @@ impl Ingest {
                 let now_s = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as i64);
-                if let Err(e) = webhook::verify(provider, secret.expose(), &headers, &body, now_s)
-                {
+                if let Err(e) = webhook::verify(provider, secret.expose(), &headers, &body, now_s) {
                     return error(
                         StatusCode::BAD_REQUEST,
                         format!("signature check failed: {e}"),

@@ -3,7 +3,9 @@
 //! `Content-Length` recomputed, `Host` rewritten), re-signing with the
 //! developer's own secret, and retries with backoff.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use beam_proto::Secret;
 use beam_proto::webhook::{self, WebhookEvent};
@@ -136,7 +138,13 @@ impl Forwarder {
         if ev.verified && ev.provider.resignable() {
             // The only failure is a malformed developer secret, which the CLI
             // generated itself; the event then goes out with its old signature.
-            let _ = webhook::resign(ev.provider, self.secret.expose(), &mut headers, &ev.body, now_s);
+            let _ = webhook::resign(
+                ev.provider,
+                self.secret.expose(),
+                &mut headers,
+                &ev.body,
+                now_s,
+            );
         }
         let connection_named: Vec<String> = headers
             .iter()
@@ -270,8 +278,14 @@ mod tests {
             Secret::new("whsec_dev"),
         );
         let ev = event();
-        assert_eq!(f.route_for(Some("invoice.paid")).unwrap().url.path(), "/inv");
-        assert_eq!(f.route_for(Some("charge.failed")).unwrap().url.path(), "/all");
+        assert_eq!(
+            f.route_for(Some("invoice.paid")).unwrap().url.path(),
+            "/inv"
+        );
+        assert_eq!(
+            f.route_for(Some("charge.failed")).unwrap().url.path(),
+            "/all"
+        );
         let req = f.request(&ev, &f.routes[0].url, 77);
         assert_eq!(req.uri().to_string(), "http://127.0.0.1:1/inv?a=1");
         let h = req.headers();

@@ -154,7 +154,10 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
 }
 
 fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
-    match headers.iter().position(|(k, _)| k.eq_ignore_ascii_case(name)) {
+    match headers
+        .iter()
+        .position(|(k, _)| k.eq_ignore_ascii_case(name))
+    {
         Some(i) => {
             headers[i].1 = value;
             // Drop any repeats so only the fresh signature remains.
@@ -423,7 +426,10 @@ mod tests {
         let prod = "whsec_prod";
         let mut headers = h(&[("content-type", "application/json")]);
         resign(Provider::Stripe, prod, &mut headers, body, 1_000).unwrap();
-        assert_eq!(verify(Provider::Stripe, prod, &headers, body, 1_100), Ok(()));
+        assert_eq!(
+            verify(Provider::Stripe, prod, &headers, body, 1_100),
+            Ok(())
+        );
         assert_eq!(
             verify(Provider::Stripe, "whsec_other", &headers, body, 1_100),
             Err(SignatureError::Mismatch)
@@ -445,10 +451,16 @@ mod tests {
         // Re-signing replaces the old signature rather than adding one.
         resign(Provider::Stripe, "whsec_dev", &mut headers, body, 5_000).unwrap();
         assert_eq!(headers.len(), 2);
-        assert_eq!(verify(Provider::Stripe, "whsec_dev", &headers, body, 5_000), Ok(()));
+        assert_eq!(
+            verify(Provider::Stripe, "whsec_dev", &headers, body, 5_000),
+            Ok(())
+        );
         assert_eq!(
             describe(Provider::Stripe, &headers, body),
-            (Some("evt_1".into()), Some("payment_intent.succeeded".into()))
+            (
+                Some("evt_1".into()),
+                Some("payment_intent.succeeded".into())
+            )
         );
     }
 
@@ -477,7 +489,10 @@ mod tests {
         let mut std_hooks = h(&[("webhook-id", "m2"), ("webhook-signature", "v1,x")]);
         resign(Provider::Svix, &secret, &mut std_hooks, body, 10).unwrap();
         assert!(header(&std_hooks, "svix-signature").is_none());
-        assert_eq!(verify(Provider::Svix, &secret, &std_hooks, body, 10), Ok(()));
+        assert_eq!(
+            verify(Provider::Svix, &secret, &std_hooks, body, 10),
+            Ok(())
+        );
         assert_eq!(
             verify(Provider::Svix, "whsec_!!", &headers, body, 10),
             Err(SignatureError::BadSecret("svix"))

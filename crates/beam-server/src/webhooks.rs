@@ -283,15 +283,28 @@ mod tests {
             )
         };
         for (text, want) in [
-            (entry("", "stripe"), "give secret, secret_env or secret_file"),
+            (
+                entry("", "stripe"),
+                "give secret, secret_env or secret_file",
+            ),
             (entry("", "paypal"), "cannot be verified offline"),
-            (entry("secret = \"a\"\nsecret_env = \"B\"", "stripe"), "only one"),
+            (
+                entry("secret = \"a\"\nsecret_env = \"B\"", "stripe"),
+                "only one",
+            ),
             (entry("secret_env = \"NOPE\"", "stripe"), "NOPE is not set"),
             (entry("secret = \"a\"", "mailgun"), "unknown provider"),
-            (entry("verify = false\nsecret = \"a\"", "svix"), "takes no secret"),
+            (
+                entry("verify = false\nsecret = \"a\"", "svix"),
+                "takes no secret",
+            ),
             (entry("sekret = \"a\"", "svix"), "unknown field"),
             (
-                format!("{}{}", entry("secret = \"a\"", "svix"), entry("secret = \"b\"", "resend")),
+                format!(
+                    "{}{}",
+                    entry("secret = \"a\"", "svix"),
+                    entry("secret = \"b\"", "resend")
+                ),
                 "configured twice",
             ),
         ] {

@@ -195,7 +195,9 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     }
     if let Some(listener) = ingest_listener {
         if let Ok(addr) = listener.local_addr() {
-            eprintln!("beam agent: ingest on http://{addr} (POST /ingest/logs, POST /ingest/webhooks/PROVIDER)");
+            eprintln!(
+                "beam agent: ingest on http://{addr} (POST /ingest/logs, POST /ingest/webhooks/PROVIDER)"
+            );
         }
         let ingest = beam_agent::ingest::Ingest {
             logs: buffer.clone(),
@@ -224,8 +226,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
 /// variable (the secret itself never appears in argv).
 fn webhook_secrets(
     specs: &[String],
-) -> anyhow::Result<std::collections::HashMap<beam_proto::webhook::Provider, beam_proto::Secret>>
-{
+) -> anyhow::Result<std::collections::HashMap<beam_proto::webhook::Provider, beam_proto::Secret>> {
     let mut out = std::collections::HashMap::new();
     for spec in specs {
         let (prov, var) = spec.split_once('=').with_context(|| {
@@ -235,7 +236,9 @@ fn webhook_secrets(
             format!("--webhook-secret: '{prov}' is not one of stripe, svix, resend, custom")
         })?;
         if !provider.resignable() {
-            bail!("--webhook-secret: PayPal signatures cannot be verified offline; its events are forwarded unverified");
+            bail!(
+                "--webhook-secret: PayPal signatures cannot be verified offline; its events are forwarded unverified"
+            );
         }
         let value = std::env::var(var)
             .ok()

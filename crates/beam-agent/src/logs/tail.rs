@@ -219,13 +219,21 @@ mod tests {
         // file appears at the path.
         let rotated = dir.path().join("app.log.1");
         std::fs::rename(&path, &rotated).unwrap();
-        let mut old = std::fs::OpenOptions::new().append(true).open(&rotated).unwrap();
-        old.write_all(b"INFO two (late write to the old file)\n").unwrap();
+        let mut old = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&rotated)
+            .unwrap();
+        old.write_all(b"INFO two (late write to the old file)\n")
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         append("INFO three\n");
         assert_eq!(
             wait_for(&b, 3).await,
-            ["INFO one", "INFO two (late write to the old file)", "INFO three"]
+            [
+                "INFO one",
+                "INFO two (late write to the old file)",
+                "INFO three"
+            ]
         );
         // copytruncate: the file shrinks to zero and is written again.
         std::fs::write(&path, "").unwrap();

@@ -18,9 +18,9 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{AgentAuth, Auth, Json, Path, Query};
+use super::projects::find_env;
 use crate::State;
 use crate::scope::Scope;
-use super::projects::find_env;
 use crate::store::{EnvironmentRow, NewWebhook, now_ms};
 use crate::webhooks::Check;
 
@@ -151,7 +151,12 @@ pub async fn receive(
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let verified = match &check {
         Check::Secret(secret) => {
@@ -175,7 +180,9 @@ pub async fn receive(
         headers: &headers,
         body: &body,
     };
-    Ok(axum::Json(store_event(&state, &env, provider, &raw, verified).await?))
+    Ok(axum::Json(
+        store_event(&state, &env, provider, &raw, verified).await?,
+    ))
 }
 
 /// An event an agent forwards from production.
@@ -236,7 +243,9 @@ pub async fn publish(
         ));
     }
     if ev.method.is_empty() || ev.method.len() > 16 || !ev.path.starts_with('/') {
-        return Err(ApiError::invalid("method and an absolute path are required"));
+        return Err(ApiError::invalid(
+            "method and an absolute path are required",
+        ));
     }
     let raw = RawRequest {
         method: &ev.method,

@@ -179,8 +179,9 @@ impl Store {
         environment_id: i64,
         id: i64,
     ) -> Result<Option<WebhookEvent>, StoreError> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM webhook_events e WHERE e.environment_id = $1 AND e.id = $2");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM webhook_events e WHERE e.environment_id = $1 AND e.id = $2"
+        );
         on_pool!(self, p => {
             match sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(environment_id).bind(id).fetch_optional(p).await? {

@@ -20,7 +20,13 @@ pub const PROD_SVIX: &str = "whsec_cHJvZHVjdGlvbiBzdml4IHNlY3JldCAzMiBieXRlcw=="
 pub fn sources() -> Sources {
     let mut s = Sources::default();
     let secret = |v: &str| Check::Secret(beam_proto::Secret::new(v.to_string()));
-    s.insert(1, "shop", "production", Provider::Stripe, secret(PROD_STRIPE));
+    s.insert(
+        1,
+        "shop",
+        "production",
+        Provider::Stripe,
+        secret(PROD_STRIPE),
+    );
     s.insert(1, "shop", "production", Provider::Svix, secret(PROD_SVIX));
     s.insert(1, "shop", "production", Provider::Paypal, Check::Unverified);
     s
@@ -29,7 +35,10 @@ pub fn sources() -> Sources {
 /// An admin token of the operator's organization, `shop/production`, and an
 /// agent token for it.
 pub async fn setup(server: &TestServer) -> (String, String) {
-    assert_eq!(server.operator.1, 1, "sources() assumes the operator org is 1");
+    assert_eq!(
+        server.operator.1, 1,
+        "sources() assumes the operator org is 1"
+    );
     let admin = server.token.expose().to_string();
     let r = server
         .api(
@@ -72,21 +81,39 @@ async fn post_hook(
     headers: &[(String, String)],
     body: &[u8],
 ) -> Reply {
-    let stream = tokio::net::TcpStream::connect(server.public).await.unwrap();
+    post_to(
+        server.public,
+        &format!("/hooks/1/shop/production/{provider}?src=test"),
+        headers,
+        body,
+    )
+    .await
+}
+
+/// POSTs `body` with `headers` (and a JSON content type) to `addr`.
+async fn post_to(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Reply {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
     tokio::spawn(conn);
-    let mut req = Request::post(format!("/hooks/1/shop/production/{provider}?src=test"))
-        .header("host", format!("localhost:{}", server.public.port()))
+    let mut req = Request::post(path)
+        .header("host", format!("localhost:{}", addr.port()))
         .header("content-type", "application/json");
     for (k, v) in headers {
         req = req.header(k.as_str(), v.as_str());
     }
-    let resp = sender
-        .send_request(req.body(full(body.to_vec())).unwrap())
-        .await
-        .unwrap();
+    let resp = within(
+        "POST answer",
+        sender.send_request(req.body(full(body.to_vec())).unwrap()),
+    )
+    .await
+    .unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -159,19 +186,37 @@ crate::both!(
         // Bad input at the receiver, each with its own clear answer.
         let body = b"{\n  \"type\":\"payment_intent.succeeded\",   \"id\": \"evt_1\" ,\"amount\" :  1.50e2 }\r\n";
         let r = send_stripe(&server, body, "whsec_wrong").await;
-        assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "signature_invalid"));
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "signature_invalid")
+        );
         assert!(r.message().contains("no signature matches"), "{r:?}");
         let r = post_hook(&server, "stripe", &[], body).await;
-        assert!(r.message().contains("Stripe-Signature header is missing"), "{r:?}");
+        assert!(
+            r.message().contains("Stripe-Signature header is missing"),
+            "{r:?}"
+        );
         let mut stale = Vec::new();
-        webhook::resign(Provider::Stripe, PROD_STRIPE, &mut stale, body, now_s() - 3600)
-            .unwrap();
+        webhook::resign(
+            Provider::Stripe,
+            PROD_STRIPE,
+            &mut stale,
+            body,
+            now_s() - 3600,
+        )
+        .unwrap();
         let r = post_hook(&server, "stripe", &stale, body).await;
         assert!(r.message().contains("signed timestamp"), "{r:?}");
         let r = post_hook(&server, "custom", &[], body).await;
-        assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "no_webhook_source"));
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "no_webhook_source")
+        );
         let r = post_hook(&server, "mailgun", &[], body).await;
-        assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "unknown_provider"));
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "unknown_provider")
+        );
         let big = vec![b' '; 64 * 1024 + 1];
         let r = send_stripe(&server, &big, PROD_STRIPE).await;
         assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{r:?}");
@@ -194,7 +239,11 @@ crate::both!(
             )
             .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-        assert!(r.message().contains("only a production agent token can publish"), "{r:?}");
+        assert!(
+            r.message()
+                .contains("only a production agent token can publish"),
+            "{r:?}"
+        );
         let tunnels_only = server.api_token(&admin, &["tunnels:write"]).await;
         let (status, _) = open_stream(&server, &tunnels_only, "").await;
         assert_eq!(status, StatusCode::FORBIDDEN);
@@ -208,24 +257,39 @@ crate::both!(
         let first_id = r.json["id"].as_i64().unwrap();
         // The provider retries the same event: stored once.
         let r = send_stripe(&server, body, PROD_STRIPE).await;
-        assert_eq!((r.json["id"].as_i64(), r.json["duplicate"].as_bool()), (Some(first_id), Some(true)));
+        assert_eq!(
+            (r.json["id"].as_i64(), r.json["duplicate"].as_bool()),
+            (Some(first_id), Some(true))
+        );
 
         let mut pending = Vec::new();
         let ev = next_event(&mut s, &mut pending).await;
         assert_eq!(ev.id, first_id);
-        assert_eq!(ev.body, body.to_vec(), "raw bytes, whitespace and key order kept");
+        assert_eq!(
+            ev.body,
+            body.to_vec(),
+            "raw bytes, whitespace and key order kept"
+        );
         assert_eq!(ev.event_id.as_deref(), Some("evt_1"));
         assert_eq!(ev.event_type.as_deref(), Some("payment_intent.succeeded"));
-        assert_eq!((ev.method.as_str(), ev.path.as_str(), ev.query.as_deref()),
-            ("POST", "/hooks/1/shop/production/stripe", Some("src=test")));
+        assert_eq!(
+            (ev.method.as_str(), ev.path.as_str(), ev.query.as_deref()),
+            ("POST", "/hooks/1/shop/production/stripe", Some("src=test"))
+        );
         assert!(ev.verified);
         assert!(webhook::header(&ev.headers, "stripe-signature").is_some());
 
         // Only a 2xx acknowledges; an unknown event is a 404.
         let r = ack(&server, &dev, first_id, 500).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(ack(&server, &dev, 999_999, 200).await.status, StatusCode::NOT_FOUND);
-        assert_eq!(ack(&server, &dev, first_id, 200).await.status, StatusCode::NO_CONTENT);
+        assert_eq!(
+            ack(&server, &dev, 999_999, 200).await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ack(&server, &dev, first_id, 200).await.status,
+            StatusCode::NO_CONTENT
+        );
         drop(s);
 
         // While the developer is offline: an svix event (verified with the
@@ -236,10 +300,21 @@ crate::both!(
         webhook::resign(Provider::Svix, PROD_SVIX, &mut h, svix_body, now_s()).unwrap();
         let r = post_hook(&server, "resend", &h, svix_body).await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
-        let r = post_hook(&server, "paypal", &[], br#"{"id":"WH-1","event_type":"PAYMENT.CAPTURE.COMPLETED"}"#).await;
+        let r = post_hook(
+            &server,
+            "paypal",
+            &[],
+            br#"{"id":"WH-1","event_type":"PAYMENT.CAPTURE.COMPLETED"}"#,
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
         let r = server
-            .api("POST", "/api/projects/shop/production/webhooks/events", Some(&agent), Some(publish))
+            .api(
+                "POST",
+                "/api/projects/shop/production/webhooks/events",
+                Some(&agent),
+                Some(publish),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
 
@@ -255,7 +330,11 @@ crate::both!(
         let kinds: Vec<(Provider, bool)> = got.iter().map(|e| (e.provider, e.verified)).collect();
         assert_eq!(
             kinds,
-            [(Provider::Svix, true), (Provider::Paypal, false), (Provider::Stripe, false)],
+            [
+                (Provider::Svix, true),
+                (Provider::Paypal, false),
+                (Provider::Stripe, false)
+            ],
             "the acknowledged event does not come again"
         );
         assert_eq!(got[0].event_id.as_deref(), Some("msg_2"));
@@ -269,21 +348,40 @@ crate::both!(
         let again = next_event(&mut s, &mut pending).await;
         assert_eq!(again.id, got[0].id);
         for e in &got {
-            assert_eq!(ack(&server, &dev, e.id, 204).await.status, StatusCode::NO_CONTENT);
+            assert_eq!(
+                ack(&server, &dev, e.id, 204).await.status,
+                StatusCode::NO_CONTENT
+            );
         }
         drop(s);
         // A second subscription of the same developer keeps its own state.
         let (_, mut other) = open_stream(&server, &dev, "subscription=laptop-2").await;
-        let r = send_stripe(&server, br#"{"id":"evt_3","type":"invoice.paid"}"#, PROD_STRIPE).await;
+        let r = send_stripe(
+            &server,
+            br#"{"id":"evt_3","type":"invoice.paid"}"#,
+            PROD_STRIPE,
+        )
+        .await;
         let mut pending = Vec::new();
-        assert_eq!(next_event(&mut other, &mut pending).await.id, r.json["id"].as_i64().unwrap());
+        assert_eq!(
+            next_event(&mut other, &mut pending).await.id,
+            r.json["id"].as_i64().unwrap()
+        );
         let (_, mut s) = open_stream(&server, &dev, "").await;
         let mut pending = Vec::new();
-        assert_eq!(next_event(&mut s, &mut pending).await.event_id.as_deref(), Some("evt_3"));
+        assert_eq!(
+            next_event(&mut s, &mut pending).await.event_id.as_deref(),
+            Some("evt_3")
+        );
 
         // History and one event for replay.
         let r = server
-            .api("GET", "/api/projects/shop/production/webhooks/events?limit=10", Some(&dev), None)
+            .api(
+                "GET",
+                "/api/projects/shop/production/webhooks/events?limit=10",
+                Some(&dev),
+                None,
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
         let rows = r.json.as_array().unwrap();
@@ -293,12 +391,22 @@ crate::both!(
         assert_eq!(rows[3]["delivered_status"], 204);
         assert!(rows[0]["delivered_status"].is_null());
         let r = server
-            .api("GET", &format!("/api/projects/shop/production/webhooks/events/{first_id}"), Some(&dev), None)
+            .api(
+                "GET",
+                &format!("/api/projects/shop/production/webhooks/events/{first_id}"),
+                Some(&dev),
+                None,
+            )
             .await;
         let ev: WebhookEvent = serde_json::from_value(r.json).unwrap();
         assert_eq!(ev.body, body.to_vec());
         let r = server
-            .api("GET", "/api/projects/shop/production/webhooks/events?limit=0", Some(&dev), None)
+            .api(
+                "GET",
+                "/api/projects/shop/production/webhooks/events?limit=0",
+                Some(&dev),
+                None,
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
     }
@@ -324,7 +432,10 @@ fn python() -> String {
     p
 }
 
-const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/fixtures/webhook_app.py");
+const APP: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/it/fixtures/webhook_app.py"
+);
 
 /// Signs `body` with the official library: (header, svix timestamp if any).
 fn official_sign(mode: &str, secret: &str, extra: &[&str], body: &[u8]) -> Vec<String> {
@@ -380,9 +491,9 @@ impl Watched {
 
     /// Waits (off the runtime) for a stderr line containing `what`.
     async fn wait_for(&mut self, what: &str) -> String {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let got = tokio::task::block_in_place(|| self.lines.recv_timeout(left));
             match got {
                 Ok(line) => {
@@ -439,7 +550,12 @@ async fn beam_webhook_delivers_to_an_app_verifying_with_the_official_libraries()
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let tunnel = server.tunnel.to_string();
-    let conn = ["--server", tunnel.as_str(), "--fingerprint", server.fingerprint.as_str()];
+    let conn = [
+        "--server",
+        tunnel.as_str(),
+        "--fingerprint",
+        server.fingerprint.as_str(),
+    ];
     let run = |args: &[&str], token: &str| {
         let mut c = crate::cli::beam(home.path());
         c.args(args).args(conn).env("BEAM_TOKEN", token);
@@ -506,14 +622,23 @@ async fn beam_webhook_delivers_to_an_app_verifying_with_the_official_libraries()
 
     // Bad input: a clear error, exit 1.
     let (code, _, err) = output(run(
-        &["webhook", "--project", "shop/production", "--forward", "localhost:3000"],
+        &[
+            "webhook",
+            "--project",
+            "shop/production",
+            "--forward",
+            "localhost:3000",
+        ],
         &dev,
     ));
     assert_eq!(code, 1);
     assert!(err.contains("must start with http:// or https://"), "{err}");
     let (code, _, err) = output(run(&listen_args, &agent));
     assert_eq!(code, 1);
-    assert!(err.contains("this kind of token cannot be used here"), "{err}");
+    assert!(
+        err.contains("this kind of token cannot be used here"),
+        "{err}"
+    );
 
     let mut cli = Watched::spawn(run(&listen_args, &dev));
     cli.wait_for("beam webhook: ready").await;
@@ -547,7 +672,10 @@ async fn beam_webhook_delivers_to_an_app_verifying_with_the_official_libraries()
         ("svix-timestamp".to_string(), s[1].clone()),
         ("svix-signature".to_string(), s[0].clone()),
     ];
-    assert_eq!(post_hook(&server, "resend", &headers, body2).await.status, StatusCode::OK);
+    assert_eq!(
+        post_hook(&server, "resend", &headers, body2).await.status,
+        StatusCode::OK
+    );
     let entries = wait_log(&log, "the svix event reaches the app", |e| {
         !deliveries_of(e, body2).is_empty()
     })
@@ -558,7 +686,13 @@ async fn beam_webhook_delivers_to_an_app_verifying_with_the_official_libraries()
     // then the app answers (to nobody). Restarted, the client delivers it again.
     let slow: &[u8] = br#"{"id":"evt_slow","type":"test.slow"}"#;
     let sig = official_sign("sign-stripe", PROD_STRIPE, &[], slow);
-    post_hook(&server, "stripe", &[("Stripe-Signature".into(), sig[0].clone())], slow).await;
+    post_hook(
+        &server,
+        "stripe",
+        &[("Stripe-Signature".into(), sig[0].clone())],
+        slow,
+    )
+    .await;
     wait_log(&log, "the slow delivery arrives", |e| {
         e.iter().filter(|x| x["arrived"] == true).count() == 1
     })
@@ -574,34 +708,68 @@ async fn beam_webhook_delivers_to_an_app_verifying_with_the_official_libraries()
     // A marker after it: once the marker is in, the slow one was acknowledged.
     let marker: &[u8] = br#"{"id":"evt_m1","type":"marker.one"}"#;
     let sig = official_sign("sign-stripe", PROD_STRIPE, &[], marker);
-    post_hook(&server, "stripe", &[("Stripe-Signature".into(), sig[0].clone())], marker).await;
+    post_hook(
+        &server,
+        "stripe",
+        &[("Stripe-Signature".into(), sig[0].clone())],
+        marker,
+    )
+    .await;
     wait_log(&log, "the marker", |e| !deliveries_of(e, marker).is_empty()).await;
     drop(cli);
     let mut cli = Watched::spawn(run(&listen_args, &dev));
     cli.wait_for("beam webhook: ready").await;
     let marker2: &[u8] = br#"{"id":"evt_m2","type":"marker.two"}"#;
     let sig = official_sign("sign-stripe", PROD_STRIPE, &[], marker2);
-    post_hook(&server, "stripe", &[("Stripe-Signature".into(), sig[0].clone())], marker2).await;
-    let entries = wait_log(&log, "the second marker", |e| !deliveries_of(e, marker2).is_empty()).await;
+    post_hook(
+        &server,
+        "stripe",
+        &[("Stripe-Signature".into(), sig[0].clone())],
+        marker2,
+    )
+    .await;
+    let entries = wait_log(&log, "the second marker", |e| {
+        !deliveries_of(e, marker2).is_empty()
+    })
+    .await;
     assert_eq!(
         entries.iter().filter(|x| x["arrived"] == true).count(),
         2,
         "the acknowledged slow event is not delivered a third time"
     );
     for b in [body1, body2, marker] {
-        assert_eq!(deliveries_of(&entries, b).len(), 1, "delivered once: {}", String::from_utf8_lossy(b));
+        assert_eq!(
+            deliveries_of(&entries, b).len(),
+            1,
+            "delivered once: {}",
+            String::from_utf8_lossy(b)
+        );
     }
     drop(cli);
 
     // History, then a replay re-signed with a fresh timestamp.
-    let (code, out, err) = output(run(&["webhook", "list", "--project", "shop/production"], &dev));
+    let (code, out, err) = output(run(
+        &["webhook", "list", "--project", "shop/production"],
+        &dev,
+    ));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("evt_slow") && out.contains("payment_intent.succeeded"), "{out}");
+    assert!(
+        out.contains("evt_slow") && out.contains("payment_intent.succeeded"),
+        "{out}"
+    );
     let line = out.lines().find(|l| l.contains("evt_1")).unwrap();
     assert!(line.trim_end().ends_with("200"), "{line}");
     let id = line.split_whitespace().next().unwrap().to_string();
     let (code, out, err) = output(run(
-        &["webhook", "replay", &id, "--project", "shop/production", "--forward", &format!("{base}/stripe")],
+        &[
+            "webhook",
+            "replay",
+            &id,
+            "--project",
+            "shop/production",
+            "--forward",
+            &format!("{base}/stripe"),
+        ],
         &dev,
     ));
     assert_eq!(code, 0, "{err}");
@@ -610,4 +778,190 @@ async fn beam_webhook_delivers_to_an_app_verifying_with_the_official_libraries()
     let both = deliveries_of(&entries, body1);
     assert_eq!(both.len(), 2);
     assert_eq!(both[1]["verified"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beam_agent_ingests_logs_files_and_forwarded_webhooks() {
+    // No sources on the server: the agent verifies forwarded webhooks itself.
+    let server = TestServer::start().await;
+    let (admin, agent) = setup(&server).await;
+    let dev = server
+        .api_token(&admin, &["webhooks:read", "logs:read"])
+        .await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("app.log");
+    std::fs::write(&file, "INFO written before the agent started\n").unwrap();
+    let tunnel = server.tunnel.to_string();
+    let conn = [
+        "--server",
+        tunnel.as_str(),
+        "--fingerprint",
+        server.fingerprint.as_str(),
+    ];
+    let file_arg = file.display().to_string();
+
+    // Bad flags first: clear errors, nothing started.
+    let mut c = crate::cli::beam(home.path());
+    c.args([
+        "agent",
+        "--project",
+        "shop/production",
+        "--webhook-secret",
+        "stripe=UNSET_VAR",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .args(conn)
+    .env("BEAM_TOKEN", &agent);
+    let o = tokio::task::block_in_place(|| c.output().unwrap());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("UNSET_VAR is not set"));
+    let mut c = crate::cli::beam(home.path());
+    c.args(["agent", "--project", "shop/production"])
+        .args(conn)
+        .env("BEAM_TOKEN", &agent);
+    let o = tokio::task::block_in_place(|| c.output().unwrap());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("give the app to run after `--`"));
+
+    let mut c = crate::cli::beam(home.path());
+    c.args([
+        "agent",
+        "--project",
+        "shop/production",
+        "--listen",
+        "127.0.0.1:0",
+        "--tail-file",
+        &file_arg,
+        "--webhook-secret",
+        "stripe=PROD_STRIPE",
+    ])
+    .args(conn)
+    .env("BEAM_TOKEN", &agent)
+    .env("PROD_STRIPE", PROD_STRIPE);
+    let mut agent_proc = Watched::spawn(c);
+    let line = agent_proc.wait_for("ingest on http://").await;
+    let addr: std::net::SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    agent_proc
+        .wait_for("connected, publishing shop/production")
+        .await;
+
+    // Logs: NDJSON from the app, and lines appended to the followed file.
+    let r = post_to(
+        addr,
+        "/ingest/logs",
+        &[],
+        b"{\"level\":\"error\",\"msg\":\"from ingest\",\"service\":\"api\"}\nWARN plain ingested line\n\n",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json["accepted"].as_u64()),
+        (StatusCode::ACCEPTED, Some(2))
+    );
+    let r = post_to(addr, "/nope", &[], b"").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"ERROR from the file\n"))
+        .unwrap();
+    let lines = eventually("the ingested and followed lines", || {
+        let (server, dev) = (&server, &dev);
+        async move {
+            let (status, body) = open_logs_raw(server, dev).await;
+            assert_eq!(status, StatusCode::OK);
+            let text = String::from_utf8(body).unwrap();
+            let msgs: Vec<(String, String)> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .map(|v| {
+                    (
+                        v["message"].as_str().unwrap_or("").to_string(),
+                        v["source"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect();
+            (msgs.len() == 3).then_some(msgs)
+        }
+    })
+    .await;
+    assert_eq!(
+        lines,
+        [
+            ("from ingest".to_string(), "ingest".to_string()),
+            ("WARN plain ingested line".to_string(), "ingest".to_string()),
+            ("ERROR from the file".to_string(), "file".to_string()),
+        ],
+        "the line written before the agent started is not re-sent"
+    );
+
+    // Webhooks forwarded by the app: verified on the agent, then published.
+    let (_, mut stream) = open_stream(&server, &dev, "").await;
+    let body: &[u8] = b"{ \"id\": \"evt_agent\", \"type\": \"charge.refunded\" }";
+    let sig = official_sign("sign-stripe", PROD_STRIPE, &[], body);
+    let r = post_to(
+        addr,
+        "/ingest/webhooks/stripe",
+        &[("Stripe-Signature".into(), sig[0].clone())],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let mut pending = Vec::new();
+    let ev = next_event(&mut stream, &mut pending).await;
+    assert_eq!(
+        (ev.body.as_slice(), ev.verified, ev.event_id.as_deref()),
+        (body, true, Some("evt_agent"))
+    );
+    let r = post_to(
+        addr,
+        "/ingest/webhooks/stripe",
+        &[("Stripe-Signature".into(), "t=1,v1=00".into())],
+        body,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json["error"]
+            .as_str()
+            .unwrap()
+            .contains("signature check failed"),
+        "{r:?}"
+    );
+    let r = post_to(addr, "/ingest/webhooks/mailgun", &[], body).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// A whole non-following log read.
+async fn open_logs_raw(server: &TestServer, token: &str) -> (StatusCode, Vec<u8>) {
+    let stream = tokio::net::TcpStream::connect(server.public).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/api/projects/shop/production/logs?follow=false")
+        .header("host", format!("localhost:{}", server.public.port()))
+        .header("authorization", format!("Bearer {token}"))
+        .body(full(Vec::new()))
+        .unwrap();
+    let resp = within("logs", sender.send_request(req)).await.unwrap();
+    let status = resp.status();
+    (
+        status,
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
 }

@@ -11,7 +11,7 @@ use beam_server::store::{
 use crate::support::{Backend, PgDb, test_store};
 
 /// Migrations shipped with this version.
-const MIGRATIONS: usize = 5;
+const MIGRATIONS: usize = 6;
 
 fn token<'a>(hash: &'a [u8], user: i64, org: i64, expires_at: Option<i64>) -> NewToken<'a> {
     NewToken {
