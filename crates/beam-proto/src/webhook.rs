@@ -210,9 +210,11 @@ fn svix_names(headers: &[(String, String)]) -> [&'static str; 3] {
 }
 
 fn check_time(ts: i64, now_s: i64) -> Result<(), SignatureError> {
-    let skew = (now_s - ts).abs();
-    if skew > TOLERANCE_SECS {
-        Err(SignatureError::Stale(skew))
+    let skew = now_s.abs_diff(ts);
+    if skew > TOLERANCE_SECS.unsigned_abs() {
+        Err(SignatureError::Stale(
+            i64::try_from(skew).unwrap_or(i64::MAX),
+        ))
     } else {
         Ok(())
     }
@@ -307,16 +309,32 @@ pub fn resign(
             );
         }
         Provider::Svix => {
-            let [hid, hts, hsig] = svix_names(headers);
-            let id = header(headers, hid)
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("msg_beam_{now_s}"));
-            let mut msg = format!("{id}.{now_s}.").into_bytes();
-            msg.extend_from_slice(body);
-            let tag = hmac::sign(&key(&svix_key(secret)?), &msg);
-            set_header(headers, hid, id);
-            set_header(headers, hts, now_s.to_string());
-            set_header(headers, hsig, format!("v1,{}", B64.encode(tag.as_ref())));
+            let key = key(&svix_key(secret)?);
+            // Re-sign every header family present (svix-* and webhook-*), or
+            // svix-* when neither is, so no stale production signature remains.
+            let families: Vec<[&str; 3]> = [
+                ["svix-id", "svix-timestamp", "svix-signature"],
+                ["webhook-id", "webhook-timestamp", "webhook-signature"],
+            ]
+            .into_iter()
+            .filter(|f| f.iter().any(|h| header(headers, h).is_some()))
+            .collect();
+            let families = if families.is_empty() {
+                vec![["svix-id", "svix-timestamp", "svix-signature"]]
+            } else {
+                families
+            };
+            for [hid, hts, hsig] in families {
+                let id = header(headers, hid)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("msg_beam_{now_s}"));
+                let mut msg = format!("{id}.{now_s}.").into_bytes();
+                msg.extend_from_slice(body);
+                let tag = hmac::sign(&key, &msg);
+                set_header(headers, hid, id);
+                set_header(headers, hts, now_s.to_string());
+                set_header(headers, hsig, format!("v1,{}", B64.encode(tag.as_ref())));
+            }
         }
         Provider::Custom => {
             let tag = hmac::sign(&key(secret.as_bytes()), body);
@@ -330,6 +348,20 @@ pub fn resign(
     }
     Ok(())
 }
+
+/// Checks that `secret` can sign for `provider` (an svix secret must be
+/// base64 after `whsec_`; PayPal cannot be verified at all).
+pub fn check_secret(provider: Provider, secret: &str) -> Result<(), SignatureError> {
+    match provider {
+        Provider::Svix => svix_key(secret).map(|_| ()),
+        Provider::Paypal => Err(SignatureError::Unsupported("paypal")),
+        Provider::Stripe | Provider::Custom => Ok(()),
+    }
+}
+
+/// Headers never stored or forwarded to laptops: credentials meant for the
+/// production endpoint, not part of any provider's signature.
+pub const DROPPED_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
 
 /// A fresh developer secret: `whsec_` and 32 random bytes in base64, which both
 /// Stripe's libraries (the whole string is the key) and svix's (the base64 part)
@@ -393,13 +425,14 @@ fn glob(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() {
+    if text.len() < first.len() + last.len() || !text.starts_with(first) || !text.ends_with(last) {
         return false;
     }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    if !text.ends_with(last) {
+    // Both ends matched whole strings, so these are character boundaries;
+    // `get` keeps it panic-free regardless.
+    let Some(mut rest) = text.get(first.len()..text.len() - last.len()) else {
         return false;
-    }
+    };
     for mid in &parts[1..parts.len() - 1] {
         match rest.find(mid) {
             Some(i) => rest = &rest[i + mid.len()..],
@@ -532,6 +565,10 @@ mod tests {
         assert!(type_matches(&["a*c*e".into()], Some("abcde")));
         assert!(!type_matches(&["a*c*e".into()], Some("ace_")));
         assert!(!type_matches(&["ab*ba".into()], Some("aba")));
+        // Multi-byte characters never split (this pattern once panicked).
+        assert!(!type_matches(&["a*é".into()], Some("aéb")));
+        assert!(type_matches(&["é*é".into()], Some("ééé")));
+        assert!(!type_matches(&["é*é".into()], Some("é")));
     }
 
     #[test]

@@ -167,6 +167,8 @@ impl Sources {
                     if secret.is_empty() {
                         return Err(format!("{at}: the secret is empty"));
                     }
+                    beam_proto::webhook::check_secret(provider, &secret)
+                        .map_err(|e| format!("{at}: {e}"))?;
                     Check::Secret(Secret::new(secret))
                 }
                 (true, _) => {
@@ -206,23 +208,49 @@ impl Sources {
     }
 }
 
-/// Wakes developer streams when an event is stored, and paces retention purges.
-#[derive(Debug)]
+/// Wakes developer streams when an event is stored, paces retention purges,
+/// and rate-limits senders of unverified sources.
 pub(crate) struct Hub {
     stored: tokio::sync::watch::Sender<u64>,
     last_purge: AtomicI64,
+    unverified: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
 }
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+/// Events per second one address may post to unverified sources (burst 100).
+const UNVERIFIED_PER_SEC: u32 = 20;
 
 impl Default for Hub {
     fn default() -> Self {
+        let quota = governor::Quota::per_second(
+            std::num::NonZeroU32::new(UNVERIFIED_PER_SEC).unwrap_or(std::num::NonZeroU32::MIN),
+        )
+        .allow_burst(std::num::NonZeroU32::new(100).unwrap_or(std::num::NonZeroU32::MIN));
         Self {
             stored: tokio::sync::watch::channel(0).0,
             last_purge: AtomicI64::new(0),
+            unverified: governor::RateLimiter::keyed(quota),
         }
     }
 }
 
 impl Hub {
+    /// Admits one event from `ip` to an unverified source, or says how many
+    /// seconds to wait.
+    pub(crate) fn admit_unverified(&self, ip: std::net::IpAddr) -> Result<(), u64> {
+        use governor::clock::{Clock, DefaultClock};
+        self.unverified.check_key(&ip).map_err(|nu| {
+            nu.wait_time_from(DefaultClock::default().now())
+                .as_secs()
+                .max(1)
+        })
+    }
+
     /// Tells waiting streams on this node that something was stored. Streams
     /// also poll once a second, which covers events stored by other nodes.
     pub(crate) fn stored(&self) {
@@ -237,11 +265,16 @@ impl Hub {
     /// True at most once a minute: time to purge expired events.
     pub(crate) fn purge_due(&self, now_ms: i64) -> bool {
         let last = self.last_purge.load(Ordering::Relaxed);
-        now_ms - last >= 60_000
+        let due = now_ms - last >= 60_000
             && self
                 .last_purge
                 .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+                .is_ok();
+        if due {
+            // Forget addresses whose quota is full again, so the map stays small.
+            self.unverified.retain_recent();
+        }
+        due
     }
 }
 
@@ -295,6 +328,14 @@ mod tests {
             (entry("secret_env = \"NOPE\"", "stripe"), "NOPE is not set"),
             (entry("secret = \"a\"", "mailgun"), "unknown provider"),
             (
+                entry("secret = \"whsec_!!\"", "svix"),
+                "not a valid svix secret",
+            ),
+            (
+                entry("secret = \"a\"", "paypal"),
+                "cannot be verified offline",
+            ),
+            (
                 entry("verify = false\nsecret = \"a\"", "svix"),
                 "takes no secret",
             ),
@@ -302,8 +343,8 @@ mod tests {
             (
                 format!(
                     "{}{}",
-                    entry("secret = \"a\"", "svix"),
-                    entry("secret = \"b\"", "resend")
+                    entry("secret = \"a\"", "custom"),
+                    entry("secret = \"b\"", "github")
                 ),
                 "configured twice",
             ),

@@ -484,6 +484,16 @@ pub struct ServerArgs {
     /// Do not record request analytics.
     #[arg(long, env = "BEAM_NO_ANALYTICS")]
     pub no_analytics: bool,
+    /// TOML file naming the production signing secret of each webhook source
+    /// (see the README); without it the public receiver refuses events.
+    #[arg(long, env = "BEAM_WEBHOOK_SOURCES", value_name = "FILE")]
+    pub webhook_sources: Option<PathBuf>,
+    /// How long stored webhook events stay deliverable to developers.
+    #[arg(long, env = "BEAM_WEBHOOK_RETENTION", default_value = "72h", value_parser = parse_duration)]
+    pub webhook_retention: Duration,
+    /// Largest webhook body accepted (413 above it).
+    #[arg(long, env = "BEAM_WEBHOOK_MAX_BODY", default_value = "1M", value_parser = parse_size)]
+    pub webhook_max_body: u64,
     /// How long request records, hourly totals and past tunnels are kept.
     #[arg(long, env = "BEAM_RETENTION", default_value = "720h", value_parser = parse_duration)]
     pub retention: Duration,

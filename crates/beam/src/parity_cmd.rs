@@ -115,6 +115,13 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     let settings = Settings::resolve(&args.conn)?;
     let token = settings.require_token()?;
     // Bound before anything starts, so a taken port is a clear error at once.
+    if let Some(addr) = args.listen
+        && !addr.ip().is_loopback()
+    {
+        eprintln!(
+            "beam agent: warning: --listen {addr} is reachable from the network; anything that reaches it can publish logs and webhooks (prefer 127.0.0.1)"
+        );
+    }
     let ingest_listener = match args.listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -238,6 +245,15 @@ fn webhook_secrets(
         if !provider.resignable() {
             bail!(
                 "--webhook-secret: PayPal signatures cannot be verified offline; its events are forwarded unverified"
+            );
+        }
+        let is_name = !var.is_empty()
+            && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !var.as_bytes()[0].is_ascii_digit();
+        if !is_name {
+            // Never echo it: it may be the secret itself, pasted by mistake.
+            bail!(
+                "--webhook-secret {prov}=…: give the NAME of an environment variable holding the secret (e.g. stripe=STRIPE_WEBHOOK_SECRET), not the secret"
             );
         }
         let value = std::env::var(var)

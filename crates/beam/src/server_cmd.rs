@@ -85,6 +85,8 @@ pub fn config_from(args: &ServerArgs, http_port: u16, https_port: Option<u16>) -
     cfg.domain_recheck = args.domain_recheck;
     cfg.domain_pending_ttl = args.domain_pending_ttl;
     cfg.analytics = !args.no_analytics;
+    cfg.webhook_retention = args.webhook_retention;
+    cfg.webhook_max_body = usize::try_from(args.webhook_max_body).unwrap_or(usize::MAX);
     cfg.retention = args.retention;
     cfg.tunnel_rate_per_sec = args.tunnel_rate_limit;
     cfg.token_rate_per_sec = args.token_rate_limit;
@@ -131,11 +133,18 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
     args.http_addr = public.local_addr()?;
     args.tunnel_addr = tunnel.local_addr()?;
     args.https_addr = https.as_ref().map(|l| l.local_addr()).transpose()?;
-    let cfg = config_from(
+    let mut cfg = config_from(
         &args,
         args.http_addr.port(),
         args.https_addr.map(|a| a.port()),
     );
+    if let Some(path) = &args.webhook_sources {
+        cfg.webhook_sources = beam_server::webhooks::Sources::load(path)?;
+        tracing::info!(
+            sources = cfg.webhook_sources.len(),
+            "webhook sources loaded"
+        );
+    }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;

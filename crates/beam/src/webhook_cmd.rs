@@ -21,8 +21,14 @@ use crate::cli::{WebhookArgs, WebhookCommand, WebhookListenArgs, color};
 use crate::parity_cmd::split_env;
 use crate::settings::Settings;
 
-/// Attempts per event in one run before it is left for the next run.
+/// Attempts per event before the stream is reopened (which sends every
+/// unacknowledged event again).
 const ATTEMPTS: u32 = 5;
+/// The server sends at least an empty line every 15 s; silence this long means
+/// the connection is dead (laptop slept, network changed).
+const READ_TIMEOUT: Duration = Duration::from_secs(45);
+/// Pause before reopening the stream after an event kept failing.
+const REDELIVERY_PAUSE: Duration = Duration::from_secs(10);
 
 /// Where the developer's signing secret lives: next to the config file.
 fn secret_path() -> PathBuf {
@@ -263,8 +269,19 @@ async fn listen(args: WebhookListenArgs) -> anyhow::Result<()> {
         }
         let mut body = resp.into_body();
         let mut pending: Vec<u8> = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else { break };
+        let mut gave_up = false;
+        'stream: loop {
+            let frame = match tokio::time::timeout(READ_TIMEOUT, body.frame()).await {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(_) => break,
+                Err(_) => {
+                    eprintln!(
+                        "beam webhook: no data from the server for {} s; reconnecting…",
+                        READ_TIMEOUT.as_secs()
+                    );
+                    break;
+                }
+            };
             let Ok(data) = frame.into_data() else {
                 continue;
             };
@@ -281,16 +298,42 @@ async fn listen(args: WebhookListenArgs) -> anyhow::Result<()> {
                         continue;
                     }
                 };
-                deliver(&forwarder, &client, &ack_path, &args, &ev, colored).await;
+                if deliver(&forwarder, &client, &ack_path, &args, &ev, colored).await
+                    == Outcome::GaveUp
+                {
+                    gave_up = true;
+                    break 'stream;
+                }
             }
         }
-        eprintln!("beam webhook: stream interrupted; reconnecting…");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        if gave_up {
+            // Reopening the stream re-sends every unacknowledged event, this one
+            // included, after a pause that gives the local app time to recover.
+            eprintln!(
+                "beam webhook: retrying undelivered events in {} s…",
+                REDELIVERY_PAUSE.as_secs()
+            );
+            tokio::time::sleep(REDELIVERY_PAUSE).await;
+        } else {
+            eprintln!("beam webhook: stream interrupted; reconnecting…");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
 }
 
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(500 * u64::from(failures.min(10)))
+}
+
+/// How one event's delivery ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Delivered (acknowledged, or the acknowledgement will be retried by redelivery).
+    Done,
+    /// No route takes this event type; it stays pending.
+    NoRoute,
+    /// The local app kept failing.
+    GaveUp,
 }
 
 /// Delivers one event with retries, and acknowledges it after a 2xx.
@@ -301,7 +344,7 @@ async fn deliver(
     args: &WebhookListenArgs,
     ev: &WebhookEvent,
     colored: bool,
-) {
+) -> Outcome {
     if !ev.verified && ev.provider.resignable() {
         eprintln!(
             "beam webhook: event {} was not verified in production; forwarded with its original signature",
@@ -314,7 +357,7 @@ async fn deliver(
                 "beam webhook: no --forward route for event type {}; left pending",
                 ev.event_type.as_deref().unwrap_or("(none)")
             );
-            return;
+            return Outcome::NoRoute;
         };
         print_delivery(ev, &d, args.json, colored);
         if let Some(status) = d.status.filter(|s| s.is_success()) {
@@ -330,14 +373,15 @@ async fn deliver(
                 // Not acknowledged: it will come again (at least once).
                 eprintln!("beam webhook: could not acknowledge event {}: {err}", ev.id);
             }
-            return;
+            return Outcome::Done;
         }
         if attempt + 1 < ATTEMPTS {
             tokio::time::sleep(retry_delay(attempt)).await;
         }
     }
     eprintln!(
-        "beam webhook: event {} failed {ATTEMPTS} times; it stays pending and comes again on the next run",
+        "beam webhook: event {} failed {ATTEMPTS} times; it stays pending",
         ev.id
     );
+    Outcome::GaveUp
 }

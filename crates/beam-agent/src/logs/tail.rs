@@ -119,14 +119,19 @@ pub async fn follow(
                             };
                             open = Some(Open { file, id, offset });
                         }
+                        // A file present at start that could not be opened yet
+                        // is still "old": keep skipping its history.
+                        first = first && open.is_none();
                     }
                 }
             }
             Err(_) => {
-                // Rotated away and not yet recreated: keep reading the old one.
+                // Missing (not yet created, or rotated away and not yet
+                // recreated): keep reading the old one; a file created later is
+                // new, so it is read from its start.
+                first = false;
             }
         }
-        first = false;
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(poll) => {}

@@ -11,6 +11,7 @@ CREATE TABLE webhook_events (
     query          TEXT,
     headers        TEXT   NOT NULL,
     body           BLOB   NOT NULL,
+    size           BIGINT NOT NULL,
     verified       BOOLEAN NOT NULL,
     received_at    BIGINT NOT NULL,
     -- Dedupe by the provider's event id (NULL ids never collide).

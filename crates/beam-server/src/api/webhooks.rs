@@ -17,15 +17,18 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{AgentAuth, Auth, Json, Path, Query};
+use super::extract::{AgentAuth, Auth, Ip, Json, Path, Query};
 use super::projects::find_env;
 use crate::State;
 use crate::scope::Scope;
 use crate::store::{EnvironmentRow, NewWebhook, now_ms};
 use crate::webhooks::Check;
 
-/// Events fetched per store round trip of a stream.
-const BATCH: i64 = 100;
+/// Events fetched per store round trip of a stream (bodies are up to
+/// `--webhook-max-body` each, so this bounds a stream's memory).
+const BATCH: i64 = 16;
+/// How often a long-lived stream re-checks that its token and role still allow it.
+const RECHECK: Duration = Duration::from_secs(60);
 /// An idle stream sends an empty line this often, so both ends notice a dead peer.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
@@ -59,6 +62,17 @@ async fn store_event(
     verified: bool,
 ) -> Result<Received, ApiError> {
     let (event_id, event_type) = webhook::describe(provider, req.headers, req.body);
+    // Credentials meant for the production endpoint never reach laptops.
+    let headers: Vec<(String, String)> = req
+        .headers
+        .iter()
+        .filter(|(k, _)| {
+            !webhook::DROPPED_HEADERS
+                .iter()
+                .any(|d| k.eq_ignore_ascii_case(d))
+        })
+        .cloned()
+        .collect();
     let now = now_ms();
     let (id, duplicate) = state
         .store
@@ -70,7 +84,7 @@ async fn store_event(
             method: req.method,
             path: req.path,
             query: req.query,
-            headers: req.headers,
+            headers: &headers,
             body: req.body,
             verified,
             received_at: now,
@@ -113,6 +127,7 @@ struct RawRequest<'a> {
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn receive(
     AxumState(state): AxumState<Arc<State>>,
+    Ip(ip): Ip,
     Path((org, project, environment, provider)): Path<(String, String, String, String)>,
     req: Request,
 ) -> ApiResult<axum::Json<Received>> {
@@ -134,6 +149,12 @@ pub async fn receive(
             ),
         ));
     };
+    if matches!(check, Check::Unverified)
+        && let Err(wait) = state.webhooks.admit_unverified(ip)
+    {
+        // Nothing authenticates these senders: cap what one address can store.
+        return Err(ApiError::too_many(wait));
+    }
     let env = find_env(&state, org, &project, &environment).await?;
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, state.cfg.webhook_max_body)
@@ -322,6 +343,10 @@ pub async fn stream(
         .webhook_subscription(env.id, p.user_id, &name, now_ms())
         .await?;
     let cursor = Cursor {
+        token_id: p.token_id,
+        org_id: p.org_id,
+        user_id: p.user_id,
+        checked: tokio::time::Instant::now(),
         state: state.clone(),
         env: env.id,
         sub: sub.id,
@@ -347,6 +372,10 @@ pub async fn stream(
 
 /// A subscription stream's position.
 struct Cursor {
+    token_id: i64,
+    org_id: i64,
+    user_id: i64,
+    checked: tokio::time::Instant,
     state: Arc<State>,
     env: i64,
     sub: i64,
@@ -362,6 +391,16 @@ impl Cursor {
     /// `None` ends the stream (store failure or shutdown; the client resumes).
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
+            if self.checked.elapsed() >= RECHECK {
+                if !self.still_allowed().await {
+                    tracing::info!(
+                        token = self.token_id,
+                        "webhook stream ended: access revoked"
+                    );
+                    return None;
+                }
+                self.checked = tokio::time::Instant::now();
+            }
             let min_received = now_ms() - self.state.cfg.webhook_retention.as_millis() as i64;
             let batch = match self
                 .state
@@ -406,6 +445,18 @@ impl Cursor {
                 }
             }
         }
+    }
+}
+
+impl Cursor {
+    /// The token is neither revoked nor expired, and the user's role still
+    /// allows reading webhooks.
+    async fn still_allowed(&self) -> bool {
+        let store = &self.state.store;
+        let token = store.token_active(self.token_id, now_ms()).await;
+        let role = store.role(self.org_id, self.user_id).await;
+        matches!(token, Ok(true))
+            && matches!(role, Ok(Some(r)) if r.scopes().allows(Scope::WebhooksRead))
     }
 }
 
@@ -486,7 +537,7 @@ pub struct EventSummary {
     /// Path as received.
     pub path: String,
     /// Body size in bytes.
-    pub size: usize,
+    pub size: i64,
     /// Production signature checked.
     pub verified: bool,
     /// Unix ms.
@@ -518,17 +569,17 @@ pub async fn list(
         .await?;
     Ok(axum::Json(
         rows.into_iter()
-            .map(|(e, status)| EventSummary {
+            .map(|e| EventSummary {
                 id: e.id,
                 provider: e.provider.as_str().to_string(),
                 event_id: e.event_id,
                 event_type: e.event_type,
                 method: e.method,
                 path: e.path,
-                size: e.body.len(),
+                size: e.size,
                 verified: e.verified,
                 received_at: e.received_at,
-                delivered_status: status,
+                delivered_status: e.delivered_status,
             })
             .collect(),
     ))

@@ -26,7 +26,7 @@ pub use projects::EnvironmentRow;
 pub use reservations::{Claim, NameKind};
 pub use tokens::{NewToken, TokenKind, TokenRow};
 pub use tunnels::{TunnelKey, TunnelRow};
-pub use webhooks::{NewWebhook, SubscriptionRow};
+pub use webhooks::{NewWebhook, SubscriptionRow, WebhookSummary};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -163,6 +163,18 @@ impl Store {
         Ok(row)
     }
 
+    /// Whether token `id` is still usable at `now` (not revoked, not expired);
+    /// long-lived streams re-check this.
+    pub async fn token_active(&self, id: i64, now: i64) -> Result<bool, StoreError> {
+        let row = on_pool!(self, p => {
+            sqlx::query("SELECT revoked_at, expires_at FROM tokens WHERE id = $1")
+                .bind(id).fetch_optional(p).await?
+                .map(|r| Ok::<_, sqlx::Error>((r.try_get::<Option<i64>, _>("revoked_at")?, r.try_get::<Option<i64>, _>("expires_at")?)))
+                .transpose()?
+        });
+        Ok(matches!(row, Some((None, exp)) if exp.is_none_or(|e| e > now)))
+    }
+
     /// API tokens of a user, newest first (sessions and resets are not listed).
     pub async fn list_tokens(&self, user_id: i64) -> Result<Vec<TokenRow>, StoreError> {
         let sql = format!(

@@ -34,6 +34,31 @@ pub struct NewWebhook<'a> {
     pub received_at: i64,
 }
 
+/// An event in the history: everything but headers and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSummary {
+    /// Server-side id.
+    pub id: i64,
+    /// Sender.
+    pub provider: Provider,
+    /// Provider event id.
+    pub event_id: Option<String>,
+    /// Event type.
+    pub event_type: Option<String>,
+    /// Method as received.
+    pub method: String,
+    /// Path as received.
+    pub path: String,
+    /// Body bytes.
+    pub size: i64,
+    /// Production signature checked.
+    pub verified: bool,
+    /// Unix ms.
+    pub received_at: i64,
+    /// The highest local status the user's subscriptions acknowledged.
+    pub delivered_status: Option<u16>,
+}
+
 /// A developer's subscription to an environment's events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubscriptionRow {
@@ -78,12 +103,13 @@ impl Store {
         let inserted: Option<i64> = on_pool!(self, p => {
             sqlx::query(
                 "INSERT INTO webhook_events (environment_id, provider, event_id, event_type, method, \
-                 path, query, headers, body, verified, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 path, query, headers, body, verified, received_at, size) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                  ON CONFLICT (environment_id, provider, event_id) DO NOTHING RETURNING id")
                 .bind(e.environment_id).bind(e.provider.as_str()).bind(e.event_id)
                 .bind(e.event_type).bind(e.method).bind(e.path).bind(e.query)
                 .bind(&headers).bind(e.body).bind(e.verified).bind(e.received_at)
+                .bind(e.body.len() as i64)
                 .fetch_optional(p).await?
                 .map(|r| r.try_get("id")).transpose()?
         });
@@ -170,7 +196,10 @@ impl Store {
             return Ok(true);
         }
         // Already acknowledged (a retried ack) still counts as known.
-        Ok(self.webhook_event(environment_id, event).await?.is_some())
+        Ok(on_pool!(self, p => {
+            sqlx::query("SELECT 1 AS one FROM webhook_events WHERE id = $1 AND environment_id = $2")
+                .bind(event).bind(environment_id).fetch_optional(p).await?.is_some()
+        }))
     }
 
     /// One event of the environment.
@@ -193,25 +222,40 @@ impl Store {
 
     /// The environment's newest events (before id `before` when given), newest
     /// first, with the local status the user's subscriptions acknowledged.
+    /// Bodies are not read: the size is stored.
     pub async fn recent_webhooks(
         &self,
         environment_id: i64,
         user_id: i64,
         before: Option<i64>,
         limit: i64,
-    ) -> Result<Vec<(WebhookEvent, Option<u16>)>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS}, (SELECT MAX(a.status) FROM webhook_acks a JOIN webhook_subscriptions s \
-             ON s.id = a.subscription_id WHERE a.event_id = e.id AND s.user_id = $2) AS local_status \
-             FROM webhook_events e WHERE e.environment_id = $1 AND e.id < $3 ORDER BY e.id DESC LIMIT $4"
-        );
+    ) -> Result<Vec<WebhookSummary>, StoreError> {
         on_pool!(self, p => {
             let mut out = Vec::new();
-            for r in sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            for r in sqlx::query(
+                "SELECT e.id, e.provider, e.event_id, e.event_type, e.method, e.path, e.size, \
+                 e.verified, e.received_at, (SELECT MAX(a.status) FROM webhook_acks a \
+                 JOIN webhook_subscriptions s ON s.id = a.subscription_id \
+                 WHERE a.event_id = e.id AND s.user_id = $2) AS local_status \
+                 FROM webhook_events e WHERE e.environment_id = $1 AND e.id < $3 \
+                 ORDER BY e.id DESC LIMIT $4")
                 .bind(environment_id).bind(user_id).bind(before.unwrap_or(i64::MAX)).bind(limit)
                 .fetch_all(p).await? {
+                let provider: String = r.try_get("provider")?;
                 let status: Option<i32> = r.try_get("local_status")?;
-                out.push((event_of!(r), status.and_then(|s| u16::try_from(s).ok())));
+                out.push(WebhookSummary {
+                    id: r.try_get("id")?,
+                    provider: Provider::parse(&provider)
+                        .ok_or_else(|| StoreError::Corrupt(format!("webhook provider {provider}")))?,
+                    event_id: r.try_get("event_id")?,
+                    event_type: r.try_get("event_type")?,
+                    method: r.try_get("method")?,
+                    path: r.try_get("path")?,
+                    size: r.try_get("size")?,
+                    verified: r.try_get("verified")?,
+                    received_at: r.try_get("received_at")?,
+                    delivered_status: status.and_then(|s| u16::try_from(s).ok()),
+                });
             }
             Ok(out)
         })

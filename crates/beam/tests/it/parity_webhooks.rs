@@ -338,6 +338,12 @@ crate::both!(
             "the acknowledged event does not come again"
         );
         assert_eq!(got[0].event_id.as_deref(), Some("msg_2"));
+        assert!(
+            webhook::header(&got[1].headers, "authorization").is_none()
+                && webhook::header(&got[1].headers, "cookie").is_none(),
+            "{:?}",
+            got[1].headers
+        );
         assert_eq!(got[2].body, b"{}");
         drop(s);
 
