@@ -23,8 +23,11 @@ agent_token=$(BEAM_TOKEN=$token "$bin" projects token bench/prod "${conn[@]}" 2>
 BEAM_TOKEN=$agent_token "$bin" agent --project bench/prod "${conn[@]}" -- \
   python3 "$here/logs_gen.py" "$work/go" "$rate" "$secs" >/dev/null 2>"$work/agent.err" & pids+=($!)
 for _ in $(seq 100); do grep -q connected "$work/agent.err" 2>/dev/null && break; sleep 0.1; done
-BEAM_TOKEN=$token "$bin" logs --project bench/prod --json --tail 0 "${conn[@]}" 2>"$work/logs.err" \
-  | python3 "$here/logs_sink.py" > "$work/result" & sink=$!
+# Through a FIFO, so the reader (which follows forever) is a job cleanup can stop.
+mkfifo "$work/lines"
+python3 "$here/logs_sink.py" < "$work/lines" > "$work/result" & sink=$!
+BEAM_TOKEN=$token "$bin" logs --project bench/prod --json --tail 0 "${conn[@]}" \
+  >"$work/lines" 2>"$work/logs.err" & pids+=($!)
 sleep 1
 touch "$work/go"
 wait $sink || true

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -70,25 +71,7 @@ impl ApiClient {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<T, ApiError> {
-        let bytes = self.raw(method, path, body).await?;
-        let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-        serde_json::from_slice(text).map_err(|e| ApiError::Protocol(format!("bad response: {e}")))
-    }
-
-    async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&impl Serialize>,
-    ) -> Result<Bytes, ApiError> {
-        let resp = self.send(method, path, body).await?;
-        let limited = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE);
-        let bytes = limited
-            .collect()
-            .await
-            .map_err(|e| ApiError::Protocol(e.to_string()))?
-            .to_bytes();
-        Ok(bytes)
+        read_json(self.send(method, path, body).await?).await
     }
 
     /// `GET path` for a streamed answer (NDJSON logs): the response with its
@@ -100,19 +83,37 @@ impl ApiClient {
         self.send(Method::GET, path, None::<&()>).await
     }
 
-    /// Sends one request; a non-2xx answer becomes [`ApiError::Status`].
+    /// Opens one HTTP/1.1 connection to the API.
+    async fn open(&self) -> Result<SendRequest<Full<Bytes>>, ApiError> {
+        let stream = dial(&self.server, &self.tls, beam_proto::API_ALPN).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ApiError::Protocol(e.to_string()))?;
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+
+    /// Sends one request on a new connection; a non-2xx answer becomes
+    /// [`ApiError::Status`].
     async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<http::Response<hyper::body::Incoming>, ApiError> {
+        let mut sender = self.open().await?;
+        self.request(&mut sender, method, path, body).await
+    }
+
+    /// Sends one request on `sender`.
+    async fn request(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ApiError> {
         let proto = |e: &dyn std::fmt::Display| ApiError::Protocol(e.to_string());
-        let stream = dial(&self.server, &self.tls, beam_proto::API_ALPN).await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| proto(&e))?;
-        tokio::spawn(conn);
         let payload = match body {
             Some(b) => Bytes::from(serde_json::to_vec(b).map_err(|e| proto(&e))?),
             None => Bytes::new(),
@@ -149,4 +150,78 @@ impl ApiClient {
             }),
         }
     }
+
+    /// A client that keeps one connection open across calls (many small calls
+    /// in a row, like webhook acknowledgements, skip a TLS handshake each).
+    pub fn keep_alive(&self) -> KeptConnection {
+        KeptConnection {
+            client: self.clone(),
+            sender: None,
+        }
+    }
+}
+
+/// One API connection reused across calls, reopened when it breaks.
+#[derive(Debug)]
+pub struct KeptConnection {
+    client: ApiClient,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl KeptConnection {
+    /// Like [`ApiClient::call`], on the kept connection. A call that fails
+    /// below HTTP on a reused connection is retried once on a fresh one, so
+    /// only idempotent calls should go through here.
+    pub async fn call<T: DeserializeOwned>(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ApiError> {
+        let reused = self.sender.as_mut().is_some_and(|s| s.is_ready());
+        if !reused {
+            self.sender = Some(self.client.open().await?);
+        }
+        let Some(sender) = self.sender.as_mut() else {
+            return Err(ApiError::Protocol("no connection".into()));
+        };
+        let resp = match self
+            .client
+            .request(sender, method.clone(), path, body)
+            .await
+        {
+            Err(ApiError::Protocol(_)) if reused => {
+                // The server closed the idle connection: once more on a new one.
+                let mut fresh = self.client.open().await?;
+                let r = self.client.request(&mut fresh, method, path, body).await;
+                self.sender = Some(fresh);
+                r
+            }
+            other => other,
+        };
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                if !matches!(e, ApiError::Status { .. }) {
+                    self.sender = None;
+                }
+                return Err(e);
+            }
+        };
+        read_json(resp).await
+    }
+}
+
+/// Reads a JSON answer (at most [`MAX_RESPONSE`] bytes); an empty body (204)
+/// decodes as JSON `null`.
+async fn read_json<T: DeserializeOwned>(
+    resp: http::Response<hyper::body::Incoming>,
+) -> Result<T, ApiError> {
+    let bytes = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE)
+        .collect()
+        .await
+        .map_err(|e| ApiError::Protocol(e.to_string()))?
+        .to_bytes();
+    let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+    serde_json::from_slice(text).map_err(|e| ApiError::Protocol(format!("bad response: {e}")))
 }

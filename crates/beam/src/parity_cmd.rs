@@ -375,7 +375,8 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
                 continue;
             };
             pending.extend_from_slice(&data);
-            let mut out = std::io::stdout().lock();
+            // One write per received chunk, not per line (stdout is line-buffered).
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
             while let Some(i) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=i).collect();
                 let Ok(parsed) = serde_json::from_slice::<LogLine>(&line) else {

@@ -236,7 +236,11 @@ async fn listen(args: WebhookListenArgs) -> anyhow::Result<()> {
         "/api/projects/{p}/{e}/webhooks/stream?{}",
         serde_urlencoded::to_string(&query)?
     );
-    let ack_path = format!("/api/projects/{p}/{e}/webhooks/acks");
+    let acks = spawn_acker(
+        client.keep_alive(),
+        format!("/api/projects/{p}/{e}/webhooks/acks"),
+        args.subscription.clone(),
+    );
     let colored = color() && !args.json;
     let mut failures = 0u32;
     let mut announced = false;
@@ -298,9 +302,7 @@ async fn listen(args: WebhookListenArgs) -> anyhow::Result<()> {
                         continue;
                     }
                 };
-                if deliver(&forwarder, &client, &ack_path, &args, &ev, colored).await
-                    == Outcome::GaveUp
-                {
+                if deliver(&forwarder, &acks, &args, &ev, colored).await == Outcome::GaveUp {
                     gave_up = true;
                     break 'stream;
                 }
@@ -336,11 +338,30 @@ enum Outcome {
     GaveUp,
 }
 
-/// Delivers one event with retries, and acknowledges it after a 2xx.
+/// Sends acknowledgements in order on one kept-open API connection, off the
+/// delivery path: the next event goes out while the last one is acknowledged.
+fn spawn_acker(
+    mut conn: beam_agent::api::KeptConnection,
+    path: String,
+    subscription: String,
+) -> tokio::sync::mpsc::UnboundedSender<(i64, u16)> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(i64, u16)>();
+    tokio::spawn(async move {
+        while let Some((event, status)) = rx.recv().await {
+            let body = json!({ "subscription": subscription, "event": event, "status": status });
+            if let Err(err) = conn.call::<Value>(Method::POST, &path, Some(&body)).await {
+                // Not acknowledged: it will come again (at least once).
+                eprintln!("beam webhook: could not acknowledge event {event}: {err}");
+            }
+        }
+    });
+    tx
+}
+
+/// Delivers one event with retries, and queues its acknowledgement after a 2xx.
 async fn deliver(
     forwarder: &Forwarder,
-    client: &ApiClient,
-    ack_path: &str,
+    acks: &tokio::sync::mpsc::UnboundedSender<(i64, u16)>,
     args: &WebhookListenArgs,
     ev: &WebhookEvent,
     colored: bool,
@@ -361,18 +382,7 @@ async fn deliver(
         };
         print_delivery(ev, &d, args.json, colored);
         if let Some(status) = d.status.filter(|s| s.is_success()) {
-            let body = json!({
-                "subscription": args.subscription,
-                "event": ev.id,
-                "status": status.as_u16(),
-            });
-            if let Err(err) = client
-                .call::<Value>(Method::POST, ack_path, Some(&body))
-                .await
-            {
-                // Not acknowledged: it will come again (at least once).
-                eprintln!("beam webhook: could not acknowledge event {}: {err}", ev.id);
-            }
+            let _ = acks.send((ev.id, status.as_u16()));
             return Outcome::Done;
         }
         if attempt + 1 < ATTEMPTS {

@@ -130,46 +130,31 @@ async fn forward_signals(pid: u32, streams: SignalStreams) {
 }
 
 /// Copies `from` to `to` byte for byte and feeds each line to the buffer.
+///
+/// Output passes through one read chunk at a time (one write and one flush per
+/// chunk, not per line): `tokio::io::Stdout` hands every write to a blocking
+/// thread, and per-line writes made that hand-off the agent's main cost.
 async fn pump<R, W>(from: R, mut to: W, buffer: Arc<LogBuffer>, source: Source)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut reader = BufReader::with_capacity(64 * 1024, from);
-    let mut line: Vec<u8> = Vec::new();
+    let mut split = super::tail::LineSplitter::default();
     loop {
         let chunk = match reader.fill_buf().await {
             Ok([]) | Err(_) => break,
             Ok(c) => c,
         };
-        let (take, complete) = match memchr_newline(chunk) {
-            Some(i) => (i + 1, true),
-            None => (chunk.len(), false),
-        };
-        // Cut exactly at MAX_LINE, whatever sizes the pipe delivers.
-        let room = MAX_LINE - line.len();
-        let (take, complete) = if take > room {
-            (room, false)
-        } else {
-            (take, complete)
-        };
-        let _ = to.write_all(&chunk[..take]).await;
-        line.extend_from_slice(&chunk[..take]);
-        reader.consume(take);
-        if complete || line.len() >= MAX_LINE {
-            let _ = to.flush().await;
-            emit(&buffer, &line, source);
-            line.clear();
-        }
+        let n = chunk.len();
+        // The app's output first: a full pipe must never wait on parsing.
+        let _ = to.write_all(chunk).await;
+        let _ = to.flush().await;
+        split.feed(chunk, |line| emit(&buffer, line, source));
+        reader.consume(n);
     }
-    if !line.is_empty() {
-        emit(&buffer, &line, source);
-    }
+    split.finish(|line| emit(&buffer, line, source));
     let _ = to.flush().await;
-}
-
-fn memchr_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|c| *c == b'\n')
 }
 
 /// Parses one raw line (lossy UTF-8, newline trimmed) into the buffer; blank lines are skipped.

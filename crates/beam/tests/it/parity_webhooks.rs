@@ -515,6 +515,27 @@ impl Watched {
     }
 }
 
+/// Waits until the server has the acknowledgement of provider event `event_id`
+/// (acknowledgements are sent off the delivery path).
+async fn wait_acked(server: &TestServer, token: &str, event_id: &str) {
+    eventually("the acknowledgement reaches the server", || async {
+        let r = server
+            .api(
+                "GET",
+                "/api/projects/shop/production/webhooks/events?limit=50",
+                Some(token),
+                None,
+            )
+            .await;
+        r.json
+            .as_array()?
+            .iter()
+            .any(|row| row["event_id"] == event_id && !row["delivered_status"].is_null())
+            .then_some(())
+    })
+    .await;
+}
+
 /// The test app's request log.
 fn app_log(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -703,6 +724,8 @@ async fn beam_webhook_delivers_to_an_app_verifying_with_the_official_libraries()
         e.iter().filter(|x| x["arrived"] == true).count() == 1
     })
     .await;
+    wait_acked(&server, &dev, "evt_1").await;
+    wait_acked(&server, &dev, "msg_2").await;
     drop(cli);
     std::fs::write(&release, "").unwrap();
     let mut cli = Watched::spawn(run(&listen_args, &dev));
@@ -722,6 +745,7 @@ async fn beam_webhook_delivers_to_an_app_verifying_with_the_official_libraries()
     )
     .await;
     wait_log(&log, "the marker", |e| !deliveries_of(e, marker).is_empty()).await;
+    wait_acked(&server, &dev, "evt_m1").await;
     drop(cli);
     let mut cli = Watched::spawn(run(&listen_args, &dev));
     cli.wait_for("beam webhook: ready").await;
