@@ -347,12 +347,20 @@ fn spawn_acker(
 ) -> tokio::sync::mpsc::UnboundedSender<(i64, u16)> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(i64, u16)>();
     tokio::spawn(async move {
-        while let Some((event, status)) = rx.recv().await {
-            let body = json!({ "subscription": subscription, "event": event, "status": status });
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, 200).await > 0 {
+            // Whatever queued up while the last call ran goes in one call.
+            let acks: Vec<Value> = batch
+                .iter()
+                .map(|(event, status)| json!({ "event": event, "status": status }))
+                .collect();
+            let body = json!({ "subscription": subscription, "acks": acks });
             if let Err(err) = conn.call::<Value>(Method::POST, &path, Some(&body)).await {
-                // Not acknowledged: it will come again (at least once).
-                eprintln!("beam webhook: could not acknowledge event {event}: {err}");
+                // Not acknowledged: they will come again (at least once).
+                let ids: Vec<i64> = batch.iter().map(|(e, _)| *e).collect();
+                eprintln!("beam webhook: could not acknowledge events {ids:?}: {err}");
             }
+            batch.clear();
         }
     });
     tx

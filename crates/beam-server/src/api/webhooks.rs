@@ -460,20 +460,38 @@ impl Cursor {
     }
 }
 
-/// An acknowledgement.
+/// Acknowledgements: one (`event` and `status`) or several (`acks`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ack {
     /// Subscription name (default `default`).
     #[serde(default)]
     pub subscription: Option<String>,
+    /// Server-side event id (one acknowledgement).
+    #[serde(default)]
+    pub event: Option<i64>,
+    /// The local app's HTTP status (2xx), with `event`.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Several acknowledgements at once (at most 500).
+    #[serde(default)]
+    pub acks: Option<Vec<AckItem>>,
+}
+
+/// One acknowledgement in a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AckItem {
     /// Server-side event id.
     pub event: i64,
     /// The local app's HTTP status (2xx).
     pub status: u16,
 }
 
-/// Acknowledges one delivered event: it will not be streamed to this
+/// Most acknowledgements in one call.
+const MAX_ACKS: usize = 500;
+
+/// Acknowledges delivered events: they will not be streamed to this
 /// subscription again. Only 2xx local answers are acknowledgements.
 #[utoipa::path(post, path = "/api/projects/{project}/{environment}/webhooks/acks", tag = "webhooks",
     security(("bearer" = [])), request_body = Ack, params(("project" = String, Path), ("environment" = String, Path)),
@@ -488,7 +506,18 @@ pub async fn ack(
 ) -> ApiResult<StatusCode> {
     let p = auth.require(Scope::WebhooksRead)?;
     let env = find_env(&state, p.org_id, &project, &environment).await?;
-    if !(200..300).contains(&body.status) {
+    let acks: Vec<(i64, u16)> = match (body.event, body.status, body.acks) {
+        (Some(event), Some(status), None) => vec![(event, status)],
+        (None, None, Some(list)) if !list.is_empty() && list.len() <= MAX_ACKS => {
+            list.into_iter().map(|a| (a.event, a.status)).collect()
+        }
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "send `event` and `status`, or `acks` with 1-{MAX_ACKS} items"
+            )));
+        }
+    };
+    if acks.iter().any(|(_, s)| !(200..300).contains(s)) {
         return Err(ApiError::invalid(
             "only a 2xx local answer acknowledges an event; it stays pending otherwise",
         ));
@@ -498,14 +527,18 @@ pub async fn ack(
         .store
         .webhook_subscription(env.id, p.user_id, &name, now_ms())
         .await?;
-    if state
+    let unknown = state
         .store
-        .ack_webhook(env.id, sub.id, body.event, body.status, now_ms())
-        .await?
-    {
+        .ack_webhooks(env.id, sub.id, &acks, now_ms())
+        .await?;
+    if unknown.is_empty() {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found("webhook event"))
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such webhook event: {unknown:?} (the others were acknowledged)"),
+        ))
     }
 }
 

@@ -174,32 +174,36 @@ impl Store {
         })
     }
 
-    /// Records that subscription `sub` delivered event `event` (of the same
-    /// environment) with local `status`. Returns false for an unknown event.
-    pub async fn ack_webhook(
+    /// Records that subscription `sub` delivered these events (of the same
+    /// environment) with the given local statuses, in one transaction. Returns
+    /// the ids that are not events of the environment.
+    pub async fn ack_webhooks(
         &self,
         environment_id: i64,
         sub: i64,
-        event: i64,
-        status: u16,
+        acks: &[(i64, u16)],
         now: i64,
-    ) -> Result<bool, StoreError> {
-        let n = on_pool!(self, p => {
-            sqlx::query(
-                "INSERT INTO webhook_acks (subscription_id, event_id, status, acked_at) \
-                 SELECT $1, id, $2, $3 FROM webhook_events WHERE id = $4 AND environment_id = $5 \
-                 ON CONFLICT (subscription_id, event_id) DO NOTHING")
-                .bind(sub).bind(i32::from(status)).bind(now).bind(event).bind(environment_id)
-                .execute(p).await?.rows_affected()
-        });
-        if n > 0 {
-            return Ok(true);
-        }
-        // Already acknowledged (a retried ack) still counts as known.
-        Ok(on_pool!(self, p => {
-            sqlx::query("SELECT 1 AS one FROM webhook_events WHERE id = $1 AND environment_id = $2")
-                .bind(event).bind(environment_id).fetch_optional(p).await?.is_some()
-        }))
+    ) -> Result<Vec<i64>, StoreError> {
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let mut unknown = Vec::new();
+            for &(event, status) in acks {
+                let n = sqlx::query(
+                    "INSERT INTO webhook_acks (subscription_id, event_id, status, acked_at) \
+                     SELECT $1, id, $2, $3 FROM webhook_events WHERE id = $4 AND environment_id = $5 \
+                     ON CONFLICT (subscription_id, event_id) DO NOTHING")
+                    .bind(sub).bind(i32::from(status)).bind(now).bind(event).bind(environment_id)
+                    .execute(&mut *tx).await?.rows_affected();
+                // Zero rows: unknown, or already acknowledged (a retried ack).
+                if n == 0 && sqlx::query(
+                        "SELECT 1 AS one FROM webhook_events WHERE id = $1 AND environment_id = $2")
+                        .bind(event).bind(environment_id).fetch_optional(&mut *tx).await?.is_none() {
+                    unknown.push(event);
+                }
+            }
+            tx.commit().await?;
+            Ok(unknown)
+        })
     }
 
     /// One event of the environment.

@@ -353,12 +353,29 @@ crate::both!(
         let mut pending = Vec::new();
         let again = next_event(&mut s, &mut pending).await;
         assert_eq!(again.id, got[0].id);
-        for e in &got {
-            assert_eq!(
-                ack(&server, &dev, e.id, 204).await.status,
-                StatusCode::NO_CONTENT
-            );
-        }
+        // Several at once; a body with neither form is refused.
+        let acks: Vec<_> = got
+            .iter()
+            .map(|e| json!({"event": e.id, "status": 204}))
+            .collect();
+        let r = server
+            .api(
+                "POST",
+                "/api/projects/shop/production/webhooks/acks",
+                Some(&dev),
+                Some(json!({"acks": acks})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+        let r = server
+            .api(
+                "POST",
+                "/api/projects/shop/production/webhooks/acks",
+                Some(&dev),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
         drop(s);
         // A second subscription of the same developer keeps its own state.
         let (_, mut other) = open_stream(&server, &dev, "subscription=laptop-2").await;
