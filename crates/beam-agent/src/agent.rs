@@ -1,7 +1,11 @@
 //! The production agent's built-in services, served on its tunnel connection
-//! instead of a local port: `GET /logs?…` streams the log buffer as NDJSON,
-//! filtered here (in production) by the query. The server has already checked
-//! the reader's token and scope.
+//! instead of a local port. The server has already checked the caller's token
+//! and scope.
+//! - `GET /logs?…` streams the log buffer as NDJSON, filtered here (in
+//!   production) by the query.
+//! - `GET /flags`, `GET /flags/eval?key=K&user=U`: feature flags.
+//! - `POST /env/check`: verdicts per variable name, never values.
+//! - `GET /health`: real probes of production.
 
 use std::sync::Arc;
 
@@ -12,6 +16,9 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 
+use crate::envcheck::{CheckRequest, EnvPolicy};
+use crate::flags::{Flag, FlagSource};
+use crate::health::HealthProbes;
 use crate::logs::{LogBuffer, LogReader};
 use crate::proxy::Body;
 
@@ -23,7 +30,16 @@ const BATCH: usize = 64 * 1024;
 pub struct AgentServices {
     /// The log buffer the capture side fills.
     pub logs: Arc<LogBuffer>,
+    /// Where feature flags come from.
+    pub flags: FlagSource,
+    /// Which variables `beam env check` may compare.
+    pub env: EnvPolicy,
+    /// What `beam health` probes.
+    pub health: HealthProbes,
 }
+
+/// Largest `POST /env/check` body.
+const MAX_ENV_BODY: usize = 256 * 1024;
 
 impl std::fmt::Debug for AgentServices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,13 +57,110 @@ fn text(status: StatusCode, msg: impl Into<Bytes>) -> Response<Body> {
     r
 }
 
+fn json_reply(status: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
+    let mut body = serde_json::to_vec(v).unwrap_or_default();
+    body.push(b'\n');
+    let mut r = text(status, body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 impl AgentServices {
+    /// Services over `logs` with nothing else configured.
+    pub fn new(logs: Arc<LogBuffer>, environment: impl Into<String>) -> Self {
+        Self {
+            logs,
+            flags: FlagSource::default(),
+            env: EnvPolicy::default(),
+            health: HealthProbes {
+                database_url: None,
+                app_url: None,
+                environment: environment.into(),
+                started: tokio::time::Instant::now(),
+            },
+        }
+    }
+
     /// Serves one request from the server.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let query = req.uri().query().unwrap_or("").to_string();
         match (req.method(), req.uri().path()) {
-            (&Method::GET, "/logs") => self.logs(req.uri().query().unwrap_or("")),
-            (_, "/logs") => text(StatusCode::METHOD_NOT_ALLOWED, "use GET /logs\n"),
-            _ => text(StatusCode::NOT_FOUND, "this agent serves /logs\n"),
+            (&Method::GET, "/logs") => self.logs(&query),
+            (&Method::GET, "/flags") => self.flags(),
+            (&Method::GET, "/flags/eval") => self.evaluate(&query),
+            (&Method::POST, "/env/check") => self.env_check(req.into_body()).await,
+            (&Method::GET, "/health") => {
+                json_reply(StatusCode::OK, &self.health.run(&self.logs).await)
+            }
+            (_, "/logs" | "/flags" | "/flags/eval" | "/health" | "/env/check") => text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "GET /logs, /flags, /flags/eval, /health; POST /env/check\n",
+            ),
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "this agent serves /logs, /flags, /env/check and /health\n",
+            ),
+        }
+    }
+
+    fn load_flags(&self) -> Result<std::collections::BTreeMap<String, Flag>, Response<Body>> {
+        if !self.flags.is_configured() {
+            return Err(text(
+                StatusCode::NOT_FOUND,
+                "no feature flags on this agent: start it with --flags-file or --flags-env-prefix\n",
+            ));
+        }
+        self.flags.load().map_err(|e| {
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("flags could not be read in production: {e}\n"),
+            )
+        })
+    }
+
+    fn flags(&self) -> Response<Body> {
+        match self.load_flags() {
+            Ok(f) => json_reply(StatusCode::OK, &f.into_values().collect::<Vec<_>>()),
+            Err(r) => r,
+        }
+    }
+
+    fn evaluate(&self, raw: &str) -> Response<Body> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let Some(key) = get("key") else {
+            return text(StatusCode::BAD_REQUEST, "key is required\n");
+        };
+        let flags = match self.load_flags() {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
+        match flags.get(key) {
+            Some(flag) => json_reply(StatusCode::OK, &crate::flags::evaluate(flag, get("user"))),
+            None => text(StatusCode::NOT_FOUND, format!("no flag '{key}'\n")),
+        }
+    }
+
+    async fn env_check(&self, body: Incoming) -> Response<Body> {
+        let bytes = match http_body_util::Limited::new(body, MAX_ENV_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("at most {MAX_ENV_BODY} bytes\n"),
+                );
+            }
+        };
+        let req: CheckRequest = match serde_json::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        };
+        match crate::envcheck::check(&req, &self.env, |n| std::env::var(n).ok()) {
+            Ok(v) => json_reply(StatusCode::OK, &serde_json::json!({ "results": v })),
+            Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
         }
     }
 

@@ -10,7 +10,8 @@
 //! - [`compress`]: opt-in gzip of responses.
 //! - [`logs`]: the production agent's log capture, parsing, masking and buffer;
 //!   [`agent`]: the services it answers on its tunnel connection (`/logs`);
-//!   [`ingest`]: its local port for apps that ship logs or forward webhooks.
+//!   [`ingest`]: its local port for apps that ship logs or forward webhooks;
+//!   [`flags`], [`envcheck`], [`health`]: flags, env verdicts and probes it serves.
 //! - [`api`]: a REST API client for the CLI, over the tunnel port's TLS.
 //! - [`webhook`]: delivers stored webhook events to a local app, re-signed.
 //! - [`client`]: the reconnect loop with full-jitter backoff and lease reuse, and
@@ -27,6 +28,9 @@ pub mod client;
 pub mod compress;
 pub mod config;
 pub mod connect;
+pub mod envcheck;
+pub mod flags;
+pub mod health;
 pub mod ingest;
 pub mod local;
 pub mod logs;

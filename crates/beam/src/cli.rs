@@ -200,6 +200,28 @@ pub struct AgentArgs {
     /// on this local address, for apps that ship logs or forward webhooks.
     #[arg(long, env = "BEAM_AGENT_LISTEN", value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Feature flags file (TOML or JSON with a `flags` table) for `beam flags`.
+    #[arg(long, env = "BEAM_FLAGS_FILE", value_name = "PATH")]
+    pub flags_file: Option<PathBuf>,
+    /// Environment variables with this prefix are flags (`FEATURE_` makes
+    /// `FEATURE_NEW_CHECKOUT=on` the flag `new_checkout`).
+    #[arg(long, env = "BEAM_FLAGS_ENV_PREFIX", value_name = "PREFIX")]
+    pub flags_env_prefix: Option<String>,
+    /// Variable names `beam env check` may compare (`*` wildcards; repeatable).
+    /// Without it, any name not denied.
+    #[arg(long, value_name = "PATTERN")]
+    pub env_allow: Vec<String>,
+    /// Variable names never compared (`*` wildcards; repeatable), besides BEAM_*,
+    /// *_WEBHOOK_SECRET and the variables named by --database-env and --webhook-secret.
+    #[arg(long, value_name = "PATTERN")]
+    pub env_deny: Vec<String>,
+    /// The environment variable holding the production database URL, probed by
+    /// `beam health` (the URL itself never goes in argv).
+    #[arg(long, env = "BEAM_DATABASE_ENV", value_name = "VAR")]
+    pub database_env: Option<String>,
+    /// The app's own health URL, probed by `beam health`.
+    #[arg(long, env = "BEAM_HEALTH_URL", value_name = "URL")]
+    pub health_url: Option<String>,
     /// Verify webhooks forwarded to the agent: `stripe=ENV_VAR` names the
     /// environment variable holding that provider's signing secret. Repeatable.
     #[arg(long, value_name = "PROVIDER=ENV_VAR")]

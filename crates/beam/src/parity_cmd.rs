@@ -163,9 +163,33 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     };
     let mut cfg = ClientConfig::new(settings.server.clone(), token, request, local);
     cfg.tls = settings.tls.clone();
-    cfg.agent = Some(AgentServices {
-        logs: buffer.clone(),
-    });
+    let mut services = AgentServices::new(buffer.clone(), name.clone());
+    services.flags = beam_agent::flags::FlagSource {
+        file: args.flags_file.clone(),
+        env_prefix: args.flags_env_prefix.clone(),
+    };
+    services.env = beam_agent::envcheck::EnvPolicy {
+        allow: args.env_allow.clone(),
+        deny: args
+            .env_deny
+            .iter()
+            .cloned()
+            .chain(args.database_env.iter().cloned())
+            .chain(
+                args.webhook_secret
+                    .iter()
+                    .filter_map(|s| s.split_once('=').map(|(_, v)| v.to_string())),
+            )
+            .collect(),
+    };
+    services.health.app_url = args.health_url.clone();
+    services.health.database_url = match &args.database_env {
+        Some(var) => Some(beam_proto::Secret::new(std::env::var(var).with_context(|| {
+            format!("--database-env {var}: {var} is not set")
+        })?)),
+        None => None,
+    };
+    cfg.agent = Some(services);
     let stop = CancellationToken::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let client = tokio::spawn(beam_agent::run(

@@ -44,6 +44,20 @@ struct State {
     entries: VecDeque<Arc<LogEntry>>,
     bytes: usize,
     next_seq: u64,
+    last_error: Option<Arc<LogEntry>>,
+}
+
+/// How full the buffer is, and the newest error seen (for `beam health`).
+#[derive(Debug, Clone)]
+pub struct BufferStats {
+    /// Entries held.
+    pub entries: usize,
+    /// Bytes held (approximately).
+    pub bytes: usize,
+    /// The configured bounds.
+    pub limits: Limits,
+    /// The newest entry at error level or above, even if evicted since.
+    pub last_error: Option<Arc<LogEntry>>,
 }
 
 /// Shared by the capture side (writers) and the service (readers).
@@ -83,6 +97,7 @@ impl LogBuffer {
                 entries: VecDeque::new(),
                 bytes: 0,
                 next_seq: 1,
+                last_error: None,
             }),
             live,
             limits,
@@ -124,6 +139,9 @@ impl LogBuffer {
         st.next_seq += 1;
         st.bytes += cost(&entry);
         st.entries.push_back(entry.clone());
+        if entry.level >= beam_proto::logs::Level::Error {
+            st.last_error = Some(entry.clone());
+        }
         self.evict(&mut st, ts);
         // Sent under the lock, so followers see entries in sequence order.
         let _ = self.live.send(entry.clone());
@@ -141,6 +159,18 @@ impl LogBuffer {
             }
             st.bytes -= cost(front);
             st.entries.pop_front();
+        }
+    }
+
+    /// Fill and the newest error.
+    pub fn stats(&self) -> BufferStats {
+        let mut st = self.lock();
+        self.evict(&mut st, now_ms());
+        BufferStats {
+            entries: st.entries.len(),
+            bytes: st.bytes,
+            limits: self.limits.clone(),
+            last_error: st.last_error.clone(),
         }
     }
 

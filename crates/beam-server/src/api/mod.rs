@@ -39,6 +39,7 @@ use error::ApiError;
         analytics::tunnel, analytics::user,
         org::get, org::members, org::add_member, org::remove_member, org::set_limits,
         projects::list, projects::create, projects::create_agent_token, projects::logs,
+        projects::flags, projects::evaluate_flag, projects::env_check, projects::health,
         webhooks::receive, webhooks::publish, webhooks::stream, webhooks::ack, webhooks::list, webhooks::get,
     ),
     modifiers(&BearerAuth),
@@ -105,6 +106,19 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route(
             "/projects/{project}/{environment}/logs",
             get(projects::logs),
+        )
+        .route("/projects/{project}/{environment}/flags", get(projects::flags))
+        .route(
+            "/projects/{project}/{environment}/flags/{key}",
+            get(projects::evaluate_flag),
+        )
+        .route(
+            "/projects/{project}/{environment}/env/check",
+            post(projects::env_check),
+        )
+        .route(
+            "/projects/{project}/{environment}/health",
+            get(projects::health),
         )
         .route(
             "/projects/{project}/{environment}/webhooks/events",

@@ -190,47 +190,13 @@ pub async fn logs(
         .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
     let query = LogQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(ApiError::bad_request)?;
-    // The newest agent serves the stream (several replicas: see the README).
-    let Some(agent) = state.registry.agents(env.id).pop() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "agent_offline",
-            format!(
-                "no agent is connected for {project}/{environment}; run `beam agent --project {project}/{environment} -- <your app>` in production"
-            ),
-        ));
-    };
     let qs = serde_urlencoded::to_string(query.to_pairs()).map_err(|e| ApiError::internal(&e))?;
-    let req = axum::http::Request::get(format!("http://beam-agent/logs?{qs}"))
-        .body(crate::body::empty())
-        .map_err(|e| ApiError::internal(&e))?;
-    let mut sender = agent.sender.clone();
-    let resp = sender.send_request(req).await.map_err(|e| {
-        tracing::debug!(error = %e, "agent stream failed");
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "agent_failed",
-            "the agent disconnected before answering; retry",
-        )
-    })?;
-    if resp.status() != StatusCode::OK {
-        // The agent explains (e.g. a bad --grep); pass its message on.
-        let status = resp.status();
-        let body = http_body_util::BodyExt::collect(resp.into_body())
-            .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-            .unwrap_or_default();
-        let status = if status.is_client_error() {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::BAD_GATEWAY
-        };
-        return Err(ApiError::new(
-            status,
-            "agent_refused",
-            body.trim().to_string(),
-        ));
-    }
+    let req = agent_request(
+        axum::http::Method::GET,
+        &format!("/logs?{qs}"),
+        crate::body::empty(),
+    )?;
+    let resp = agent_call(&state, &env, req).await?;
     let epoch = resp.headers().get(beam_proto::logs::EPOCH_HEADER).cloned();
     let mut out = Response::new(axum::body::Body::new(resp.into_body()));
     let h = out.headers_mut();
@@ -243,4 +209,184 @@ pub async fn logs(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(out.into_response())
+}
+
+/// Sends one request to the environment's agent (the newest, when several
+/// replicas are connected); a non-200 answer becomes an API error carrying the
+/// agent's message.
+pub(super) async fn agent_call(
+    state: &State,
+    env: &EnvironmentRow,
+    req: axum::http::Request<crate::body::Body>,
+) -> Result<axum::http::Response<hyper::body::Incoming>, ApiError> {
+    let Some(agent) = state.registry.agents(env.id).pop() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "agent_offline",
+            format!(
+                "no agent is connected for {project}/{name}; run `beam agent --project {project}/{name} -- <your app>` in production",
+                project = env.project,
+                name = env.name
+            ),
+        ));
+    };
+    let mut sender = agent.sender.clone();
+    let resp = sender.send_request(req).await.map_err(|e| {
+        tracing::debug!(error = %e, "agent request failed");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "agent_failed",
+            "the agent disconnected before answering; retry",
+        )
+    })?;
+    if resp.status() == StatusCode::OK {
+        return Ok(resp);
+    }
+    // The agent explains (a bad --grep, no flags configured); pass it on.
+    let status = resp.status();
+    let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+        resp.into_body(),
+        16 * 1024,
+    ))
+    .await
+    .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+    .unwrap_or_default();
+    let (status, code) = match status {
+        StatusCode::NOT_FOUND => (StatusCode::NOT_FOUND, "not_found"),
+        StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        s if s.is_client_error() => (StatusCode::BAD_REQUEST, "agent_refused"),
+        _ => (StatusCode::BAD_GATEWAY, "agent_failed"),
+    };
+    Err(ApiError::new(status, code, body.trim().to_string()))
+}
+
+/// Relays a JSON answer of the agent.
+async fn relay_json(
+    state: &State,
+    env: &EnvironmentRow,
+    req: axum::http::Request<crate::body::Body>,
+) -> ApiResult<Response> {
+    let resp = agent_call(state, env, req).await?;
+    let mut out = Response::new(axum::body::Body::new(resp.into_body()));
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    out.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(out)
+}
+
+fn agent_request(
+    method: axum::http::Method,
+    path_and_query: &str,
+    body: crate::body::Body,
+) -> Result<axum::http::Request<crate::body::Body>, ApiError> {
+    axum::http::Request::builder()
+        .method(method)
+        .uri(format!("http://beam-agent{path_and_query}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map_err(|e| ApiError::internal(&e))
+}
+
+/// The environment's feature flags, read by its agent in production.
+#[utoipa::path(get, path = "/api/projects/{project}/{environment}/flags", tag = "projects",
+    security(("bearer" = [])), params(("project" = String, Path), ("environment" = String, Path)),
+    responses((status = 200, description = "Flags: key, enabled, description, environment, rollout, variants"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, description = "No agent connected", body = ErrorBody)))]
+pub async fn flags(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path((project, environment)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let p = auth.require(Scope::FlagsRead)?;
+    let env = find_env(&state, p.org_id, &project, &environment).await?;
+    let req = agent_request(axum::http::Method::GET, "/flags", crate::body::empty())?;
+    relay_json(&state, &env, req).await
+}
+
+/// Flag evaluation parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EvalParams {
+    /// The user to evaluate for (rollout bucket and variant).
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// One flag evaluated for a user, in production.
+#[utoipa::path(get, path = "/api/projects/{project}/{environment}/flags/{key}", tag = "projects",
+    security(("bearer" = [])), params(("project" = String, Path), ("environment" = String, Path),
+        ("key" = String, Path), EvalParams),
+    responses((status = 200, description = "key, enabled, variant, bucket, reason"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, description = "No agent connected", body = ErrorBody)))]
+pub async fn evaluate_flag(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path((project, environment, key)): Path<(String, String, String)>,
+    super::extract::Query(q): super::extract::Query<EvalParams>,
+) -> ApiResult<Response> {
+    let p = auth.require(Scope::FlagsRead)?;
+    let env = find_env(&state, p.org_id, &project, &environment).await?;
+    let mut pairs = vec![("key", key)];
+    if let Some(u) = q.user {
+        pairs.push(("user", u));
+    }
+    let qs = serde_urlencoded::to_string(&pairs).map_err(|e| ApiError::internal(&e))?;
+    let req = agent_request(
+        axum::http::Method::GET,
+        &format!("/flags/eval?{qs}"),
+        crate::body::empty(),
+    )?;
+    relay_json(&state, &env, req).await
+}
+
+/// Compares variable fingerprints with production's; the answer holds only a
+/// verdict per name (`equal`, `different`, `missing_in_production`,
+/// `missing_locally`, `missing_both`, `refused`).
+#[utoipa::path(post, path = "/api/projects/{project}/{environment}/env/check", tag = "projects",
+    security(("bearer" = [])), params(("project" = String, Path), ("environment" = String, Path)),
+    request_body(content = String, content_type = "application/json",
+        description = "{\"nonce\": hex of 32 fresh random bytes, \"vars\": {NAME: hex HMAC-SHA256(nonce, local value) or null}}"),
+    responses((status = 200, description = "{\"results\": {NAME: verdict}}"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, description = "No agent connected", body = ErrorBody)))]
+pub async fn env_check(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path((project, environment)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let p = auth.require(Scope::EnvCheck)?;
+    let env = find_env(&state, p.org_id, &project, &environment).await?;
+    let req = agent_request(
+        axum::http::Method::POST,
+        "/env/check",
+        crate::body::full(body),
+    )?;
+    relay_json(&state, &env, req).await
+}
+
+/// The agent's health report: database, app health URL, log buffer, last
+/// error, uptime and version. Any member's token may read it; the public
+/// `/health` stays minimal.
+#[utoipa::path(get, path = "/api/projects/{project}/{environment}/health", tag = "projects",
+    security(("bearer" = [])), params(("project" = String, Path), ("environment" = String, Path)),
+    responses((status = 200, description = "status, checks [{name, status, detail, ms}], uptime_s, version, environment"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, description = "No agent connected", body = ErrorBody)))]
+pub async fn health(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path((project, environment)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let env = find_env(&state, auth.0.org_id, &project, &environment).await?;
+    let req = agent_request(axum::http::Method::GET, "/health", crate::body::empty())?;
+    relay_json(&state, &env, req).await
 }

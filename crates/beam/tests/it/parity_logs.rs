@@ -119,9 +119,7 @@ async fn agent_logs_are_filtered_followed_and_resumed_and_tokens_keep_their_role
     let unused: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
     let mut cfg = server.client_config(agent_request.clone(), unused);
     cfg.token = Secret::new(agent_token.clone());
-    cfg.agent = Some(AgentServices {
-        logs: buffer.clone(),
-    });
+    cfg.agent = Some(AgentServices::new(buffer.clone(), "shop/production"));
     let mut agent = TestClient::start(cfg);
     let w = agent.connected().await;
     assert_eq!(w.public_url, "agent://shop/production");
