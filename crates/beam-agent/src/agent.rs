@@ -106,15 +106,17 @@ impl AgentServices {
         }
     }
 
-    fn load_flags(&self) -> Result<std::collections::BTreeMap<String, Flag>, Response<Body>> {
+    /// The flags, or the status and message that explain why there are none.
+    fn load_flags(&self) -> Result<std::collections::BTreeMap<String, Flag>, (StatusCode, String)> {
         if !self.flags.is_configured() {
-            return Err(text(
+            return Err((
                 StatusCode::NOT_FOUND,
-                "no feature flags on this agent: start it with --flags-file or --flags-env-prefix\n",
+                "no feature flags on this agent: start it with --flags-file or --flags-env-prefix\n"
+                    .into(),
             ));
         }
         self.flags.load().map_err(|e| {
-            text(
+            (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("flags could not be read in production: {e}\n"),
             )
@@ -124,7 +126,7 @@ impl AgentServices {
     fn flags(&self) -> Response<Body> {
         match self.load_flags() {
             Ok(f) => json_reply(StatusCode::OK, &f.into_values().collect::<Vec<_>>()),
-            Err(r) => r,
+            Err((status, msg)) => text(status, msg),
         }
     }
 
@@ -136,7 +138,7 @@ impl AgentServices {
         };
         let flags = match self.load_flags() {
             Ok(f) => f,
-            Err(r) => return r,
+            Err((status, msg)) => return text(status, msg),
         };
         match flags.get(key) {
             Some(flag) => json_reply(StatusCode::OK, &crate::flags::evaluate(flag, get("user"))),
@@ -145,7 +147,10 @@ impl AgentServices {
     }
 
     async fn env_check(&self, body: Incoming) -> Response<Body> {
-        let bytes = match http_body_util::Limited::new(body, MAX_ENV_BODY).collect().await {
+        let bytes = match http_body_util::Limited::new(body, MAX_ENV_BODY)
+            .collect()
+            .await
+        {
             Ok(b) => b.to_bytes(),
             Err(_) => {
                 return text(

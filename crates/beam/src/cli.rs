@@ -53,6 +53,102 @@ pub enum Command {
     Logs(LogsArgs),
     /// Deliver production webhooks to a local app, re-signed with your own secret.
     Webhook(WebhookArgs),
+    /// Production feature flags (`✓ ON / ✗ OFF`), or one evaluated for a user.
+    Flags(FlagsArgs),
+    /// Compare your environment with production's (verdicts only, never values).
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// The production agent's health checks.
+    Health(HealthArgs),
+}
+
+/// `beam flags`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct FlagsArgs {
+    /// `eval KEY --user ID`; without it, lists the flags.
+    #[command(subcommand)]
+    pub command: Option<FlagsCommand>,
+    /// PROJECT/ENVIRONMENT.
+    #[arg(long, env = "BEAM_PROJECT", required = true)]
+    pub project: Option<String>,
+    /// JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep watching and print again when the flags change.
+    #[arg(long)]
+    pub watch: bool,
+    /// Also write the flags to this env file (`FLAG_KEY=true`), with FILE.overrides on top.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `beam flags` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FlagsCommand {
+    /// Evaluate one flag for a user (rollout bucket and variant).
+    Eval {
+        /// The flag key.
+        key: String,
+        /// The user id.
+        #[arg(long)]
+        user: Option<String>,
+        /// PROJECT/ENVIRONMENT.
+        #[arg(long, env = "BEAM_PROJECT")]
+        project: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+}
+
+/// `beam env` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Which variables are missing or different in production.
+    Check(EnvCheckArgs),
+}
+
+/// `beam env check`.
+#[derive(Debug, Args)]
+pub struct EnvCheckArgs {
+    /// Variable names to compare.
+    pub names: Vec<String>,
+    /// Also compare every name in this file (e.g. .env.example).
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// Exit 1 unless every variable is equal on both sides (for CI).
+    #[arg(long)]
+    pub strict: bool,
+    /// JSON: name → verdict.
+    #[arg(long)]
+    pub json: bool,
+    /// PROJECT/ENVIRONMENT.
+    #[arg(long, env = "BEAM_PROJECT")]
+    pub project: String,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `beam health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// PROJECT/ENVIRONMENT.
+    #[arg(long, env = "BEAM_PROJECT")]
+    pub project: String,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 /// `beam webhook`: forwards events (the default), or a subcommand.
@@ -211,8 +307,8 @@ pub struct AgentArgs {
     /// Without it, any name not denied.
     #[arg(long, value_name = "PATTERN")]
     pub env_allow: Vec<String>,
-    /// Variable names never compared (`*` wildcards; repeatable), besides BEAM_*,
-    /// *_WEBHOOK_SECRET and the variables named by --database-env and --webhook-secret.
+    /// Variable names never compared (`*` wildcards; repeatable), besides BEAM_*
+    /// and the variables named by --database-env and --webhook-secret.
     #[arg(long, value_name = "PATTERN")]
     pub env_deny: Vec<String>,
     /// The environment variable holding the production database URL, probed by
@@ -872,6 +968,31 @@ pub fn main() -> ExitCode {
             Command::Webhook(args) => {
                 init_tracing("warn", LogFormat::Text);
                 crate::webhook_cmd::run(args).await
+            }
+            Command::Flags(args) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::inspect_cmd::flags(args).await
+            }
+            Command::Env(EnvCommand::Check(args)) => {
+                init_tracing("warn", LogFormat::Text);
+                let strict = args.strict;
+                return crate::inspect_cmd::env_check(args).await.map(|equal| {
+                    if strict && !equal {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                });
+            }
+            Command::Health(args) => {
+                init_tracing("warn", LogFormat::Text);
+                return crate::inspect_cmd::health(args).await.map(|ok| {
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                });
             }
         };
         done.map(|()| ExitCode::SUCCESS)

@@ -184,9 +184,10 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     };
     services.health.app_url = args.health_url.clone();
     services.health.database_url = match &args.database_env {
-        Some(var) => Some(beam_proto::Secret::new(std::env::var(var).with_context(|| {
-            format!("--database-env {var}: {var} is not set")
-        })?)),
+        Some(var) => Some(beam_proto::Secret::new(
+            std::env::var(var)
+                .with_context(|| format!("--database-env {var}: {var} is not set"))?,
+        )),
         None => None,
     };
     cfg.agent = Some(services);

@@ -169,7 +169,7 @@ impl LogBuffer {
         BufferStats {
             entries: st.entries.len(),
             bytes: st.bytes,
-            limits: self.limits.clone(),
+            limits: self.limits,
             last_error: st.last_error.clone(),
         }
     }

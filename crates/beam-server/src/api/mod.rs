@@ -107,7 +107,10 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             "/projects/{project}/{environment}/logs",
             get(projects::logs),
         )
-        .route("/projects/{project}/{environment}/flags", get(projects::flags))
+        .route(
+            "/projects/{project}/{environment}/flags",
+            get(projects::flags),
+        )
         .route(
             "/projects/{project}/{environment}/flags/{key}",
             get(projects::evaluate_flag),

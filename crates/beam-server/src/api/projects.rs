@@ -244,13 +244,11 @@ pub(super) async fn agent_call(
     }
     // The agent explains (a bad --grep, no flags configured); pass it on.
     let status = resp.status();
-    let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
-        resp.into_body(),
-        16 * 1024,
-    ))
-    .await
-    .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
-    .unwrap_or_default();
+    let body =
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(resp.into_body(), 16 * 1024))
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
     let (status, code) = match status {
         StatusCode::NOT_FOUND => (StatusCode::NOT_FOUND, "not_found"),
         StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),

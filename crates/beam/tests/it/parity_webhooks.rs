@@ -483,14 +483,14 @@ fn official_sign(mode: &str, secret: &str, extra: &[&str], body: &[u8]) -> Vec<S
 }
 
 /// A child process whose stderr lines arrive on a channel.
-struct Watched {
+pub(crate) struct Watched {
     _kill: crate::cli::Kill,
     lines: std::sync::mpsc::Receiver<String>,
     seen: String,
 }
 
 impl Watched {
-    fn spawn(mut cmd: std::process::Command) -> Self {
+    pub(crate) fn spawn(mut cmd: std::process::Command) -> Self {
         use std::io::BufRead;
         cmd.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
@@ -513,7 +513,7 @@ impl Watched {
     }
 
     /// Waits (off the runtime) for a stderr line containing `what`.
-    async fn wait_for(&mut self, what: &str) -> String {
+    pub(crate) async fn wait_for(&mut self, what: &str) -> String {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -1,0 +1,265 @@
+//! `beam flags`, `beam env check` and `beam health` through the real binary: a
+//! production agent (its own process, with its own environment) answers; the
+//! developer's CLI prints the seed's layouts. Env check answers carry verdicts
+//! only, and health fails when the production database goes away.
+
+use http::StatusCode;
+use serde_json::json;
+
+use crate::parity_webhooks::setup;
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_env_check_and_health_are_answered_in_production() {
+    let server = TestServer::start().await;
+    let (admin, agent) = setup(&server).await;
+    let dev = server
+        .api_token(&admin, &["flags:read", "env:check", "logs:read"])
+        .await;
+    let (db, db_url) = PgDb::create().await;
+    let app = Origin::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let flags_file = work.path().join("flags.toml");
+    std::fs::write(
+        &flags_file,
+        "[flags.new-checkout]\nenabled = true\nrollout = 68.01\ndescription = \"New checkout\"\n\
+         [flags.ENABLE_PAYPAL]\nenabled = false\n",
+    )
+    .unwrap();
+    let tunnel = server.tunnel.to_string();
+    let conn = [
+        "--server",
+        tunnel.as_str(),
+        "--fingerprint",
+        server.fingerprint.as_str(),
+    ];
+    let health_url = format!("http://{}/hello", app.addr);
+    let flags_arg = flags_file.display().to_string();
+
+    let mut c = crate::cli::beam(home.path());
+    c.args([
+        "agent",
+        "--project",
+        "shop/production",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .args(["--flags-file", &flags_arg, "--flags-env-prefix", "FEATURE_"])
+    .args([
+        "--env-allow",
+        "STRIPE_*",
+        "--env-allow",
+        "PORT",
+        "--env-allow",
+        "PROD_DB",
+    ])
+    .args(["--database-env", "PROD_DB", "--health-url", &health_url])
+    .args(conn)
+    .env("BEAM_TOKEN", &agent)
+    .env("FEATURE_ENABLE_STRIPE", "on")
+    .env("STRIPE_SECRET_KEY", "sk_live_production_value_1234")
+    .env("PORT", "3000")
+    .env("API_URL", "https://api.production.example")
+    .env("PROD_DB", &db_url);
+    let mut agent_proc = crate::parity_webhooks::Watched::spawn(c);
+    agent_proc
+        .wait_for("connected, publishing shop/production")
+        .await;
+
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = crate::cli::beam(home.path());
+        c.args(args).args(conn).env("BEAM_TOKEN", &dev);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        tokio::task::block_in_place(move || {
+            let o = c.output().unwrap();
+            (
+                o.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+    };
+
+    // Flags: the file and the FEATURE_ variables, in the seed's table.
+    let (code, out, err) = run(&["flags", "--project", "shop/production"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "✗ OFF  ENABLE_PAYPAL\n✓ ON   enable_stripe\n✓ ON   new-checkout   68.01% rollout · New checkout\n"
+    );
+    let (code, out, _) = run(
+        &[
+            "flags",
+            "eval",
+            "new-checkout",
+            "--user",
+            "user-42",
+            "--project",
+            "shop/production",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        "✓ ON  new-checkout for user-42: in_rollout, bucket 6800"
+    );
+    let (code, _, err) = run(
+        &["flags", "eval", "nope", "--project", "shop/production"],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("no flag 'nope'"), "{err}");
+    // --write mirrors them, with the local overrides layer on top.
+    let env_local = work.path().join(".env.local");
+    std::fs::write(
+        work.path().join(".env.local.overrides"),
+        "FLAG_ENABLE_PAYPAL=true\n",
+    )
+    .unwrap();
+    let env_arg = env_local.display().to_string();
+    let (code, _, err) = run(
+        &["flags", "--project", "shop/production", "--write", &env_arg],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let written = std::fs::read_to_string(&env_local).unwrap();
+    assert!(written.contains("FLAG_ENABLE_PAYPAL=true\n"), "{written}");
+    assert!(written.contains("FLAG_NEW_CHECKOUT=true\n"), "{written}");
+    assert_eq!(
+        std::fs::read_to_string(work.path().join(".env.local.overrides")).unwrap(),
+        "FLAG_ENABLE_PAYPAL=true\n",
+        "the overrides layer is never written"
+    );
+
+    // Env check: verdicts only. The raw answer holds no production value.
+    let nonce = [7u8; 32];
+    let hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let r = server
+        .api(
+            "POST",
+            "/api/projects/shop/production/env/check",
+            Some(&dev),
+            Some(json!({"nonce": hex, "vars": {
+                "STRIPE_SECRET_KEY": beam_agent::envcheck::fingerprint(&nonce, "sk_test_local"),
+                "PORT": beam_agent::envcheck::fingerprint(&nonce, "3000"),
+                "API_URL": null, "BEAM_TOKEN": null, "PROD_DB": null}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(
+        r.json,
+        json!({"results": {"STRIPE_SECRET_KEY": "different", "PORT": "equal",
+            "API_URL": "refused", "BEAM_TOKEN": "refused", "PROD_DB": "refused"}})
+    );
+    let wire = r.json.to_string();
+    for secret in [
+        "sk_live_production_value_1234",
+        "api.production.example",
+        &db_url,
+        "3000",
+    ] {
+        assert!(!wire.contains(secret), "{secret} on the wire: {wire}");
+    }
+    let r = server
+        .api(
+            "POST",
+            "/api/projects/shop/production/env/check",
+            Some(&dev),
+            Some(json!({"nonce": "00", "vars": {}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.message().contains("nonce"), "{r:?}");
+    let no_scope = server.api_token(&admin, &["logs:read"]).await;
+    let r = server
+        .api(
+            "GET",
+            "/api/projects/shop/production/flags",
+            Some(&no_scope),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let (code, out, err) = run(
+        &[
+            "env",
+            "check",
+            "STRIPE_SECRET_KEY",
+            "PORT",
+            "STRIPE_WEBHOOK_SECRET",
+            "--project",
+            "shop/production",
+            "--strict",
+        ],
+        &[("STRIPE_SECRET_KEY", "sk_test_local"), ("PORT", "3000")],
+    );
+    assert_eq!(code, 1, "--strict fails on a difference: {err}");
+    assert_eq!(
+        out,
+        "❌ Missing everywhere:\n  ✗ STRIPE_WEBHOOK_SECRET\n≠ Different values:\n  ✗ STRIPE_SECRET_KEY\n✓ Same in both:\n  ✓ PORT\n"
+    );
+    assert!(!out.contains("sk_"), "{out}");
+    let example = work.path().join(".env.example");
+    std::fs::write(
+        &example,
+        "# ports\nPORT=\nexport STRIPE_SECRET_KEY=sk_test_x\n",
+    )
+    .unwrap();
+    let example_arg = example.display().to_string();
+    let (code, out, _) = run(
+        &[
+            "env",
+            "check",
+            "--from",
+            &example_arg,
+            "--json",
+            "--project",
+            "shop/production",
+        ],
+        &[("PORT", "3000")],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        r#"{"PORT":"equal","STRIPE_SECRET_KEY":"missing_locally"}"#
+    );
+    let (code, _, err) = run(&["env", "check", "--project", "shop/production"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("name the variables to check"), "{err}");
+
+    // Health: real probes pass, then the production database goes away.
+    let (code, out, err) = run(&["health", "--project", "shop/production"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("✓ Production is healthy"), "{out}");
+    assert!(out.contains("Environment:  shop/production"), "{out}");
+    assert!(out.contains("database:   ✓"), "{out}");
+    assert!(out.contains("app:        ✓"), "{out}");
+    assert!(
+        !out.contains(&db_url),
+        "the URL is shown without credentials: {out}"
+    );
+    tokio::task::block_in_place(move || drop(db));
+    let (code, out, _) = run(&["health", "--project", "shop/production", "--json"], &[]);
+    assert_eq!(code, 1, "{out}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["status"], "fail");
+    let checks = report["checks"].as_array().unwrap();
+    let dbc = checks.iter().find(|c| c["name"] == "database").unwrap();
+    assert_eq!(dbc["status"], "fail", "{dbc}");
+    assert!(
+        dbc["detail"].as_str().unwrap().contains("does not exist"),
+        "{dbc}"
+    );
+    // Without a token, nothing; the public /health stays minimal.
+    let r = server
+        .api("GET", "/api/projects/shop/production/health", None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = server.api("GET", "/health", None, None).await;
+    assert_eq!(r.json.as_object().unwrap().len(), 2, "{r:?}");
+}
