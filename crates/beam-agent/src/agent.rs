@@ -21,6 +21,7 @@ use crate::flags::{Flag, FlagSource};
 use crate::health::HealthProbes;
 use crate::logs::{LogBuffer, LogReader};
 use crate::proxy::Body;
+use crate::sync::{SyncError, SyncQuery, SyncSource};
 
 /// Lines already waiting are sent together, up to this many bytes per frame.
 const BATCH: usize = 64 * 1024;
@@ -36,6 +37,8 @@ pub struct AgentServices {
     pub env: EnvPolicy,
     /// What `beam health` probes.
     pub health: HealthProbes,
+    /// Sanitized rows for `beam sync`, when configured.
+    pub sync: Option<Arc<SyncSource>>,
 }
 
 /// Largest `POST /env/check` body.
@@ -81,6 +84,7 @@ impl AgentServices {
                 environment: environment.into(),
                 started: tokio::time::Instant::now(),
             },
+            sync: None,
         }
     }
 
@@ -95,6 +99,8 @@ impl AgentServices {
             (&Method::GET, "/health") => {
                 json_reply(StatusCode::OK, &self.health.run(&self.logs).await)
             }
+            (&Method::GET, "/sync") => self.sync(&query).await,
+            (&Method::GET, "/sync/suggest") => self.suggest(&query).await,
             (_, "/logs" | "/flags" | "/flags/eval" | "/health" | "/env/check") => text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "GET /logs, /flags, /flags/eval, /health; POST /env/check\n",
@@ -144,6 +150,86 @@ impl AgentServices {
             Some(flag) => json_reply(StatusCode::OK, &crate::flags::evaluate(flag, get("user"))),
             None => text(StatusCode::NOT_FOUND, format!("no flag '{key}'\n")),
         }
+    }
+
+    /// The sync source, or the 404 that says how to turn it on.
+    fn sync_source(&self) -> Result<Arc<SyncSource>, Box<Response<Body>>> {
+        self.sync.clone().ok_or_else(|| {
+            Box::new(text(
+                StatusCode::NOT_FOUND,
+                "sync is off on this agent: start it with --sync-policy and --database-env\n",
+            ))
+        })
+    }
+
+    async fn suggest(&self, raw: &str) -> Response<Body> {
+        let src = match self.sync_source() {
+            Ok(s) => s,
+            Err(r) => return *r,
+        };
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
+        let Some((_, table)) = pairs.iter().find(|(k, _)| k == "table") else {
+            return text(StatusCode::BAD_REQUEST, "table is required\n");
+        };
+        match src.suggest_policy(table).await {
+            Ok(t) => text(StatusCode::OK, t),
+            Err(SyncError::Refused(m)) => text(StatusCode::BAD_REQUEST, format!("{m}\n")),
+            Err(e) => text(StatusCode::BAD_GATEWAY, format!("{e}\n")),
+        }
+    }
+
+    /// Streams sanitized rows as NDJSON. Policy refusals are a 400 before the
+    /// first row; a failure after it ends the stream with `{"error": …}`.
+    async fn sync(&self, raw: &str) -> Response<Body> {
+        let src = match self.sync_source() {
+            Ok(s) => s,
+            Err(r) => return *r,
+        };
+        let q = match sync_query(raw) {
+            Ok(q) => q,
+            Err(m) => return text(StatusCode::BAD_REQUEST, format!("{m}\n")),
+        };
+        // Chunks of ~64 KiB; a slow reader slows the query (bounded channel).
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, SyncError>>(8);
+        tokio::spawn(async move {
+            if let Err(e) = src.stream(&q, &tx, BATCH).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        let first = rx.recv().await;
+        let first = match first {
+            Some(Err(SyncError::Refused(m))) => {
+                return text(StatusCode::BAD_REQUEST, format!("{m}\n"));
+            }
+            Some(Err(e)) => return text(StatusCode::BAD_GATEWAY, format!("{e}\n")),
+            Some(Ok(b)) => Some(b),
+            None => None,
+        };
+        let stream = futures_util::stream::unfold((first, rx), |(first, mut rx)| async move {
+            if let Some(b) = first {
+                return Some((
+                    Ok::<_, std::convert::Infallible>(Frame::data(b)),
+                    (None, rx),
+                ));
+            }
+            match rx.recv().await? {
+                Ok(b) => Some((Ok(Frame::data(b)), (None, rx))),
+                Err(e) => {
+                    let line = serde_json::json!({ "error": e.to_string() }).to_string() + "\n";
+                    Some((Ok(Frame::data(Bytes::from(line))), (None, rx)))
+                }
+            }
+        });
+        let mut resp = Response::new(
+            StreamBody::new(stream)
+                .map_err(|n| match n {})
+                .boxed_unsync(),
+        );
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-ndjson"),
+        );
+        resp
     }
 
     async fn env_check(&self, body: Incoming) -> Response<Body> {
@@ -214,6 +300,42 @@ impl AgentServices {
         );
         resp
     }
+}
+
+/// Parses `table=&limit=&select=a,b&where=col=value` (repeatable `where`).
+fn sync_query(raw: &str) -> Result<SyncQuery, String> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw).map_err(|e| format!("query string: {e}"))?;
+    let mut q = SyncQuery::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "table" => q.table = v,
+            "limit" => {
+                q.limit = Some(
+                    v.parse()
+                        .map_err(|_| format!("limit '{v}' is not a number"))?,
+                )
+            }
+            "select" => {
+                q.select = v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }
+            "where" => {
+                let (c, val) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("--where '{v}' is not COLUMN=VALUE"))?;
+                q.filters.push((c.trim().to_string(), val.to_string()));
+            }
+            other => return Err(format!("unknown sync parameter '{other}'")),
+        }
+    }
+    if q.table.is_empty() {
+        return Err("table is required".into());
+    }
+    Ok(q)
 }
 
 fn push_line(buf: &mut BytesMut, line: &beam_proto::logs::LogLine) {

@@ -11,7 +11,8 @@
 //! - [`logs`]: the production agent's log capture, parsing, masking and buffer;
 //!   [`agent`]: the services it answers on its tunnel connection (`/logs`);
 //!   [`ingest`]: its local port for apps that ship logs or forward webhooks;
-//!   [`flags`], [`envcheck`], [`health`]: flags, env verdicts and probes it serves.
+//!   [`flags`], [`envcheck`], [`health`], [`sync`]: flags, env verdicts, probes
+//!   and sanitized rows it serves.
 //! - [`api`]: a REST API client for the CLI, over the tunnel port's TLS.
 //! - [`webhook`]: delivers stored webhook events to a local app, re-signed.
 //! - [`client`]: the reconnect loop with full-jitter backoff and lease reuse, and
@@ -35,6 +36,7 @@ pub mod ingest;
 pub mod local;
 pub mod logs;
 pub mod proxy;
+pub mod sync;
 mod verify;
 pub mod webhook;
 

@@ -60,6 +60,77 @@ pub enum Command {
     Env(EnvCommand),
     /// The production agent's health checks.
     Health(HealthArgs),
+    /// Pull sanitized production rows (the agent's policy decides every column).
+    Sync(SyncArgs),
+}
+
+/// `beam sync`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct SyncArgs {
+    /// `policy suggest`; without it, pulls rows.
+    #[command(subcommand)]
+    pub command: Option<SyncCommand>,
+    /// PROJECT/ENVIRONMENT.
+    #[arg(long, env = "BEAM_PROJECT", required = true)]
+    pub project: Option<String>,
+    /// The table.
+    #[arg(long, required = true)]
+    pub table: Option<String>,
+    /// Most rows.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// `COLUMN=VALUE` filter (repeatable; values are bound, never spliced into SQL).
+    #[arg(long = "where", value_name = "COLUMN=VALUE")]
+    pub filters: Vec<String>,
+    /// Only these columns (comma-separated).
+    #[arg(long)]
+    pub select: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SyncFormat::Ndjson)]
+    pub format: SyncFormat,
+    /// Write here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `beam sync` output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncFormat {
+    /// One JSON object per line.
+    Ndjson,
+    /// One JSON array.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// `beam sync` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Sanitization policies.
+    #[command(subcommand)]
+    Policy(SyncPolicyCommand),
+}
+
+/// `beam sync policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SyncPolicyCommand {
+    /// Propose a policy for a table from the production schema (names and types only).
+    Suggest {
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// PROJECT/ENVIRONMENT.
+        #[arg(long, env = "BEAM_PROJECT")]
+        project: String,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
 }
 
 /// `beam flags`.
@@ -315,6 +386,24 @@ pub struct AgentArgs {
     /// `beam health` (the URL itself never goes in argv).
     #[arg(long, env = "BEAM_DATABASE_ENV", value_name = "VAR")]
     pub database_env: Option<String>,
+    /// Sanitization policy file for `beam sync` (needs --database-env); the
+    /// pseudonym key comes from the variable named by --sync-key-env.
+    #[arg(
+        long,
+        env = "BEAM_SYNC_POLICY",
+        value_name = "PATH",
+        requires = "database_env"
+    )]
+    pub sync_policy: Option<PathBuf>,
+    /// The environment variable holding the pseudonym key (keep it stable:
+    /// the same key gives the same pseudonyms across runs).
+    #[arg(
+        long,
+        env = "BEAM_SYNC_KEY_ENV",
+        default_value = "BEAM_SYNC_KEY",
+        value_name = "VAR"
+    )]
+    pub sync_key_env: String,
     /// The app's own health URL, probed by `beam health`.
     #[arg(long, env = "BEAM_HEALTH_URL", value_name = "URL")]
     pub health_url: Option<String>,
@@ -983,6 +1072,10 @@ pub fn main() -> ExitCode {
                         ExitCode::SUCCESS
                     }
                 });
+            }
+            Command::Sync(args) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::sync_cmd::run(args).await
             }
             Command::Health(args) => {
                 init_tracing("warn", LogFormat::Text);

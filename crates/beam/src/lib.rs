@@ -11,6 +11,7 @@ pub mod manage_cmd;
 pub mod parity_cmd;
 pub mod server_cmd;
 pub mod settings;
+pub mod sync_cmd;
 pub mod tunnel_cmd;
 pub mod userconfig;
 pub mod webhook_cmd;

@@ -175,6 +175,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
             .iter()
             .cloned()
             .chain(args.database_env.iter().cloned())
+            .chain(std::iter::once(args.sync_key_env.clone()))
             .chain(
                 args.webhook_secret
                     .iter()
@@ -190,6 +191,30 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
         )),
         None => None,
     };
+    if let Some(policy) = &args.sync_policy {
+        let key = std::env::var(&args.sync_key_env)
+            .ok()
+            .filter(|k| k.len() >= 16)
+            .with_context(|| {
+                format!(
+                    "--sync-policy needs a pseudonym key of at least 16 characters in {} (e.g. `openssl rand -hex 32`)",
+                    args.sync_key_env
+                )
+            })?;
+        let Some(db) = services.health.database_url.clone() else {
+            bail!("--sync-policy needs --database-env");
+        };
+        // Fail at start on a bad policy rather than on the first request.
+        let text = std::fs::read_to_string(policy)
+            .with_context(|| format!("--sync-policy {}", policy.display()))?;
+        beam_agent::sync::Policy::parse(&text)
+            .map_err(|e| anyhow::anyhow!("--sync-policy {}: {e}", policy.display()))?;
+        services.sync = Some(Arc::new(beam_agent::sync::SyncSource {
+            database_url: db,
+            policy: policy.clone(),
+            key: beam_proto::Secret::new(key),
+        }));
+    }
     cfg.agent = Some(services);
     let stop = CancellationToken::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -388,3 +388,76 @@ pub async fn health(
     let req = agent_request(axum::http::Method::GET, "/health", crate::body::empty())?;
     relay_json(&state, &env, req).await
 }
+
+/// Streams sanitized production rows as NDJSON (the agent's policy decides
+/// every column; the caller cannot turn sanitization off). Query:
+/// `table`, `limit`, `select=a,b`, repeatable `where=COLUMN=VALUE` (bound).
+#[utoipa::path(get, path = "/api/projects/{project}/{environment}/sync", tag = "projects",
+    security(("bearer" = [])), params(("project" = String, Path), ("environment" = String, Path),
+        ("table" = String, Query), ("limit" = Option<u64>, Query), ("select" = Option<String>, Query),
+        ("where" = Option<String>, Query, description = "COLUMN=VALUE, repeatable")),
+    responses((status = 200, description = "NDJSON rows; a last `{\"error\": …}` line if the database failed mid-stream", content_type = "application/x-ndjson"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, description = "No agent connected", body = ErrorBody)))]
+pub async fn sync(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path((project, environment)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let p = auth.require(Scope::DataRead)?;
+    let env = find_env(&state, p.org_id, &project, &environment).await?;
+    let req = agent_request(
+        axum::http::Method::GET,
+        &format!("/sync?{}", raw.unwrap_or_default()),
+        crate::body::empty(),
+    )?;
+    let resp = agent_call(&state, &env, req).await?;
+    let mut out = Response::new(axum::body::Body::new(resp.into_body()));
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(out)
+}
+
+/// Table parameter.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TableParam {
+    /// The table.
+    pub table: String,
+}
+
+/// A proposed sanitization policy for a table, from the default detectors
+/// run on the agent over the production schema (column names and types only).
+#[utoipa::path(get, path = "/api/projects/{project}/{environment}/sync/suggest", tag = "projects",
+    security(("bearer" = [])), params(("project" = String, Path), ("environment" = String, Path), TableParam),
+    responses((status = 200, description = "Policy TOML", content_type = "text/plain"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, description = "No agent connected", body = ErrorBody)))]
+pub async fn sync_suggest(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path((project, environment)): Path<(String, String)>,
+    super::extract::Query(q): super::extract::Query<TableParam>,
+) -> ApiResult<Response> {
+    let p = auth.require(Scope::DataRead)?;
+    let env = find_env(&state, p.org_id, &project, &environment).await?;
+    let qs =
+        serde_urlencoded::to_string([("table", q.table)]).map_err(|e| ApiError::internal(&e))?;
+    let req = agent_request(
+        axum::http::Method::GET,
+        &format!("/sync/suggest?{qs}"),
+        crate::body::empty(),
+    )?;
+    let resp = agent_call(&state, &env, req).await?;
+    let mut out = Response::new(axum::body::Body::new(resp.into_body()));
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(out)
+}

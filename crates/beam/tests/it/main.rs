@@ -13,6 +13,7 @@ mod handshake;
 mod names;
 mod parity_inspect;
 mod parity_logs;
+mod parity_sync;
 mod parity_webhooks;
 mod protect;
 mod reconnect;

@@ -1,0 +1,219 @@
+//! `beam sync` against a real PostgreSQL "production" database through a
+//! production agent process: the agent's policy sanitizes every column, joins
+//! survive pseudonymization, unmapped columns and tables are refused, and
+//! `--where` values are bound, never spliced.
+
+use crate::parity_webhooks::setup;
+use crate::support::*;
+
+const POLICY: &str = r#"
+[tables.users]
+columns = { id = "keep", email = "fake:email", phone = "fake:phone", password_hash = "drop", api_token = "drop", plan = "keep", author = "keep", "emailVerified" = "keep", "stripeCustomerId" = "hash", ssn = "mask", name = "fake:name" }
+[tables.orders]
+default = "drop"
+columns = { id = "keep", user_id = "keep", customer_email = "fake:email", total = "keep" }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_pulls_sanitized_rows_and_fails_closed() {
+    let server = TestServer::start().await;
+    let (admin, agent) = setup(&server).await;
+    let dev = server.api_token(&admin, &["data:read"]).await;
+    let (_db, db_url) = PgDb::create().await;
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&db_url).await.unwrap();
+        sqlx::raw_sql(
+            r#"CREATE TABLE users (id integer PRIMARY KEY, email text, phone text, password_hash text,
+                 api_token text, plan text, author text, "emailVerified" boolean,
+                 "stripeCustomerId" text, ssn text, name text);
+               CREATE TABLE orders (id integer PRIMARY KEY, user_id integer REFERENCES users(id),
+                 customer_email text, total numeric, card_last4 text);
+               CREATE TABLE sessions (id integer, token text);
+               INSERT INTO users VALUES
+                 (1, 'ada@example.com', '+44 20 7946 0001', '$argon2id$secret-hash-1', 'tok_live_aaaa', 'pro', 'Ada', true, 'cus_ADA123', '123-45-6789', 'Ada Lovelace'),
+                 (2, 'alan@example.com', '+44 20 7946 0002', '$argon2id$secret-hash-2', 'tok_live_bbbb', 'free', 'Alan', false, 'cus_ALAN456', '987-65-4321', 'Alan Turing'),
+                 (3, 'grace@example.com', '+1 212 555 0100', '$argon2id$secret-hash-3', 'tok_live_cccc', 'pro', NULL, true, NULL, NULL, 'Grace Hopper');
+               INSERT INTO orders VALUES (10, 1, 'ada@example.com', 99.90, '4242'), (11, 3, 'grace@example.com', 5, '1111');
+               INSERT INTO sessions VALUES (1, 'sess_secret');"#,
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let policy = work.path().join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let tunnel = server.tunnel.to_string();
+    let conn = [
+        "--server",
+        tunnel.as_str(),
+        "--fingerprint",
+        server.fingerprint.as_str(),
+    ];
+    let policy_arg = policy.display().to_string();
+    let mut c = crate::cli::beam(home.path());
+    c.args([
+        "agent",
+        "--project",
+        "shop/production",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .args(["--database-env", "PROD_DB", "--sync-policy", &policy_arg])
+    .args(conn)
+    .env("BEAM_TOKEN", &agent)
+    .env("PROD_DB", &db_url)
+    .env("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key");
+    let mut agent_proc = crate::parity_webhooks::Watched::spawn(c);
+    agent_proc
+        .wait_for("connected, publishing shop/production")
+        .await;
+
+    let run = |args: &[&str]| {
+        let mut c = crate::cli::beam(home.path());
+        c.args(args).args(conn).env("BEAM_TOKEN", &dev);
+        tokio::task::block_in_place(move || {
+            let o = c.output().unwrap();
+            (
+                o.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+    };
+    let sync = |extra: &[&str]| {
+        let mut a = vec!["sync", "--project", "shop/production"];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+
+    let (code, out, err) = sync(&["--table", "users"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    for original in [
+        "ada@example.com",
+        "alan@example.com",
+        "+44 20 7946",
+        "secret-hash",
+        "tok_live",
+        "cus_ADA123",
+        "123-45-6789",
+        "Ada Lovelace",
+        "Grace Hopper",
+    ] {
+        assert!(!out.contains(original), "{original} left production: {out}");
+    }
+    let ada = &rows[0];
+    assert_eq!(ada["id"], 1);
+    assert_eq!(ada["plan"], "pro");
+    assert_eq!(ada["author"], "Ada");
+    assert_eq!(ada["emailVerified"], true);
+    assert!(ada.get("password_hash").is_none() && ada.get("api_token").is_none());
+    assert!(ada["email"].as_str().unwrap().ends_with("@sanitized.local"));
+    assert_eq!(ada["ssn"], "*******6789");
+    assert!(rows[2]["stripeCustomerId"].is_null(), "NULL stays NULL");
+    assert!(err.contains("3 rows of users"), "{err}");
+
+    // Deterministic pseudonyms: the same email in another table maps the same,
+    // and foreign keys still join.
+    let (code, out, _) = sync(&["--table", "orders"]);
+    assert_eq!(code, 0);
+    let orders: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(orders[0]["customer_email"], ada["email"]);
+    assert_eq!(orders[1]["customer_email"], rows[2]["email"]);
+    assert_eq!(orders[0]["user_id"], ada["id"]);
+    assert!(orders[0].get("card_last4").is_none(), "default = drop");
+    assert_eq!(orders[0]["total"], "99.90");
+
+    // Filters and select; values are bound.
+    let (code, out, _) = sync(&[
+        "--table", "users", "--where", "plan=pro", "--select", "id,plan",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "{\"id\":1,\"plan\":\"pro\"}\n{\"id\":3,\"plan\":\"pro\"}\n"
+    );
+    let (code, out, _) = sync(&["--table", "users", "--where", "plan=pro' OR '1'='1"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, ""),
+        "the injection is a value that matches nothing"
+    );
+    let (code, _, err) = sync(&["--table", "users", "--where", "plan;DROP TABLE users--=1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no such column"), "{err}");
+    let (code, _, err) = sync(&["--table", "users", "--select", "password_hash"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("dropped by the policy"), "{err}");
+
+    // CSV and JSON.
+    let (code, out, _) = sync(&[
+        "--table", "users", "--select", "id,plan", "--format", "csv", "--limit", "2",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "id,plan\n1,pro\n2,free\n"));
+    let file = work.path().join("users.json");
+    let file_arg = file.display().to_string();
+    let (code, _, _) = sync(&[
+        "--table", "users", "--format", "json", "--output", &file_arg,
+    ]);
+    assert_eq!(code, 0);
+    let arr: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(arr.len(), 3);
+
+    // Fail closed: a table outside the policy, and schema drift.
+    let (code, _, err) = sync(&["--table", "sessions"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("table 'sessions' is not in the agent's sync policy"),
+        "{err}"
+    );
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&db_url).await.unwrap();
+        sqlx::raw_sql("ALTER TABLE users ADD COLUMN recovery_codes text DEFAULT 'rc-secret'")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    let (code, out, err) = sync(&["--table", "users"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("column users.recovery_codes has no sanitization policy"),
+        "{err}"
+    );
+
+    // The detectors propose a policy from names and types.
+    let (code, out, err) = run(&[
+        "sync",
+        "policy",
+        "suggest",
+        "--table",
+        "users",
+        "--project",
+        "shop/production",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "\"email\" = \"fake:email\"",
+        "\"author\" = \"keep\"",
+        "\"emailVerified\" = \"keep\"",
+        "\"stripeCustomerId\" = \"hash\"",
+        "\"password_hash\" = \"drop\"",
+        "\"api_token\" = \"drop\"",
+        "\"recovery_codes\" = \"drop\"",
+    ] {
+        assert!(out.contains(want), "{want} in {out}");
+    }
+}
