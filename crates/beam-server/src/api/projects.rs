@@ -258,18 +258,17 @@ pub(super) async fn agent_call(
     Err(ApiError::new(status, code, body.trim().to_string()))
 }
 
-/// Relays a JSON answer of the agent.
-async fn relay_json(
+/// Relays the agent's answer (streamed as it comes) with `content_type`.
+async fn relay(
     state: &State,
     env: &EnvironmentRow,
     req: axum::http::Request<crate::body::Body>,
+    content_type: &'static str,
 ) -> ApiResult<Response> {
     let resp = agent_call(state, env, req).await?;
     let mut out = Response::new(axum::body::Body::new(resp.into_body()));
-    out.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    out.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     out.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(out)
@@ -303,7 +302,7 @@ pub async fn flags(
     let p = auth.require(Scope::FlagsRead)?;
     let env = find_env(&state, p.org_id, &project, &environment).await?;
     let req = agent_request(axum::http::Method::GET, "/flags", crate::body::empty())?;
-    relay_json(&state, &env, req).await
+    relay(&state, &env, req, "application/json").await
 }
 
 /// Flag evaluation parameters.
@@ -341,7 +340,7 @@ pub async fn evaluate_flag(
         &format!("/flags/eval?{qs}"),
         crate::body::empty(),
     )?;
-    relay_json(&state, &env, req).await
+    relay(&state, &env, req, "application/json").await
 }
 
 /// Compares variable fingerprints with production's; the answer holds only a
@@ -368,7 +367,7 @@ pub async fn env_check(
         "/env/check",
         crate::body::full(body),
     )?;
-    relay_json(&state, &env, req).await
+    relay(&state, &env, req, "application/json").await
 }
 
 /// The agent's health report: database, app health URL, log buffer, last
@@ -386,7 +385,7 @@ pub async fn health(
 ) -> ApiResult<Response> {
     let env = find_env(&state, auth.0.org_id, &project, &environment).await?;
     let req = agent_request(axum::http::Method::GET, "/health", crate::body::empty())?;
-    relay_json(&state, &env, req).await
+    relay(&state, &env, req, "application/json").await
 }
 
 /// Streams sanitized production rows as NDJSON (the agent's policy decides
@@ -413,13 +412,7 @@ pub async fn sync(
         &format!("/sync?{}", raw.unwrap_or_default()),
         crate::body::empty(),
     )?;
-    let resp = agent_call(&state, &env, req).await?;
-    let mut out = Response::new(axum::body::Body::new(resp.into_body()));
-    out.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    Ok(out)
+    relay(&state, &env, req, "application/x-ndjson").await
 }
 
 /// Table parameter.
@@ -453,11 +446,5 @@ pub async fn sync_suggest(
         &format!("/sync/suggest?{qs}"),
         crate::body::empty(),
     )?;
-    let resp = agent_call(&state, &env, req).await?;
-    let mut out = Response::new(axum::body::Body::new(resp.into_body()));
-    out.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    Ok(out)
+    relay(&state, &env, req, "text/plain; charset=utf-8").await
 }

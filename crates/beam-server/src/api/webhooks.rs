@@ -21,7 +21,7 @@ use super::extract::{AgentAuth, Auth, Ip, Json, Path, Query};
 use super::projects::find_env;
 use crate::State;
 use crate::scope::Scope;
-use crate::store::{EnvironmentRow, NewWebhook, now_ms};
+use crate::store::{EnvironmentRow, NewWebhook, WebhookSummary, now_ms};
 use crate::webhooks::Check;
 
 /// Events fetched per store round trip of a stream (bodies are up to
@@ -554,42 +554,17 @@ pub struct ListParams {
     pub before: Option<i64>,
 }
 
-/// One event in the history.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventSummary {
-    /// Server-side id.
-    pub id: i64,
-    /// Provider.
-    pub provider: String,
-    /// Provider event id.
-    pub event_id: Option<String>,
-    /// Event type.
-    pub event_type: Option<String>,
-    /// Method and path as received.
-    pub method: String,
-    /// Path as received.
-    pub path: String,
-    /// Body size in bytes.
-    pub size: i64,
-    /// Production signature checked.
-    pub verified: bool,
-    /// Unix ms.
-    pub received_at: i64,
-    /// The local status one of your subscriptions acknowledged, if any.
-    pub delivered_status: Option<u16>,
-}
-
 /// The environment's recent webhook events, newest first.
 #[utoipa::path(get, path = "/api/projects/{project}/{environment}/webhooks/events", tag = "webhooks",
     security(("bearer" = [])), params(("project" = String, Path), ("environment" = String, Path), ListParams),
-    responses((status = 200, body = Vec<EventSummary>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, body = Vec<WebhookSummary>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn list(
     AxumState(state): AxumState<Arc<State>>,
     auth: Auth,
     Path((project, environment)): Path<(String, String)>,
     Query(q): Query<ListParams>,
-) -> ApiResult<axum::Json<Vec<EventSummary>>> {
+) -> ApiResult<axum::Json<Vec<WebhookSummary>>> {
     let p = auth.require(Scope::WebhooksRead)?;
     let env = find_env(&state, p.org_id, &project, &environment).await?;
     let limit = q.limit.unwrap_or(20);
@@ -600,22 +575,7 @@ pub async fn list(
         .store
         .recent_webhooks(env.id, p.user_id, q.before, limit)
         .await?;
-    Ok(axum::Json(
-        rows.into_iter()
-            .map(|e| EventSummary {
-                id: e.id,
-                provider: e.provider.as_str().to_string(),
-                event_id: e.event_id,
-                event_type: e.event_type,
-                method: e.method,
-                path: e.path,
-                size: e.size,
-                verified: e.verified,
-                received_at: e.received_at,
-                delivered_status: e.delivered_status,
-            })
-            .collect(),
-    ))
+    Ok(axum::Json(rows))
 }
 
 /// One event with its raw body (base64) and headers, for replay.

@@ -35,11 +35,12 @@ pub struct NewWebhook<'a> {
 }
 
 /// An event in the history: everything but headers and body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct WebhookSummary {
     /// Server-side id.
     pub id: i64,
-    /// Sender.
+    /// Sender (`stripe`, `svix`, `custom`, `paypal`).
+    #[schema(value_type = String)]
     pub provider: Provider,
     /// Provider event id.
     pub event_id: Option<String>,

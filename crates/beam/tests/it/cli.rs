@@ -15,6 +15,19 @@ impl Drop for Kill {
     }
 }
 
+/// Runs `c` to completion without stalling the test's runtime: exit code,
+/// stdout, stderr.
+pub(crate) fn output(mut c: Command) -> (i32, String, String) {
+    tokio::task::block_in_place(move || {
+        let o = c.output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    })
+}
+
 pub(crate) fn beam(home: &std::path::Path) -> Command {
     let mut c = Command::new(BEAM);
     c.env_clear()

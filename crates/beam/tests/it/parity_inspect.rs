@@ -73,14 +73,7 @@ async fn flags_env_check_and_health_are_answered_in_production() {
         for (k, v) in env {
             c.env(k, v);
         }
-        tokio::task::block_in_place(move || {
-            let o = c.output().unwrap();
-            (
-                o.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&o.stdout).into_owned(),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            )
-        })
+        crate::cli::output(c)
     };
 
     // Flags: the file and the FEATURE_ variables, in the seed's table.

@@ -74,14 +74,7 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
     let run = |args: &[&str]| {
         let mut c = crate::cli::beam(home.path());
         c.args(args).args(conn).env("BEAM_TOKEN", &dev);
-        tokio::task::block_in_place(move || {
-            let o = c.output().unwrap();
-            (
-                o.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&o.stdout).into_owned(),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            )
-        })
+        crate::cli::output(c)
     };
     let sync = |extra: &[&str]| {
         let mut a = vec!["sync", "--project", "shop/production"];

@@ -300,10 +300,18 @@ crate::both!(
         webhook::resign(Provider::Svix, PROD_SVIX, &mut h, svix_body, now_s()).unwrap();
         let r = post_hook(&server, "resend", &h, svix_body).await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        // Credentials meant for production are not stored.
+        let creds = [
+            (
+                "Authorization".to_string(),
+                "Bearer prod-credential".to_string(),
+            ),
+            ("Cookie".to_string(), "session=prod".to_string()),
+        ];
         let r = post_hook(
             &server,
             "paypal",
-            &[],
+            &creds,
             br#"{"id":"WH-1","event_type":"PAYMENT.CAPTURE.COMPLETED"}"#,
         )
         .await;
@@ -338,6 +346,12 @@ crate::both!(
             "the acknowledged event does not come again"
         );
         assert_eq!(got[0].event_id.as_deref(), Some("msg_2"));
+        assert!(
+            webhook::header(&got[1].headers, "authorization").is_none()
+                && webhook::header(&got[1].headers, "cookie").is_none(),
+            "{:?}",
+            got[1].headers
+        );
         assert!(
             webhook::header(&got[1].headers, "authorization").is_none()
                 && webhook::header(&got[1].headers, "cookie").is_none(),
@@ -432,6 +446,25 @@ crate::both!(
             )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+        // Unverified sources are open to anyone: one address gets a burst of
+        // 100, then 429 with Retry-After. Dedupe keeps the store small here.
+        let mut limited = None;
+        for i in 0..130 {
+            let body = format!(r#"{{"id":"WH-flood-{}","event_type":"X"}}"#, i % 3);
+            let r = post_hook(&server, "paypal", &[], body.as_bytes()).await;
+            if r.status == StatusCode::TOO_MANY_REQUESTS {
+                limited = Some((i, r));
+                break;
+            }
+            assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        }
+        let (i, r) = limited.expect("the unverified source is rate limited");
+        assert!(i >= 98, "limited after {i}");
+        assert!(r.headers.contains_key("retry-after"), "{r:?}");
+        // Verified sources are not limited by it.
+        let r = send_stripe(&server, br#"{"id":"evt_after_flood"}"#, PROD_STRIPE).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
     }
 );
 
@@ -605,16 +638,7 @@ async fn beam_webhook_delivers_to_an_app_verifying_with_the_official_libraries()
         c.args(args).args(conn).env("BEAM_TOKEN", token);
         c
     };
-    let output = |mut c: std::process::Command| {
-        tokio::task::block_in_place(move || {
-            let o = c.output().unwrap();
-            (
-                o.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&o.stdout).into_owned(),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            )
-        })
-    };
+    let output = crate::cli::output;
 
     // The developer's own secret, created once, 0600, printed alone on stdout.
     let secret_cmd = || {
@@ -861,16 +885,37 @@ async fn beam_agent_ingests_logs_files_and_forwarded_webhooks() {
     ])
     .args(conn)
     .env("BEAM_TOKEN", &agent);
-    let o = tokio::task::block_in_place(|| c.output().unwrap());
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("UNSET_VAR is not set"));
+    let (code, _, err) = crate::cli::output(c);
+    assert_eq!(code, 1);
+    assert!(err.contains("UNSET_VAR is not set"), "{err}");
     let mut c = crate::cli::beam(home.path());
     c.args(["agent", "--project", "shop/production"])
         .args(conn)
         .env("BEAM_TOKEN", &agent);
-    let o = tokio::task::block_in_place(|| c.output().unwrap());
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("give the app to run after `--`"));
+    let (code, _, err) = crate::cli::output(c);
+    assert_eq!(code, 1);
+    assert!(err.contains("give the app to run after `--`"), "{err}");
+    let mut c = crate::cli::beam(home.path());
+    c.args([
+        "agent",
+        "--project",
+        "shop/production",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .args(["--webhook-secret", "stripe=whsec_pasted-by-mistake"])
+    .args(conn)
+    .env("BEAM_TOKEN", &agent);
+    let (code, _, err) = crate::cli::output(c);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("give the NAME of an environment variable"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("whsec_pasted"),
+        "the value is never echoed: {err}"
+    );
 
     let mut c = crate::cli::beam(home.path());
     c.args([
