@@ -526,6 +526,19 @@ mod tests {
             verify(Provider::Svix, &secret, &std_hooks, body, 10),
             Ok(())
         );
+        // Both families present: both are re-signed, no stale signature stays.
+        let mut both = h(&[
+            ("svix-id", "m3"),
+            ("svix-signature", "v1,stale"),
+            ("webhook-id", "m3"),
+            ("webhook-signature", "v1,stale"),
+        ]);
+        resign(Provider::Svix, &secret, &mut both, body, 10).unwrap();
+        assert_ne!(header(&both, "webhook-signature"), Some("v1,stale"));
+        assert_eq!(
+            header(&both, "svix-signature"),
+            header(&both, "webhook-signature")
+        );
         assert_eq!(
             verify(Provider::Svix, "whsec_!!", &headers, body, 10),
             Err(SignatureError::BadSecret("svix"))
