@@ -90,8 +90,18 @@ pub struct SyncArgs {
     #[arg(long, value_enum, default_value_t = SyncFormat::Ndjson)]
     pub format: SyncFormat,
     /// Write here instead of stdout.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "into")]
     pub output: Option<PathBuf>,
+    /// Insert into a local database instead (`postgres://…` or `sqlite://PATH`):
+    /// the table is created if missing; rows already there are skipped. Give a
+    /// URL with a password through BEAM_SYNC_INTO, not argv.
+    #[arg(
+        long,
+        env = "BEAM_SYNC_INTO",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub into: Option<String>,
     /// Where the server is.
     #[command(flatten)]
     pub conn: ConnArgs,

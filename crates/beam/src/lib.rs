@@ -12,6 +12,7 @@ pub mod parity_cmd;
 pub mod server_cmd;
 pub mod settings;
 pub mod sync_cmd;
+pub mod sync_into;
 pub mod tunnel_cmd;
 pub mod userconfig;
 pub mod webhook_cmd;

@@ -84,6 +84,14 @@ impl<W: Write> Writer<W> {
     }
 }
 
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://…{}", &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
 /// Runs `beam sync …`.
 pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     if let Some(SyncCommand::Policy(SyncPolicyCommand::Suggest {
@@ -134,6 +142,10 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
         columns: None,
         rows: 0,
     };
+    let mut into = match &args.into {
+        Some(url) => Some(crate::sync_into::Into::connect(url, &table).await?),
+        None => None,
+    };
     let start = tokio::time::Instant::now();
     let resp = api(&args.conn)?.stream(&path).await?;
     let bar = indicatif::ProgressBar::new_spinner();
@@ -159,7 +171,13 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
                     v["error"].as_str().unwrap_or("unknown error")
                 );
             }
-            w.row(line)?;
+            match into.as_mut() {
+                Some(db) => {
+                    db.row(serde_json::from_slice(line)?).await?;
+                    w.rows += 1;
+                }
+                None => w.row(line)?,
+            }
         }
         pending.drain(..start_at);
         let secs = start.elapsed().as_secs_f64().max(1e-3);
@@ -170,8 +188,18 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
         ));
         bar.tick();
     }
-    w.finish()?;
     bar.finish_and_clear();
+    if let Some(db) = into.as_mut() {
+        db.flush().await?;
+        eprintln!(
+            "beam sync: {} new rows in {} ({} were already there)",
+            db.inserted,
+            args.into.as_deref().map(redact_url).unwrap_or_default(),
+            w.rows - db.inserted
+        );
+    } else {
+        w.finish()?;
+    }
     let secs = start.elapsed().as_secs_f64().max(1e-3);
     eprintln!(
         "beam sync: {} rows of {table} in {:.2} s ({:.0} rows/s){}",

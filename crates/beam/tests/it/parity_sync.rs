@@ -164,6 +164,48 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(arr.len(), 3);
 
+    // --into a local SQLite file and a local PostgreSQL database: the table is
+    // created, and a second run adds nothing (ON CONFLICT DO NOTHING on id).
+    let dev_db = work.path().join("dev.db");
+    let into = format!("sqlite://{}", dev_db.display());
+    for (round, want) in [(1, "3 new rows"), (2, "0 new rows")] {
+        let (code, out, err) = sync(&["--table", "users", "--into", &into]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.is_empty());
+        assert!(err.contains(want), "round {round}: {err}");
+    }
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&into).await.unwrap();
+        let (count, email): (i64, String) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM users), (SELECT email FROM users WHERE id = 1)",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert_eq!((count, email.as_str()), (3, ada["email"].as_str().unwrap()));
+    }
+    let (_local, local_url) = PgDb::create().await;
+    let (code, _, err) = {
+        let mut c = crate::cli::beam(home.path());
+        c.args(["sync", "--project", "shop/production", "--table", "orders"])
+            .args(conn)
+            .env("BEAM_TOKEN", &dev)
+            .env("BEAM_SYNC_INTO", &local_url);
+        crate::cli::output(c)
+    };
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("2 new rows"), "{err}");
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&local_url).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE user_id = 1")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
     // Fail closed: a table outside the policy, and schema drift.
     let (code, _, err) = sync(&["--table", "sessions"]);
     assert_eq!(code, 1);
