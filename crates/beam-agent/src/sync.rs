@@ -1,5 +1,5 @@
-//! `beam sync` on the agent: sanitized rows from the production PostgreSQL
-//! database, streamed as NDJSON. Only the agent's policy decides what leaves
+//! `beam sync` on the agent: sanitized rows from the production database
+//! (PostgreSQL, or SQLite opened read-only), streamed as NDJSON. Only the agent's policy decides what leaves
 //! production; the caller cannot turn sanitization off.
 //!
 //! The policy (TOML, on the agent) allowlists tables and gives every column an
@@ -274,7 +274,8 @@ fn typed(text: Option<String>, data_type: &str) -> Value {
             .parse::<f64>()
             .map(Value::from)
             .unwrap_or(Value::String(t)),
-        "boolean" => Value::Bool(t == "t" || t == "true"),
+        // PostgreSQL says t/f, SQLite stores 1/0.
+        "boolean" => Value::Bool(t == "t" || t == "true" || t == "1"),
         "json" | "jsonb" => serde_json::from_str(&t).unwrap_or(Value::String(t)),
         _ => Value::String(t),
     }
@@ -284,27 +285,98 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// The table's columns and their types, in order.
-async fn columns(
-    conn: &mut sqlx::PgConnection,
-    table: &str,
-) -> Result<Vec<(String, String)>, SyncError> {
-    let rows = sqlx::query(
-        "SELECT column_name::text AS c, data_type::text AS t FROM information_schema.columns \
-         WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
-    )
-    .bind(table)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(|e| SyncError::Db(e.to_string()))?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("c").map_err(|e| SyncError::Db(e.to_string()))?,
-                r.try_get("t").map_err(|e| SyncError::Db(e.to_string()))?,
+/// A production database connection (read side).
+enum Conn {
+    Pg(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the connection (compiled per back end).
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            Conn::Pg($c) => $body,
+            Conn::Sqlite($c) => $body,
+        }
+    };
+}
+
+fn db_err(e: sqlx::Error) -> SyncError {
+    SyncError::Db(e.to_string())
+}
+
+impl Conn {
+    /// Opens `url`: PostgreSQL, or an existing SQLite file read-only.
+    async fn open(url: &str) -> Result<Self, SyncError> {
+        use sqlx::Connection;
+        if url.starts_with("sqlite:") {
+            let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().map_err(db_err)?;
+            let opts = opts.read_only(true).create_if_missing(false);
+            Ok(Conn::Sqlite(
+                sqlx::SqliteConnection::connect_with(&opts)
+                    .await
+                    .map_err(db_err)?,
             ))
-        })
-        .collect()
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Conn::Pg(
+                sqlx::PgConnection::connect(url).await.map_err(db_err)?,
+            ))
+        } else {
+            Err(SyncError::Refused(
+                "the production database URL must be postgres://… or sqlite://…".into(),
+            ))
+        }
+    }
+
+    /// The table's columns and their types (PostgreSQL type names; SQLite's
+    /// declared types mapped onto them), in order.
+    async fn columns(&mut self, table: &str) -> Result<Vec<(String, String)>, SyncError> {
+        let rows: Vec<(String, String)> = match self {
+            Conn::Pg(c) => sqlx::query_as(
+                "SELECT column_name::text, data_type::text FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+            )
+            .bind(table)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db_err)?,
+            Conn::Sqlite(c) => {
+                let raw: Vec<(String, String)> =
+                    sqlx::query_as("SELECT name, type FROM pragma_table_info($1) ORDER BY cid")
+                        .bind(table)
+                        .fetch_all(&mut *c)
+                        .await
+                        .map_err(db_err)?;
+                raw.into_iter()
+                    .map(|(n, t)| {
+                        let t = t.to_ascii_lowercase();
+                        // SQLite type affinity rules, simplified.
+                        let mapped = if t.contains("int") {
+                            "bigint"
+                        } else if t.contains("bool") {
+                            "boolean"
+                        } else if t.contains("real") || t.contains("floa") || t.contains("doub") {
+                            "double precision"
+                        } else if t.contains("json") {
+                            "json"
+                        } else {
+                            "text"
+                        };
+                        (n, mapped.to_string())
+                    })
+                    .collect()
+            }
+        };
+        Ok(rows)
+    }
+
+    /// `col` as text in this dialect.
+    fn as_text(&self, col: &str) -> String {
+        match self {
+            Conn::Pg(_) => format!("{}::text", quote(col)),
+            Conn::Sqlite(_) => format!("CAST({} AS TEXT)", quote(col)),
+        }
+    }
 }
 
 impl SyncSource {
@@ -325,7 +397,6 @@ impl SyncSource {
         tx: &tokio::sync::mpsc::Sender<Result<bytes::Bytes, SyncError>>,
         chunk: usize,
     ) -> Result<u64, SyncError> {
-        use sqlx::Connection;
         let policy = self.policy()?;
         let Some(tp) = policy.tables.get(&q.table) else {
             return Err(SyncError::Refused(format!(
@@ -334,10 +405,8 @@ impl SyncSource {
                 policy.tables.keys().cloned().collect::<Vec<_>>().join(", ")
             )));
         };
-        let mut conn = sqlx::PgConnection::connect(self.database_url.expose())
-            .await
-            .map_err(|e| SyncError::Db(e.to_string()))?;
-        let cols = columns(&mut conn, &q.table).await?;
+        let mut conn = Conn::open(self.database_url.expose()).await?;
+        let cols = conn.columns(&q.table).await?;
         if cols.is_empty() {
             return Err(SyncError::Refused(format!(
                 "table '{}' does not exist in production",
@@ -375,7 +444,7 @@ impl SyncSource {
         let mut sql = format!(
             "SELECT {} FROM {}",
             plan.iter()
-                .map(|(c, _, _)| format!("{}::text AS {}", quote(c), quote(c)))
+                .map(|(c, _, _)| format!("{} AS {}", conn.as_text(c), quote(c)))
                 .collect::<Vec<_>>()
                 .join(", "),
             quote(&q.table)
@@ -389,42 +458,39 @@ impl SyncSource {
             }
             sql.push_str(if i == 0 { " WHERE " } else { " AND " });
             // The value is bound, never spliced: it cannot change the query.
-            sql.push_str(&format!("{}::text = ${}", quote(c), i + 1));
+            sql.push_str(&format!("{} = ${}", conn.as_text(c), i + 1));
         }
         if let Some(l) = q.limit {
             sql.push_str(&format!(" LIMIT {l}"));
         }
         let key = hmac::Key::new(hmac::HMAC_SHA256, self.key.expose().as_bytes());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (_, v) in &q.filters {
-            query = query.bind(v);
-        }
-        let mut rows = query.fetch(&mut conn);
         let mut n = 0u64;
         let mut buf: Vec<u8> = Vec::with_capacity(chunk + 4096);
-        while let Some(row) = rows
-            .try_next()
-            .await
-            .map_err(|e| SyncError::Db(e.to_string()))?
-        {
-            let mut obj = Map::with_capacity(plan.len());
-            for (i, (c, t, action)) in plan.iter().enumerate() {
-                let text: Option<String> =
-                    row.try_get(i).map_err(|e| SyncError::Db(e.to_string()))?;
-                obj.insert(c.clone(), apply(action, typed(text, t), &key));
+        on_conn!(&mut conn, c => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (_, v) in &q.filters {
+                query = query.bind(v);
             }
-            n += 1;
-            if serde_json::to_writer(&mut buf, &obj).is_ok() {
-                buf.push(b'\n');
-            }
-            if buf.len() >= chunk {
-                let full = std::mem::replace(&mut buf, Vec::with_capacity(chunk + 4096));
-                if tx.send(Ok(bytes::Bytes::from(full))).await.is_err() {
-                    // The reader went away: stop reading production.
-                    return Ok(n);
+            let mut rows = query.fetch(c);
+            while let Some(row) = rows.try_next().await.map_err(db_err)? {
+                let mut obj = Map::with_capacity(plan.len());
+                for (i, (col, t, action)) in plan.iter().enumerate() {
+                    let text: Option<String> = row.try_get(i).map_err(db_err)?;
+                    obj.insert(col.clone(), apply(action, typed(text, t), &key));
+                }
+                n += 1;
+                if serde_json::to_writer(&mut buf, &obj).is_ok() {
+                    buf.push(b'\n');
+                }
+                if buf.len() >= chunk {
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(chunk + 4096));
+                    if tx.send(Ok(bytes::Bytes::from(full))).await.is_err() {
+                        // The reader went away: stop reading production.
+                        return Ok(n);
+                    }
                 }
             }
-        }
+        });
         if !buf.is_empty() {
             let _ = tx.send(Ok(bytes::Bytes::from(buf))).await;
         }
@@ -435,11 +501,8 @@ impl SyncSource {
 impl SyncSource {
     /// A proposed policy for `table` from the default detectors, as TOML.
     pub async fn suggest_policy(&self, table: &str) -> Result<String, SyncError> {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(self.database_url.expose())
-            .await
-            .map_err(|e| SyncError::Db(e.to_string()))?;
-        let cols = columns(&mut conn, table).await?;
+        let mut conn = Conn::open(self.database_url.expose()).await?;
+        let cols = conn.columns(table).await?;
         if cols.is_empty() {
             return Err(SyncError::Refused(format!(
                 "table '{table}' does not exist in production"

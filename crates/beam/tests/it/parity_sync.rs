@@ -252,3 +252,83 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
         assert!(out.contains(want), "{want} in {out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_reads_a_sqlite_production_database_read_only() {
+    let server = TestServer::start().await;
+    let (admin, agent) = setup(&server).await;
+    let dev = server.api_token(&admin, &["data:read"]).await;
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let prod = work.path().join("prod.db");
+    let prod_url = format!("sqlite://{}", prod.display());
+    {
+        use sqlx::Connection;
+        let opts: sqlx::sqlite::SqliteConnectOptions = prod_url.parse().unwrap();
+        let mut c = sqlx::SqliteConnection::connect_with(&opts.create_if_missing(true))
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, active BOOLEAN, score REAL, password TEXT);
+             INSERT INTO users VALUES (1, 'ada@example.com', 1, 9.5, 'hunter2'), (2, 'alan@example.com', 0, NULL, 'pw2');",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+    let policy = work.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[tables.users]\ncolumns = { id = \"keep\", email = \"fake:email\", active = \"keep\", score = \"keep\", password = \"drop\" }\n",
+    )
+    .unwrap();
+    let tunnel = server.tunnel.to_string();
+    let conn = [
+        "--server",
+        tunnel.as_str(),
+        "--fingerprint",
+        server.fingerprint.as_str(),
+    ];
+    let policy_arg = policy.display().to_string();
+    let mut c = crate::cli::beam(home.path());
+    c.args([
+        "agent",
+        "--project",
+        "shop/production",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .args(["--database-env", "PROD_DB", "--sync-policy", &policy_arg])
+    .args(conn)
+    .env("BEAM_TOKEN", &agent)
+    .env("PROD_DB", &prod_url)
+    .env("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key");
+    let mut agent_proc = crate::parity_webhooks::Watched::spawn(c);
+    agent_proc
+        .wait_for("connected, publishing shop/production")
+        .await;
+    let mut c = crate::cli::beam(home.path());
+    c.args([
+        "sync",
+        "--project",
+        "shop/production",
+        "--table",
+        "users",
+        "--where",
+        "active=1",
+    ])
+    .args(conn)
+    .env("BEAM_TOKEN", &dev);
+    let (code, out, err) = crate::cli::output(c);
+    assert_eq!(code, 0, "{err}");
+    let row: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(row["id"], 1);
+    assert_eq!(row["active"], true);
+    assert_eq!(row["score"], 9.5);
+    assert!(row["email"].as_str().unwrap().ends_with("@sanitized.local"));
+    assert!(row.get("password").is_none());
+    assert!(
+        !out.contains("ada@example.com") && !out.contains("hunter2"),
+        "{out}"
+    );
+}
