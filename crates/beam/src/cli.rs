@@ -62,6 +62,25 @@ pub enum Command {
     Health(HealthArgs),
     /// Pull sanitized production rows (the agent's policy decides every column).
     Sync(SyncArgs),
+    /// Live status of a production environment: connection, latency, parity services.
+    Connect(ConnectArgs),
+}
+
+/// `beam connect`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// PROJECT/ENVIRONMENT.
+    #[arg(long, env = "BEAM_PROJECT")]
+    pub project: String,
+    /// Print the status once and exit (1 when the agent is offline).
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 2)]
+    pub interval: u64,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
 }
 
 /// `beam sync`.
@@ -1086,6 +1105,16 @@ pub fn main() -> ExitCode {
             Command::Sync(args) => {
                 init_tracing("warn", LogFormat::Text);
                 crate::sync_cmd::run(args).await
+            }
+            Command::Connect(args) => {
+                init_tracing("warn", LogFormat::Text);
+                return crate::inspect_cmd::connect(args).await.map(|online| {
+                    if online {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                });
             }
             Command::Health(args) => {
                 init_tracing("warn", LogFormat::Text);

@@ -14,7 +14,10 @@ async fn flags_env_check_and_health_are_answered_in_production() {
     let server = TestServer::start().await;
     let (admin, agent) = setup(&server).await;
     let dev = server
-        .api_token(&admin, &["flags:read", "env:check", "logs:read"])
+        .api_token(
+            &admin,
+            &["flags:read", "env:check", "logs:read", "data:read"],
+        )
         .await;
     let (db, db_url) = PgDb::create().await;
     let app = Origin::start().await;
@@ -248,6 +251,24 @@ async fn flags_env_check_and_health_are_answered_in_production() {
         dbc["detail"].as_str().unwrap().contains("does not exist"),
         "{dbc}"
     );
+    // beam connect: the status view, once.
+    let (code, out, err) = run(&["connect", "--project", "shop/production", "--once"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("shop/production  ● connected"), "{out}");
+    assert!(out.contains("    flags     available"), "{out}");
+    assert!(out.contains("    sync      not configured"), "{out}");
+    drop(agent_proc);
+    let out = eventually("beam connect sees the agent gone", || {
+        let run = &run;
+        async move {
+            let (code, out, _) = run(&["connect", "--project", "shop/production", "--once"], &[]);
+            (code == 1).then_some(out)
+        }
+    })
+    .await;
+    assert!(out.starts_with("shop/production  ○ offline"), "{out}");
+    assert!(out.contains("    flags     offline"), "{out}");
+
     // Without a token, nothing; the public /health stays minimal.
     let r = server
         .api("GET", "/api/projects/shop/production/health", None, None)
