@@ -21,7 +21,10 @@ use crate::flags::{Flag, FlagSource};
 use crate::health::HealthProbes;
 use crate::logs::{LogBuffer, LogReader};
 use crate::proxy::Body;
-use crate::sync::{SyncError, SyncQuery, SyncSource};
+use crate::sync::{Chunk, SyncError, SyncQuery, SyncSource};
+
+/// Response header with the number of rows a sync will send (for progress and ETA).
+pub const SYNC_TOTAL_HEADER: &str = "beam-sync-total";
 
 /// Lines already waiting are sent together, up to this many bytes per frame.
 const BATCH: usize = 64 * 1024;
@@ -190,35 +193,33 @@ impl AgentServices {
             Err(m) => return text(StatusCode::BAD_REQUEST, format!("{m}\n")),
         };
         // Chunks of ~64 KiB; a slow reader slows the query (bounded channel).
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, SyncError>>(8);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Chunk, SyncError>>(8);
         tokio::spawn(async move {
             if let Err(e) = src.stream(&q, &tx, BATCH).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        let first = rx.recv().await;
-        let first = match first {
+        // The stream starts with the row count, or with the refusal.
+        let total = match rx.recv().await {
+            Some(Ok(Chunk::Total(n))) => n,
             Some(Err(SyncError::Refused(m))) => {
                 return text(StatusCode::BAD_REQUEST, format!("{m}\n"));
             }
             Some(Err(e)) => return text(StatusCode::BAD_GATEWAY, format!("{e}\n")),
-            Some(Ok(b)) => Some(b),
-            None => None,
-        };
-        let stream = futures_util::stream::unfold((first, rx), |(first, mut rx)| async move {
-            if let Some(b) = first {
-                return Some((
-                    Ok::<_, std::convert::Infallible>(Frame::data(b)),
-                    (None, rx),
-                ));
+            Some(Ok(Chunk::Data(_))) | None => {
+                return text(StatusCode::BAD_GATEWAY, "the sync ended before it began\n");
             }
-            match rx.recv().await? {
-                Ok(b) => Some((Ok(Frame::data(b)), (None, rx))),
+        };
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            let frame = match rx.recv().await? {
+                Ok(Chunk::Data(b)) => Frame::data(b),
+                Ok(Chunk::Total(_)) => Frame::data(Bytes::new()),
                 Err(e) => {
                     let line = serde_json::json!({ "error": e.to_string() }).to_string() + "\n";
-                    Some((Ok(Frame::data(Bytes::from(line))), (None, rx)))
+                    Frame::data(Bytes::from(line))
                 }
-            }
+            };
+            Some((Ok::<_, std::convert::Infallible>(frame), rx))
         });
         let mut resp = Response::new(
             StreamBody::new(stream)
@@ -229,6 +230,8 @@ impl AgentServices {
             header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/x-ndjson"),
         );
+        resp.headers_mut()
+            .insert(SYNC_TOTAL_HEADER, http::HeaderValue::from(total));
         resp
     }
 
@@ -322,6 +325,11 @@ fn sync_query(raw: &str) -> Result<SyncQuery, String> {
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty())
                     .collect()
+            }
+            "skip" => {
+                q.skip = v
+                    .parse()
+                    .map_err(|_| format!("skip '{v}' is not a number"))?
             }
             "where" => {
                 let (c, val) = v

@@ -183,6 +183,17 @@ pub struct SyncQuery {
     pub filters: Vec<(String, String)>,
     /// Most rows.
     pub limit: Option<u64>,
+    /// Rows to skip first (in primary-key order), for resuming.
+    pub skip: u64,
+}
+
+/// What the row stream sends: the number of rows to expect, then NDJSON chunks.
+#[derive(Debug)]
+pub enum Chunk {
+    /// Rows this request will send (after skip and limit); sent first.
+    Total(u64),
+    /// NDJSON lines.
+    Data(bytes::Bytes),
 }
 
 /// Why a sync was refused. Messages name tables and columns, never values.
@@ -370,6 +381,31 @@ impl Conn {
         Ok(rows)
     }
 
+    /// The table's primary-key columns, in key order (empty without one).
+    async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, SyncError> {
+        let rows: Vec<(String,)> = match self {
+            Conn::Pg(c) => sqlx::query_as(
+                "SELECT kcu.column_name::text FROM information_schema.table_constraints tc \
+                 JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = tc.constraint_name \
+                 AND kcu.table_schema = tc.table_schema AND kcu.table_name = tc.table_name \
+                 WHERE tc.table_schema = current_schema() AND tc.table_name = $1 \
+                 AND tc.constraint_type = 'PRIMARY KEY' ORDER BY kcu.ordinal_position",
+            )
+            .bind(table)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db_err)?,
+            Conn::Sqlite(c) => sqlx::query_as(
+                "SELECT name FROM pragma_table_info($1) WHERE pk > 0 ORDER BY pk",
+            )
+            .bind(table)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db_err)?,
+        };
+        Ok(rows.into_iter().map(|(c,)| c).collect())
+    }
+
     /// `col` as text in this dialect.
     fn as_text(&self, col: &str) -> String {
         match self {
@@ -394,7 +430,7 @@ impl SyncSource {
     pub async fn stream(
         &self,
         q: &SyncQuery,
-        tx: &tokio::sync::mpsc::Sender<Result<bytes::Bytes, SyncError>>,
+        tx: &tokio::sync::mpsc::Sender<Result<Chunk, SyncError>>,
         chunk: usize,
     ) -> Result<u64, SyncError> {
         let policy = self.policy()?;
@@ -460,8 +496,34 @@ impl SyncSource {
             // The value is bound, never spliced: it cannot change the query.
             sql.push_str(&format!("{} = ${}", conn.as_text(c), i + 1));
         }
-        if let Some(l) = q.limit {
-            sql.push_str(&format!(" LIMIT {l}"));
+        // A stable order makes --skip (and so resuming) mean the same rows.
+        let pk = conn.primary_key(&q.table).await?;
+        let count_sql = format!("SELECT COUNT(*) FROM ({sql}) AS counted");
+        if !pk.is_empty() {
+            sql.push_str(&format!(
+                " ORDER BY {}",
+                pk.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        match (q.limit, q.skip, &conn) {
+            (Some(l), 0, _) => sql.push_str(&format!(" LIMIT {l}")),
+            (Some(l), s, _) => sql.push_str(&format!(" LIMIT {l} OFFSET {s}")),
+            (None, 0, _) => {}
+            // SQLite needs a LIMIT before OFFSET; -1 means none.
+            (None, s, Conn::Sqlite(_)) => sql.push_str(&format!(" LIMIT -1 OFFSET {s}")),
+            (None, s, Conn::Pg(_)) => sql.push_str(&format!(" OFFSET {s}")),
+        }
+        let matching: i64 = on_conn!(&mut conn, c => {
+            let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql));
+            for (_, v) in &q.filters {
+                query = query.bind(v);
+            }
+            query.fetch_one(&mut *c).await.map_err(db_err)?
+        });
+        let total = u64::try_from(matching).unwrap_or(0).saturating_sub(q.skip);
+        let total = q.limit.map_or(total, |l| total.min(l));
+        if tx.send(Ok(Chunk::Total(total))).await.is_err() {
+            return Ok(0);
         }
         let key = hmac::Key::new(hmac::HMAC_SHA256, self.key.expose().as_bytes());
         let mut n = 0u64;
@@ -484,7 +546,7 @@ impl SyncSource {
                 }
                 if buf.len() >= chunk {
                     let full = std::mem::replace(&mut buf, Vec::with_capacity(chunk + 4096));
-                    if tx.send(Ok(bytes::Bytes::from(full))).await.is_err() {
+                    if tx.send(Ok(Chunk::Data(bytes::Bytes::from(full)))).await.is_err() {
                         // The reader went away: stop reading production.
                         return Ok(n);
                     }
@@ -492,7 +554,7 @@ impl SyncSource {
             }
         });
         if !buf.is_empty() {
-            let _ = tx.send(Ok(bytes::Bytes::from(buf))).await;
+            let _ = tx.send(Ok(Chunk::Data(bytes::Bytes::from(buf)))).await;
         }
         Ok(n)
     }

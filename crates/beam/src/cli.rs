@@ -105,6 +105,13 @@ pub struct SyncArgs {
     /// Only these columns (comma-separated).
     #[arg(long)]
     pub select: Option<String>,
+    /// Skip this many rows first (in primary-key order).
+    #[arg(long, default_value_t = 0)]
+    pub skip: u64,
+    /// Continue an interrupted --output file: skip the rows it already holds
+    /// and append (NDJSON or CSV).
+    #[arg(long, requires = "output")]
+    pub resume: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = SyncFormat::Ndjson)]
     pub format: SyncFormat,

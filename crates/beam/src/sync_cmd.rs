@@ -119,6 +119,32 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     if let Some(s) = &args.select {
         q.push(("select", s.clone()));
     }
+    // Resuming: the rows already in the file are skipped on the agent.
+    let already = match (&args.output, args.resume) {
+        (Some(f), true) => {
+            if args.format == SyncFormat::Json {
+                bail!(
+                    "--resume works with --format ndjson or csv (a JSON array cannot be appended to)"
+                );
+            }
+            let lines = match std::fs::read(f) {
+                Ok(b) => b.iter().filter(|c| **c == b'\n').count() as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(e).with_context(|| format!("reading {}", f.display())),
+            };
+            // A CSV file's first line is its header.
+            if args.format == SyncFormat::Csv {
+                lines.saturating_sub(1)
+            } else {
+                lines
+            }
+        }
+        _ => 0,
+    };
+    let skip = args.skip + already;
+    if skip > 0 {
+        q.push(("skip", skip.to_string()));
+    }
     for f in &args.filters {
         if !f.contains('=') {
             bail!("--where '{f}' is not COLUMN=VALUE");
@@ -132,7 +158,13 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     let out: Box<dyn Write> = match &args.output {
         Some(f) => Box::new(std::io::BufWriter::with_capacity(
             256 * 1024,
-            std::fs::File::create(f).with_context(|| format!("creating {}", f.display()))?,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(args.resume)
+                .truncate(!args.resume)
+                .open(f)
+                .with_context(|| format!("opening {}", f.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
@@ -142,13 +174,27 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
         columns: None,
         rows: 0,
     };
+    // An appended CSV keeps the header it has.
+    let mut skip_csv_header = args.resume && already > 0 && args.format == SyncFormat::Csv;
     let mut into = match &args.into {
         Some(url) => Some(crate::sync_into::Into::connect(url, &table).await?),
         None => None,
     };
     let start = tokio::time::Instant::now();
     let resp = api(&args.conn)?.stream(&path).await?;
-    let bar = indicatif::ProgressBar::new_spinner();
+    let total: Option<u64> = resp
+        .headers()
+        .get("beam-sync-total")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let bar = match total {
+        Some(n) => indicatif::ProgressBar::new(n).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{pos}/{len} rows  {per_sec}  ETA {eta}  {wide_bar}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        ),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
     let mut body = resp.into_body();
     let mut pending: Vec<u8> = Vec::new();
@@ -176,17 +222,20 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
                     db.row(serde_json::from_slice(line)?).await?;
                     w.rows += 1;
                 }
+                None if skip_csv_header => {
+                    // Learn the columns without writing the header again.
+                    let obj: serde_json::Map<String, Value> = serde_json::from_slice(line)?;
+                    w.columns = Some(obj.keys().cloned().collect());
+                    skip_csv_header = false;
+                    w.row(line)?;
+                }
                 None => w.row(line)?,
             }
         }
         pending.drain(..start_at);
-        let secs = start.elapsed().as_secs_f64().max(1e-3);
-        bar.set_message(format!(
-            "{} rows, {:.0} rows/s",
-            w.rows,
-            w.rows as f64 / secs
-        ));
-        bar.tick();
+        // With a known total the bar shows rows, rows/s and the ETA.
+        bar.set_position(w.rows);
+        bar.set_message(format!("{} rows", w.rows));
     }
     bar.finish_and_clear();
     if let Some(db) = into.as_mut() {
@@ -201,6 +250,9 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
         w.finish()?;
     }
     let secs = start.elapsed().as_secs_f64().max(1e-3);
+    if already > 0 {
+        eprintln!("beam sync: resumed after the {already} rows already in the file");
+    }
     eprintln!(
         "beam sync: {} rows of {table} in {:.2} s ({:.0} rows/s){}",
         w.rows,

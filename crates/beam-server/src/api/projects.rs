@@ -266,7 +266,17 @@ async fn relay(
     content_type: &'static str,
 ) -> ApiResult<Response> {
     let resp = agent_call(state, env, req).await?;
+    // The agent's own `beam-*` headers (row totals, epochs) pass through.
+    let beam_headers: Vec<_> = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("beam-"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut out = Response::new(axum::body::Body::new(resp.into_body()));
+    for (k, v) in beam_headers {
+        out.headers_mut().insert(k, v);
+    }
     out.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     out.headers_mut()

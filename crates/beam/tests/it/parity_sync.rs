@@ -149,6 +149,48 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
     assert_eq!(code, 1);
     assert!(err.contains("dropped by the policy"), "{err}");
 
+    // --skip in primary-key order, and --resume of an interrupted file.
+    let (code, out, _) = sync(&["--table", "users", "--select", "id", "--skip", "1"]);
+    assert_eq!((code, out.as_str()), (0, "{\"id\":2}\n{\"id\":3}\n"));
+    let part = work.path().join("part.ndjson");
+    let part_arg = part.display().to_string();
+    let (code, _, _) = sync(&[
+        "--table", "users", "--select", "id", "--limit", "2", "--output", &part_arg,
+    ]);
+    assert_eq!(code, 0);
+    let (code, _, err) = sync(&[
+        "--table", "users", "--select", "id", "--output", &part_arg, "--resume",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("resumed after the 2 rows already in the file"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&part).unwrap(),
+        "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n"
+    );
+    // The row count for progress and ETA comes first, as a header.
+    {
+        use http_body_util::BodyExt;
+        let stream = tokio::net::TcpStream::connect(server.public).await.unwrap();
+        let (mut sender, c) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(c);
+        let req =
+            http::Request::get("/api/projects/shop/production/sync?table=users&where=plan%3Dpro")
+                .header("host", "localhost")
+                .header("authorization", format!("Bearer {dev}"))
+                .body(full(Vec::new()))
+                .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.headers()["beam-sync-total"], "2");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body.iter().filter(|b| **b == b'\n').count(), 2);
+    }
+
     // CSV and JSON.
     let (code, out, _) = sync(&[
         "--table", "users", "--select", "id,plan", "--format", "csv", "--limit", "2",
