@@ -18,7 +18,7 @@
 //!   reset mail through sendmail; [`recorder`]:
 //!   request analytics; [`metrics`]: Prometheus; [`tls`]: certificates;
 //!   [`webhooks`]: webhook sources and the hub behind `/hooks/…` and the
-//!   developer streams.
+//!   developer streams; `developers`: who has a live parity stream open.
 //!
 //! The server never binds sockets itself: [`Server::run`] takes bound listeners and
 //! a shutdown future, so tests run many servers in parallel on port 0.
@@ -32,6 +32,7 @@ pub mod auth;
 pub mod body;
 mod claim;
 pub mod config;
+mod developers;
 pub mod dns;
 pub mod domains;
 mod edge;
@@ -124,6 +125,8 @@ pub(crate) struct State {
     pub(crate) acme_tx: Option<tokio::sync::mpsc::Sender<String>>,
     /// Wakes webhook streams when an event is stored.
     pub(crate) webhooks: webhooks::Hub,
+    /// Developers with an open log or webhook stream, per environment.
+    pub(crate) developers: Arc<developers::Developers>,
 }
 
 impl State {
@@ -229,6 +232,7 @@ impl Server {
             edge_certs: self.edge_certs.clone(),
             acme_tx: self.acme.as_ref().map(|(tx, _)| tx.clone()),
             webhooks: webhooks::Hub::default(),
+            developers: Arc::default(),
             token_limiter: visitor::token_limiter(&self.cfg),
             argon_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -308,6 +308,10 @@ pub async fn health(args: HealthArgs) -> anyhow::Result<bool> {
         "  Environment:  {}",
         v["environment"].as_str().unwrap_or("?")
     );
+    println!(
+        "  Connected developers: {}",
+        v["connected_developers"].as_u64().unwrap_or(0)
+    );
     println!("\nHealth Checks:");
     for c in v["checks"].as_array().into_iter().flatten() {
         let mark = match c["status"].as_str() {
@@ -372,10 +376,11 @@ async fn connect_once(
     ));
     match &health {
         Ok(h) => out.push_str(&format!(
-            "  Agent:     {} · up {}s · health {}\n",
+            "  Agent:     {} · up {}s · health {} · {} developer(s) connected\n",
             h["version"].as_str().unwrap_or("?"),
             h["uptime_s"].as_u64().unwrap_or(0),
-            h["status"].as_str().unwrap_or("?")
+            h["status"].as_str().unwrap_or("?"),
+            h["connected_developers"].as_u64().unwrap_or(0)
         )),
         Err(err) => out.push_str(&format!("  Agent:     {err}\n")),
     }

@@ -198,7 +198,13 @@ pub async fn logs(
     )?;
     let resp = agent_call(&state, &env, req).await?;
     let epoch = resp.headers().get(beam_proto::logs::EPOCH_HEADER).cloned();
-    let mut out = Response::new(axum::body::Body::new(resp.into_body()));
+    // The reader counts as connected while the stream is open.
+    let presence = state.developers.enter(env.id, p.user_id);
+    let body = http_body_util::BodyExt::map_frame(resp.into_body(), move |f| {
+        let _ = &presence;
+        f
+    });
+    let mut out = Response::new(axum::body::Body::new(body));
     let h = out.headers_mut();
     if let Some(epoch) = epoch {
         h.insert(beam_proto::logs::EPOCH_HEADER, epoch);
@@ -395,7 +401,31 @@ pub async fn health(
 ) -> ApiResult<Response> {
     let env = find_env(&state, auth.0.org_id, &project, &environment).await?;
     let req = agent_request(axum::http::Method::GET, "/health", crate::body::empty())?;
-    relay(&state, &env, req, "application/json").await
+    let resp = agent_call(&state, &env, req).await?;
+    let bytes = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+        resp.into_body(),
+        256 * 1024,
+    ))
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "agent_failed",
+            "the agent's health report broke off",
+        )
+    })?
+    .to_bytes();
+    let mut report: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "agent_failed",
+            "the agent's health report is not JSON",
+        )
+    })?;
+    // Only the server knows who is connected: developers with an open log or
+    // webhook stream on this environment.
+    report["connected_developers"] = state.developers.count(env.id).into();
+    Ok(axum::Json(report).into_response())
 }
 
 /// Streams sanitized production rows as NDJSON (the agent's policy decides

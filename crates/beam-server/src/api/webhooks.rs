@@ -343,6 +343,7 @@ pub async fn stream(
         .webhook_subscription(env.id, p.user_id, &name, now_ms())
         .await?;
     let cursor = Cursor {
+        _presence: state.developers.enter(env.id, p.user_id),
         token_id: p.token_id,
         org_id: p.org_id,
         user_id: p.user_id,
@@ -372,6 +373,8 @@ pub async fn stream(
 
 /// A subscription stream's position.
 struct Cursor {
+    /// Counts this developer as connected while the stream is open.
+    _presence: crate::developers::Presence,
     token_id: i64,
     org_id: i64,
     user_id: i64,

@@ -239,6 +239,30 @@ async fn flags_env_check_and_health_are_answered_in_production() {
         !out.contains(&db_url),
         "the URL is shown without credentials: {out}"
     );
+    assert!(out.contains("Connected developers: 0"), "{out}");
+    // A developer following the logs counts as connected while the stream is open.
+    let follow = {
+        let stream = tokio::net::TcpStream::connect(server.public).await.unwrap();
+        let (mut sender, c) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(c);
+        let req = http::Request::get("/api/projects/shop/production/logs?tail=0")
+            .header("host", "localhost")
+            .header("authorization", format!("Bearer {dev}"))
+            .body(full(Vec::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        (sender, resp)
+    };
+    assert_eq!(connected_developers(&server, &dev).await, Some(1));
+    drop(follow);
+    eventually("the reader is no longer counted", || async {
+        (connected_developers(&server, &dev).await == Some(0)).then_some(())
+    })
+    .await;
     tokio::task::block_in_place(move || drop(db));
     let (code, out, _) = run(&["health", "--project", "shop/production", "--json"], &[]);
     assert_eq!(code, 1, "{out}");
@@ -276,4 +300,17 @@ async fn flags_env_check_and_health_are_answered_in_production() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = server.api("GET", "/health", None, None).await;
     assert_eq!(r.json.as_object().unwrap().len(), 2, "{r:?}");
+}
+
+/// The health report's count of connected developers.
+async fn connected_developers(server: &TestServer, token: &str) -> Option<u64> {
+    let r = server
+        .api(
+            "GET",
+            "/api/projects/shop/production/health",
+            Some(token),
+            None,
+        )
+        .await;
+    r.json["connected_developers"].as_u64()
 }
