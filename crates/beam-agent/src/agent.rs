@@ -23,6 +23,9 @@ use crate::logs::{LogBuffer, LogReader};
 use crate::proxy::Body;
 use crate::sync::{Chunk, SyncError, SyncQuery, SyncSource};
 
+/// Most `in=` values in one sync request.
+const MAX_IN: usize = 1000;
+
 /// Response header with the number of rows a sync will send (for progress and ETA).
 pub const SYNC_TOTAL_HEADER: &str = "beam-sync-total";
 
@@ -104,6 +107,7 @@ impl AgentServices {
             }
             (&Method::GET, "/sync") => self.sync(&query).await,
             (&Method::GET, "/sync/suggest") => self.suggest(&query).await,
+            (&Method::GET, "/sync/relations") => self.relations(&query).await,
             (_, "/logs" | "/flags" | "/flags/eval" | "/health" | "/env/check") => text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "GET /logs, /flags, /flags/eval, /health; POST /env/check\n",
@@ -163,6 +167,22 @@ impl AgentServices {
                 "sync is off on this agent: start it with --sync-policy and --database-env\n",
             ))
         })
+    }
+
+    async fn relations(&self, raw: &str) -> Response<Body> {
+        let src = match self.sync_source() {
+            Ok(s) => s,
+            Err(r) => return *r,
+        };
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
+        let Some((_, table)) = pairs.iter().find(|(k, _)| k == "table") else {
+            return text(StatusCode::BAD_REQUEST, "table is required\n");
+        };
+        match src.relations(table).await {
+            Ok(r) => json_reply(StatusCode::OK, &r),
+            Err(SyncError::Refused(m)) => text(StatusCode::BAD_REQUEST, format!("{m}\n")),
+            Err(e) => text(StatusCode::BAD_GATEWAY, format!("{e}\n")),
+        }
     }
 
     async fn suggest(&self, raw: &str) -> Response<Body> {
@@ -330,6 +350,15 @@ fn sync_query(raw: &str) -> Result<SyncQuery, String> {
                 q.skip = v
                     .parse()
                     .map_err(|_| format!("skip '{v}' is not a number"))?
+            }
+            "in" => {
+                let (c, val) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("in '{v}' is not COLUMN=VALUE"))?;
+                q.any_of.push((c.trim().to_string(), val.to_string()));
+                if q.any_of.len() > MAX_IN {
+                    return Err(format!("at most {MAX_IN} `in` values per request"));
+                }
             }
             "where" => {
                 let (c, val) = v

@@ -181,6 +181,8 @@ pub struct SyncQuery {
     pub select: Vec<String>,
     /// `column = value` filters, values bound as text.
     pub filters: Vec<(String, String)>,
+    /// `column IN (values…)` filters (for `--related`), values bound as text.
+    pub any_of: Vec<(String, String)>,
     /// Most rows.
     pub limit: Option<u64>,
     /// Rows to skip first (in primary-key order), for resuming.
@@ -485,16 +487,38 @@ impl SyncSource {
                 .join(", "),
             quote(&q.table)
         );
-        for (i, (c, _)) in q.filters.iter().enumerate() {
+        // Values are bound, never spliced: they cannot change the query.
+        let mut binds: Vec<&str> = Vec::new();
+        let mut conditions: Vec<String> = Vec::new();
+        for (c, v) in &q.filters {
             if !cols.iter().any(|(name, _)| name == c) {
                 return Err(SyncError::Refused(format!(
                     "--where {c}: no such column in {}",
                     q.table
                 )));
             }
-            sql.push_str(if i == 0 { " WHERE " } else { " AND " });
-            // The value is bound, never spliced: it cannot change the query.
-            sql.push_str(&format!("{} = ${}", conn.as_text(c), i + 1));
+            binds.push(v);
+            conditions.push(format!("{} = ${}", conn.as_text(c), binds.len()));
+        }
+        let mut in_columns: Vec<&str> = q.any_of.iter().map(|(c, _)| c.as_str()).collect();
+        in_columns.dedup();
+        for col in in_columns {
+            if !cols.iter().any(|(name, _)| name == col) {
+                return Err(SyncError::Refused(format!(
+                    "no such column {col} in {}",
+                    q.table
+                )));
+            }
+            let mut ps = Vec::new();
+            for (_, v) in q.any_of.iter().filter(|(c, _)| c == col) {
+                binds.push(v);
+                ps.push(format!("${}", binds.len()));
+            }
+            conditions.push(format!("{} IN ({})", conn.as_text(col), ps.join(", ")));
+        }
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
         }
         // A stable order makes --skip (and so resuming) mean the same rows.
         let pk = conn.primary_key(&q.table).await?;
@@ -515,8 +539,8 @@ impl SyncSource {
         }
         let matching: i64 = on_conn!(&mut conn, c => {
             let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql));
-            for (_, v) in &q.filters {
-                query = query.bind(v);
+            for v in &binds {
+                query = query.bind(*v);
             }
             query.fetch_one(&mut *c).await.map_err(db_err)?
         });
@@ -530,8 +554,8 @@ impl SyncSource {
         let mut buf: Vec<u8> = Vec::with_capacity(chunk + 4096);
         on_conn!(&mut conn, c => {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (_, v) in &q.filters {
-                query = query.bind(v);
+            for v in &binds {
+                query = query.bind(*v);
             }
             let mut rows = query.fetch(c);
             while let Some(row) = rows.try_next().await.map_err(db_err)? {
@@ -560,7 +584,67 @@ impl SyncSource {
     }
 }
 
+/// A foreign key of a table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Relation {
+    /// The referencing column.
+    pub column: String,
+    /// The referenced table.
+    pub references_table: String,
+    /// The referenced column.
+    pub references_column: String,
+}
+
+impl Conn {
+    /// The table's foreign keys (single-column ones).
+    async fn relations(&mut self, table: &str) -> Result<Vec<Relation>, SyncError> {
+        let rows: Vec<(String, String, String)> = match self {
+            Conn::Pg(c) => sqlx::query_as(
+                "SELECT kcu.column_name::text, ccu.table_name::text, ccu.column_name::text \
+                 FROM information_schema.table_constraints tc \
+                 JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = tc.constraint_name \
+                 AND kcu.table_schema = tc.table_schema \
+                 JOIN information_schema.constraint_column_usage ccu ON ccu.constraint_name = tc.constraint_name \
+                 AND ccu.table_schema = tc.table_schema \
+                 WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_schema = current_schema() \
+                 AND tc.table_name = $1 ORDER BY kcu.column_name",
+            )
+            .bind(table)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db_err)?,
+            Conn::Sqlite(c) => sqlx::query_as(
+                "SELECT \"from\", \"table\", \"to\" FROM pragma_foreign_key_list($1) ORDER BY \"from\"",
+            )
+            .bind(table)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db_err)?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(column, references_table, references_column)| Relation {
+                column,
+                references_table,
+                references_column,
+            })
+            .collect())
+    }
+}
+
 impl SyncSource {
+    /// The foreign keys of an allowlisted table (`--related` follows them).
+    pub async fn relations(&self, table: &str) -> Result<Vec<Relation>, SyncError> {
+        let policy = self.policy()?;
+        if !policy.tables.contains_key(table) {
+            return Err(SyncError::Refused(format!(
+                "table '{table}' is not in the agent's sync policy"
+            )));
+        }
+        let mut conn = Conn::open(self.database_url.expose()).await?;
+        conn.relations(table).await
+    }
+
     /// A proposed policy for `table` from the default detectors, as TOML.
     pub async fn suggest_policy(&self, table: &str) -> Result<String, SyncError> {
         let mut conn = Conn::open(self.database_url.expose()).await?;

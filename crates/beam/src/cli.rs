@@ -108,6 +108,10 @@ pub struct SyncArgs {
     /// Skip this many rows first (in primary-key order).
     #[arg(long, default_value_t = 0)]
     pub skip: u64,
+    /// Also bring the rows the synced rows reference (one level of foreign
+    /// keys, through the agent's policy for those tables); needs --into.
+    #[arg(long, requires = "into")]
+    pub related: bool,
     /// Continue an interrupted --output file: skip the rows it already holds
     /// and append (NDJSON or CSV).
     #[arg(long, requires = "output")]

@@ -92,6 +92,61 @@ fn redact_url(url: &str) -> String {
     }
 }
 
+/// Pulls the rows of `rel.references_table` whose key is one of `values`
+/// (through the agent's policy for that table) into `url`.
+async fn sync_related(
+    client: &ApiClient,
+    (p, e): (&str, &str),
+    rel: &beam_agent::sync::Relation,
+    values: &std::collections::BTreeSet<String>,
+    url: &str,
+) -> anyhow::Result<()> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    let table = &rel.references_table;
+    let mut into = crate::sync_into::Into::connect(url, table).await?;
+    let mut got = 0u64;
+    let all: Vec<&String> = values.iter().collect();
+    for batch in all.chunks(500) {
+        let mut q: Vec<(&str, String)> = vec![("table", table.clone())];
+        q.extend(
+            batch
+                .iter()
+                .map(|v| ("in", format!("{}={v}", rel.references_column))),
+        );
+        let path = format!(
+            "/api/projects/{p}/{e}/sync?{}",
+            serde_urlencoded::to_string(&q)?
+        );
+        let resp = client
+            .stream(&path)
+            .await
+            .with_context(|| format!("--related: {table} (referenced by {})", rel.column))?;
+        let body = resp.into_body().collect().await?.to_bytes();
+        for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if line.starts_with(b"{\"error\":") {
+                bail!("--related: {table}: {}", String::from_utf8_lossy(line));
+            }
+            into.row(serde_json::from_slice(line)?).await?;
+            got += 1;
+        }
+    }
+    into.flush().await?;
+    eprintln!(
+        "beam sync: related {table} (via {}): {got} of {} referenced rows, {} new{}",
+        rel.column,
+        values.len(),
+        into.inserted,
+        if got < values.len() as u64 {
+            " (a key hashed or faked by the policy cannot be followed)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
 /// Runs `beam sync …`.
 pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     if let Some(SyncCommand::Policy(SyncPolicyCommand::Suggest {
@@ -108,6 +163,16 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
         let text = resp.into_body().collect().await?.to_bytes();
         print!("{}", String::from_utf8_lossy(&text));
         return Ok(());
+    }
+    // Checked here, not by clap: `requires` does not fire for these flags
+    // under a command that also takes subcommands.
+    if args.related && args.into.is_none() {
+        bail!(
+            "--related needs --into postgres://…|sqlite://… (the rows of several tables go into one database)"
+        );
+    }
+    if args.resume && args.output.is_none() {
+        bail!("--resume needs --output FILE");
     }
     let project = args.project.context("--project is required")?;
     let table = args.table.context("--table is required")?;
@@ -180,8 +245,26 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
         Some(url) => Some(crate::sync_into::Into::connect(url, &table).await?),
         None => None,
     };
+    let client = api(&args.conn)?;
+    // --related: the table's foreign keys, and the key values seen in its rows.
+    let mut related: Vec<(
+        beam_agent::sync::Relation,
+        std::collections::BTreeSet<String>,
+    )> = if args.related {
+        let qs = serde_urlencoded::to_string([("table", &table)])?;
+        let rels: Vec<beam_agent::sync::Relation> = client
+            .call(
+                http::Method::GET,
+                &format!("/api/projects/{p}/{e}/sync/relations?{qs}"),
+                None::<&()>,
+            )
+            .await?;
+        rels.into_iter().map(|r| (r, Default::default())).collect()
+    } else {
+        Vec::new()
+    };
     let start = tokio::time::Instant::now();
-    let resp = api(&args.conn)?.stream(&path).await?;
+    let resp = client.stream(&path).await?;
     let total: Option<u64> = resp
         .headers()
         .get("beam-sync-total")
@@ -219,7 +302,16 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
             }
             match into.as_mut() {
                 Some(db) => {
-                    db.row(serde_json::from_slice(line)?).await?;
+                    let row: serde_json::Map<String, Value> = serde_json::from_slice(line)?;
+                    for (rel, values) in &mut related {
+                        if let Some(v) = row.get(&rel.column).filter(|v| !v.is_null()) {
+                            values.insert(match v {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            });
+                        }
+                    }
+                    db.row(row).await?;
                     w.rows += 1;
                 }
                 None if skip_csv_header => {
@@ -246,6 +338,10 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
             args.into.as_deref().map(redact_url).unwrap_or_default(),
             w.rows - db.inserted
         );
+        for (rel, values) in &related {
+            let url = args.into.as_deref().unwrap_or_default();
+            sync_related(&client, (&p, &e), rel, values, url).await?;
+        }
     } else {
         w.finish()?;
     }

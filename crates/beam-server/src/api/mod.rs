@@ -40,7 +40,7 @@ use error::ApiError;
         org::get, org::members, org::add_member, org::remove_member, org::set_limits,
         projects::list, projects::create, projects::create_agent_token, projects::logs,
         projects::flags, projects::evaluate_flag, projects::env_check, projects::health,
-        projects::sync, projects::sync_suggest,
+        projects::sync, projects::sync_suggest, projects::sync_relations,
         webhooks::receive, webhooks::publish, webhooks::stream, webhooks::ack, webhooks::list, webhooks::get,
     ),
     modifiers(&BearerAuth),
@@ -131,6 +131,10 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route(
             "/projects/{project}/{environment}/sync/suggest",
             get(projects::sync_suggest),
+        )
+        .route(
+            "/projects/{project}/{environment}/sync/relations",
+            get(projects::sync_relations),
         )
         .route(
             "/projects/{project}/{environment}/webhooks/events",

@@ -455,6 +455,32 @@ pub async fn sync(
     relay(&state, &env, req, "application/x-ndjson").await
 }
 
+/// The foreign keys of an allowlisted table, read from the production schema
+/// by the agent (`beam sync --related` follows them).
+#[utoipa::path(get, path = "/api/projects/{project}/{environment}/sync/relations", tag = "projects",
+    security(("bearer" = [])), params(("project" = String, Path), ("environment" = String, Path), TableParam),
+    responses((status = 200, description = "[{column, references_table, references_column}]"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, description = "No agent connected", body = ErrorBody)))]
+pub async fn sync_relations(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path((project, environment)): Path<(String, String)>,
+    super::extract::Query(q): super::extract::Query<TableParam>,
+) -> ApiResult<Response> {
+    let p = auth.require(Scope::DataRead)?;
+    let env = find_env(&state, p.org_id, &project, &environment).await?;
+    let qs =
+        serde_urlencoded::to_string([("table", q.table)]).map_err(|e| ApiError::internal(&e))?;
+    let req = agent_request(
+        axum::http::Method::GET,
+        &format!("/sync/relations?{qs}"),
+        crate::body::empty(),
+    )?;
+    relay(&state, &env, req, "application/json").await
+}
+
 /// Table parameter.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

@@ -248,6 +248,38 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
         assert_eq!(n, 1);
     }
 
+    // --related: orders bring the users they reference, sanitized by the
+    // users policy, into the same local database.
+    let rel_db = format!("sqlite://{}", work.path().join("rel.db").display());
+    let (code, _, err) = sync(&["--table", "orders", "--into", &rel_db, "--related"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("related users (via user_id): 2 of 2 referenced rows, 2 new"),
+        "{err}"
+    );
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&rel_db).await.unwrap();
+        let joined: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT o.id, o.customer_email, u.email FROM orders o JOIN users u ON u.id = o.user_id ORDER BY o.id",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(joined.len(), 2);
+        for (_, order_email, user_email) in &joined {
+            assert_eq!(order_email, user_email, "pseudonyms agree across tables");
+            assert!(user_email.ends_with("@sanitized.local"));
+        }
+    }
+    for extra in [&[][..], &["--output", "unused.ndjson"][..]] {
+        let mut a = vec!["--table", "orders", "--related"];
+        a.extend_from_slice(extra);
+        let (code, out, err) = sync(&a);
+        assert!(code != 0 && out.is_empty(), "{code} {out}");
+        assert!(err.contains("--into"), "{err}");
+    }
+
     // Fail closed: a table outside the policy, and schema drift.
     let (code, _, err) = sync(&["--table", "sessions"]);
     assert_eq!(code, 1);
