@@ -146,6 +146,8 @@ pub enum SyncFormat {
     Json,
     /// CSV with a header row.
     Csv,
+    /// SQL INSERT statements (`ON CONFLICT DO NOTHING`), for psql or sqlite3.
+    Sql,
 }
 
 /// `beam sync` subcommands.

@@ -39,6 +39,8 @@ fn csv_field(v: &Value) -> String {
 struct Writer<W: Write> {
     out: W,
     format: SyncFormat,
+    /// The table name, for SQL output.
+    table: String,
     columns: Option<Vec<String>>,
     rows: u64,
 }
@@ -54,6 +56,18 @@ impl<W: Write> Writer<W> {
                 self.out
                     .write_all(if self.rows == 0 { b"[\n" } else { b",\n" })?;
                 self.out.write_all(line)?;
+            }
+            SyncFormat::Sql => {
+                let obj: serde_json::Map<String, Value> = serde_json::from_slice(line)?;
+                let cols: Vec<String> = obj.keys().map(|k| sql_ident(k)).collect();
+                let vals: Vec<String> = obj.values().map(sql_literal).collect();
+                writeln!(
+                    self.out,
+                    "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING;",
+                    sql_ident(&self.table),
+                    cols.join(", "),
+                    vals.join(", ")
+                )?;
             }
             SyncFormat::Csv => {
                 let obj: serde_json::Map<String, Value> = serde_json::from_slice(line)?;
@@ -81,6 +95,21 @@ impl<W: Write> Writer<W> {
         }
         self.out.flush()?;
         Ok(())
+    }
+}
+
+fn sql_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// A value as a SQL literal that PostgreSQL and SQLite both read.
+fn sql_literal(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+        other => format!("'{}'", other.to_string().replace('\'', "''")),
     }
 }
 
@@ -236,6 +265,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     let mut w = Writer {
         out,
         format: args.format,
+        table: table.clone(),
         columns: None,
         rows: 0,
     };
@@ -360,4 +390,23 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
             .unwrap_or_default()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_and_csv_values_are_escaped() {
+        assert_eq!(sql_literal(&Value::String("O'Brien".into())), "'O''Brien'");
+        assert_eq!(sql_literal(&Value::Null), "NULL");
+        assert_eq!(sql_literal(&serde_json::json!(2.5)), "2.5");
+        assert_eq!(sql_literal(&Value::Bool(true)), "TRUE");
+        assert_eq!(sql_ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(
+            csv_field(&Value::String("a,\"b\"".into())),
+            "\"a,\"\"b\"\"\""
+        );
+        assert_eq!(csv_field(&Value::Null), "");
+    }
 }

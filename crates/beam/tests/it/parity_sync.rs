@@ -191,6 +191,18 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
         assert_eq!(body.iter().filter(|b| **b == b'\n').count(), 2);
     }
 
+    // SQL statements.
+    let (code, out, _) = sync(&[
+        "--table", "users", "--select", "id,plan", "--format", "sql", "--limit", "1",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            0,
+            "INSERT INTO \"users\" (\"id\", \"plan\") VALUES (1, 'pro') ON CONFLICT DO NOTHING;\n"
+        )
+    );
+
     // CSV and JSON.
     let (code, out, _) = sync(&[
         "--table", "users", "--select", "id,plan", "--format", "csv", "--limit", "2",
