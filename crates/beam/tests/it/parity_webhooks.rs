@@ -545,6 +545,11 @@ impl Watched {
         }
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self._kill.0.id()
+    }
+
     /// Waits (off the runtime) for a stderr line containing `what`.
     pub(crate) async fn wait_for(&mut self, what: &str) -> String {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
