@@ -11,6 +11,7 @@ mod domains;
 mod edge_tls;
 mod handshake;
 mod names;
+mod parity;
 mod parity_inspect;
 mod parity_logs;
 mod parity_sync;

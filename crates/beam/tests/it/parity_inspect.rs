@@ -6,7 +6,7 @@
 use http::StatusCode;
 use serde_json::json;
 
-use crate::parity_webhooks::setup;
+use crate::parity::setup;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,35 +40,37 @@ async fn flags_env_check_and_health_are_answered_in_production() {
     let health_url = format!("http://{}/hello", app.addr);
     let flags_arg = flags_file.display().to_string();
 
-    let mut c = crate::cli::beam(home.path());
-    c.args([
-        "agent",
-        "--project",
-        "shop/production",
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .args(["--flags-file", &flags_arg, "--flags-env-prefix", "FEATURE_"])
-    .args([
-        "--env-allow",
-        "STRIPE_*",
-        "--env-allow",
-        "PORT",
-        "--env-allow",
-        "PROD_DB",
-    ])
-    .args(["--database-env", "PROD_DB", "--health-url", &health_url])
-    .args(conn)
-    .env("BEAM_TOKEN", &agent)
-    .env("FEATURE_ENABLE_STRIPE", "on")
-    .env("STRIPE_SECRET_KEY", "sk_live_production_value_1234")
-    .env("PORT", "3000")
-    .env("API_URL", "https://api.production.example")
-    .env("PROD_DB", &db_url);
-    let mut agent_proc = crate::parity_webhooks::Watched::spawn(c);
-    agent_proc
-        .wait_for("connected, publishing shop/production")
-        .await;
+    let agent_proc = crate::parity::start_agent(
+        &server,
+        home.path(),
+        &agent,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--flags-file",
+            &flags_arg,
+            "--flags-env-prefix",
+            "FEATURE_",
+            "--env-allow",
+            "STRIPE_*",
+            "--env-allow",
+            "PORT",
+            "--env-allow",
+            "PROD_DB",
+            "--database-env",
+            "PROD_DB",
+            "--health-url",
+            &health_url,
+        ],
+        &[
+            ("FEATURE_ENABLE_STRIPE", "on"),
+            ("STRIPE_SECRET_KEY", "sk_live_production_value_1234"),
+            ("PORT", "3000"),
+            ("API_URL", "https://api.production.example"),
+            ("PROD_DB", &db_url),
+        ],
+    )
+    .await;
 
     let run = |args: &[&str], env: &[(&str, &str)]| {
         let mut c = crate::cli::beam(home.path());

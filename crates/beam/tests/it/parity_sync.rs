@@ -3,7 +3,7 @@
 //! survive pseudonymization, unmapped columns and tables are refused, and
 //! `--where` values are bound, never spliced.
 
-use crate::parity_webhooks::setup;
+use crate::parity::setup;
 use crate::support::*;
 
 const POLICY: &str = r#"
@@ -53,23 +53,24 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
         server.fingerprint.as_str(),
     ];
     let policy_arg = policy.display().to_string();
-    let mut c = crate::cli::beam(home.path());
-    c.args([
-        "agent",
-        "--project",
-        "shop/production",
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .args(["--database-env", "PROD_DB", "--sync-policy", &policy_arg])
-    .args(conn)
-    .env("BEAM_TOKEN", &agent)
-    .env("PROD_DB", &db_url)
-    .env("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key");
-    let mut agent_proc = crate::parity_webhooks::Watched::spawn(c);
-    agent_proc
-        .wait_for("connected, publishing shop/production")
-        .await;
+    let _agent = crate::parity::start_agent(
+        &server,
+        home.path(),
+        &agent,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-env",
+            "PROD_DB",
+            "--sync-policy",
+            &policy_arg,
+        ],
+        &[
+            ("PROD_DB", &db_url),
+            ("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key"),
+        ],
+    )
+    .await;
 
     let run = |args: &[&str]| {
         let mut c = crate::cli::beam(home.path());
@@ -376,23 +377,24 @@ async fn sync_reads_a_sqlite_production_database_read_only() {
         server.fingerprint.as_str(),
     ];
     let policy_arg = policy.display().to_string();
-    let mut c = crate::cli::beam(home.path());
-    c.args([
-        "agent",
-        "--project",
-        "shop/production",
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .args(["--database-env", "PROD_DB", "--sync-policy", &policy_arg])
-    .args(conn)
-    .env("BEAM_TOKEN", &agent)
-    .env("PROD_DB", &prod_url)
-    .env("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key");
-    let mut agent_proc = crate::parity_webhooks::Watched::spawn(c);
-    agent_proc
-        .wait_for("connected, publishing shop/production")
-        .await;
+    let _agent = crate::parity::start_agent(
+        &server,
+        home.path(),
+        &agent,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-env",
+            "PROD_DB",
+            "--sync-policy",
+            &policy_arg,
+        ],
+        &[
+            ("PROD_DB", &prod_url),
+            ("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key"),
+        ],
+    )
+    .await;
     let mut c = crate::cli::beam(home.path());
     c.args([
         "sync",
@@ -465,24 +467,25 @@ async fn streaming_a_million_rows_keeps_agent_and_cli_memory_flat() {
         server.fingerprint.as_str(),
     ];
     let policy_arg = policy.display().to_string();
-    let mut c = crate::cli::beam(home.path());
-    c.args([
-        "agent",
-        "--project",
-        "shop/production",
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .args(["--database-env", "PROD_DB", "--sync-policy", &policy_arg])
-    .args(conn)
-    .env("BEAM_TOKEN", &agent)
-    .env("PROD_DB", &db_url)
-    .env("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key");
-    let mut agent_proc = crate::parity_webhooks::Watched::spawn(c);
-    agent_proc
-        .wait_for("connected, publishing shop/production")
-        .await;
-    let agent_before = peak_rss_kib(agent_proc.pid()).unwrap();
+    let _agent = crate::parity::start_agent(
+        &server,
+        home.path(),
+        &agent,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-env",
+            "PROD_DB",
+            "--sync-policy",
+            &policy_arg,
+        ],
+        &[
+            ("PROD_DB", &db_url),
+            ("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key"),
+        ],
+    )
+    .await;
+    let agent_before = peak_rss_kib(_agent.pid()).unwrap();
 
     let out = work.path().join("users.ndjson");
     let mut c = crate::cli::beam(home.path());
@@ -513,7 +516,7 @@ async fn streaming_a_million_rows_keeps_agent_and_cli_memory_flat() {
         }
     });
     assert!(status.success());
-    let agent_peak = peak_rss_kib(agent_proc.pid()).unwrap();
+    let agent_peak = peak_rss_kib(_agent.pid()).unwrap();
     let lines = std::fs::read(&out)
         .unwrap()
         .iter()

@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
+use crate::parity::{Watched, setup};
 use crate::support::*;
 
 pub const PROD_STRIPE: &str = "whsec_production_stripe_secret";
@@ -30,35 +31,6 @@ pub fn sources() -> Sources {
     s.insert(1, "shop", "production", Provider::Svix, secret(PROD_SVIX));
     s.insert(1, "shop", "production", Provider::Paypal, Check::Unverified);
     s
-}
-
-/// An admin token of the operator's organization, `shop/production`, and an
-/// agent token for it.
-pub async fn setup(server: &TestServer) -> (String, String) {
-    assert_eq!(
-        server.operator.1, 1,
-        "sources() assumes the operator org is 1"
-    );
-    let admin = server.token.expose().to_string();
-    let r = server
-        .api(
-            "POST",
-            "/api/projects",
-            Some(&admin),
-            Some(json!({"project": "shop", "environment": "production"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    let r = server
-        .api(
-            "POST",
-            "/api/projects/shop/production/agent-tokens",
-            Some(&admin),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    (admin, r.json["token"].as_str().unwrap().to_string())
 }
 
 fn now_s() -> i64 {
@@ -513,61 +485,6 @@ fn official_sign(mode: &str, secret: &str, extra: &[&str], body: &[u8]) -> Vec<S
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-/// A child process whose stderr lines arrive on a channel.
-pub(crate) struct Watched {
-    _kill: crate::cli::Kill,
-    lines: std::sync::mpsc::Receiver<String>,
-    seen: String,
-}
-
-impl Watched {
-    pub(crate) fn spawn(mut cmd: std::process::Command) -> Self {
-        use std::io::BufRead;
-        cmd.stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let err = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(err).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Self {
-            _kill: crate::cli::Kill(child),
-            lines: rx,
-            seen: String::new(),
-        }
-    }
-
-    /// The process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self._kill.0.id()
-    }
-
-    /// Waits (off the runtime) for a stderr line containing `what`.
-    pub(crate) async fn wait_for(&mut self, what: &str) -> String {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let got = tokio::task::block_in_place(|| self.lines.recv_timeout(left));
-            match got {
-                Ok(line) => {
-                    self.seen.push_str(&line);
-                    self.seen.push('\n');
-                    if line.contains(what) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no stderr line with {what:?}; saw:\n{}", self.seen),
-            }
-        }
-    }
 }
 
 /// Waits until the server has the acknowledgement of provider event `event_id`
