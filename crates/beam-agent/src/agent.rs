@@ -85,7 +85,7 @@ impl AgentServices {
             flags: FlagSource::default(),
             env: EnvPolicy::default(),
             health: HealthProbes {
-                database_url: None,
+                database: None,
                 app_url: None,
                 environment: environment.into(),
                 started: tokio::time::Instant::now(),
@@ -212,9 +212,24 @@ impl AgentServices {
             Ok(q) => q,
             Err(m) => return text(StatusCode::BAD_REQUEST, format!("{m}\n")),
         };
+        // Held until the stream ends: production serves at most this many
+        // table scans at once, whoever asks.
+        let Some(permit) = src.db.try_sync() else {
+            let mut r = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this agent is already serving {} syncs (its limit, --db-max-syncs); try again shortly\n",
+                    src.db.limits().max_syncs
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, http::HeaderValue::from_static("5"));
+            return r;
+        };
         // Chunks of ~64 KiB; a slow reader slows the query (bounded channel).
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Chunk, SyncError>>(8);
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(e) = src.stream(&q, &tx, BATCH).await {
                 let _ = tx.send(Err(e)).await;
             }

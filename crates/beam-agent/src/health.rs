@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::Connection;
 
 use crate::logs::LogBuffer;
 
@@ -58,8 +57,9 @@ pub struct Report {
 /// What to probe.
 #[derive(Debug, Clone)]
 pub struct HealthProbes {
-    /// `postgres://…` or `sqlite://…` of the production database.
-    pub database_url: Option<beam_proto::Secret>,
+    /// The production database (the agent's shared pool) and its URL
+    /// without credentials, for display.
+    pub database: Option<(crate::proddb::ProdDb, String)>,
     /// The app's own health endpoint, e.g. `http://127.0.0.1:3000/healthz`.
     pub app_url: Option<String>,
     /// `project/environment`.
@@ -97,39 +97,19 @@ async fn timed<F: std::future::Future<Output = (Status, String)>>(name: &str, f:
     }
 }
 
-async fn probe_database(url: &str) -> (Status, String) {
-    let shown = redact(url);
-    let result = if url.starts_with("sqlite:") {
-        // Never create a file that is not there: a missing database is a failure.
-        match url.parse::<sqlx::sqlite::SqliteConnectOptions>() {
-            Ok(o) => {
-                match sqlx::SqliteConnection::connect_with(&o.create_if_missing(false)).await {
-                    Ok(mut c) => sqlx::query("SELECT 1").execute(&mut c).await.map(|_| ()),
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        match sqlx::PgConnection::connect(url).await {
-            Ok(mut c) => {
-                let r = sqlx::query("SELECT 1").execute(&mut c).await.map(|_| ());
-                let _ = c.close().await;
-                r
-            }
-            Err(e) => Err(e),
-        }
-    } else {
-        return (
-            Status::Fail,
-            format!("{shown}: only postgres:// and sqlite:// are probed"),
-        );
-    };
-    match result {
+/// `SELECT 1` through the agent's pool: the same connections sync uses, so
+/// a health check never opens a connection of its own.
+async fn probe_database(db: &crate::proddb::ProdDb, shown: &str) -> (Status, String) {
+    match db.ping().await {
         Ok(()) => (Status::Pass, format!("{shown} answered SELECT 1")),
         // sqlx errors name the host and the failure, not the password.
         Err(e) => (Status::Fail, format!("{shown}: {e}")),
     }
+}
+
+/// The database URL without credentials or query, for display.
+pub fn redacted_url(url: &str) -> String {
+    redact(url)
 }
 
 async fn probe_app(url: &str) -> (Status, String) {
@@ -161,8 +141,8 @@ impl HealthProbes {
     /// Runs every configured probe (concurrently) and the buffer checks.
     pub async fn run(&self, logs: &Arc<LogBuffer>) -> Report {
         let db = async {
-            match &self.database_url {
-                Some(u) => Some(timed("database", probe_database(u.expose())).await),
+            match &self.database {
+                Some((db, shown)) => Some(timed("database", probe_database(db, shown)).await),
                 None => None,
             }
         };
@@ -248,8 +228,17 @@ mod tests {
         assert_eq!(redact("sqlite:///var/db.sqlite"), "sqlite:///var/db.sqlite");
     }
 
+    async fn probe(url: &str) -> (Status, String) {
+        let db = crate::proddb::ProdDb::new(url, crate::proddb::DbLimits::default()).unwrap();
+        probe_database(&db, &redact(url)).await
+    }
+
     #[tokio::test]
     async fn database_probes_pass_and_fail() {
+        let probe_database = |u: &str| {
+            let u = u.to_string();
+            async move { probe(&u).await }
+        };
         let dir = tempfile::tempdir().unwrap();
         let missing = format!("sqlite://{}", dir.path().join("nope.db").display());
         let (s, d) = probe_database(&missing).await;

@@ -52,8 +52,9 @@ pub struct WebhookPublisher {
 pub struct Ingest {
     /// The agent's log buffer.
     pub logs: Arc<LogBuffer>,
-    /// Webhook publishing; `None` answers 404 on the webhook route.
-    pub webhooks: Option<WebhookPublisher>,
+    /// Webhook publishing, set once the agent has its token and secrets;
+    /// until then the webhook route answers 503 and stores nothing.
+    pub webhooks: Arc<std::sync::OnceLock<WebhookPublisher>>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -159,8 +160,11 @@ impl Ingest {
     }
 
     async fn webhook(&self, provider: String, req: Request<Incoming>) -> Response<Body> {
-        let Some(publisher) = &self.webhooks else {
-            return error(StatusCode::NOT_FOUND, "webhook ingest is off on this agent");
+        let Some(publisher) = self.webhooks.get() else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the agent is not publishing yet (see its log); the event was not stored",
+            );
         };
         let Some(provider) = Provider::parse(&provider) else {
             return error(

@@ -12,7 +12,8 @@
 //!   [`agent`]: the services it answers on its tunnel connection (`/logs`);
 //!   [`ingest`]: its local port for apps that ship logs or forward webhooks;
 //!   [`flags`], [`envcheck`], [`health`], [`sync`]: flags, env verdicts, probes
-//!   and sanitized rows it serves.
+//!   and sanitized rows it serves; [`proddb`]: its bounded, read-only pool on
+//!   the production database.
 //! - [`api`]: a REST API client for the CLI, over the tunnel port's TLS.
 //! - [`webhook`]: delivers stored webhook events to a local app, re-signed.
 //! - [`client`]: the reconnect loop with full-jitter backoff and lease reuse, and
@@ -35,6 +36,7 @@ pub mod health;
 pub mod ingest;
 pub mod local;
 pub mod logs;
+pub mod proddb;
 pub mod proxy;
 pub mod sync;
 mod verify;

@@ -325,7 +325,7 @@ pub enum ProjectsCommand {
 }
 
 /// `beam agent` options. The agent token comes from BEAM_TOKEN.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
     /// PROJECT/ENVIRONMENT this agent publishes for.
     #[arg(long, env = "BEAM_PROJECT")]
@@ -360,7 +360,7 @@ pub struct AgentArgs {
     #[arg(long, env = "BEAM_FLAGS_ENV_PREFIX", value_name = "PREFIX")]
     pub flags_env_prefix: Option<String>,
     /// Variable names `beam env check` may compare (`*` wildcards; repeatable).
-    /// Without it, any name not denied.
+    /// Without it, none: the operator names what developers may compare.
     #[arg(long, value_name = "PATTERN")]
     pub env_allow: Vec<String>,
     /// Variable names never compared (`*` wildcards; repeatable), besides BEAM_*
@@ -389,6 +389,21 @@ pub struct AgentArgs {
         value_name = "VAR"
     )]
     pub sync_key_env: String,
+    /// Most connections the agent opens to the production database (sync and
+    /// health share them).
+    #[arg(long, env = "BEAM_DB_MAX_CONNECTIONS", default_value_t = 4)]
+    pub db_max_connections: u32,
+    /// Longest one statement may run on the production database (a sync's
+    /// whole stream included); longer ones are cancelled.
+    #[arg(long, env = "BEAM_DB_STATEMENT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub db_statement_timeout: Duration,
+    /// Most syncs served at once; more callers get 429 and retry.
+    #[arg(long, env = "BEAM_DB_MAX_SYNCS", default_value_t = 2)]
+    pub db_max_syncs: usize,
+    /// Also mask log fields with this name (case-insensitive, matched inside
+    /// longer names too), besides the built-in list. Repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub mask_field: Vec<String>,
     /// The app's own health URL, probed by `beam health`.
     #[arg(long, env = "BEAM_HEALTH_URL", value_name = "URL")]
     pub health_url: Option<String>,

@@ -103,7 +103,15 @@ pub async fn projects(cmd: ProjectsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long the agent waits before it tries again to publish after a setup
+/// failure (no token, unreadable config, wrong token, missing secret).
+const REPUBLISH: Duration = Duration::from_secs(30);
+
 /// Runs `beam agent`; returns the app's exit code.
+///
+/// The app always starts: nothing beam needs (a token, the server, a secret,
+/// the database) can keep production from running. What cannot be set up is
+/// said loudly on stderr and retried in the background.
 pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     let (project, environment) = split_env(&args.project)?;
     if args.command.is_empty() && args.tail_file.is_empty() && args.listen.is_none() {
@@ -111,25 +119,6 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
             "give the app to run after `--` (beam agent --project {project}/{environment} -- node server.js), or --tail-file / --listen"
         );
     }
-    let secrets = webhook_secrets(&args.webhook_secret)?;
-    let settings = Settings::resolve(&args.conn)?;
-    let token = settings.require_token()?;
-    // Bound before anything starts, so a taken port is a clear error at once.
-    if let Some(addr) = args.listen
-        && !addr.ip().is_loopback()
-    {
-        eprintln!(
-            "beam agent: warning: --listen {addr} is reachable from the network; anything that reaches it can publish logs and webhooks (prefer 127.0.0.1)"
-        );
-    }
-    let ingest_listener = match args.listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("--listen {addr}"))?,
-        ),
-        None => None,
-    };
     let buffer = Arc::new(LogBuffer::new(
         Limits {
             max_entries: args.buffer_lines.max(1),
@@ -137,9 +126,142 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
             ttl: args.retention,
             ..Limits::default()
         },
-        Masker::new(args.mask_pii),
+        Masker::with_fields(args.mask_pii, &args.mask_field),
         args.service.clone(),
     ));
+    let stop = CancellationToken::new();
+    let publisher = Arc::new(std::sync::OnceLock::new());
+    let publishing = tokio::spawn(publish(
+        args.clone(),
+        buffer.clone(),
+        publisher.clone(),
+        stop.clone(),
+    ));
+    for path in &args.tail_file {
+        tokio::spawn(beam_agent::logs::tail::follow(
+            path.clone(),
+            buffer.clone(),
+            Duration::from_millis(250),
+            stop.clone(),
+        ));
+    }
+    if let Some(addr) = args.listen {
+        if !addr.ip().is_loopback() {
+            eprintln!(
+                "beam agent: warning: --listen {addr} is reachable from the network; anything that reaches it can publish logs and webhooks (prefer 127.0.0.1)"
+            );
+        }
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                if let Ok(addr) = listener.local_addr() {
+                    eprintln!(
+                        "beam agent: ingest on http://{addr} (POST /ingest/logs, POST /ingest/webhooks/PROVIDER)"
+                    );
+                }
+                let ingest = beam_agent::ingest::Ingest {
+                    logs: buffer.clone(),
+                    webhooks: publisher,
+                };
+                tokio::spawn(ingest.serve(listener, stop.clone().cancelled_owned()));
+            }
+            // Without an app the ingest port is the whole job: fail clearly.
+            Err(e) if args.command.is_empty() && args.tail_file.is_empty() => {
+                return Err(e).with_context(|| format!("--listen {addr}"));
+            }
+            Err(e) => eprintln!("beam agent: --listen {addr}: {e}; the app runs without it"),
+        }
+    }
+    let mut command = args.command.into_iter();
+    let code = match command.next() {
+        Some(program) => {
+            beam_agent::logs::capture::run_child(program, command.collect(), buffer).await?
+        }
+        None => {
+            // No app to run: serve until told to stop.
+            crate::cli::shutdown_signal().await;
+            0
+        }
+    };
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), publishing).await;
+    Ok(code)
+}
+
+/// Publishes the agent until `stop`: sets up (settings, token, secrets,
+/// database, policy), connects, and on any setup failure or fatal refusal
+/// says why and tries again after [`REPUBLISH`]. Never ends the app.
+async fn publish(
+    args: AgentArgs,
+    buffer: Arc<LogBuffer>,
+    publisher: Arc<std::sync::OnceLock<beam_agent::ingest::WebhookPublisher>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let why = match prepare(&args, buffer.clone()).await {
+            Ok((cfg, webhooks)) => {
+                let _ = publisher.set(webhooks);
+                match run_agent(cfg, &args.project, stop.clone()).await {
+                    Ok(()) => return,
+                    Err(e) => e,
+                }
+            }
+            Err(e) => format!("{e:#}"),
+        };
+        eprintln!(
+            "beam agent: NOT PUBLISHING: {why}. The app runs anyway; retrying in {} s",
+            REPUBLISH.as_secs()
+        );
+        tokio::select! {
+            () = tokio::time::sleep(REPUBLISH) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Connects and serves until `stop` (`Ok`) or a fatal refusal (its message).
+async fn run_agent(
+    cfg: beam_agent::ClientConfig,
+    name: &str,
+    stop: CancellationToken,
+) -> Result<(), String> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let name = name.to_string();
+    let status = tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                Event::Connected { .. } => eprintln!("beam agent: connected, publishing {name}"),
+                Event::Disconnected { reason, retry_in } => eprintln!(
+                    "beam agent: offline ({reason}); retrying in {:.1} s (the app keeps running)",
+                    retry_in.as_secs_f32()
+                ),
+                Event::Connecting { .. } => {}
+            }
+        }
+    });
+    let r = beam_agent::run(
+        cfg,
+        tx,
+        Arc::new(Stats::default()),
+        stop.cancelled_owned(),
+    )
+    .await;
+    status.abort();
+    r.map_err(|e| e.to_string())
+}
+
+/// Everything publishing needs, from settings and the environment: the
+/// connection config with the agent's services, and the webhook publisher.
+async fn prepare(
+    args: &AgentArgs,
+    buffer: Arc<LogBuffer>,
+) -> anyhow::Result<(
+    beam_agent::ClientConfig,
+    beam_agent::ingest::WebhookPublisher,
+)> {
+    let (project, environment) = split_env(&args.project)?;
+    let secrets = webhook_secrets(&args.webhook_secret)?;
+    let settings = Settings::resolve(&args.conn)?;
+    let token = settings.require_token()?;
     let name = format!("{project}/{environment}");
     let publisher = beam_agent::ingest::WebhookPublisher {
         api: ApiClient {
@@ -163,7 +285,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     };
     let mut cfg = ClientConfig::new(settings.server.clone(), token, request, local);
     cfg.tls = settings.tls.clone();
-    let mut services = AgentServices::new(buffer.clone(), name.clone());
+    let mut services = AgentServices::new(buffer, name);
     services.flags = beam_agent::flags::FlagSource {
         file: args.flags_file.clone(),
         env_prefix: args.flags_env_prefix.clone(),
@@ -184,13 +306,22 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
             .collect(),
     };
     services.health.app_url = args.health_url.clone();
-    services.health.database_url = match &args.database_env {
-        Some(var) => Some(beam_proto::Secret::new(
-            std::env::var(var)
-                .with_context(|| format!("--database-env {var}: {var} is not set"))?,
-        )),
+    let db = match &args.database_env {
+        Some(var) => {
+            let url = std::env::var(var)
+                .with_context(|| format!("--database-env {var}: {var} is not set"))?;
+            let limits = beam_agent::proddb::DbLimits {
+                max_connections: args.db_max_connections,
+                statement_timeout: args.db_statement_timeout,
+                max_syncs: args.db_max_syncs,
+            };
+            let db = beam_agent::proddb::ProdDb::new(&url, limits)
+                .with_context(|| format!("--database-env {var}"))?;
+            Some((db, beam_agent::health::redacted_url(&url)))
+        }
         None => None,
     };
+    services.health.database = db.clone();
     if let Some(policy) = &args.sync_policy {
         let key = std::env::var(&args.sync_key_env)
             .ok()
@@ -201,82 +332,22 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
                     args.sync_key_env
                 )
             })?;
-        let Some(db) = services.health.database_url.clone() else {
+        let Some((db, _)) = db else {
             bail!("--sync-policy needs --database-env");
         };
-        // Fail at start on a bad policy rather than on the first request.
+        // Fail at setup on a bad policy rather than on the first request.
         let text = std::fs::read_to_string(policy)
             .with_context(|| format!("--sync-policy {}", policy.display()))?;
         beam_agent::sync::Policy::parse(&text)
             .map_err(|e| anyhow::anyhow!("--sync-policy {}: {e}", policy.display()))?;
         services.sync = Some(Arc::new(beam_agent::sync::SyncSource {
-            database_url: db,
+            db,
             policy: policy.clone(),
             key: beam_proto::Secret::new(key),
         }));
     }
     cfg.agent = Some(services);
-    let stop = CancellationToken::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let client = tokio::spawn(beam_agent::run(
-        cfg,
-        tx,
-        Arc::new(Stats::default()),
-        stop.clone().cancelled_owned(),
-    ));
-    let status = tokio::spawn(async move {
-        while let Some(ev) = rx.recv().await {
-            match ev {
-                Event::Connected { .. } => eprintln!("beam agent: connected, publishing {name}"),
-                Event::Disconnected { reason, retry_in } => eprintln!(
-                    "beam agent: offline ({reason}); retrying in {:.1} s (the app keeps running)",
-                    retry_in.as_secs_f32()
-                ),
-                Event::Connecting { .. } => {}
-            }
-        }
-    });
-    let watch = tokio::spawn(async move {
-        // A fatal refusal (wrong token) ends the connection attempts, never the app.
-        if let Ok(Err(e)) = client.await {
-            eprintln!("beam agent: not publishing: {e}");
-        }
-    });
-    for path in args.tail_file {
-        tokio::spawn(beam_agent::logs::tail::follow(
-            path,
-            buffer.clone(),
-            Duration::from_millis(250),
-            stop.clone(),
-        ));
-    }
-    if let Some(listener) = ingest_listener {
-        if let Ok(addr) = listener.local_addr() {
-            eprintln!(
-                "beam agent: ingest on http://{addr} (POST /ingest/logs, POST /ingest/webhooks/PROVIDER)"
-            );
-        }
-        let ingest = beam_agent::ingest::Ingest {
-            logs: buffer.clone(),
-            webhooks: Some(publisher),
-        };
-        tokio::spawn(ingest.serve(listener, stop.clone().cancelled_owned()));
-    }
-    let mut command = args.command.into_iter();
-    let code = match command.next() {
-        Some(program) => {
-            beam_agent::logs::capture::run_child(program, command.collect(), buffer).await?
-        }
-        None => {
-            // No app to run: serve until told to stop.
-            crate::cli::shutdown_signal().await;
-            0
-        }
-    };
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), watch).await;
-    status.abort();
-    Ok(code)
+    Ok((cfg, publisher))
 }
 
 /// `--webhook-secret stripe=ENV_VAR` → the provider and the secret from that

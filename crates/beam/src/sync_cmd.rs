@@ -22,17 +22,37 @@ fn api(conn: &crate::cli::ConnArgs) -> anyhow::Result<ApiClient> {
     })
 }
 
-fn csv_field(v: &Value) -> String {
-    let s = match v {
-        Value::Null => return String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+/// One CSV field (RFC 4180): quoted when it holds a comma, quote, CR or LF,
+/// with quotes doubled.
+fn csv_text(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s
+        s.to_string()
     }
+}
+
+fn csv_field(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => csv_text(s),
+        other => csv_text(&other.to_string()),
+    }
+}
+
+/// Records in a CSV file: line breaks outside quoted fields (a quoted field
+/// may hold line breaks of its own).
+fn csv_records(bytes: &[u8]) -> u64 {
+    let mut quoted = false;
+    let mut n = 0;
+    for b in bytes {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => n += 1,
+            _ => {}
+        }
+    }
+    n
 }
 
 /// Writes rows in the chosen format as they arrive.
@@ -71,9 +91,11 @@ impl<W: Write> Writer<W> {
             }
             SyncFormat::Csv => {
                 let obj: serde_json::Map<String, Value> = serde_json::from_slice(line)?;
+                // RFC 4180: CRLF after every record, the header included.
                 if self.columns.is_none() {
                     let cols: Vec<String> = obj.keys().cloned().collect();
-                    writeln!(self.out, "{}", cols.join(","))?;
+                    let header: Vec<String> = cols.iter().map(|c| csv_text(c)).collect();
+                    write!(self.out, "{}\r\n", header.join(","))?;
                     self.columns = Some(cols);
                 }
                 let cols = self.columns.as_deref().unwrap_or_default();
@@ -81,7 +103,7 @@ impl<W: Write> Writer<W> {
                     .iter()
                     .map(|c| csv_field(obj.get(c).unwrap_or(&Value::Null)))
                     .collect();
-                writeln!(self.out, "{}", fields.join(","))?;
+                write!(self.out, "{}\r\n", fields.join(","))?;
             }
         }
         self.rows += 1;
@@ -102,15 +124,32 @@ fn sql_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// A value as a SQL literal that PostgreSQL and SQLite both read.
+/// A value as a SQL literal that PostgreSQL and SQLite both read the same.
 fn sql_literal(v: &Value) -> String {
     match v {
         Value::Null => "NULL".into(),
         Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
         Value::Number(n) => n.to_string(),
-        Value::String(s) => format!("'{}'", s.replace('\'', "''")),
-        other => format!("'{}'", other.to_string().replace('\'', "''")),
+        Value::String(s) => sql_string(s),
+        other => sql_string(&other.to_string()),
     }
+}
+
+/// A string literal that means the same text in SQLite and in PostgreSQL
+/// whatever its `standard_conforming_strings`: quotes are doubled, and no
+/// backslash ever appears inside quotes (with the setting off, PostgreSQL
+/// would read it as an escape). A backslash is written as
+/// `substr('\\', 1, 1)`, which is one backslash under every reading:
+/// `'\\'` is either one backslash or two, and its first character is one.
+fn sql_string(s: &str) -> String {
+    let parts: Vec<String> = s
+        .split('\\')
+        .map(|p| format!("'{}'", p.replace('\'', "''")))
+        .collect();
+    if parts.len() == 1 {
+        return parts.into_iter().next().unwrap_or_default();
+    }
+    format!("({})", parts.join(" || substr('\\\\', 1, 1) || "))
 }
 
 /// A database URL without its password, for messages.
@@ -134,7 +173,7 @@ async fn sync_related(
         return Ok(());
     }
     let table = &rel.references_table;
-    let mut into = crate::sync_into::Into::connect(url, table).await?;
+    let mut into = crate::sync_into::Loader::connect(url, table).await?;
     let mut got = 0u64;
     let all: Vec<&String> = values.iter().collect();
     for batch in all.chunks(500) {
@@ -222,6 +261,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
                 );
             }
             let lines = match std::fs::read(f) {
+                Ok(b) if args.format == SyncFormat::Csv => csv_records(&b),
                 Ok(b) => b.iter().filter(|c| **c == b'\n').count() as u64,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
                 Err(e) => return Err(e).with_context(|| format!("reading {}", f.display())),
@@ -272,7 +312,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     // An appended CSV keeps the header it has.
     let mut skip_csv_header = args.resume && already > 0 && args.format == SyncFormat::Csv;
     let mut into = match &args.into {
-        Some(url) => Some(crate::sync_into::Into::connect(url, &table).await?),
+        Some(url) => Some(crate::sync_into::Loader::connect(url, &table).await?),
         None => None,
     };
     let client = api(&args.conn)?;
@@ -289,7 +329,20 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
                 None::<&()>,
             )
             .await?;
-        rels.into_iter().map(|r| (r, Default::default())).collect()
+        rels.into_iter()
+            .filter(|r| match &r.refused {
+                // Said up front: the agent would refuse the follow anyway.
+                Some(why) => {
+                    eprintln!(
+                        "beam sync: not following {} → {}.{}: {why}",
+                        r.column, r.references_table, r.references_column
+                    );
+                    false
+                }
+                None => true,
+            })
+            .map(|r| (r, Default::default()))
+            .collect()
     } else {
         Vec::new()
     };
@@ -408,5 +461,7 @@ mod tests {
             "\"a,\"\"b\"\"\""
         );
         assert_eq!(csv_field(&Value::Null), "");
+        assert_eq!(sql_literal(&Value::String("a\\b".into())), "('a' || substr('\\\\', 1, 1) || 'b')");
+        assert_eq!(csv_records(b"a,b\r\n\"x\ny\",1\r\n"), 2);
     }
 }

@@ -6,9 +6,12 @@
 
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
-use sqlx::Connection;
+use sqlx::{ConnectOptions, Connection};
 
-/// Rows per INSERT (bounded by the databases' parameter limits).
+/// Values per batch: one multi-row INSERT into PostgreSQL (under its 65,535
+/// parameter limit); for SQLite, one transaction of single-row INSERTs, which
+/// reuse one prepared statement (a statement with thousands of placeholders
+/// is slow for SQLite to prepare).
 const BATCH_PARAMS: usize = 30_000;
 
 fn quote(ident: &str) -> String {
@@ -43,7 +46,7 @@ macro_rules! on_target {
 }
 
 /// Rows collected for one table, written in batches.
-pub struct Into {
+pub struct Loader {
     target: Target,
     table: String,
     columns: Vec<String>,
@@ -52,20 +55,25 @@ pub struct Into {
     pub inserted: u64,
 }
 
-impl Into {
+impl Loader {
     /// Connects to `url`.
     pub async fn connect(url: &str, table: &str) -> anyhow::Result<Self> {
         let target = if url.starts_with("sqlite:") {
             let opts: sqlx::sqlite::SqliteConnectOptions =
                 url.parse().context("--into: not a sqlite:// URL")?;
+            // The library logs every statement (and slow ones with their
+            // whole text) through `log`; a CLI must not print those.
+            let opts = opts.create_if_missing(true).disable_statement_logging();
             Target::Sqlite(
-                sqlx::SqliteConnection::connect_with(&opts.create_if_missing(true))
+                sqlx::SqliteConnection::connect_with(&opts)
                     .await
                     .context("--into: cannot open the SQLite database")?,
             )
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let opts: sqlx::postgres::PgConnectOptions =
+                url.parse().context("--into: not a postgres:// URL")?;
             Target::Postgres(
-                sqlx::PgConnection::connect(url)
+                sqlx::PgConnection::connect_with(&opts.disable_statement_logging())
                     .await
                     .context("--into: cannot connect to PostgreSQL")?,
             )
@@ -124,7 +132,8 @@ impl Into {
         Ok(())
     }
 
-    /// Writes the pending rows in one statement.
+    /// Writes the pending rows: one statement into PostgreSQL, one
+    /// transaction of prepared single-row inserts into SQLite.
     pub async fn flush(&mut self) -> anyhow::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
@@ -132,42 +141,77 @@ impl Into {
         if self.columns.is_empty() {
             self.create().await?;
         }
-        let n = self.columns.len();
-        let rows: Vec<String> = (0..self.batch.len())
-            .map(|r| {
-                let ps: Vec<String> = (0..n).map(|c| format!("${}", r * n + c + 1)).collect();
-                format!("({})", ps.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES {} ON CONFLICT DO NOTHING",
-            quote(&self.table),
-            self.columns
-                .iter()
-                .map(|c| quote(c))
-                .collect::<Vec<_>>()
-                .join(", "),
-            rows.join(", ")
-        );
         let batch = std::mem::take(&mut self.batch);
         let columns = &self.columns;
-        let done = on_target!(&mut self.target, c => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for row in &batch {
-                for col in columns {
-                    q = match row.get(col).unwrap_or(&Value::Null) {
-                        Value::Null => q.bind(None::<String>),
-                        Value::Bool(b) => q.bind(*b),
-                        Value::Number(x) if x.is_i64() => q.bind(x.as_i64()),
-                        Value::Number(x) => q.bind(x.as_f64()),
-                        Value::String(s) => q.bind(s.clone()),
-                        other => q.bind(other.to_string()),
-                    };
+        let insert = |rows: usize| {
+            let n = columns.len();
+            let values: Vec<String> = (0..rows)
+                .map(|r| {
+                    let ps: Vec<String> = (0..n).map(|c| format!("${}", r * n + c + 1)).collect();
+                    format!("({})", ps.join(", "))
+                })
+                .collect();
+            format!(
+                "INSERT INTO {} ({}) VALUES {} ON CONFLICT DO NOTHING",
+                quote(&self.table),
+                columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+                values.join(", ")
+            )
+        };
+        let done = match &mut self.target {
+            Target::Postgres(c) => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(insert(batch.len())));
+                for row in &batch {
+                    q = bind_row(q, row, columns);
                 }
+                q.execute(&mut *c)
+                    .await
+                    .context("--into: inserting rows")?
+                    .rows_affected()
             }
-            q.execute(&mut *c).await.context("--into: inserting rows")?.rows_affected()
-        });
+            Target::Sqlite(c) => {
+                let sql = insert(1);
+                let mut tx = c.begin().await.context("--into: starting a transaction")?;
+                let mut done = 0;
+                for row in &batch {
+                    let q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                    done += bind_row(q, row, columns)
+                        .execute(&mut *tx)
+                        .await
+                        .context("--into: inserting rows")?
+                        .rows_affected();
+                }
+                tx.commit().await.context("--into: committing rows")?;
+                done
+            }
+        };
         self.inserted += done;
         Ok(())
     }
+}
+
+/// Binds one row's values in column order, typed as JSON gives them.
+fn bind_row<'q, DB: sqlx::Database>(
+    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    row: &Map<String, Value>,
+    columns: &[String],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<f64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for col in columns {
+        q = match row.get(col).unwrap_or(&Value::Null) {
+            Value::Null => q.bind(None::<String>),
+            Value::Bool(b) => q.bind(*b),
+            Value::Number(x) if x.is_i64() => q.bind(x.as_i64()),
+            Value::Number(x) => q.bind(x.as_f64()),
+            Value::String(s) => q.bind(s.clone()),
+            other => q.bind(other.to_string()),
+        };
+    }
+    q
 }

@@ -122,9 +122,7 @@ impl LogBuffer {
             std::borrow::Cow::Owned(m) => m,
             std::borrow::Cow::Borrowed(_) => p.message,
         };
-        for v in p.context.values_mut() {
-            self.masker.mask_value(v);
-        }
+        self.masker.mask_fields(&mut p.context);
         let ts = now_ms();
         let mut st = self.lock();
         let entry = Arc::new(LogEntry {

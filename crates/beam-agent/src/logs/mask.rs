@@ -1,17 +1,82 @@
 //! Masks secrets in log lines before they are buffered, so they never leave
-//! production: bearer tokens, Stripe and webhook secrets, beam tokens, AWS access
-//! keys, `password=…`-style assignments, and (with `--mask-pii`) e-mail addresses.
+//! production. Two nets, because structured loggers put secrets where no value
+//! pattern can see them (`{"password":"hunter22"}` is just a string):
+//! - **by field name**, recursively through JSON objects and arrays and logfmt
+//!   pairs: any field whose name contains one of [`SECRET_FIELDS`] (compared
+//!   lower-case with `-`, `_` and `.` removed, so `apiKey`, `api-key` and
+//!   `API_KEY` are one name) has its whole value replaced, whatever its type;
+//!   the agent adds names with `--mask-field`;
+//! - **by value pattern**, in every string: bearer tokens, Stripe and webhook
+//!   secrets, beam tokens, AWS access keys, `name=value` / `name: value`
+//!   assignments of the same secret names, card numbers that pass the Luhn
+//!   check, and (with `--mask-pii`) e-mail addresses.
 
 use std::borrow::Cow;
 
 use regex::{Regex, RegexSet};
 use serde_json::Value;
 
+/// Field names (normalized: lower-case, no `-`, `_` or `.`) whose values are
+/// always masked; a field matches when its normalized name contains one.
+pub const SECRET_FIELDS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "authorization",
+    "cookie",
+    "session",
+    "privatekey",
+    "credential",
+    "cardnumber",
+    "creditcard",
+    "cvv",
+    "cvc",
+    "ssn",
+];
+
+/// What a masked value becomes.
+pub const MASKED: &str = "****";
+
 /// The rules, compiled once per agent.
 #[derive(Debug, Clone)]
 pub struct Masker {
     any: RegexSet,
     rules: Vec<(Regex, &'static str)>,
+    card: Regex,
+    fields: Vec<String>,
+}
+
+/// `apiKey`, `api-key`, `API_KEY` → `apikey`.
+fn normalize(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '-' | '_' | '.' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Whether a digit string is a plausible card number (13-19 digits, Luhn).
+fn luhn(digits: &[u8]) -> bool {
+    if !(13..=19).contains(&digits.len()) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            let d = u32::from(*d);
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
 }
 
 const RULES: &[(&str, &str)] = &[
@@ -19,15 +84,22 @@ const RULES: &[(&str, &str)] = &[
         r"(?i)\b(bearer|token)(\s+)[A-Za-z0-9\-._~+/]{8,}=*",
         "$1$2****",
     ),
+    (
+        r#"(?i)\b(authorization["']?\s*[:=]\s*["']?(?:basic\s+|digest\s+|bearer\s+)?)[^\s"',;&]+"#,
+        "$1****",
+    ),
     (r"\b(sk|rk)_(live|test)_[A-Za-z0-9]{8,}", "${1}_${2}_****"),
     (r"\bwhsec_[A-Za-z0-9+/=]{8,}", "whsec_****"),
     (r"\bbeam_[A-Za-z0-9]{20,}", "beam_****"),
     (r"\bAKIA[0-9A-Z]{16}\b", "AKIA****"),
     (
-        r#"(?i)\b(password|passwd|pwd|secret|api[_-]?key|access[_-]?token)(["']?\s*[:=]\s*["']?)[^\s"',;&]+"#,
+        r#"(?i)\b([a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|cookie|session|private[_-]?key|credential)[a-z0-9_.-]*)(["']?\s*[:=]\s*["']?)[^\s"',;&]+"#,
         "$1$2****",
     ),
 ];
+
+/// 13-19 digits, optionally grouped by spaces or dashes; masked when Luhn-valid.
+const CARD: &str = r"\b\d(?:[ -]?\d){12,18}\b";
 
 const EMAIL: (&str, &str) = (
     r"\b[A-Za-z0-9._%+\-]+@([A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,})\b",
@@ -37,16 +109,43 @@ const EMAIL: (&str, &str) = (
 impl Masker {
     /// The default rules, plus e-mail addresses when `pii` is set.
     pub fn new(pii: bool) -> Self {
+        Self::with_fields(pii, &[])
+    }
+
+    /// The default rules and field names, plus `extra` field names.
+    pub fn with_fields(pii: bool, extra: &[String]) -> Self {
         let mut list: Vec<(&str, &'static str)> = RULES.to_vec();
         if pii {
             list.push(EMAIL);
         }
-        let any = RegexSet::new(list.iter().map(|(p, _)| *p)).expect("the mask rules are valid");
+        let any = RegexSet::new(list.iter().map(|(p, _)| *p).chain([CARD]))
+            .expect("the mask rules are valid");
         let rules = list
             .iter()
             .map(|(p, r)| (Regex::new(p).expect("the mask rules are valid"), *r))
             .collect();
-        Self { any, rules }
+        let mut fields: Vec<String> = SECRET_FIELDS.iter().map(|f| f.to_string()).collect();
+        fields.extend(extra.iter().map(|f| normalize(f)).filter(|f| !f.is_empty()));
+        Self {
+            any,
+            rules,
+            card: Regex::new(CARD).expect("the card rule is valid"),
+            fields,
+        }
+    }
+
+    /// Whether a field of this name always has its value masked. Names of up
+    /// to 4 letters (`pwd`, `ssn`, `cvv`) must end the field name, so that
+    /// `user_ssn` matches and `classname` does not.
+    pub fn is_secret_field(&self, name: &str) -> bool {
+        let n = normalize(name);
+        self.fields.iter().any(|f| {
+            if f.len() <= 4 {
+                n.ends_with(f.as_str())
+            } else {
+                n.contains(f.as_str())
+            }
+        })
     }
 
     /// `text` with every secret replaced; borrowed when there is none (the
@@ -61,10 +160,29 @@ impl Masker {
                 out = s;
             }
         }
+        let carded = self.card.replace_all(&out, |c: &regex::Captures<'_>| {
+            let digits: Vec<u8> = c[0]
+                .bytes()
+                .filter(u8::is_ascii_digit)
+                .map(|b| b - b'0')
+                .collect();
+            if luhn(&digits) {
+                MASKED.to_string()
+            } else {
+                c[0].to_string()
+            }
+        });
+        if let Cow::Owned(s) = carded {
+            out = s;
+        }
+        if out == text {
+            return Cow::Borrowed(text);
+        }
         Cow::Owned(out)
     }
 
-    /// Masks every string inside a JSON value, in place.
+    /// Masks a JSON value in place: values of secret-named fields whole (at
+    /// any depth, whatever their type), and secrets inside every string.
     pub fn mask_value(&self, v: &mut Value) {
         match v {
             Value::String(s) => {
@@ -73,8 +191,19 @@ impl Masker {
                 }
             }
             Value::Array(a) => a.iter_mut().for_each(|v| self.mask_value(v)),
-            Value::Object(o) => o.values_mut().for_each(|v| self.mask_value(v)),
+            Value::Object(o) => self.mask_fields(o),
             _ => {}
+        }
+    }
+
+    /// Masks the fields of one object (the context of a log line).
+    pub fn mask_fields(&self, o: &mut serde_json::Map<String, Value>) {
+        for (k, v) in o.iter_mut() {
+            if self.is_secret_field(k) && !v.is_null() {
+                *v = Value::String(MASKED.into());
+            } else {
+                self.mask_value(v);
+            }
         }
     }
 }
@@ -124,5 +253,55 @@ mod tests {
         let mut v = serde_json::json!({"user": {"email": "ada@example.com"}, "n": 1});
         pii.mask_value(&mut v);
         assert_eq!(v["user"]["email"], "****@example.com");
+    }
+
+    /// Structured lines as real loggers write them: the secret is a field's
+    /// value, and no value pattern can see it.
+    #[test]
+    fn structured_fields_are_masked_by_name_at_any_depth() {
+        use crate::logs::parse::parse_line;
+        let m = Masker::with_fields(false, &["x-internal-pin".to_string()]);
+        let lines = [
+            // pino
+            r#"{"level":30,"time":1,"msg":"login","password":"hunter22","req":{"headers":{"authorization":"Basic YWRhOmh1bnRlcjIy","cookie":"sid=abc123"}}}"#,
+            // bunyan
+            r#"{"name":"shop","hostname":"h","pid":1,"level":50,"msg":"charge failed","card":{"cardNumber":"4242424242424242","cvv":"123"},"v":0}"#,
+            // tracing-subscriber JSON
+            r#"{"timestamp":"t","level":"INFO","fields":{"message":"auth","api_key":"k-9f8e7d","session_id":"s-5a4b"},"target":"shop"}"#,
+            // logfmt
+            r#"level=info msg="db connect" db_password=hunter22 client_secret=cs-77 user=ada"#,
+            // nested arrays and extra names
+            r#"{"level":"warn","msg":"batch","items":[{"accessToken":"at-1"},{"X-Internal-PIN":1234}],"privateKey":"-----BEGIN"}"#,
+            // a card number in free text
+            "paid with 4242 4242 4242 4242 today, order 1234567890123",
+        ];
+        for line in lines {
+            let mut p = parse_line(line);
+            m.mask_fields(&mut p.context);
+            let message = m.mask(&p.message).into_owned();
+            let all = format!("{message} {}", serde_json::Value::Object(p.context.clone()));
+            for secret in [
+                "hunter22",
+                "YWRhOmh1bnRlcjIy",
+                "sid=abc123",
+                "4242424242424242",
+                "4242 4242 4242 4242",
+                "\"123\"",
+                "k-9f8e7d",
+                "s-5a4b",
+                "cs-77",
+                "at-1",
+                "1234}",
+                "BEGIN",
+            ] {
+                assert!(!all.contains(secret), "{secret} survived in {all}");
+            }
+        }
+        // What is not secret stays readable.
+        let mut p = parse_line(r#"level=info msg="db connect" user=ada classname=Shop"#);
+        m.mask_fields(&mut p.context);
+        assert_eq!(p.context["user"], "ada");
+        assert_eq!(p.context["classname"], "Shop");
+        assert_eq!(m.mask("order 1234567890123 shipped"), "order 1234567890123 shipped");
     }
 }

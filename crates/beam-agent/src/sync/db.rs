@@ -29,49 +29,34 @@ pub(super) fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// A production database connection (read side).
-pub(super) enum Conn {
-    Pg(sqlx::PgConnection),
-    Sqlite(sqlx::SqliteConnection),
-}
+/// A read-only transaction on the production database (see [`crate::proddb`]).
+pub(super) use crate::proddb::ReadTx as Conn;
 
-/// Runs `$body` with `$c` bound to the connection (compiled per back end).
+/// Runs `$body` with `$c` bound to the transaction's connection (compiled per
+/// back end).
 macro_rules! on_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
-            Conn::Pg($c) => $body,
-            Conn::Sqlite($c) => $body,
+            Conn::Pg(tx) => {
+                let $c = &mut **tx;
+                $body
+            }
+            Conn::Sqlite(tx) => {
+                let $c = &mut **tx;
+                $body
+            }
         }
     };
 }
 
 pub(super) fn db_err(e: sqlx::Error) -> SyncError {
+    if crate::proddb::timed_out(&e) {
+        return SyncError::TimedOut;
+    }
     SyncError::Db(e.to_string())
 }
 
 impl Conn {
-    /// Opens `url`: PostgreSQL, or an existing SQLite file read-only.
-    pub(super) async fn open(url: &str) -> Result<Self, SyncError> {
-        use sqlx::Connection;
-        if url.starts_with("sqlite:") {
-            let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().map_err(db_err)?;
-            let opts = opts.read_only(true).create_if_missing(false);
-            Ok(Conn::Sqlite(
-                sqlx::SqliteConnection::connect_with(&opts)
-                    .await
-                    .map_err(db_err)?,
-            ))
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Ok(Conn::Pg(
-                sqlx::PgConnection::connect(url).await.map_err(db_err)?,
-            ))
-        } else {
-            Err(SyncError::Refused(
-                "the production database URL must be postgres://… or sqlite://…".into(),
-            ))
-        }
-    }
-
     /// The table's columns and their types (PostgreSQL type names; SQLite's
     /// declared types mapped onto them), in order.
     pub(super) async fn columns(
@@ -79,19 +64,23 @@ impl Conn {
         table: &str,
     ) -> Result<Vec<(String, String)>, SyncError> {
         let rows: Vec<(String, String)> = match self {
+            // format_type gives the exact type (`integer`, `numeric(10,2)`,
+            // `"Status"`), which filters cast their bound value to, so the
+            // comparison is typed and indexes apply.
             Conn::Pg(c) => sqlx::query_as(
-                "SELECT column_name::text, data_type::text FROM information_schema.columns \
-                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                 WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 \
+                 AND NOT a.attisdropped ORDER BY a.attnum",
             )
             .bind(table)
-            .fetch_all(&mut *c)
+            .fetch_all(&mut **c)
             .await
             .map_err(db_err)?,
             Conn::Sqlite(c) => {
                 let raw: Vec<(String, String)> =
                     sqlx::query_as("SELECT name, type FROM pragma_table_info($1) ORDER BY cid")
                         .bind(table)
-                        .fetch_all(&mut *c)
+                        .fetch_all(&mut **c)
                         .await
                         .map_err(db_err)?;
                 raw.into_iter()
@@ -128,26 +117,50 @@ impl Conn {
                  AND tc.constraint_type = 'PRIMARY KEY' ORDER BY kcu.ordinal_position",
             )
             .bind(table)
-            .fetch_all(&mut *c)
+            .fetch_all(&mut **c)
             .await
             .map_err(db_err)?,
             Conn::Sqlite(c) => sqlx::query_as(
                 "SELECT name FROM pragma_table_info($1) WHERE pk > 0 ORDER BY pk",
             )
             .bind(table)
-            .fetch_all(&mut *c)
+            .fetch_all(&mut **c)
             .await
             .map_err(db_err)?,
         };
         Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
-    /// `col` as text in this dialect.
-    pub(super) fn as_text(&self, col: &str) -> String {
+    /// `table.col` as text in this dialect (qualified, so it never resolves to
+    /// an output alias of the same name).
+    pub(super) fn as_text(&self, table: &str, col: &str) -> String {
         match self {
-            Conn::Pg(_) => format!("{}::text", quote(col)),
-            Conn::Sqlite(_) => format!("CAST({} AS TEXT)", quote(col)),
+            Conn::Pg(_) => format!("{}.{}::text", quote(table), quote(col)),
+            Conn::Sqlite(_) => format!("CAST({}.{} AS TEXT)", quote(table), quote(col)),
         }
+    }
+
+    /// `table.col = <bind n>` compared in the column's own type: PostgreSQL
+    /// casts the bound text to the column's type; SQLite applies the column's
+    /// affinity to a bound value by itself. Either way an index on the column
+    /// is usable, which `col::text = $1` would prevent.
+    pub(super) fn equals(&self, table: &str, col: &str, sql_type: &str, n: usize) -> String {
+        match self {
+            Conn::Pg(_) => format!("{}.{} = ${n}::{sql_type}", quote(table), quote(col)),
+            Conn::Sqlite(_) => format!("{}.{} = ${n}", quote(table), quote(col)),
+        }
+    }
+
+    /// `table.col IN (binds…)`, typed as in [`Conn::equals`].
+    pub(super) fn any_of(&self, table: &str, col: &str, sql_type: &str, ns: &[usize]) -> String {
+        let ps: Vec<String> = ns
+            .iter()
+            .map(|n| match self {
+                Conn::Pg(_) => format!("${n}::{sql_type}"),
+                Conn::Sqlite(_) => format!("${n}"),
+            })
+            .collect();
+        format!("{}.{} IN ({})", quote(table), quote(col), ps.join(", "))
     }
 }
 
@@ -160,6 +173,9 @@ pub struct Relation {
     pub references_table: String,
     /// The referenced column.
     pub references_column: String,
+    /// Why the policy does not let this key be followed (`None`: it can be).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 impl Conn {
@@ -177,14 +193,14 @@ impl Conn {
                  AND tc.table_name = $1 ORDER BY kcu.column_name",
             )
             .bind(table)
-            .fetch_all(&mut *c)
+            .fetch_all(&mut **c)
             .await
             .map_err(db_err)?,
             Conn::Sqlite(c) => sqlx::query_as(
                 "SELECT \"from\", \"table\", \"to\" FROM pragma_foreign_key_list($1) ORDER BY \"from\"",
             )
             .bind(table)
-            .fetch_all(&mut *c)
+            .fetch_all(&mut **c)
             .await
             .map_err(db_err)?,
         };
@@ -194,6 +210,7 @@ impl Conn {
                 column,
                 references_table,
                 references_column,
+                refused: None,
             })
             .collect())
     }

@@ -36,13 +36,49 @@ use serde_json::Map;
 use sqlx::Row;
 
 use db::{Conn, db_err, on_conn, quote, typed};
+
+/// A filter value the column's type cannot hold is the caller's mistake (400),
+/// not a database failure.
+fn filter_err(e: sqlx::Error) -> SyncError {
+    if let sqlx::Error::Database(d) = &e
+        && d.code().is_some_and(|c| c.starts_with("22"))
+    {
+        return SyncError::Refused(format!(
+            "a filter value does not fit its column's type: {}",
+            d.message()
+        ));
+    }
+    db_err(e)
+}
+
+/// Why a foreign key cannot be followed under the policy, if it cannot.
+fn follow_refusal(policy: &Policy, tp: &TablePolicy, r: &Relation) -> Option<String> {
+    let kept = |tp: &TablePolicy, c: &str| tp.columns.get(c) == Some(&Action::Keep);
+    if !kept(tp, &r.column) {
+        return Some(format!(
+            "{} is not kept by the policy (its values are not the real keys)",
+            r.column
+        ));
+    }
+    match policy.tables.get(&r.references_table) {
+        None => Some(format!(
+            "table '{}' is not in the agent's sync policy",
+            r.references_table
+        )),
+        Some(rt) if !kept(rt, &r.references_column) => Some(format!(
+            "{}.{} is not kept by the policy",
+            r.references_table, r.references_column
+        )),
+        Some(_) => None,
+    }
+}
 use policy::apply;
 
 /// Where the agent syncs from.
 #[derive(Debug, Clone)]
 pub struct SyncSource {
-    /// The production database URL (PostgreSQL).
-    pub database_url: beam_proto::Secret,
+    /// The production database (the agent's bounded, read-only pool).
+    pub db: crate::proddb::ProdDb,
     /// The policy file, re-read per request.
     pub policy: PathBuf,
     /// The pseudonym key (never leaves the agent).
@@ -84,6 +120,52 @@ pub enum SyncError {
     /// The database failed.
     #[error("database: {0}")]
     Db(String),
+    /// A statement ran past the agent's statement timeout.
+    #[error("the production database took longer than the agent's statement timeout; narrow the sync with --where or --limit")]
+    TimedOut,
+}
+
+impl From<crate::proddb::DbError> for SyncError {
+    fn from(e: crate::proddb::DbError) -> Self {
+        match e {
+            crate::proddb::DbError::Db(e) => db_err(e),
+            other => SyncError::Db(other.to_string()),
+        }
+    }
+}
+
+/// A filter column the policy does not keep is refused, naming the column and
+/// its action: comparing a dropped, hashed, masked, faked, nulled or fixed
+/// column with a guessed value would tell the caller whether the guess is the
+/// raw production value.
+fn filterable<'a>(
+    flag: &str,
+    table: &str,
+    col: &str,
+    cols: &'a [(String, String)],
+    tp: &TablePolicy,
+) -> Result<&'a str, SyncError> {
+    let Some((_, sql_type)) = cols.iter().find(|(name, _)| name == col) else {
+        return Err(SyncError::Refused(format!(
+            "{flag} {col}: no such column in {table}"
+        )));
+    };
+    let action = match tp.columns.get(col) {
+        Some(a) => a.clone(),
+        None if tp.default_drop => Action::Drop,
+        None => {
+            return Err(SyncError::Refused(format!(
+                "{flag} {col}: column {table}.{col} has no sanitization policy"
+            )));
+        }
+    };
+    if action != Action::Keep {
+        return Err(SyncError::Refused(format!(
+            "{flag} {col}: column {table}.{col} is `{}` in the agent's policy; filters may only use columns the policy keeps",
+            action_text(&action)
+        )));
+    }
+    Ok(sql_type)
 }
 
 impl SyncSource {
@@ -112,7 +194,7 @@ impl SyncSource {
                 policy.tables.keys().cloned().collect::<Vec<_>>().join(", ")
             )));
         };
-        let mut conn = Conn::open(self.database_url.expose()).await?;
+        let mut conn = self.db.begin().await?;
         let cols = conn.columns(&q.table).await?;
         if cols.is_empty() {
             return Err(SyncError::Refused(format!(
@@ -148,54 +230,51 @@ impl SyncSource {
             }
             plan.retain(|(c, _, _)| q.select.contains(c));
         }
+        let t = q.table.as_str();
         let mut sql = format!(
             "SELECT {} FROM {}",
             plan.iter()
-                .map(|(c, _, _)| format!("{} AS {}", conn.as_text(c), quote(c)))
+                .map(|(c, _, _)| format!("{} AS {}", conn.as_text(t, c), quote(c)))
                 .collect::<Vec<_>>()
                 .join(", "),
-            quote(&q.table)
+            quote(t)
         );
         // Values are bound, never spliced: they cannot change the query.
         let mut binds: Vec<&str> = Vec::new();
         let mut conditions: Vec<String> = Vec::new();
         for (c, v) in &q.filters {
-            if !cols.iter().any(|(name, _)| name == c) {
-                return Err(SyncError::Refused(format!(
-                    "--where {c}: no such column in {}",
-                    q.table
-                )));
-            }
+            let sql_type = filterable("--where", t, c, &cols, tp)?;
             binds.push(v);
-            conditions.push(format!("{} = ${}", conn.as_text(c), binds.len()));
+            conditions.push(conn.equals(t, c, sql_type, binds.len()));
         }
         let mut in_columns: Vec<&str> = q.any_of.iter().map(|(c, _)| c.as_str()).collect();
+        in_columns.sort_unstable();
         in_columns.dedup();
         for col in in_columns {
-            if !cols.iter().any(|(name, _)| name == col) {
-                return Err(SyncError::Refused(format!(
-                    "no such column {col} in {}",
-                    q.table
-                )));
-            }
-            let mut ps = Vec::new();
+            let sql_type = filterable("in", t, col, &cols, tp)?;
+            let mut ns = Vec::new();
             for (_, v) in q.any_of.iter().filter(|(c, _)| c == col) {
                 binds.push(v);
-                ps.push(format!("${}", binds.len()));
+                ns.push(binds.len());
             }
-            conditions.push(format!("{} IN ({})", conn.as_text(col), ps.join(", ")));
+            conditions.push(conn.any_of(t, col, sql_type, &ns));
         }
         if !conditions.is_empty() {
             sql.push_str(" WHERE ");
             sql.push_str(&conditions.join(" AND "));
         }
         // A stable order makes --skip (and so resuming) mean the same rows.
-        let pk = conn.primary_key(&q.table).await?;
+        // Qualified, so it sorts by the column itself (and its index), not by
+        // the text alias of the same name.
+        let pk = conn.primary_key(t).await?;
         let count_sql = format!("SELECT COUNT(*) FROM ({sql}) AS counted");
         if !pk.is_empty() {
             sql.push_str(&format!(
                 " ORDER BY {}",
-                pk.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+                pk.iter()
+                    .map(|c| format!("{}.{}", quote(t), quote(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         match (q.limit, q.skip, &conn) {
@@ -211,7 +290,7 @@ impl SyncSource {
             for v in &binds {
                 query = query.bind(*v);
             }
-            query.fetch_one(&mut *c).await.map_err(db_err)?
+            query.fetch_one(&mut *c).await.map_err(filter_err)?
         });
         let total = u64::try_from(matching).unwrap_or(0).saturating_sub(q.skip);
         let total = q.limit.map_or(total, |l| total.min(l));
@@ -255,20 +334,27 @@ impl SyncSource {
 
 impl SyncSource {
     /// The foreign keys of an allowlisted table (`--related` follows them).
+    /// Only keys the policy keeps on both sides can be followed: a follow
+    /// is an `in=` filter on the referenced column, and a hashed or faked key
+    /// holds pseudonyms that match nothing.
     pub async fn relations(&self, table: &str) -> Result<Vec<Relation>, SyncError> {
         let policy = self.policy()?;
-        if !policy.tables.contains_key(table) {
+        let Some(tp) = policy.tables.get(table) else {
             return Err(SyncError::Refused(format!(
                 "table '{table}' is not in the agent's sync policy"
             )));
+        };
+        let mut conn = self.db.begin().await?;
+        let mut rels = conn.relations(table).await?;
+        for r in &mut rels {
+            r.refused = follow_refusal(&policy, tp, r);
         }
-        let mut conn = Conn::open(self.database_url.expose()).await?;
-        conn.relations(table).await
+        Ok(rels)
     }
 
     /// A proposed policy for `table` from the default detectors, as TOML.
     pub async fn suggest_policy(&self, table: &str) -> Result<String, SyncError> {
-        let mut conn = Conn::open(self.database_url.expose()).await?;
+        let mut conn = self.db.begin().await?;
         let cols = conn.columns(table).await?;
         if cols.is_empty() {
             return Err(SyncError::Refused(format!(

@@ -250,6 +250,10 @@ pub(super) async fn agent_call(
     }
     // The agent explains (a bad --grep, no flags configured); pass it on.
     let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let body =
         http_body_util::BodyExt::collect(http_body_util::Limited::new(resp.into_body(), 16 * 1024))
             .await
@@ -258,10 +262,16 @@ pub(super) async fn agent_call(
     let (status, code) = match status {
         StatusCode::NOT_FOUND => (StatusCode::NOT_FOUND, "not_found"),
         StatusCode::PAYLOAD_TOO_LARGE => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        // The agent protects production (its sync cap): the caller retries.
+        StatusCode::TOO_MANY_REQUESTS => (StatusCode::TOO_MANY_REQUESTS, "agent_busy"),
         s if s.is_client_error() => (StatusCode::BAD_REQUEST, "agent_refused"),
         _ => (StatusCode::BAD_GATEWAY, "agent_failed"),
     };
-    Err(ApiError::new(status, code, body.trim().to_string()))
+    let mut err = ApiError::new(status, code, body.trim().to_string());
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        err.retry_after = Some(retry_after.unwrap_or(5));
+    }
+    Err(err)
 }
 
 /// Relays the agent's answer (streamed as it comes) with `content_type`.

@@ -15,6 +15,7 @@ mod parity;
 mod parity_inspect;
 mod parity_logs;
 mod parity_sync;
+mod parity_sync_guards;
 mod parity_webhooks;
 mod protect;
 mod reconnect;

@@ -208,7 +208,7 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
     let (code, out, _) = sync(&[
         "--table", "users", "--select", "id,plan", "--format", "csv", "--limit", "2",
     ]);
-    assert_eq!((code, out.as_str()), (0, "id,plan\n1,pro\n2,free\n"));
+    assert_eq!((code, out.as_str()), (0, "id,plan\r\n1,pro\r\n2,free\r\n"));
     let file = work.path().join("users.json");
     let file_arg = file.display().to_string();
     let (code, _, _) = sync(&[
