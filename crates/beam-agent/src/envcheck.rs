@@ -48,8 +48,9 @@ pub enum Verdict {
 /// Which names may be compared.
 #[derive(Debug, Clone, Default)]
 pub struct EnvPolicy {
-    /// Glob patterns (`*` wildcard) of names that may be compared; empty = any
-    /// name not denied.
+    /// Glob patterns (`*` wildcard) of names that may be compared; empty =
+    /// none. Equality is an oracle for guessable values, so the operator
+    /// names what developers may compare.
     pub allow: Vec<String>,
     /// Extra glob patterns never compared (added to [`ALWAYS_DENIED`]).
     pub deny: Vec<String>,
@@ -66,7 +67,7 @@ impl EnvPolicy {
         if beam_proto::webhook::type_matches(&denied, Some(name)) {
             return false;
         }
-        self.allow.is_empty() || beam_proto::webhook::type_matches(&self.allow, Some(name))
+        !self.allow.is_empty() && beam_proto::webhook::type_matches(&self.allow, Some(name))
     }
 }
 
@@ -156,7 +157,14 @@ mod tests {
             nonce: hexn.clone(),
             vars,
         };
+        // Nothing is compared until the operator names what may be.
         let r = check(&req, &EnvPolicy::default(), prod).unwrap();
+        assert!(r.values().all(|v| *v == Verdict::Refused), "{r:?}");
+        let any = EnvPolicy {
+            allow: vec!["*".into()],
+            deny: vec![],
+        };
+        let r = check(&req, &any, prod).unwrap();
         assert_eq!(r["PORT"], Verdict::Equal);
         assert_eq!(r["API_URL"], Verdict::Different);
         assert_eq!(r["ONLY_PROD"], Verdict::MissingLocally);

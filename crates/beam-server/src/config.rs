@@ -100,6 +100,9 @@ pub struct ServerConfig {
     pub webhook_retention: Duration,
     /// Largest webhook body the public receiver accepts (413 above it).
     pub webhook_max_body: usize,
+    /// `beam env check` comparisons of one variable per user and environment
+    /// per UTC day.
+    pub env_check_limit: u32,
 }
 
 impl ServerConfig {
@@ -153,6 +156,7 @@ impl ServerConfig {
             // Three days: a developer away over a weekend still gets Friday's events.
             webhook_retention: Duration::from_secs(72 * 3600),
             webhook_max_body: 1 << 20,
+            env_check_limit: 20,
         }
     }
 

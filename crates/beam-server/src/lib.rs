@@ -38,6 +38,7 @@ pub mod domains;
 mod edge;
 mod edge_io;
 pub mod edge_tls;
+mod envcap;
 pub mod error;
 pub mod mail;
 pub mod metrics;
@@ -127,6 +128,8 @@ pub(crate) struct State {
     pub(crate) webhooks: webhooks::Hub,
     /// Developers with an open log or webhook stream, per environment.
     pub(crate) developers: Arc<developers::Developers>,
+    /// Daily caps on env check comparisons per user and variable.
+    pub(crate) env_checks: envcap::EnvCheckCap,
 }
 
 impl State {
@@ -233,6 +236,7 @@ impl Server {
             acme_tx: self.acme.as_ref().map(|(tx, _)| tx.clone()),
             webhooks: webhooks::Hub::default(),
             developers: Arc::default(),
+            env_checks: envcap::EnvCheckCap::new(self.cfg.env_check_limit),
             token_limiter: visitor::token_limiter(&self.cfg),
             argon_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

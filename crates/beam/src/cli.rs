@@ -307,6 +307,10 @@ pub struct ServerArgs {
     /// Largest webhook body accepted (413 above it).
     #[arg(long, env = "BEAM_WEBHOOK_MAX_BODY", default_value = "1M", value_parser = parse_size)]
     pub webhook_max_body: u64,
+    /// `beam env check` comparisons of one variable per user and environment
+    /// per UTC day (a verdict answers a guess, so guesses are rationed).
+    #[arg(long, env = "BEAM_ENV_CHECK_LIMIT", default_value_t = 20)]
+    pub env_check_limit: u32,
     /// How long request records, hourly totals and past tunnels are kept.
     #[arg(long, env = "BEAM_RETENTION", default_value = "720h", value_parser = parse_duration)]
     pub retention: Duration,

@@ -275,6 +275,11 @@ pub async fn env_check(args: EnvCheckArgs) -> anyhow::Result<bool> {
             let mark = if verdict == "equal" { "✓" } else { "✗" };
             println!("  {mark} {n}");
         }
+        if verdict == "refused" {
+            println!(
+                "  The agent compares only the names its operator allows: `beam agent --env-allow NAME` (wildcards allowed) in production."
+            );
+        }
     }
     Ok(all_equal)
 }

@@ -87,6 +87,7 @@ pub fn config_from(args: &ServerArgs, http_port: u16, https_port: Option<u16>) -
     cfg.analytics = !args.no_analytics;
     cfg.webhook_retention = args.webhook_retention;
     cfg.webhook_max_body = usize::try_from(args.webhook_max_body).unwrap_or(usize::MAX);
+    cfg.env_check_limit = args.env_check_limit;
     cfg.retention = args.retention;
     cfg.tunnel_rate_per_sec = args.tunnel_rate_limit;
     cfg.token_rate_per_sec = args.token_rate_limit;

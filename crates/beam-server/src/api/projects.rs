@@ -388,6 +388,21 @@ pub async fn env_check(
 ) -> ApiResult<Response> {
     let p = auth.require(Scope::EnvCheck)?;
     let env = find_env(&state, p.org_id, &project, &environment).await?;
+    #[derive(Deserialize)]
+    struct Names {
+        vars: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+    }
+    let names: Vec<String> = serde_json::from_slice::<Names>(&body)
+        .map_err(|e| ApiError::bad_request(format!("body: {e}")))?
+        .vars
+        .into_keys()
+        .collect();
+    let now = crate::store::now_ms();
+    if let Err(m) = state.env_checks.take(p.user_id, env.id, &names, now) {
+        let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "env_check_limit", m);
+        e.retry_after = Some(crate::envcap::EnvCheckCap::retry_after(now));
+        return Err(e);
+    }
     let req = agent_request(
         axum::http::Method::POST,
         "/env/check",
@@ -397,19 +412,22 @@ pub async fn env_check(
 }
 
 /// The agent's health report: database, app health URL, log buffer, last
-/// error, uptime and version. Any member's token may read it; the public
-/// `/health` stays minimal.
+/// error, uptime and version. Needs `logs:read`: the last error is a log line,
+/// and the database host and app URL are not for every member's token; the
+/// public `/health` stays minimal.
 #[utoipa::path(get, path = "/api/projects/{project}/{environment}/health", tag = "projects",
     security(("bearer" = [])), params(("project" = String, Path), ("environment" = String, Path)),
     responses((status = 200, description = "status, checks [{name, status, detail, ms}], uptime_s, version, environment"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
-        (status = 502, body = ErrorBody), (status = 503, description = "No agent connected", body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
+        (status = 503, description = "No agent connected", body = ErrorBody)))]
 pub async fn health(
     AxumState(state): AxumState<Arc<State>>,
     auth: Auth,
     Path((project, environment)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let env = find_env(&state, auth.0.org_id, &project, &environment).await?;
+    let p = auth.require(Scope::LogsRead)?;
+    let env = find_env(&state, p.org_id, &project, &environment).await?;
     let req = agent_request(axum::http::Method::GET, "/health", crate::body::empty())?;
     let resp = agent_call(&state, &env, req).await?;
     let bytes = http_body_util::BodyExt::collect(http_body_util::Limited::new(

@@ -12,6 +12,7 @@ mod edge_tls;
 mod handshake;
 mod names;
 mod parity;
+mod parity_agent;
 mod parity_inspect;
 mod parity_logs;
 mod parity_sync;

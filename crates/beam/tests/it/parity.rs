@@ -71,6 +71,21 @@ impl Watched {
         self._kill.0.id()
     }
 
+    /// Waits (off the runtime) for the process to exit; its exit code.
+    pub(crate) async fn exit_code(&mut self) -> i32 {
+        let child = &mut self._kill.0;
+        tokio::task::block_in_place(|| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    return status.code().unwrap_or(-1);
+                }
+                assert!(std::time::Instant::now() < deadline, "the process did not exit");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    }
+
     /// Waits (off the runtime) for a stderr line containing `what`.
     pub(crate) async fn wait_for(&mut self, what: &str) -> String {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -295,11 +295,24 @@ async fn flags_env_check_and_health_are_answered_in_production() {
     assert!(out.starts_with("shop/production  ○ offline"), "{out}");
     assert!(out.contains("    flags     offline"), "{out}");
 
-    // Without a token, nothing; the public /health stays minimal.
+    // Without a token, nothing; without logs:read, nothing either (the
+    // report holds the last error line, the database host and the app URL);
+    // the public /health stays minimal.
     let r = server
         .api("GET", "/api/projects/shop/production/health", None, None)
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let flags_only = server.api_token(&admin, &["flags:read"]).await;
+    let r = server
+        .api(
+            "GET",
+            "/api/projects/shop/production/health",
+            Some(&flags_only),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    assert!(r.message().contains("logs:read"), "{r:?}");
     let r = server.api("GET", "/health", None, None).await;
     assert_eq!(r.json.as_object().unwrap().len(), 2, "{r:?}");
 }
@@ -315,4 +328,72 @@ async fn connected_developers(server: &TestServer, token: &str) -> Option<u64> {
         )
         .await;
     r.json["connected_developers"].as_u64()
+}
+
+/// `beam env check` is an oracle for guessable values: without an allowlist
+/// the agent compares nothing, and the server rations comparisons per user,
+/// variable and day, so a PIN cannot be found by trying candidates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_check_compares_only_allowed_names_and_rations_guesses() {
+    let server = TestServer::start_with(|c| c.env_check_limit = 5).await;
+    let (admin, agent) = setup(&server).await;
+    let dev = server.api_token(&admin, &["env:check"]).await;
+    let home = tempfile::tempdir().unwrap();
+    let check = |pin_guess: &str| {
+        let nonce = [3u8; 32];
+        let hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        json!({"nonce": hex, "vars": {"PIN": beam_agent::envcheck::fingerprint(&nonce, pin_guess)}})
+    };
+    {
+        // No --env-allow: nothing is compared, and the CLI says how to allow.
+        let _agent = crate::parity::start_agent(
+            &server,
+            home.path(),
+            &agent,
+            &["--listen", "127.0.0.1:0"],
+            &[("PIN", "4821")],
+        )
+        .await;
+        let r = server
+            .api("POST", "/api/projects/shop/production/env/check", Some(&dev), Some(check("4821")))
+            .await;
+        assert_eq!(r.json, json!({"results": {"PIN": "refused"}}), "{r:?}");
+        let mut c = crate::cli::beam(home.path());
+        c.args(["env", "check", "PIN", "--project", "shop/production"])
+            .args(["--server", &server.tunnel.to_string()])
+            .args(["--fingerprint", &server.fingerprint])
+            .env("BEAM_TOKEN", &dev)
+            .env("PIN", "1");
+        let (_, out, _) = crate::cli::output(c);
+        assert!(out.contains("beam agent --env-allow NAME"), "{out}");
+    }
+    let _agent = crate::parity::start_agent(
+        &server,
+        home.path(),
+        &agent,
+        &["--listen", "127.0.0.1:0", "--env-allow", "PIN"],
+        &[("PIN", "4821")],
+    )
+    .await;
+    // Two comparisons were counted above (API and CLI); three more guesses
+    // are answered…
+    for guess in ["0000", "0001", "0002"] {
+        let r = server
+            .api("POST", "/api/projects/shop/production/env/check", Some(&dev), Some(check(guess)))
+            .await;
+        assert_eq!(r.json, json!({"results": {"PIN": "different"}}), "{r:?}");
+    }
+    // …and then even the right one is refused, with when to come back.
+    let r = server
+        .api("POST", "/api/projects/shop/production/env/check", Some(&dev), Some(check("4821")))
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    assert!(r.message().contains("PIN was already compared 5 times today"), "{r:?}");
+    assert!(r.headers.contains_key("retry-after"));
+    // The count is the user's: a fresh token of the same user gets no more.
+    let other = server.api_token(&admin, &["env:check"]).await;
+    let r = server
+        .api("POST", "/api/projects/shop/production/env/check", Some(&other), Some(check("4821")))
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
 }
