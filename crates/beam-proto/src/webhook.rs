@@ -180,6 +180,11 @@ fn key(secret: &[u8]) -> hmac::Key {
     hmac::Key::new(hmac::HMAC_SHA256, secret)
 }
 
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -360,8 +365,21 @@ pub fn check_secret(provider: Provider, secret: &str) -> Result<(), SignatureErr
 }
 
 /// Headers never stored or forwarded to laptops: credentials meant for the
-/// production endpoint, not part of any provider's signature.
-pub const DROPPED_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+/// production endpoint, and the production signatures themselves. A
+/// production signature is a credential for its body (whoever holds it can
+/// replay the event to production within the tolerance), so only the
+/// developer's re-signed headers ever exist outside the receiver.
+pub const DROPPED_HEADERS: [&str; 9] = [
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "stripe-signature",
+    "svix-signature",
+    "webhook-signature",
+    "x-hub-signature",
+    "x-hub-signature-256",
+    "paypal-transmission-sig",
+];
 
 /// A fresh developer secret: `whsec_` and 32 random bytes in base64, which both
 /// Stripe's libraries (the whole string is the key) and svix's (the base64 part)
@@ -390,11 +408,11 @@ pub fn describe(
             header(headers, svix_names(headers)[0]).map(str::to_string),
             field("type").or_else(|| field("eventType")),
         ),
+        // The custom scheme signs the body only: a delivery-id header is not
+        // signed, so one captured request could be replayed under new ids as
+        // "new" verified events. The id is the signed content itself.
         Provider::Custom => (
-            header(headers, "X-GitHub-Delivery")
-                .or_else(|| header(headers, "X-Event-Id"))
-                .map(str::to_string)
-                .or_else(|| field("id")),
+            Some(format!("sha256:{}", &hex(&sha256(body))[..32])),
             header(headers, "X-GitHub-Event")
                 .or_else(|| header(headers, "X-Event-Type"))
                 .map(str::to_string)

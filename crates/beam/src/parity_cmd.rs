@@ -119,6 +119,12 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
             "give the app to run after `--` (beam agent --project {project}/{environment} -- node server.js), or --tail-file / --listen"
         );
     }
+    // Without an app this process is the whole service and nothing depends
+    // on it starting: a setup mistake is an error now, not a retry loop.
+    if args.command.is_empty() {
+        prepare(&args, Arc::new(LogBuffer::new(Limits::default(), Masker::new(false), None)))
+            .await?;
+    }
     let buffer = Arc::new(LogBuffer::new(
         Limits {
             max_entries: args.buffer_lines.max(1),

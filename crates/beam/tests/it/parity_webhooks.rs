@@ -249,7 +249,9 @@ crate::both!(
             ("POST", "/hooks/1/shop/production/stripe", Some("src=test"))
         );
         assert!(ev.verified);
-        assert!(webhook::header(&ev.headers, "stripe-signature").is_some());
+        // The production signature is a credential for this body: it is
+        // stripped before storing; laptops re-sign with their own secret.
+        assert!(webhook::header(&ev.headers, "stripe-signature").is_none());
 
         // Only a 2xx acknowledges; an unknown event is a 404.
         let r = ack(&server, &dev, first_id, 500).await;
@@ -978,4 +980,83 @@ async fn open_logs_raw(server: &TestServer, token: &str) -> (StatusCode, Vec<u8>
             .to_bytes()
             .to_vec(),
     )
+}
+
+/// A production signature is a credential for its body: none is ever stored
+/// or served (only the developer's re-signed headers exist outside the
+/// receiver), and the custom scheme, which signs only the body, dedupes on
+/// that signed content, so one captured request cannot be replayed under new
+/// delivery ids as new verified events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_signatures_are_never_stored_and_custom_events_dedupe_on_content() {
+    const PROD_CUSTOM: &str = "github-production-secret";
+    let server = TestServer::start_with(|c| {
+        let mut s = sources();
+        s.insert(
+            1,
+            "shop",
+            "production",
+            Provider::Custom,
+            Check::Secret(beam_proto::Secret::new(PROD_CUSTOM.to_string())),
+        );
+        c.webhook_sources = s;
+    })
+    .await;
+    let (admin, _agent) = setup(&server).await;
+    let dev = server.api_token(&admin, &["webhooks:read"]).await;
+    let body = br#"{"action":"opened","number":7}"#;
+    let signed = |delivery: &str| {
+        let mut h = vec![
+            ("X-GitHub-Delivery".to_string(), delivery.to_string()),
+            ("X-GitHub-Event".to_string(), "pull_request".to_string()),
+            ("X-Hub-Signature".to_string(), "sha1=legacy".to_string()),
+        ];
+        webhook::resign(Provider::Custom, PROD_CUSTOM, &mut h, body, now_s()).unwrap();
+        h
+    };
+    let r = post_hook(&server, "custom", &signed("d-1"), body).await;
+    assert_eq!((r.status, r.json["duplicate"].as_bool()), (StatusCode::OK, Some(false)), "{r:?}");
+    let first = r.json["id"].as_i64().unwrap();
+    // The same signed body under a new delivery id is the same event.
+    let r = post_hook(&server, "custom", &signed("d-2-replayed"), body).await;
+    assert_eq!(
+        (r.json["id"].as_i64(), r.json["duplicate"].as_bool()),
+        (Some(first), Some(true)),
+        "{r:?}"
+    );
+    let svix_body = br#"{"type":"email.delivered"}"#;
+    let mut h = vec![("webhook-id".to_string(), "msg_9".to_string())];
+    webhook::resign(Provider::Svix, PROD_SVIX, &mut h, svix_body, now_s()).unwrap();
+    let r = post_hook(&server, "svix", &h, svix_body).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let svix_id = r.json["id"].as_i64().unwrap();
+    let stripe = send_stripe(&server, br#"{"id":"evt_9","type":"x"}"#, PROD_STRIPE).await;
+    let stripe_id = stripe.json["id"].as_i64().unwrap();
+    for id in [first, svix_id, stripe_id] {
+        let r = server
+            .api(
+                "GET",
+                &format!("/api/projects/shop/production/webhooks/events/{id}"),
+                Some(&dev),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        let names: Vec<String> = r.json["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h[0].as_str().unwrap().to_ascii_lowercase())
+            .collect();
+        for sig in webhook::DROPPED_HEADERS {
+            assert!(!names.iter().any(|n| n == sig), "{sig} stored: {names:?}");
+        }
+        // What the developer's re-signing needs is kept.
+        if id == svix_id {
+            assert!(names.contains(&"webhook-id".to_string()), "{names:?}");
+        }
+        if id == first {
+            assert!(names.contains(&"x-github-event".to_string()), "{names:?}");
+        }
+    }
 }
