@@ -8,6 +8,10 @@ pub const FORWARDED_FOR: &str = "x-forwarded-for";
 pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
 /// The `Host` the visitor asked for.
 pub const FORWARDED_HOST: &str = "x-forwarded-host";
+/// The visitor IP alone (nginx's convention), set by the edge.
+pub const REAL_IP: &str = "x-real-ip";
+/// RFC 7239's header; the edge removes a visitor's, never forwarding a forged one.
+pub const FORWARDED: &str = "forwarded";
 
 /// On a TCP tunnel's `CONNECT` stream: the visitor's `ip:port`.
 pub const PEER_ADDR: &str = "beam-peer-addr";
@@ -58,6 +62,69 @@ pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     }
 }
 
+/// Removes what a visitor could forge to fool the app or beam: `Forwarded`,
+/// `X-Forwarded-*`, `X-Real-IP` and beam's own `beam-*` headers. The edge
+/// sets the forwarding headers itself afterwards.
+pub fn strip_spoofable(headers: &mut http::HeaderMap) {
+    let internal: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            k.starts_with("beam-") || k.starts_with("x-forwarded-")
+        })
+        .cloned()
+        .collect();
+    for k in internal {
+        headers.remove(k);
+    }
+    headers.remove(FORWARDED);
+    headers.remove(REAL_IP);
+}
+
+/// `cookie` (a `Set-Cookie` value) without its `Domain` attribute when that
+/// domain is beam's shared `base` domain (or under it) but not `host` or
+/// inside it, which makes the cookie host-only. A custom domain's owner may
+/// still set cookies for their own parent domain, which no other tenant can
+/// serve. Borrowed when nothing changes.
+pub fn confine_cookie<'a>(cookie: &'a str, host: &str, base: &str) -> std::borrow::Cow<'a, str> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let base = base.trim_end_matches('.').to_ascii_lowercase();
+    let within = |d: &str, parent: &str| d == parent || d.ends_with(&format!(".{parent}"));
+    let mut changed = false;
+    let kept: Vec<&str> = cookie
+        .split(';')
+        .enumerate()
+        .filter(|(i, attr)| {
+            if *i == 0 {
+                return true;
+            }
+            let Some((name, value)) = attr.split_once('=') else {
+                return true;
+            };
+            if !name.trim().eq_ignore_ascii_case("domain") {
+                return true;
+            }
+            let d = value
+                .trim()
+                .trim_start_matches('.')
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            // Shared: beam's domain, or any parent of it (`example` for
+            // `beam.example`), which covers the API host and every tenant.
+            let shared = within(&d, &base) || within(&base, &d);
+            let allowed = within(&d, &host) || !shared;
+            changed |= !allowed;
+            allowed
+        })
+        .map(|(_, a)| a)
+        .collect();
+    if changed {
+        std::borrow::Cow::Owned(kept.join(";"))
+    } else {
+        std::borrow::Cow::Borrowed(cookie)
+    }
+}
+
 /// Adds `Connection: upgrade` and `Upgrade: websocket`: the HTTP/1.1 form of a
 /// WebSocket upgrade, which HTTP/2 (RFC 8441) carries as `:protocol` instead. Both
 /// ends of the tunnel restore it on their HTTP/1.1 side.
@@ -94,5 +161,54 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 2);
         assert_eq!(h.get_all("set-cookie").iter().count(), 2);
+    }
+
+    #[test]
+    fn cookies_reaching_beyond_the_tunnel_host_become_host_only() {
+        let host = "demo.beam.example";
+        for (cookie, want) in [
+            ("a=1; Path=/; Domain=.beam.example; HttpOnly", "a=1; Path=/; HttpOnly"),
+            ("a=1; domain=beam.example", "a=1"),
+            ("a=1; Domain=api.beam.example", "a=1"),
+            ("a=1; Domain=other.beam.example; Secure", "a=1; Secure"),
+            ("a=1; Domain=example", "a=1"),
+            // Not beam's domain: another site's business (the browser
+            // rejects it for this host anyway).
+            ("a=1; Domain=unrelated.test", "a=1; Domain=unrelated.test"),
+            ("a=1; Domain=demo.beam.example; Secure", "a=1; Domain=demo.beam.example; Secure"),
+            ("a=1; Domain=.Demo.Beam.Example", "a=1; Domain=.Demo.Beam.Example"),
+            ("a=1; Domain=x.demo.beam.example", "a=1; Domain=x.demo.beam.example"),
+            ("a=1; Path=/", "a=1; Path=/"),
+            ("a=b=c; Domain=other.beam.example.", "a=b=c"),
+        ] {
+            assert_eq!(confine_cookie(cookie, host, "beam.example"), want, "{cookie}");
+        }
+        // A custom domain's owner may scope cookies to their own parent.
+        let c = "a=1; Domain=example.com";
+        assert_eq!(confine_cookie(c, "app.example.com", "beam.example"), c);
+        assert_eq!(
+            confine_cookie("a=1; Domain=beam.example", "app.example.com", "beam.example"),
+            "a=1"
+        );
+    }
+
+    #[test]
+    fn forged_forwarding_and_internal_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("forwarded", "for=1.2.3.4"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-port", "443"),
+            ("x-real-ip", "1.2.3.4"),
+            ("beam-error", "local-refused"),
+            ("beam-peer-addr", "1.2.3.4:1"),
+            ("x-app", "kept"),
+        ] {
+            h.insert(k, HeaderValue::from_static(v));
+        }
+        strip_spoofable(&mut h);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-app"], "kept");
     }
 }

@@ -47,9 +47,14 @@ pub struct Protection {
     /// Visitor networks refused (CIDR); wins over `allow_cidr`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny_cidr: Vec<String>,
-    /// Requests per minute per visitor address.
+    /// Requests per minute per visitor address (a burst of at most one
+    /// minute's worth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_per_minute: Option<u32>,
+    /// Requests per second per visitor address (a burst of at most one
+    /// second's worth); wins over `rate_per_minute`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_per_second: Option<u32>,
     /// Origins allowed by CORS (`*` for any); empty leaves CORS to the app.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cors: Vec<String>,

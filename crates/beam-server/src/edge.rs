@@ -473,6 +473,10 @@ async fn proxy(
         tracing::warn!(request_id, tunnel = name, kind, "local service error");
     }
     strip_hop_by_hop(resp.headers_mut());
+    let host_only = raw_host.rsplit_once(':').map_or(raw_host.as_str(), |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) { h } else { raw_host.as_str() }
+    });
+    confine_cookies(resp.headers_mut(), host_only, &state.cfg.domain);
     policy.apply_cors(origin.as_ref(), resp.headers_mut());
     if let Ok(v) = HeaderValue::from_str(request_id) {
         resp.headers_mut().insert(bh::REQUEST_ID, v);
@@ -517,7 +521,12 @@ async fn proxy(
     Ok(resp.map(|b| boxed(Counted::new(b, (out, permit)))))
 }
 
-/// Adds `X-Forwarded-For/-Proto/-Host` and the request id.
+/// Sets what the app may trust about the visitor: `X-Forwarded-For`,
+/// `X-Real-IP`, `X-Forwarded-Proto/-Host` and the request id, each overwriting
+/// whatever the visitor sent. The visitor's own `Forwarded` and beam's
+/// internal `beam-*` headers are removed, so no header an app reads for the
+/// client address or beam's signals can be forged from outside. beam is the
+/// first proxy a visitor reaches, so the chain starts here.
 fn set_forwarded(
     headers: &mut HeaderMap,
     peer: SocketAddr,
@@ -525,20 +534,43 @@ fn set_forwarded(
     raw_host: &str,
     request_id: &str,
 ) {
+    bh::strip_spoofable(headers);
     let ip = peer.ip().to_string();
-    let xff = match headers.get(bh::FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
-    };
     let mut set = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
             headers.insert(name, v);
         }
     };
-    set(bh::FORWARDED_FOR, &xff);
+    set(bh::FORWARDED_FOR, &ip);
+    set(bh::REAL_IP, &ip);
     set(bh::FORWARDED_PROTO, scheme);
     set(bh::FORWARDED_HOST, raw_host);
     set(bh::REQUEST_ID, request_id);
+}
+
+/// Makes every `Set-Cookie` of a tunnel's response host-only when its
+/// `Domain=` reaches beyond the tunnel's own host: tenants share the parent
+/// domain, and a cookie for `.<domain>` would be sent to the API host and to
+/// every other tenant's tunnel.
+fn confine_cookies(headers: &mut HeaderMap, host: &str, base: &str) {
+    if !headers.contains_key(header::SET_COOKIE) {
+        return;
+    }
+    let cookies: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| match v.to_str() {
+            Ok(s) => match bh::confine_cookie(s, host, base) {
+                std::borrow::Cow::Borrowed(_) => v.clone(),
+                std::borrow::Cow::Owned(c) => HeaderValue::from_str(&c).unwrap_or_else(|_| v.clone()),
+            },
+            Err(_) => v.clone(),
+        })
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for c in cookies {
+        headers.append(header::SET_COOKIE, c);
+    }
 }
 
 #[cfg(test)]

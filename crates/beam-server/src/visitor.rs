@@ -110,12 +110,18 @@ impl Policy {
         let allow = nets(&p.allow_cidr, "--allow-cidr")?;
         let deny = nets(&p.deny_cidr, "--deny-cidr")?;
         let cors = parse_cors(&p.cors)?;
-        let per_ip = match p.rate_per_minute {
-            None => None,
-            Some(n) => {
+        // The burst is one period's worth (governor's default for these
+        // quotas): `5/s` admits at most 5 at once, never a minute's worth.
+        let per_ip = match (p.rate_per_second, p.rate_per_minute) {
+            (Some(n), _) => {
+                let n = NonZeroU32::new(n).ok_or("--rate-limit must be at least 1 per second")?;
+                Some(RateLimiter::keyed(Quota::per_second(n)))
+            }
+            (None, Some(n)) => {
                 let n = NonZeroU32::new(n).ok_or("--rate-limit must be at least 1 per minute")?;
                 Some(RateLimiter::keyed(Quota::per_minute(n)))
             }
+            (None, None) => None,
         };
         let max_body = match (p.max_body, cfg.max_body) {
             (Some(0), _) => return Err("--max-body must be at least 1 byte".into()),
@@ -150,7 +156,7 @@ impl Policy {
             return Err(Refused::Address);
         }
         if let Some(l) = &self.per_ip
-            && let Err(nu) = l.check_key(&ip)
+            && let Err(nu) = l.check_key(&client_key(ip))
         {
             return Err(Refused::Rate {
                 scope: "visitor",
@@ -368,6 +374,19 @@ pub(crate) fn check_token(
 fn retry_after(wait: Duration) -> u64 {
     let ms = wait.as_millis() as u64;
     ms.div_ceil(1000).max(1)
+}
+
+/// The key rate limits and failure counts use for a visitor: IPv4 as is,
+/// IPv6 by its /64 (one subscriber's network; anyone holding a /64 can use
+/// 2^64 addresses, so counting addresses would count nothing).
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
 }
 
 /// IPv4-mapped IPv6 addresses are checked as IPv4, so `10.0.0.0/8` matches

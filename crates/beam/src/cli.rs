@@ -426,9 +426,10 @@ pub struct HttpArgs {
         help_heading = "Visitor protection"
     )]
     pub deny_cidr: Vec<String>,
-    /// Requests per visitor address: N/s or N/m (429 with Retry-After above it).
+    /// Requests per visitor address: N/s or N/m (429 with Retry-After above
+    /// it). The burst is one period's worth: N at once, then N per period.
     #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Visitor protection")]
-    pub rate_limit: Option<u32>,
+    pub rate_limit: Option<Rate>,
     /// Answer CORS at the edge for these origins (scheme://host[:port], or '*').
     /// Off by default: the app's own CORS policy is left alone.
     #[arg(
@@ -477,19 +478,29 @@ pub struct TcpArgs {
 }
 
 /// Parses `10/s`, `600/m` or `600` (per minute) into requests per minute.
-pub fn parse_rate(s: &str) -> Result<u32, String> {
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
     let bad = || format!("'{s}' is not a rate: use N/s or N/m, e.g. 10/s or 600/m");
     let (n, unit) = s.trim().split_once('/').unwrap_or((s.trim(), "m"));
     let n: u32 = n.trim().parse().map_err(|_| bad())?;
-    let per_minute = match unit.trim() {
-        "s" | "sec" | "second" => n.checked_mul(60).ok_or_else(bad)?,
-        "m" | "min" | "minute" => n,
+    let rate = match unit.trim() {
+        "s" | "sec" | "second" => Rate::PerSecond(n),
+        "m" | "min" | "minute" => Rate::PerMinute(n),
         _ => return Err(bad()),
     };
-    if per_minute == 0 {
-        return Err(format!("'{s}': the rate must be at least 1 per minute"));
+    if n == 0 {
+        return Err(format!("'{s}': the rate must be at least 1"));
     }
-    Ok(per_minute)
+    Ok(rate)
+}
+
+/// A visitor rate limit as given: the period decides the burst (one
+/// period's worth), so `5/s` never lets 300 requests through at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// N per second.
+    PerSecond(u32),
+    /// N per minute.
+    PerMinute(u32),
 }
 
 /// Parses `1048576`, `512k`, `10MB`, `1GiB` (k/M/G are powers of 1024).
@@ -736,8 +747,8 @@ mod tests {
         assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
         assert_eq!(parse_port_range("20000-20010").unwrap(), 20000..=20010);
         assert_eq!(parse_port_range("5000").unwrap(), 5000..=5000);
-        assert_eq!(parse_rate("10/s").unwrap(), 600);
-        assert_eq!(parse_rate("90").unwrap(), 90);
+        assert_eq!(parse_rate("10/s").unwrap(), Rate::PerSecond(10));
+        assert_eq!(parse_rate("90").unwrap(), Rate::PerMinute(90));
         assert!(parse_rate("0/m").unwrap_err().contains("at least 1"));
         assert!(parse_rate("5/h").unwrap_err().contains("not a rate"));
         assert_eq!(parse_size("512k").unwrap(), 512 * 1024);

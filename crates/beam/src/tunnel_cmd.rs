@@ -81,7 +81,14 @@ async fn protection(args: &HttpArgs) -> anyhow::Result<Protection> {
         bearer,
         allow_cidr: args.allow_cidr.clone(),
         deny_cidr: args.deny_cidr.clone(),
-        rate_per_minute: args.rate_limit,
+        rate_per_minute: match args.rate_limit {
+            Some(crate::cli::Rate::PerMinute(n)) => Some(n),
+            _ => None,
+        },
+        rate_per_second: match args.rate_limit {
+            Some(crate::cli::Rate::PerSecond(n)) => Some(n),
+            _ => None,
+        },
         cors: args.cors.clone(),
         max_body: args.max_body,
     })

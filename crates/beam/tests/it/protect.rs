@@ -236,6 +236,44 @@ async fn rate_limits_answer_429_with_a_correct_retry_after() {
     assert!((28..=30).contains(&wait), "Retry-After {wait}");
 }
 
+/// `--rate-limit 5/s` means 5 per second with a burst of 5: a volley of 60
+/// parallel requests gets 5 through, plus what one second's refill allows
+/// for however long the volley took (it used to become 300/min with a burst
+/// of 300).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_second_rate_limit_allows_at_most_a_one_second_burst() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let per_second = Protection {
+        rate_per_second: Some(5),
+        ..Default::default()
+    };
+    let (_c, host) = server.protected_client(origin.addr, per_second).await;
+    let start = std::time::Instant::now();
+    let volley = (0..60).map(|_| {
+        let host = host.clone();
+        let public = server.public;
+        tokio::spawn(async move { get(public, &host, "/hello").await.0 })
+    });
+    let mut ok = 0u64;
+    let mut limited = 0u64;
+    for r in futures_util::future::join_all(volley).await {
+        match r.unwrap() {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let refill = (start.elapsed().as_secs_f64() * 5.0).ceil() as u64;
+    assert!(ok >= 5, "the burst itself is allowed: {ok}");
+    assert!(
+        ok <= 5 + refill,
+        "{ok} of 60 passed a 5/s limit in {:?}",
+        start.elapsed()
+    );
+    assert_eq!(ok + limited, 60);
+}
+
 #[tokio::test]
 async fn token_rate_limit_is_shared_by_the_tokens_tunnels() {
     let server = TestServer::start_with(|c| c.token_rate_per_sec = Some(1)).await;

@@ -577,6 +577,16 @@ async fn origin(
             r.headers_mut().append("set-cookie", "b=2".parse().unwrap());
             r
         }
+        // A cookie for each `domain=` in the query, as a hostile app would.
+        "/domain-cookies" => {
+            let mut r = Response::new(full("cookies"));
+            let q = req.uri().query().unwrap_or("");
+            for (i, d) in q.split('&').filter_map(|p| p.strip_prefix("domain=")).enumerate() {
+                let c = format!("c{i}=v; Domain={d}; Path=/");
+                r.headers_mut().append("set-cookie", c.parse().unwrap());
+            }
+            r
+        }
         _ => {
             let mut r = Response::new(full("no such origin route"));
             *r.status_mut() = StatusCode::NOT_FOUND;

@@ -45,6 +45,68 @@ async fn get_reaches_the_local_service_with_forwarded_headers() {
     assert_eq!(seen["_path"], "/headers?q=1");
 }
 
+/// Apps can trust what beam says about the visitor: a forged `Forwarded`,
+/// `X-Forwarded-*`, `X-Real-IP` or `beam-*` header never reaches them.
+#[tokio::test]
+async fn visitor_forged_forwarding_and_internal_headers_are_replaced() {
+    let (server, _origin, _client, host) = http_tunnel().await;
+    let req = Request::get("/headers")
+        .header("forwarded", "for=6.6.6.6;proto=https")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "bank.example")
+        .header("x-forwarded-port", "443")
+        .header("x-real-ip", "6.6.6.6")
+        .header("beam-peer-addr", "6.6.6.6:1")
+        .header("beam-control", "stop")
+        .header("x-request-id", "forged")
+        .body(full(""))
+        .unwrap();
+    let resp = visit(server.public, &host, req).await;
+    let seen: serde_json::Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen["x-real-ip"], "127.0.0.1");
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(seen["x-forwarded-host"], host.as_str());
+    assert_ne!(seen["x-request-id"], "forged");
+    for gone in ["forwarded", "x-forwarded-port", "beam-peer-addr", "beam-control"] {
+        assert!(seen.get(gone).is_none(), "{gone} reached the app: {seen}");
+    }
+    assert!(!seen.to_string().contains("6.6.6.6"), "{seen}");
+}
+
+/// Tenants share the parent domain: a tunnel's cookie for that domain (or
+/// the API host, or another tenant) is made host-only; its own host and
+/// below keep their scope.
+#[tokio::test]
+async fn tunnel_cookies_cannot_reach_the_parent_domain_or_other_tenants() {
+    let (server, _origin, _client, host) = http_tunnel().await;
+    let name = host.split('.').next().unwrap().to_string();
+    let own = format!("{name}.localhost");
+    let path = format!(
+        "/domain-cookies?domain=.localhost&domain=localhost&domain=api.localhost&domain=other.localhost&domain={own}&domain=sub.{own}"
+    );
+    let resp = visit(server.public, &host, Request::get(path).body(full("")).unwrap()).await;
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        cookies,
+        vec![
+            "c0=v; Path=/".to_string(),
+            "c1=v; Path=/".to_string(),
+            "c2=v; Path=/".to_string(),
+            "c3=v; Path=/".to_string(),
+            format!("c4=v; Domain={own}; Path=/"),
+            format!("c5=v; Domain=sub.{own}; Path=/"),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn hop_by_hop_headers_are_dropped_and_repeated_headers_kept() {
     let (server, _origin, _client, host) = http_tunnel().await;
