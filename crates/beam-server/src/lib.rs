@@ -83,6 +83,9 @@ pub struct Listeners {
     pub tunnel: TcpListener,
     /// Public HTTPS (the edge's TLS, SNI-resolved certificates), if served.
     pub https: Option<TcpListener>,
+    /// `GET /metrics` without a token, if the operator chose an address for it
+    /// (on the API host `/metrics` needs an operator token).
+    pub metrics: Option<TcpListener>,
 }
 
 /// Errors that stop the server from starting.
@@ -307,6 +310,18 @@ impl Server {
             state.clone(),
             cancel.clone(),
         ));
+        if let Some(listener) = listeners.metrics {
+            let router = api::metrics_router(state.clone());
+            let cancel = cancel.clone();
+            tasks.spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(cancel.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "metrics listener failed");
+                }
+            });
+        }
 
         shutdown.await;
         tracing::info!("shutting down");

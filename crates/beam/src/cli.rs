@@ -232,6 +232,10 @@ pub struct ServerArgs {
     /// to HTTPS (except ACME challenges) and URLs use https [default: no HTTPS; --dev: 127.0.0.1:8443].
     #[arg(long = "https", env = "BEAM_HTTPS_ADDR")]
     pub https_addr: Option<SocketAddr>,
+    /// Serve Prometheus `GET /metrics` without a token on this address (keep it
+    /// private). On the API host `/metrics` needs an operator token.
+    #[arg(long = "metrics", env = "BEAM_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// PEM certificate chain for <domain> and *.<domain> on the HTTPS edge; reloaded
     /// when the file changes [default: self-signed].
     #[arg(long, env = "BEAM_EDGE_CERT", requires = "edge_key")]

@@ -130,7 +130,12 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
         Some(addr) => Some(bind(addr, "public HTTPS").await?),
         None => None,
     };
+    let metrics = match args.metrics_addr {
+        Some(addr) => Some(bind(addr, "metrics").await?),
+        None => None,
+    };
     // With port 0 the OS picks: show and save the real addresses.
+    args.metrics_addr = metrics.as_ref().map(|l| l.local_addr()).transpose()?;
     args.http_addr = public.local_addr()?;
     args.tunnel_addr = tunnel.local_addr()?;
     args.https_addr = https.as_ref().map(|l| l.local_addr()).transpose()?;
@@ -147,12 +152,15 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
         );
     }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-    let db_url = args
-        .database
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("beam.db").display()));
+    private_dir(&data_dir)?;
+    let db_url = match args.database.clone() {
+        Some(url) => url,
+        None => {
+            let file = data_dir.join("beam.db");
+            private_file(&file)?;
+            format!("sqlite://{}", file.display())
+        }
+    };
     let store = Store::connect(&db_url)
         .await
         .context("cannot open the store")?;
@@ -179,11 +187,49 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
                 public,
                 tunnel,
                 https,
+                metrics,
             },
             shutdown_signal(),
         )
         .await?;
     eprintln!("beam server stopped");
+    Ok(())
+}
+
+/// Creates the data directory readable by the server's user only (0700), and
+/// tightens an existing one: it holds the store (hashes of every token) and
+/// the tunnel certificate's private key.
+fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private (0700)", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Creates the SQLite file 0600 before the store opens it (SQLite gives its
+/// -wal and -shm files the same mode), and tightens an existing one.
+fn private_file(file: &std::path::Path) -> anyhow::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let f = opts
+        .open(file)
+        .with_context(|| format!("cannot create {}", file.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} private (0600)", file.display()))?;
+    }
     Ok(())
 }
 
@@ -298,6 +344,9 @@ fn print_banner(
             None => "self-signed certificate".into(),
         };
         let _ = writeln!(out, "  https       {addr} ({source})");
+    }
+    if let Some(addr) = args.metrics_addr {
+        let _ = writeln!(out, "  metrics     http://{addr}/metrics (no token: keep it private)");
     }
     let _ = writeln!(
         out,

@@ -24,6 +24,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::State;
+use crate::scope::Scope;
 use error::ApiError;
 
 /// The OpenAPI description of `/api`.
@@ -250,8 +251,34 @@ async fn ready(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
     }
 }
 
+/// Prometheus text exposition on the API host: server-wide numbers about
+/// every tenant's traffic, so only the operator's organization (a token with
+/// the `admin` scope there) may read them. Scrapers without a token use the
+/// separate `--metrics ADDR` listener instead.
+async fn metrics(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: extract::Auth,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = auth.require(Scope::Admin)?;
+    if p.org_id != state.operator_org {
+        return Err(ApiError::forbidden(
+            "server metrics are for the operator's organization; scrape the --metrics listener or use an operator token",
+        ));
+    }
+    Ok(open_metrics(AxumState(state)).await)
+}
+
+/// The router of the `--metrics` listener: `GET /metrics` without a token,
+/// for a Prometheus on the operator's private network.
+pub(crate) fn metrics_router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/metrics", get(open_metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
 /// Prometheus text exposition.
-async fn metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
+async fn open_metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,

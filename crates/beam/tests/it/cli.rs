@@ -88,6 +88,15 @@ async fn quick_start_server_dev_then_beam_http() {
     assert_ne!(public_port, 0, "the banner shows the real bound port");
     let config = std::fs::read_to_string(home.path().join(".config/beam/config.toml")).unwrap();
     assert!(config.contains("token = \"beam_") && config.contains("fingerprint = \"sha256:"));
+    // The data directory, the store and the key are the server user's only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let data = home.path().join(".local/share/beam");
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("beam.db")), 0o600);
+        assert_eq!(mode(&data.join("tunnel-key.pem")), 0o600);
+    }
 
     let origin = Origin::start().await;
     let mut client = Kill(

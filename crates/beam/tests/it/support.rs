@@ -151,6 +151,8 @@ pub struct TestServer {
     /// The HTTPS edge (self-signed wildcard unless the test configures files).
     pub https: SocketAddr,
     pub tunnel: SocketAddr,
+    /// The `--metrics` listener (no token needed there).
+    pub metrics_addr: SocketAddr,
     pub token: Secret,
     pub fingerprint: String,
     pub store: Store,
@@ -221,6 +223,8 @@ impl TestServer {
         .unwrap();
         let metrics = server.metrics();
         let operator = server.operator();
+        let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_addr = metrics_listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let (public_addr, tunnel_addr, https_addr) = (
             public.local_addr().unwrap(),
@@ -235,6 +239,7 @@ impl TestServer {
                         public,
                         tunnel,
                         https: Some(https),
+                        metrics: Some(metrics_listener),
                     },
                     stop.cancelled_owned(),
                 )
@@ -245,6 +250,7 @@ impl TestServer {
             public: public_addr,
             https: https_addr,
             tunnel: tunnel_addr,
+            metrics_addr,
             token: Secret::default(),
             fingerprint: cert.fingerprint,
             store,

@@ -357,7 +357,25 @@ async fn api_host_serves_health_ready_and_metrics() {
     let origin = Origin::start().await;
     let (_c, w) = server.http_client(origin.addr).await;
     get(server.public, &server.host(&w.name), "/hello").await;
-    let (status, body) = get(server.public, &api, "/metrics").await;
+    // On the API host only an operator token reads them; the --metrics
+    // listener needs none (it is for the operator's private network).
+    let (status, _) = get(server.public, &api, "/metrics").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let member = server.user("metrics-reader@example.com").await;
+    let r = server.api("GET", "/metrics", Some(&member), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    let operator = server.token.expose().to_string();
+    let resp = visit(
+        server.public,
+        &api,
+        Request::get("/metrics")
+            .header("authorization", format!("Bearer {operator}"))
+            .body(full(""))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (status, body) = get(server.metrics_addr, "127.0.0.1", "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     for name in [
         "beam_tunnels_active{protocol=\"http\"} 1",
