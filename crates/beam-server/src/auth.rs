@@ -70,32 +70,72 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// Counts failed attempts per IP in a fixed window and refuses an IP that failed
-/// too often, so tokens cannot be guessed at line rate.
+/// Counts failed attempts per address in fixed windows and refuses an address
+/// that failed too often, so tokens cannot be guessed at line rate.
+///
+/// O(1) per attempt whatever the number of addresses: counts live in two
+/// generations (this window and the last); when a window ends the current
+/// map becomes the previous one and the old previous is dropped whole, so no
+/// attempt ever scans the map. Addresses are keyed as
+/// [`crate::visitor::client_key`] does (IPv6 by /64). The table is bounded:
+/// past `MAX_TRACKED` addresses in one window, new ones are not tracked.
 #[derive(Debug)]
 pub struct Throttle {
     max_failures: u32,
     window: Duration,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    state: Mutex<Windows>,
 }
 
+#[derive(Debug)]
+struct Windows {
+    start: Instant,
+    current: HashMap<IpAddr, u32>,
+    previous: HashMap<IpAddr, u32>,
+}
+
+/// Most addresses counted in one window (a few MiB).
+const MAX_TRACKED: usize = 100_000;
+
 impl Throttle {
-    /// Allows `max_failures` failures per `window` per IP.
+    /// Allows `max_failures` failures per `window` per address.
     pub fn new(max_failures: u32, window: Duration) -> Self {
         Self {
             max_failures,
             window,
-            failures: Mutex::new(HashMap::new()),
+            state: Mutex::new(Windows {
+                start: Instant::now(),
+                current: HashMap::new(),
+                previous: HashMap::new(),
+            }),
         }
     }
 
-    /// `Some(seconds to wait)` when `ip` is throttled.
+    fn windows(&self) -> std::sync::MutexGuard<'_, Windows> {
+        let mut w = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = w.start.elapsed();
+        if elapsed >= self.window {
+            // More than two windows ago counts for nothing.
+            w.previous = if elapsed >= self.window * 2 {
+                HashMap::new()
+            } else {
+                std::mem::take(&mut w.current)
+            };
+            w.current.clear();
+            w.start = Instant::now();
+        }
+        w
+    }
+
+    /// `Some(seconds to wait)` when `ip` is throttled: it failed too often in
+    /// this window, or in the last one (so a window boundary is no reset).
     pub fn check(&self, ip: IpAddr) -> Option<u64> {
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let (count, start) = map.get(&ip)?;
-        let elapsed = start.elapsed();
-        if *count >= self.max_failures && elapsed < self.window {
-            Some((self.window - elapsed).as_secs().max(1))
+        let key = crate::visitor::client_key(ip);
+        let w = self.windows();
+        let now = w.current.get(&key).copied().unwrap_or(0);
+        let before = w.previous.get(&key).copied().unwrap_or(0);
+        if now >= self.max_failures || before >= self.max_failures {
+            let left = self.window.saturating_sub(w.start.elapsed());
+            Some(left.as_secs().max(1))
         } else {
             None
         }
@@ -103,18 +143,13 @@ impl Throttle {
 
     /// Records one failure of `ip`.
     pub fn fail(&self, ip: IpAddr) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        // Keep memory bounded under a spray of addresses: drop finished windows.
-        if map.len() > 10_000 {
-            let window = self.window;
-            map.retain(|_, (_, start)| now.duration_since(*start) < window);
+        let key = crate::visitor::client_key(ip);
+        let mut w = self.windows();
+        if let Some(n) = w.current.get_mut(&key) {
+            *n = n.saturating_add(1);
+        } else if w.current.len() < MAX_TRACKED {
+            w.current.insert(key, 1);
         }
-        let entry = map.entry(ip).or_insert((0, now));
-        if now.duration_since(entry.1) >= self.window {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
     }
 }
 
@@ -204,15 +239,19 @@ impl Authenticator {
         ip: IpAddr,
         kinds: &[TokenKind],
     ) -> Result<Principal, AuthError> {
-        if let Some(wait) = self.throttle.check(ip) {
-            return Err(AuthError::Throttled(wait));
-        }
+        // The token is looked up first: a valid token is never refused because
+        // someone else at the same address failed. Tokens are 256-bit random,
+        // so the throttle protects the store from floods, not tokens from
+        // guessing; a throttled address only learns "throttled".
         let hash = hash_secret(token);
         let row = self.store.find_token(&hash).await.map_err(|e| {
             tracing::error!(error = %e, "token lookup failed");
             AuthError::Internal
         })?;
         let fail = |e: AuthError| {
+            if let Some(wait) = self.throttle.check(ip) {
+                return Err(AuthError::Throttled(wait));
+            }
             self.throttle.fail(ip);
             Err(e)
         };
@@ -339,5 +378,35 @@ mod tests {
         let wait = t.check(ip).expect("throttled");
         assert!((1..=60).contains(&wait));
         assert_eq!(t.check(other), None);
+        // IPv6 counts by /64: rotating addresses inside it does not help.
+        for i in 0..3u16 {
+            t.fail(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, i).into());
+        }
+        let same64: IpAddr = "2001:db8:0:1:ffff::9".parse().unwrap();
+        let next64: IpAddr = "2001:db8:0:2::9".parse().unwrap();
+        assert!(t.check(same64).is_some());
+        assert_eq!(t.check(next64), None);
+    }
+
+    #[test]
+    fn throttle_windows_roll_over_without_scanning() {
+        // A spray of addresses costs one insert each, and is bounded.
+        let spray = Throttle::new(2, Duration::from_secs(60));
+        for i in 0..(MAX_TRACKED as u32 + 10) {
+            spray.fail(IpAddr::V4(std::net::Ipv4Addr::from(i)));
+        }
+        assert_eq!(spray.windows().current.len(), MAX_TRACKED);
+        let t = Throttle::new(2, Duration::from_millis(50));
+        let ip: IpAddr = "10.9.9.9".parse().unwrap();
+        t.fail(ip);
+        t.fail(ip);
+        assert!(t.check(ip).is_some());
+        std::thread::sleep(Duration::from_millis(60));
+        // Still refused in the next window (the last window's count holds)…
+        assert!(t.check(ip).is_some());
+        std::thread::sleep(Duration::from_millis(110));
+        // …and forgotten two windows later.
+        assert_eq!(t.check(ip), None);
+        assert!(t.windows().previous.is_empty());
     }
 }

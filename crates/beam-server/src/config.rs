@@ -103,6 +103,9 @@ pub struct ServerConfig {
     /// `beam env check` comparisons of one variable per user and environment
     /// per UTC day.
     pub env_check_limit: u32,
+    /// Longest a password or visitor-credential check waits for a hashing
+    /// slot before the caller gets 503 with `Retry-After`.
+    pub hash_queue: Duration,
 }
 
 impl ServerConfig {
@@ -157,6 +160,7 @@ impl ServerConfig {
             webhook_retention: Duration::from_secs(72 * 3600),
             webhook_max_body: 1 << 20,
             env_check_limit: 20,
+            hash_queue: Duration::from_secs(2),
         }
     }
 

@@ -23,7 +23,7 @@ use crate::body::{Body, Capped, Counted, boxed, empty};
 use crate::error::{EdgeError, Side};
 use crate::recorder::{Detail, Finisher, Start, client_net, redact_headers};
 use crate::registry::Tunnel;
-use crate::visitor::Refused;
+use crate::visitor::{AuthCheck, Refused};
 
 /// Where a request goes, decided from its host.
 #[derive(Debug, PartialEq, Eq)]
@@ -359,11 +359,30 @@ async fn proxy(
         return Ok(resp);
     }
     if policy.needs_auth() {
-        if !policy.authorized(req.headers(), &state.argon_slots).await {
-            return Err(EdgeError::Unauthorized {
-                name: name.into(),
-                challenges: policy.challenges(&format!("beam tunnel {name}")),
-            });
+        match policy
+            .authorize(req.headers(), peer.ip(), &state.visitor_hashes)
+            .await
+        {
+            AuthCheck::Granted => {}
+            AuthCheck::Denied => {
+                return Err(EdgeError::Unauthorized {
+                    name: name.into(),
+                    challenges: policy.challenges(&format!("beam tunnel {name}")),
+                });
+            }
+            AuthCheck::Throttled(retry_after) => {
+                return Err(EdgeError::RateLimited {
+                    name: name.into(),
+                    scope: "failed-credentials",
+                    retry_after,
+                });
+            }
+            AuthCheck::Busy(retry_after) => {
+                return Err(EdgeError::AuthBusy {
+                    name: name.into(),
+                    retry_after,
+                });
+            }
         }
         // The credential was for beam, not for the app behind it.
         req.headers_mut().remove(header::AUTHORIZATION);

@@ -81,6 +81,15 @@ pub enum EdgeError {
         /// Seconds until a retry can succeed.
         retry_after: u64,
     },
+    /// Credential checks are saturated (this tunnel's budget or the server's):
+    /// the visitor retries shortly instead of queueing behind a flood.
+    #[error("credential checks for tunnel '{name}' are busy")]
+    AuthBusy {
+        /// Subdomain or domain.
+        name: String,
+        /// Seconds until a retry is likely to be served.
+        retry_after: u64,
+    },
     /// The tunnel has its maximum of requests in flight.
     #[error("tunnel '{name}' has too many requests in flight")]
     TooManyStreams {
@@ -120,6 +129,7 @@ impl EdgeError {
             | Self::OriginRefused { .. }
             | Self::RateLimited { .. }
             | Self::TooManyStreams { .. }
+            | Self::AuthBusy { .. }
             | Self::BodyTooLarge { .. }
             | Self::UriTooLong { .. } => Side::Visitor,
             Self::TunnelGone { .. } => Side::Tunnel,
@@ -140,6 +150,7 @@ impl EdgeError {
             Self::AddressRefused { .. } | Self::OriginRefused { .. } => "forbidden",
             Self::RateLimited { .. } => "rate_limited",
             Self::TooManyStreams { .. } => "too_many_streams",
+            Self::AuthBusy { .. } => "auth_busy",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::UriTooLong { .. } => "uri_too_long",
         }
@@ -158,7 +169,7 @@ impl EdgeError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::AddressRefused { .. } | Self::OriginRefused { .. } => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::TooManyStreams { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyStreams { .. } | Self::AuthBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
         }
@@ -199,6 +210,9 @@ impl EdgeError {
             Self::TooManyStreams { name } => format!(
                 "503 Service Unavailable\n\nThe tunnel '{name}' has too many requests in flight. Try again in a moment.\n"
             ),
+            Self::AuthBusy { name, retry_after } => format!(
+                "503 Service Unavailable\n\nThe tunnel '{name}' is checking too many credentials right now. Try again in {retry_after} s.\n"
+            ),
             Self::BodyTooLarge { limit } => format!(
                 "413 Content Too Large\n\nThis tunnel accepts request bodies up to {limit} bytes.\n"
             ),
@@ -220,7 +234,7 @@ impl EdgeError {
                     }
                 }
             }
-            Self::RateLimited { retry_after, .. } => {
+            Self::RateLimited { retry_after, .. } | Self::AuthBusy { retry_after, .. } => {
                 h.insert(header::RETRY_AFTER, (*retry_after).into());
             }
             Self::TooManyStreams { .. } => {

@@ -120,9 +120,12 @@ pub(crate) struct State {
     pub(crate) over_quota: RwLock<HashSet<i64>>,
     /// Requests per second per client token, across its tunnels.
     pub(crate) token_limiter: Option<DefaultKeyedRateLimiter<i64>>,
-    /// argon2 checks of visitor credentials running at once, server-wide: a
-    /// flood of wrong passwords on one tunnel cannot take every core.
-    pub(crate) argon_slots: tokio::sync::Semaphore,
+    /// argon2 checks of visitor credentials, server-wide: a flood of wrong
+    /// passwords cannot take every core, and waiters give up after a short
+    /// queue (each tunnel also has its own smaller budget).
+    pub(crate) visitor_hashes: password::HashGate,
+    /// argon2 for logins, registrations and resets, bounded the same way.
+    pub(crate) account_hashes: password::HashGate,
     /// The HTTPS edge's certificates.
     pub(crate) edge_certs: Arc<edge_tls::EdgeCerts>,
     /// Queues a custom domain for ACME issuance (when ACME is configured).
@@ -241,8 +244,13 @@ impl Server {
             developers: Arc::default(),
             env_checks: envcap::EnvCheckCap::new(self.cfg.env_check_limit),
             token_limiter: visitor::token_limiter(&self.cfg),
-            argon_slots: tokio::sync::Semaphore::new(
+            visitor_hashes: password::HashGate::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
+                self.cfg.hash_queue,
+            ),
+            account_hashes: password::HashGate::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+                self.cfg.hash_queue,
             ),
             auth: Authenticator::new(self.store.clone(), self.cfg.auth_failures_per_minute),
             registry: Registry::default(),

@@ -7,6 +7,53 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 
 use beam_proto::Secret;
 
+/// A bound on argon2 work: at most `slots` hashes at once, and a caller
+/// waits at most `queue` for a slot before it is told to come back later
+/// (503 with `Retry-After`). argon2 costs ~20 ms of a core and 19 MiB; an
+/// unbounded blocking pool would let a flood of logins queue minutes of
+/// work and memory, and make every honest login wait behind it.
+#[derive(Debug)]
+pub struct HashGate {
+    slots: tokio::sync::Semaphore,
+    queue: std::time::Duration,
+}
+
+/// No hashing slot came free within the queue time.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the server is busy checking passwords; try again in a moment")]
+pub struct Busy;
+
+impl HashGate {
+    /// `slots` hashes at once; callers queue for at most `queue`.
+    pub fn new(slots: usize, queue: std::time::Duration) -> Self {
+        Self {
+            slots: tokio::sync::Semaphore::new(slots.max(1)),
+            queue,
+        }
+    }
+
+    /// Waits (at most the queue time) for a slot, then runs `work` in it.
+    pub async fn run<T>(&self, work: impl Future<Output = T>) -> Result<T, Busy> {
+        let permit = tokio::time::timeout(self.queue, self.slots.acquire())
+            .await
+            .map_err(|_| Busy)?
+            .map_err(|_| Busy)?;
+        let out = work.await;
+        drop(permit);
+        Ok(out)
+    }
+
+    /// How long a caller waits for a slot.
+    pub fn queue(&self) -> std::time::Duration {
+        self.queue
+    }
+
+    /// Seconds a refused caller should wait.
+    pub fn retry_after(&self) -> u64 {
+        self.queue.as_secs().max(1)
+    }
+}
+
 /// Shortest accepted password.
 pub const MIN_LEN: usize = 10;
 /// Longest accepted password (bounds hashing work per request).

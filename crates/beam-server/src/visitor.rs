@@ -6,7 +6,7 @@
 //! Everything here runs before a request enters the tunnel, so refused visitors
 //! cost the edge a header parse and never reach the developer's laptop.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -25,8 +25,33 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::ServerConfig;
 
-/// Remembered credential verdicts per tunnel; past this the memory starts over.
-const VERDICT_CACHE: usize = 4096;
+/// Credentials remembered as correct per tunnel. Only successes are cached:
+/// a visitor cannot fill or flush the cache with wrong guesses (there are
+/// only as many correct credentials as the owner made), so honest visitors
+/// keep their fast path during a flood.
+const GOOD_CACHE: usize = 64;
+
+/// argon2 checks one tunnel may run at once: a flood at one tunnel uses its
+/// own budget, not the server's.
+const TUNNEL_HASH_BUDGET: usize = 2;
+
+/// Failed credentials per visitor address (IPv6: per /64) and tunnel per
+/// minute before the address is refused for the rest of the minute, without
+/// any hashing.
+const FAILURES_PER_MINUTE: u32 = 10;
+
+/// The result of checking a visitor's credentials.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AuthCheck {
+    /// The credential is right.
+    Granted,
+    /// Missing or wrong.
+    Denied,
+    /// This address failed too often; retry after this many seconds.
+    Throttled(u64),
+    /// No hashing slot came free in time; retry after this many seconds.
+    Busy(u64),
+}
 
 /// Which origins CORS answers for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +77,13 @@ pub(crate) struct Policy {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_tunnel: Option<DefaultDirectRateLimiter>,
     streams: Arc<Semaphore>,
-    /// SHA-256 of `Authorization` values already checked → verdict, so argon2
-    /// runs once per distinct credential, not once per request.
-    verdicts: Mutex<HashMap<[u8; 32], bool>>,
+    /// SHA-256 of `Authorization` values proven correct, so argon2 runs once
+    /// per correct credential, not once per request.
+    granted: Mutex<HashSet<[u8; 32]>>,
+    /// This tunnel's share of credential checks.
+    hash_budget: Semaphore,
+    /// Failed credentials per visitor address.
+    failures: crate::auth::Throttle,
 }
 
 impl std::fmt::Debug for Policy {
@@ -142,7 +171,9 @@ impl Policy {
             per_ip,
             per_tunnel,
             streams: Arc::new(Semaphore::new(cfg.max_streams_per_tunnel.max(1))),
-            verdicts: Mutex::new(HashMap::new()),
+            granted: Mutex::new(HashSet::new()),
+            hash_budget: Semaphore::new(TUNNEL_HASH_BUDGET),
+            failures: crate::auth::Throttle::new(FAILURES_PER_MINUTE, Duration::from_secs(60)),
         })
     }
 
@@ -189,33 +220,54 @@ impl Policy {
         self.basic.is_some() || self.bearer.is_some()
     }
 
-    /// Checks the visitor's `Authorization` header. argon2 runs off the runtime,
-    /// at most `slots` at a time server-wide, and once per distinct header value.
-    pub(crate) async fn authorized(&self, headers: &HeaderMap, slots: &Semaphore) -> bool {
+    /// Checks the visitor's `Authorization` header from `ip`. A credential
+    /// proven right before is granted from memory. Otherwise argon2 runs off
+    /// the runtime inside this tunnel's budget and then the server's gate,
+    /// each waited for at most the gate's queue time: a flood at one tunnel
+    /// gets 503s quickly and never holds another tunnel's visitors. An
+    /// address that failed too often is refused before any hashing.
+    pub(crate) async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        ip: IpAddr,
+        gate: &crate::password::HashGate,
+    ) -> AuthCheck {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return false;
+            return AuthCheck::Denied;
         };
         let key: [u8; 32] = Sha256::digest(value.as_bytes()).into();
-        if let Some(v) = self.lock().get(&key) {
-            return *v;
+        if self.lock().contains(&key) {
+            return AuthCheck::Granted;
+        }
+        if let Some(wait) = self.failures.check(ip) {
+            return AuthCheck::Throttled(wait);
         }
         let Some((password, hash)) = self.candidate(value.as_bytes()) else {
-            return false;
+            self.failures.fail(ip);
+            return AuthCheck::Denied;
         };
-        let verdict = {
-            let _slot = slots.acquire().await;
-            crate::password::verify(password, Some(hash)).await
+        let retry = gate.retry_after();
+        let Ok(Ok(_budget)) = tokio::time::timeout(gate.queue(), self.hash_budget.acquire()).await
+        else {
+            return AuthCheck::Busy(retry);
         };
-        let mut cache = self.lock();
-        if cache.len() >= VERDICT_CACHE {
-            cache.clear();
+        let Ok(ok) = gate.run(crate::password::verify(password, Some(hash))).await else {
+            return AuthCheck::Busy(retry);
+        };
+        if ok {
+            let mut good = self.lock();
+            if good.len() < GOOD_CACHE {
+                good.insert(key);
+            }
+            AuthCheck::Granted
+        } else {
+            self.failures.fail(ip);
+            AuthCheck::Denied
         }
-        cache.insert(key, verdict);
-        verdict
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], bool>> {
-        self.verdicts.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+        self.granted.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The secret to verify and the hash to verify it against, when the header

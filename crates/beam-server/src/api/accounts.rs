@@ -147,12 +147,20 @@ pub(super) fn normalize_email(email: &str) -> Result<String, ApiError> {
 }
 
 fn rate_limit(state: &State, ip: std::net::IpAddr) -> Result<(), ApiError> {
-    state.auth_limiter.check_key(&ip).map_err(|not_until| {
+    let key = crate::visitor::client_key(ip);
+    state.auth_limiter.check_key(&key).map_err(|not_until| {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
         ));
         ApiError::too_many(wait.as_secs().max(1))
     })
+}
+
+/// 503 with `Retry-After` when password hashing is saturated.
+fn busy(state: &State, b: password::Busy) -> ApiError {
+    let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", b.to_string());
+    e.retry_after = Some(state.account_hashes.retry_after());
+    e
 }
 
 const ACCEPTED: &str = "if this address can be registered, the account is ready: log in with `beam login` or POST /api/auth/login";
@@ -184,8 +192,11 @@ pub async fn register(
         .take(100)
         .collect::<String>();
     // Hash before looking the email up, so both outcomes take the same time.
-    let hash = password::hash(req.password)
+    let hash = state
+        .account_hashes
+        .run(password::hash(req.password))
         .await
+        .map_err(|b| busy(&state, b))?
         .map_err(|e| ApiError::internal(&e))?;
     let now = now_ms();
     if let Some(user_id) = state
@@ -224,7 +235,12 @@ pub async fn login(
     };
     // Verified against a dummy hash when the user is unknown: same time either way.
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    if !password::verify(req.password, stored).await {
+    let ok = state
+        .account_hashes
+        .run(password::verify(req.password, stored))
+        .await
+        .map_err(|b| busy(&state, b))?;
+    if !ok {
         return Err(wrong());
     }
     let user = user.ok_or_else(wrong)?;
@@ -401,8 +417,11 @@ pub async fn reset_password(
                 "the reset token is invalid, used or expired",
             )
         })?;
-    let hash = password::hash(req.password)
+    let hash = state
+        .account_hashes
+        .run(password::hash(req.password))
         .await
+        .map_err(|b| busy(&state, b))?
         .map_err(|e| ApiError::internal(&e))?;
     let now = now_ms();
     state.store.set_password(p.user_id, &hash).await?;
