@@ -84,8 +84,9 @@ impl ProdDb {
         }
         let timeout_ms = limits.statement_timeout.as_millis().max(1).to_string();
         let pool = if url.starts_with("sqlite:") {
-            let o: sqlx::sqlite::SqliteConnectOptions =
-                url.parse().map_err(|e: sqlx::Error| DbError::Url(e.to_string()))?;
+            let o: sqlx::sqlite::SqliteConnectOptions = url
+                .parse()
+                .map_err(|e: sqlx::Error| DbError::Url(e.to_string()))?;
             // Read-only at the file level, and never create a missing file.
             let o = o
                 .read_only(true)
@@ -93,8 +94,9 @@ impl ProdDb {
                 .disable_statement_logging();
             Pool::Sqlite(opts(&limits).connect_lazy_with(o))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let o: sqlx::postgres::PgConnectOptions =
-                url.parse().map_err(|e: sqlx::Error| DbError::Url(e.to_string()))?;
+            let o: sqlx::postgres::PgConnectOptions = url
+                .parse()
+                .map_err(|e: sqlx::Error| DbError::Url(e.to_string()))?;
             // Session defaults as a second layer under the per-request
             // transaction: even a statement outside it is read-only and bounded.
             let o = o
@@ -142,14 +144,14 @@ impl ProdDb {
             }
             Pool::Sqlite(p) => {
                 let mut tx = p.begin().await?;
-                let deadline = std::time::Instant::now() + self.limits.statement_timeout;
+                let deadline = tokio::time::Instant::now() + self.limits.statement_timeout;
                 // SQLite has no statement timeout; its progress handler is
                 // called every ~1000 VM steps and interrupts past the deadline.
                 // Set anew on every begin, so a pooled connection never keeps
                 // an old deadline.
                 tx.lock_handle()
                     .await?
-                    .set_progress_handler(1000, move || std::time::Instant::now() < deadline);
+                    .set_progress_handler(1000, move || tokio::time::Instant::now() < deadline);
                 Ok(ReadTx::Sqlite(tx))
             }
         }

@@ -167,7 +167,10 @@ mod tests {
     fn cookies_reaching_beyond_the_tunnel_host_become_host_only() {
         let host = "demo.beam.example";
         for (cookie, want) in [
-            ("a=1; Path=/; Domain=.beam.example; HttpOnly", "a=1; Path=/; HttpOnly"),
+            (
+                "a=1; Path=/; Domain=.beam.example; HttpOnly",
+                "a=1; Path=/; HttpOnly",
+            ),
             ("a=1; domain=beam.example", "a=1"),
             ("a=1; Domain=api.beam.example", "a=1"),
             ("a=1; Domain=other.beam.example; Secure", "a=1; Secure"),
@@ -175,19 +178,36 @@ mod tests {
             // Not beam's domain: another site's business (the browser
             // rejects it for this host anyway).
             ("a=1; Domain=unrelated.test", "a=1; Domain=unrelated.test"),
-            ("a=1; Domain=demo.beam.example; Secure", "a=1; Domain=demo.beam.example; Secure"),
-            ("a=1; Domain=.Demo.Beam.Example", "a=1; Domain=.Demo.Beam.Example"),
-            ("a=1; Domain=x.demo.beam.example", "a=1; Domain=x.demo.beam.example"),
+            (
+                "a=1; Domain=demo.beam.example; Secure",
+                "a=1; Domain=demo.beam.example; Secure",
+            ),
+            (
+                "a=1; Domain=.Demo.Beam.Example",
+                "a=1; Domain=.Demo.Beam.Example",
+            ),
+            (
+                "a=1; Domain=x.demo.beam.example",
+                "a=1; Domain=x.demo.beam.example",
+            ),
             ("a=1; Path=/", "a=1; Path=/"),
             ("a=b=c; Domain=other.beam.example.", "a=b=c"),
         ] {
-            assert_eq!(confine_cookie(cookie, host, "beam.example"), want, "{cookie}");
+            assert_eq!(
+                confine_cookie(cookie, host, "beam.example"),
+                want,
+                "{cookie}"
+            );
         }
         // A custom domain's owner may scope cookies to their own parent.
         let c = "a=1; Domain=example.com";
         assert_eq!(confine_cookie(c, "app.example.com", "beam.example"), c);
         assert_eq!(
-            confine_cookie("a=1; Domain=beam.example", "app.example.com", "beam.example"),
+            confine_cookie(
+                "a=1; Domain=beam.example",
+                "app.example.com",
+                "beam.example"
+            ),
             "a=1"
         );
     }

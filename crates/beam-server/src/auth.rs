@@ -211,14 +211,20 @@ pub enum AuthError {
 pub struct Authenticator {
     store: Store,
     throttle: Throttle,
+    clock: std::sync::Arc<crate::revocation::Clock>,
 }
 
 impl Authenticator {
     /// `failures_per_minute` failures per IP, then refusals until the minute is over.
-    pub fn new(store: Store, failures_per_minute: u32) -> Self {
+    pub fn new(
+        store: Store,
+        failures_per_minute: u32,
+        clock: std::sync::Arc<crate::revocation::Clock>,
+    ) -> Self {
         Self {
             store,
             throttle: Throttle::new(failures_per_minute.max(1), Duration::from_secs(60)),
+            clock,
         }
     }
 
@@ -264,7 +270,7 @@ impl Authenticator {
         if row.revoked_at.is_some() {
             return fail(AuthError::Revoked);
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if row.expires_at.is_some_and(|e| e <= now) {
             return fail(AuthError::Expired);
         }

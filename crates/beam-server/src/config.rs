@@ -64,7 +64,8 @@ pub struct ServerConfig {
     pub mailer: Option<crate::mail::Mailer>,
     /// Base URL of the API printed in mail, e.g. `https://api.example.com`.
     pub api_url: String,
-    /// Plan limits of organizations created by registration.
+    /// Plan limits of organizations created by registration (the operator's
+    /// own organization is unlimited).
     pub default_limits: Limits,
     /// Requests per second one tunnel may receive (429 above it); `None` = no limit.
     pub tunnel_rate_per_sec: Option<u32>,
@@ -106,6 +107,9 @@ pub struct ServerConfig {
     /// Longest a password or visitor-credential check waits for a hashing
     /// slot before the caller gets 503 with `Retry-After`.
     pub hash_queue: Duration,
+    /// How often every live connection's token, membership and role are
+    /// re-checked (API changes are applied at once as well).
+    pub revalidate_every: Duration,
 }
 
 impl ServerConfig {
@@ -140,7 +144,7 @@ impl ServerConfig {
             retention: Duration::from_secs(30 * 86_400),
             mailer: None,
             api_url: "http://localhost:8080".into(),
-            default_limits: Limits::default(),
+            default_limits: Limits::NEW_ORG,
             tunnel_rate_per_sec: None,
             token_rate_per_sec: None,
             rate_limit_delay: Duration::from_millis(250),
@@ -161,6 +165,7 @@ impl ServerConfig {
             webhook_max_body: 1 << 20,
             env_check_limit: 20,
             hash_queue: Duration::from_secs(2),
+            revalidate_every: Duration::from_secs(2),
         }
     }
 

@@ -492,9 +492,15 @@ async fn proxy(
         tracing::warn!(request_id, tunnel = name, kind, "local service error");
     }
     strip_hop_by_hop(resp.headers_mut());
-    let host_only = raw_host.rsplit_once(':').map_or(raw_host.as_str(), |(h, p)| {
-        if p.bytes().all(|b| b.is_ascii_digit()) { h } else { raw_host.as_str() }
-    });
+    let host_only = raw_host
+        .rsplit_once(':')
+        .map_or(raw_host.as_str(), |(h, p)| {
+            if p.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                raw_host.as_str()
+            }
+        });
     confine_cookies(resp.headers_mut(), host_only, &state.cfg.domain);
     policy.apply_cors(origin.as_ref(), resp.headers_mut());
     if let Ok(v) = HeaderValue::from_str(request_id) {
@@ -581,7 +587,9 @@ fn confine_cookies(headers: &mut HeaderMap, host: &str, base: &str) {
         .map(|v| match v.to_str() {
             Ok(s) => match bh::confine_cookie(s, host, base) {
                 std::borrow::Cow::Borrowed(_) => v.clone(),
-                std::borrow::Cow::Owned(c) => HeaderValue::from_str(&c).unwrap_or_else(|_| v.clone()),
+                std::borrow::Cow::Owned(c) => {
+                    HeaderValue::from_str(&c).unwrap_or_else(|_| v.clone())
+                }
             },
             Err(_) => v.clone(),
         })

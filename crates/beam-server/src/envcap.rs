@@ -14,11 +14,14 @@ use std::sync::Mutex;
 /// Most distinct variable names one user may check per environment per day.
 const MAX_NAMES_PER_DAY: usize = 2000;
 
+/// Checks per variable name, per (user, environment).
+type Counts = HashMap<(i64, i64), HashMap<String, u32>>;
+
 /// Counts of checks in the current day.
 #[derive(Debug)]
 pub(crate) struct EnvCheckCap {
     per_day: u32,
-    state: Mutex<(i64, HashMap<(i64, i64), HashMap<String, u32>>)>,
+    state: Mutex<(i64, Counts)>,
 }
 
 impl EnvCheckCap {
@@ -98,6 +101,10 @@ mod tests {
         cap.take(1, 9, &pin, now + 86_400_000).unwrap();
         assert!(EnvCheckCap::retry_after(now) > 86_000);
         let many: Vec<String> = (0..=MAX_NAMES_PER_DAY).map(|i| format!("V{i}")).collect();
-        assert!(cap.take(3, 9, &many, now).unwrap_err().contains("different variables"));
+        assert!(
+            cap.take(3, 9, &many, now)
+                .unwrap_err()
+                .contains("different variables")
+        );
     }
 }

@@ -46,6 +46,7 @@ pub mod names;
 pub mod password;
 pub mod recorder;
 mod registry;
+pub mod revocation;
 pub mod scope;
 pub mod store;
 mod tcp;
@@ -136,6 +137,8 @@ pub(crate) struct State {
     pub(crate) developers: Arc<developers::Developers>,
     /// Daily caps on env check comparisons per user and variable.
     pub(crate) env_checks: envcap::EnvCheckCap,
+    /// Every live connection's access, re-checked so revocation reaches it.
+    pub(crate) revocation: Arc<revocation::Revocation>,
 }
 
 impl State {
@@ -154,6 +157,7 @@ pub struct Server {
     metrics: Arc<Metrics>,
     dns: dns::Verifier,
     operator: (i64, i64),
+    clock: Arc<revocation::Clock>,
     edge_certs: Arc<edge_tls::EdgeCerts>,
     acme: Option<(
         tokio::sync::mpsc::Sender<String>,
@@ -198,6 +202,7 @@ impl Server {
             metrics: Arc::new(Metrics::new()),
             dns,
             operator,
+            clock: Arc::default(),
         })
     }
 
@@ -205,6 +210,11 @@ impl Server {
     /// bootstrap tokens.
     pub fn operator(&self) -> (i64, i64) {
         self.operator
+    }
+
+    /// The server's clock: tests advance it to expire tokens without waiting.
+    pub fn clock(&self) -> Arc<revocation::Clock> {
+        self.clock.clone()
     }
 
     /// The edge's certificates (custom-domain certificates can be added at runtime).
@@ -243,6 +253,7 @@ impl Server {
             webhooks: webhooks::Hub::default(),
             developers: Arc::default(),
             env_checks: envcap::EnvCheckCap::new(self.cfg.env_check_limit),
+            revocation: Arc::default(),
             token_limiter: visitor::token_limiter(&self.cfg),
             visitor_hashes: password::HashGate::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -252,7 +263,11 @@ impl Server {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
                 self.cfg.hash_queue,
             ),
-            auth: Authenticator::new(self.store.clone(), self.cfg.auth_failures_per_minute),
+            auth: Authenticator::new(
+                self.store.clone(),
+                self.cfg.auth_failures_per_minute,
+                self.clock.clone(),
+            ),
             registry: Registry::default(),
             metrics: self.metrics.clone(),
             tls: self.tls.map(tokio_rustls::TlsAcceptor::from),
@@ -281,6 +296,12 @@ impl Server {
         ));
         tasks.spawn(domains::recheck_loop(state.clone(), cancel.clone()));
         tasks.spawn(quota_loop(state.clone(), cancel.clone()));
+        tasks.spawn(state.revocation.clone().run(
+            self.store.clone(),
+            self.clock.clone(),
+            state.cfg.revalidate_every,
+            cancel.clone(),
+        ));
         tasks.spawn(purge);
         tasks.spawn(edge::serve(
             listeners.public,

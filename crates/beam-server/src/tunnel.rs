@@ -307,6 +307,11 @@ async fn session<IO>(
         }
     }
     state.registry.insert_domains(&tunnel);
+    // Revoking the token, removing the member or lowering the role ends it.
+    let _held = state.revocation.hold(
+        crate::revocation::Access::of(&principal, Some(crate::scope::Scope::TunnelsWrite)),
+        kick.clone(),
+    );
     let gauge = state.metrics.tunnels(kind.as_str());
     gauge.inc();
     tracing::info!(%peer, session = %session_id, name = %claimed.name, kind = kind.as_str(), client = %hello.client, "tunnel connected");
@@ -461,6 +466,12 @@ async fn agent_session<IO>(
         policy,
     });
     state.registry.insert_agent(env.id, agent.clone());
+    // An agent token revoked (or its creator leaving the organization) ends
+    // the agent's connection too.
+    let _held = state.revocation.hold(
+        crate::revocation::Access::of(&principal, None),
+        kick.clone(),
+    );
     let gauge = state.metrics.tunnels(TunnelKind::Agent.as_str());
     gauge.inc();
     tracing::info!(%peer, session = %session_id, environment = %name, "agent connected");
@@ -532,6 +543,28 @@ async fn record_connect(
                 ErrorCode::LimitReached,
                 format!(
                     "your plan allows {max} tunnels at once and {connected} are connected; stop one (`beam list`, `beam stop`)"
+                ),
+            ));
+        }
+    }
+    if let (Some(max), NameKind::TcpPort) = (org.limits.max_tcp_ports, claimed.kind) {
+        let connected = state
+            .store
+            .count_connected_tcp(p.org_id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "counting TCP tunnels failed");
+                internal()
+            })?;
+        let live = state
+            .registry
+            .tcp(claimed.name.parse().unwrap_or_default())
+            .is_some();
+        if connected - i64::from(live) >= max {
+            return Err(refusal(
+                ErrorCode::LimitReached,
+                format!(
+                    "your plan allows {max} public TCP ports at once and {connected} are in use; stop a `beam tcp` tunnel first"
                 ),
             ));
         }

@@ -251,7 +251,10 @@ impl Policy {
         else {
             return AuthCheck::Busy(retry);
         };
-        let Ok(ok) = gate.run(crate::password::verify(password, Some(hash))).await else {
+        let Ok(ok) = gate
+            .run(crate::password::verify(password, Some(hash)))
+            .await
+        else {
             return AuthCheck::Busy(retry);
         };
         if ok {

@@ -182,7 +182,8 @@ pub async fn logout(args: ConnArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ms_to_age(ms: Option<i64>) -> String {
+/// `3m ago`, or `-` for never.
+pub(crate) fn ms_to_age(ms: Option<i64>) -> String {
     match ms {
         None => "-".into(),
         Some(t) => {

@@ -46,6 +46,9 @@ pub enum Command {
     /// API tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Your organization: members, invitations, accepting one.
+    #[command(subcommand)]
+    Org(OrgCommand),
     /// Parity project environments (shop/production) and their agent tokens.
     #[command(subcommand)]
     Projects(ProjectsCommand),
@@ -268,9 +271,12 @@ pub struct ServerArgs {
     /// Log format.
     #[arg(long, env = "BEAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Who may create accounts through the API: open (anyone) or closed.
-    #[arg(long, env = "BEAM_REGISTRATION", value_enum, default_value_t = Registration::Open)]
-    pub registration: Registration,
+    /// Who may create accounts through the API: open (anyone, who must then
+    /// verify their address by mail) or closed (people join by invitation)
+    /// [default: open with --sendmail, closed without: an address that
+    /// cannot be verified could be someone else's].
+    #[arg(long, env = "BEAM_REGISTRATION", value_enum)]
+    pub registration: Option<Registration>,
     /// Requests per minute per client address on /api/auth/* (login, register, …).
     #[arg(long, env = "BEAM_AUTH_RATE_LIMIT", default_value_t = 20)]
     pub auth_rate_limit: u32,
@@ -311,6 +317,12 @@ pub struct ServerArgs {
     /// Largest webhook body accepted (413 above it).
     #[arg(long, env = "BEAM_WEBHOOK_MAX_BODY", default_value = "1M", value_parser = parse_size)]
     pub webhook_max_body: u64,
+    /// Plan limits of new organizations: KEY=N,… with keys tunnels, tcp_ports,
+    /// reserved_names, custom_domains, members, bandwidth (bytes/month); N or
+    /// `none` [default: tunnels=20,tcp_ports=5,reserved_names=20,custom_domains=10].
+    #[arg(long, env = "BEAM_DEFAULT_LIMITS", value_name = "LIMITS",
+        value_parser = beam_server::store::Limits::parse)]
+    pub default_limits: Option<beam_server::store::Limits>,
     /// `beam env check` comparisons of one variable per user and environment
     /// per UTC day (a verdict answers a guess, so guesses are rationed).
     #[arg(long, env = "BEAM_ENV_CHECK_LIMIT", default_value_t = 20)]
@@ -359,6 +371,42 @@ pub struct ServerArgs {
     /// WebSocket and TCP streams with no bytes either way for this long are closed.
     #[arg(long, env = "BEAM_IDLE_TIMEOUT", default_value = "1h", value_parser = parse_duration, help_heading = "Edge limits")]
     pub idle_timeout: Duration,
+}
+
+/// `beam org` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Members and their roles (admins also see open invitations).
+    Members {
+        /// Where the server is.
+        #[command(flatten)]
+        conn: ConnArgs,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invite EMAIL (admins). With mail configured on the server the
+    /// invitation is mailed; without, a one-time token is printed for you to
+    /// pass on.
+    Invite {
+        /// The address to invite.
+        email: String,
+        /// owner, admin, member or viewer.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Accept an invitation with its one-time token (asks for a password
+    /// when the address has no account yet; or reads BEAM_PASSWORD).
+    Accept {
+        /// The token from the invitation.
+        token: String,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
 }
 
 /// `--registration` values.
@@ -663,6 +711,10 @@ pub fn main() -> ExitCode {
             Command::Tokens(cmd) => {
                 init_tracing("warn", LogFormat::Text);
                 crate::account_cmd::tokens(cmd).await
+            }
+            Command::Org(cmd) => {
+                init_tracing("warn", LogFormat::Text);
+                crate::org_cmd::run(cmd).await
             }
             Command::Projects(cmd) => {
                 init_tracing("warn", LogFormat::Text);

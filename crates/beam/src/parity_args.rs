@@ -310,6 +310,24 @@ pub enum ProjectsCommand {
         #[command(flatten)]
         conn: ConnArgs,
     },
+    /// List the agent tokens of PROJECT/ENVIRONMENT with when each was last
+    /// used, or revoke one (`… tokens shop/production revoke ID`; admins).
+    Tokens {
+        /// PROJECT/ENVIRONMENT.
+        name: String,
+        /// `revoke` (then the token ID): any admin may revoke any agent token.
+        #[arg(value_parser = ["revoke"])]
+        action: Option<String>,
+        /// The token id to revoke (from the list).
+        #[arg(requires = "action")]
+        id: Option<i64>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Where the server is.
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
     /// Create an agent token for PROJECT/ENVIRONMENT (shown once; give it to
     /// `beam agent` as BEAM_TOKEN).
     Token {

@@ -78,6 +78,60 @@ pub async fn projects(cmd: ProjectsCommand) -> anyhow::Result<()> {
                 "{project}/{environment} is ready; next: `beam projects token {project}/{environment}`"
             );
         }
+        ProjectsCommand::Tokens {
+            name,
+            action,
+            id,
+            json,
+            conn,
+        } => {
+            let (project, environment) = split_env(&name)?;
+            let client = api(&Settings::resolve(&conn)?)?;
+            let base = format!("/api/projects/{project}/{environment}/agent-tokens");
+            if action.is_some() {
+                let id = id.context(
+                    "revoke needs the token ID (see `beam projects tokens PROJECT/ENV`)",
+                )?;
+                let _: Value = client
+                    .call(Method::DELETE, &format!("{base}/{id}"), None::<&()>)
+                    .await?;
+                eprintln!(
+                    "agent token {id} of {project}/{environment} revoked; agents using it disconnect within seconds"
+                );
+                return Ok(());
+            }
+            let rows: Vec<Value> = client.call(Method::GET, &base, None::<&()>).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if rows.is_empty() {
+                eprintln!(
+                    "no agent tokens for {project}/{environment}; create one with `beam projects token {project}/{environment}`"
+                );
+            } else {
+                println!(
+                    "{:<6} {:<10} {:<22} DESCRIPTION",
+                    "ID", "STATE", "LAST USED"
+                );
+                for r in rows {
+                    let state = if r["revoked_at"].is_null() {
+                        "active"
+                    } else {
+                        "revoked"
+                    };
+                    let used = match r["last_used_at"].as_i64() {
+                        Some(t) => crate::account_cmd::ms_to_age(Some(t)),
+                        None => "never".into(),
+                    };
+                    println!(
+                        "{:<6} {:<10} {:<22} {}",
+                        r["id"],
+                        state,
+                        used,
+                        r["description"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
         ProjectsCommand::Token {
             name,
             description,
@@ -122,8 +176,11 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<i32> {
     // Without an app this process is the whole service and nothing depends
     // on it starting: a setup mistake is an error now, not a retry loop.
     if args.command.is_empty() {
-        prepare(&args, Arc::new(LogBuffer::new(Limits::default(), Masker::new(false), None)))
-            .await?;
+        prepare(
+            &args,
+            Arc::new(LogBuffer::new(Limits::default(), Masker::new(false), None)),
+        )
+        .await?;
     }
     let buffer = Arc::new(LogBuffer::new(
         Limits {
@@ -244,13 +301,7 @@ async fn run_agent(
             }
         }
     });
-    let r = beam_agent::run(
-        cfg,
-        tx,
-        Arc::new(Stats::default()),
-        stop.cancelled_owned(),
-    )
-    .await;
+    let r = beam_agent::run(cfg, tx, Arc::new(Stats::default()), stop.cancelled_owned()).await;
     status.abort();
     r.map_err(|e| e.to_string())
 }

@@ -77,7 +77,10 @@ pub fn config_from(args: &ServerArgs, http_port: u16, https_port: Option<u16>) -
     cfg.grace = args.grace;
     cfg.upstream_timeout = args.upstream_timeout;
     cfg.insecure = args.insecure;
-    cfg.registration = args.registration == crate::cli::Registration::Open;
+    cfg.registration = match args.registration {
+        Some(r) => r == crate::cli::Registration::Open,
+        None => args.sendmail.is_some(),
+    };
     cfg.session_ttl = args.session_ttl;
     cfg.auth_rate_per_minute = args.auth_rate_limit;
     cfg.auth_failures_per_minute = args.auth_failures;
@@ -86,6 +89,9 @@ pub fn config_from(args: &ServerArgs, http_port: u16, https_port: Option<u16>) -
     cfg.domain_pending_ttl = args.domain_pending_ttl;
     cfg.analytics = !args.no_analytics;
     cfg.webhook_retention = args.webhook_retention;
+    if let Some(l) = args.default_limits {
+        cfg.default_limits = l;
+    }
     cfg.webhook_max_body = usize::try_from(args.webhook_max_body).unwrap_or(usize::MAX);
     cfg.env_check_limit = args.env_check_limit;
     cfg.retention = args.retention;
@@ -346,7 +352,10 @@ fn print_banner(
         let _ = writeln!(out, "  https       {addr} ({source})");
     }
     if let Some(addr) = args.metrics_addr {
-        let _ = writeln!(out, "  metrics     http://{addr}/metrics (no token: keep it private)");
+        let _ = writeln!(
+            out,
+            "  metrics     http://{addr}/metrics (no token: keep it private)"
+        );
     }
     let _ = writeln!(
         out,

@@ -461,7 +461,10 @@ mod tests {
             "\"a,\"\"b\"\"\""
         );
         assert_eq!(csv_field(&Value::Null), "");
-        assert_eq!(sql_literal(&Value::String("a\\b".into())), "('a' || substr('\\\\', 1, 1) || 'b')");
+        assert_eq!(
+            sql_literal(&Value::String("a\\b".into())),
+            "('a' || substr('\\\\', 1, 1) || 'b')"
+        );
         assert_eq!(csv_records(b"a,b\r\n\"x\ny\",1\r\n"), 2);
     }
 }

@@ -154,7 +154,11 @@ impl Loader {
             format!(
                 "INSERT INTO {} ({}) VALUES {} ON CONFLICT DO NOTHING",
                 quote(&self.table),
-                columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", "),
+                columns
+                    .iter()
+                    .map(|c| quote(c))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 values.join(", ")
             )
         };

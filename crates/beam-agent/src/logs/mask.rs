@@ -76,7 +76,7 @@ fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 const RULES: &[(&str, &str)] = &[
@@ -302,6 +302,9 @@ mod tests {
         m.mask_fields(&mut p.context);
         assert_eq!(p.context["user"], "ada");
         assert_eq!(p.context["classname"], "Shop");
-        assert_eq!(m.mask("order 1234567890123 shipped"), "order 1234567890123 shipped");
+        assert_eq!(
+            m.mask("order 1234567890123 shipped"),
+            "order 1234567890123 shipped"
+        );
     }
 }

@@ -121,7 +121,9 @@ pub enum SyncError {
     #[error("database: {0}")]
     Db(String),
     /// A statement ran past the agent's statement timeout.
-    #[error("the production database took longer than the agent's statement timeout; narrow the sync with --where or --limit")]
+    #[error(
+        "the production database took longer than the agent's statement timeout; narrow the sync with --where or --limit"
+    )]
     TimedOut,
 }
 

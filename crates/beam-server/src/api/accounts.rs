@@ -1,6 +1,7 @@
-//! `/api/auth/*` and `/api/me`: registration, login sessions, logout and password
-//! reset. Responses never reveal whether an email is registered, and every route
-//! here is rate-limited per client address.
+//! `/api/auth/*` and `/api/me`: registration with e-mail verification, login
+//! sessions, logout and password reset. Responses never reveal whether an
+//! email is registered, and every route here is rate-limited per client
+//! address.
 
 use std::sync::Arc;
 
@@ -66,6 +67,15 @@ pub struct ResetRequest {
     /// The new password.
     #[schema(value_type = String, format = Password, min_length = 10, max_length = 1024)]
     pub password: Secret,
+}
+
+/// E-mail verification.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The token from the verification mail.
+    #[schema(value_type = String, format = Password)]
+    pub token: Secret,
 }
 
 /// The same answer whether or not the email is known.
@@ -146,7 +156,7 @@ pub(super) fn normalize_email(email: &str) -> Result<String, ApiError> {
     }
 }
 
-fn rate_limit(state: &State, ip: std::net::IpAddr) -> Result<(), ApiError> {
+pub(crate) fn rate_limit(state: &State, ip: std::net::IpAddr) -> Result<(), ApiError> {
     let key = crate::visitor::client_key(ip);
     state.auth_limiter.check_key(&key).map_err(|not_until| {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
@@ -157,13 +167,120 @@ fn rate_limit(state: &State, ip: std::net::IpAddr) -> Result<(), ApiError> {
 }
 
 /// 503 with `Retry-After` when password hashing is saturated.
-fn busy(state: &State, b: password::Busy) -> ApiError {
+pub(crate) fn busy(state: &State, b: password::Busy) -> ApiError {
     let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", b.to_string());
     e.retry_after = Some(state.account_hashes.retry_after());
     e
 }
 
-const ACCEPTED: &str = "if this address can be registered, the account is ready: log in with `beam login` or POST /api/auth/login";
+const ACCEPTED: &str = "if this address can be registered, a verification mail is on its way; the account can log in now, and create tokens or join organizations once the address is verified (POST /api/auth/verify-email)";
+
+/// Hours a verification token stays valid.
+const VERIFY_HOURS: i64 = 24;
+
+/// Mails a one-time verification token to `user_id`'s address (only the
+/// mail program's stdin sees it).
+async fn send_verification(state: &State, user_id: i64) -> Result<(), crate::store::StoreError> {
+    let (Some(user), Some((org_id, _))) = (
+        state.store.user(user_id).await?,
+        state.store.home_org(user_id).await?,
+    ) else {
+        return Ok(());
+    };
+    let Some(mailer) = state.cfg.mailer.clone() else {
+        tracing::warn!(
+            user_id,
+            "no mail transport (--sendmail): the address cannot be verified by mail"
+        );
+        return Ok(());
+    };
+    let token = random_secret("beamverify_");
+    let now = now_ms();
+    state
+        .store
+        .insert_token(
+            &NewToken {
+                hash: &hash_secret(token.expose()),
+                description: "e-mail verification",
+                user_id,
+                org_id,
+                scopes: Default::default(),
+                kind: TokenKind::Verify,
+                expires_at: Some(now + VERIFY_HOURS * 3_600_000),
+                environment_id: None,
+            },
+            now,
+        )
+        .await?;
+    let body = serde_json::json!({ "token": token.expose() });
+    let text = format!(
+        "Someone registered a beam account on {domain} with this address.\n\
+         If it was you, confirm the address within {VERIFY_HOURS} hours:\n\n\
+         curl -X POST {api}/api/auth/verify-email -H 'Content-Type: application/json' -d '{body}'\n\n\
+         Until then the account cannot create tokens or join an organization.\n\
+         If it was not you, ignore this message.\n",
+        domain = state.cfg.domain,
+        api = state.cfg.api_url,
+    );
+    if let Err(e) = mailer
+        .send(&user.email, "Confirm your beam address", &text)
+        .await
+    {
+        tracing::warn!(user_id, error = %e, "verification mail failed");
+    }
+    Ok(())
+}
+
+/// Proves the account's e-mail address with the token from the verification mail.
+#[utoipa::path(post, path = "/api/auth/verify-email", tag = "auth", request_body = VerifyRequest,
+    responses((status = 204, description = "Address verified"), (status = 400, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn verify_email(
+    AxumState(state): AxumState<Arc<State>>,
+    Ip(ip): Ip,
+    Json(req): Json<VerifyRequest>,
+) -> ApiResult<StatusCode> {
+    rate_limit(&state, ip)?;
+    let p = state
+        .auth
+        .authenticate(req.token.expose(), ip, &[TokenKind::Verify])
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_token",
+                "the verification token is invalid, used or expired; register again to get a new one",
+            )
+        })?;
+    let now = now_ms();
+    state.store.mark_verified(p.user_id, now).await?;
+    state
+        .store
+        .revoke_all(p.user_id, TokenKind::Verify, now)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Refuses (403) a user whose address is not verified yet: such an account
+/// may be someone else's pre-registration of that address.
+pub(crate) async fn require_verified(state: &State, user_id: i64) -> Result<(), ApiError> {
+    let user = state
+        .store
+        .user(user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?;
+    if user.email_verified_at.is_none() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "email_unverified",
+            format!(
+                "verify {} first: follow the verification mail (POST /api/auth/verify-email); until then this account cannot create tokens or join organizations",
+                user.email
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Creates an account and its personal organization.
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
@@ -205,6 +322,13 @@ pub async fn register(
         .await?
     {
         tracing::info!(user_id, "account registered");
+        // Off the answer's path, so both outcomes take as long.
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = send_verification(&state, user_id).await {
+                tracing::warn!(error = %e, "verification mail failed");
+            }
+        });
     }
     Ok((
         StatusCode::ACCEPTED,
@@ -304,6 +428,7 @@ pub async fn logout(
         .revoke_token(p.token_id, p.user_id, now_ms())
         .await?;
     state.registry.kick_token(p.token_id);
+    state.revocation.changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -391,11 +516,16 @@ fn reset_mail(domain: &str, api_url: &str, token: &str) -> String {
         "Someone asked to reset the password of your beam account on {domain}.\n\
          If it was you, set a new password within the hour:\n\n\
          curl -X POST {api_url}/api/auth/reset-password -H 'Content-Type: application/json' -d '{body}'\n\n\
-         The token works once. If it was not you, ignore this message; your password is unchanged.\n"
+         The token works once. Setting a new password signs you out everywhere: every\n\
+         session and token of your account is revoked, and your tunnels, agents and\n\
+         streams disconnect. If it was not you, ignore this message; your password is unchanged.\n"
     )
 }
 
-/// Sets a new password with a reset token; every session of the user ends.
+/// Sets a new password with a reset token. The user is signed out
+/// everywhere: every session and token of theirs (API, agent, session,
+/// reset, verification) is revoked, and their tunnels, agents and streams
+/// disconnect, because a reset usually means the old password leaked.
 #[utoipa::path(post, path = "/api/auth/reset-password", tag = "auth", request_body = ResetRequest,
     responses((status = 204, description = "Password changed"), (status = 400, body = ErrorBody),
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
@@ -425,14 +555,15 @@ pub async fn reset_password(
         .map_err(|e| ApiError::internal(&e))?;
     let now = now_ms();
     state.store.set_password(p.user_id, &hash).await?;
-    state
-        .store
-        .revoke_all(p.user_id, TokenKind::Reset, now)
-        .await?;
-    state
-        .store
-        .revoke_all(p.user_id, TokenKind::Session, now)
-        .await?;
+    // The reset proved the address too.
+    state.store.mark_verified(p.user_id, now).await?;
+    let revoked = state.store.revoke_user(p.user_id, now).await?;
+    state.revocation.changed();
+    tracing::info!(
+        user_id = p.user_id,
+        revoked,
+        "password reset: signed out everywhere"
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -470,6 +601,7 @@ pub async fn me(
             TokenKind::Session => "session",
             TokenKind::Reset => "reset",
             TokenKind::Agent => "agent",
+            TokenKind::Verify => "verify",
         }
         .into(),
         orgs: state

@@ -92,6 +92,12 @@ pub async fn create(
         HostKind::Subdomain(label) => {
             let label = crate::names::validate(label, &state.cfg.reserved)
                 .map_err(|e| ApiError::invalid(e.to_string()))?;
+            let org = state
+                .store
+                .org(p.org_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("organization"))?;
+            super::tunnels::reserved_name_allowed(&state, &org).await?;
             if !state
                 .store
                 .reserve(NameKind::Subdomain, &label, p.org_id, p.token_id, now)

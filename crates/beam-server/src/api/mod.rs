@@ -7,6 +7,7 @@ mod analytics;
 mod domains;
 pub mod error;
 pub mod extract;
+mod invitations;
 mod org;
 mod projects;
 mod tokens;
@@ -38,8 +39,11 @@ use error::ApiError;
         tunnels::list, tunnels::create, tunnels::get, tunnels::update, tunnels::delete,
         domains::list, domains::create, domains::get, domains::verify, domains::delete,
         analytics::tunnel, analytics::user,
-        org::get, org::members, org::add_member, org::remove_member, org::set_limits,
-        projects::list, projects::create, projects::create_agent_token, projects::logs,
+        accounts::verify_email,
+        org::get, org::members, org::add_member, org::set_role, org::remove_member, org::set_limits,
+        invitations::create, invitations::list, invitations::revoke, invitations::accept,
+        projects::list, projects::create, projects::create_agent_token, projects::list_agent_tokens,
+        projects::revoke_agent_token, projects::logs,
         projects::flags, projects::evaluate_flag, projects::env_check, projects::health,
         projects::sync, projects::sync_suggest, projects::sync_relations,
         webhooks::receive, webhooks::publish, webhooks::stream, webhooks::ack, webhooks::list, webhooks::get,
@@ -78,6 +82,16 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/auth/logout", post(accounts::logout))
         .route("/auth/forgot-password", post(accounts::forgot_password))
         .route("/auth/reset-password", post(accounts::reset_password))
+        .route("/auth/verify-email", post(accounts::verify_email))
+        .route(
+            "/org/invitations",
+            get(invitations::list).post(invitations::create),
+        )
+        .route(
+            "/org/invitations/{id}",
+            axum::routing::delete(invitations::revoke),
+        )
+        .route("/invitations/accept", post(invitations::accept))
         .route("/me", get(accounts::me))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}", axum::routing::delete(tokens::revoke))
@@ -97,13 +111,17 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/org/members", get(org::members).post(org::add_member))
         .route(
             "/org/members/{user_id}",
-            axum::routing::delete(org::remove_member),
+            put(org::set_role).delete(org::remove_member),
         )
         .route("/orgs/{id}/limits", put(org::set_limits))
         .route("/projects", get(projects::list).post(projects::create))
         .route(
             "/projects/{project}/{environment}/agent-tokens",
-            post(projects::create_agent_token),
+            get(projects::list_agent_tokens).post(projects::create_agent_token),
+        )
+        .route(
+            "/projects/{project}/{environment}/agent-tokens/{id}",
+            axum::routing::delete(projects::revoke_agent_token),
         )
         .route(
             "/projects/{project}/{environment}/logs",

@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
 use crate::State;
 use crate::scope::{Role, Scope};
-use crate::store::{Limits, now_ms};
+use crate::store::Limits;
 
 /// An organization with usage.
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,16 +48,6 @@ pub struct MemberView {
     /// Email.
     pub email: String,
     /// Role.
-    pub role: Role,
-}
-
-/// A member to add.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddMember {
-    /// Email of a registered user.
-    pub email: String,
-    /// Their role.
     pub role: Role,
 }
 
@@ -107,54 +97,71 @@ pub async fn members(
     ))
 }
 
-/// Adds a registered user to the organization (admin).
-#[utoipa::path(post, path = "/api/org/members", tag = "organization", security(("bearer" = [])), request_body = AddMember,
-    responses((status = 201, body = MemberView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+/// Invites an address into the organization (admin): the same as `POST
+/// /api/org/invitations`. Membership is always an invitation the invitee
+/// accepts; the answer never says whether the address has an account.
+#[utoipa::path(post, path = "/api/org/members", tag = "organization", security(("bearer" = [])),
+    request_body = super::invitations::InviteRequest,
+    responses((status = 201, body = super::invitations::InvitationView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn add_member(
     AxumState(state): AxumState<Arc<State>>,
     auth: Auth,
-    Json(req): Json<AddMember>,
-) -> ApiResult<(StatusCode, axum::Json<MemberView>)> {
+    Json(req): Json<super::invitations::InviteRequest>,
+) -> ApiResult<(StatusCode, axum::Json<super::invitations::InvitationView>)> {
+    super::invitations::invite(&state, &auth, req).await
+}
+
+/// A new role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRole {
+    /// The role.
+    pub role: Role,
+}
+
+/// Changes a member's role (admin; only an owner grants or takes away
+/// `owner`). A lower role takes effect on their live tunnels, agents and
+/// streams within seconds.
+#[utoipa::path(put, path = "/api/org/members/{user_id}", tag = "organization", security(("bearer" = [])),
+    params(("user_id" = i64, Path, description = "User id")), request_body = SetRole,
+    responses((status = 200, body = MemberView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn set_role(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path(user_id): Path<i64>,
+    Json(req): Json<SetRole>,
+) -> ApiResult<axum::Json<MemberView>> {
     let p = auth.require(Scope::Admin)?;
-    if req.role == Role::Owner && p.role != Role::Owner {
-        return Err(ApiError::forbidden("only an owner can add owners"));
-    }
-    let email = super::accounts::normalize_email(&req.email)?;
-    let org = state
+    let current = state
         .store
-        .org(p.org_id)
+        .role(p.org_id, user_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("organization"))?;
-    if let Some(max) = org.limits.max_members {
-        let n = state.store.members(p.org_id).await?.len() as i64;
-        if n >= max {
-            return Err(ApiError::limit(format!(
-                "your plan allows {max} members and you have {n}"
-            )));
-        }
+        .ok_or_else(|| ApiError::not_found("member"))?;
+    if (current == Role::Owner || req.role == Role::Owner) && p.role != Role::Owner {
+        return Err(ApiError::forbidden(
+            "only an owner can grant or take away owner",
+        ));
     }
-    let user = state
-        .store
-        .user_by_email(&email)
-        .await?
-        .ok_or_else(|| ApiError::not_found("registered user with that email"))?;
-    if !state
-        .store
-        .add_member(p.org_id, user.id, req.role, now_ms())
-        .await?
-    {
-        return Err(ApiError::conflict("that user is already a member"));
+    if user_id == p.user_id {
+        return Err(ApiError::invalid("you cannot change your own role"));
     }
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(MemberView {
-            user_id: user.id,
-            email: user.email,
-            role: req.role,
-        }),
-    ))
+    state.store.set_role(p.org_id, user_id, req.role).await?;
+    state.revocation.changed();
+    let email = state
+        .store
+        .user(user_id)
+        .await?
+        .map(|u| u.email)
+        .unwrap_or_default();
+    Ok(axum::Json(MemberView {
+        user_id,
+        email,
+        role: req.role,
+    }))
 }
 
 /// Removes a member (admin); their tokens for this organization stop working and
@@ -183,8 +190,9 @@ pub async fn remove_member(
     }
     state.store.remove_member(p.org_id, user_id).await?;
     // Their tokens for this organization fail from the next request on; their
-    // live tunnels here end now.
+    // live tunnels here end now, and their agents and streams within seconds.
     state.registry.kick_member(p.org_id, user_id);
+    state.revocation.changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -212,6 +220,8 @@ pub async fn set_limits(
         limits.max_custom_domains,
         limits.max_members,
         limits.max_bandwidth_bytes,
+        limits.max_tcp_ports,
+        limits.max_reserved_names,
     ]
     .into_iter()
     .flatten()

@@ -9,7 +9,9 @@ use axum::extract::{RawQuery, State as AxumState};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use beam_proto::logs::LogQuery;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -128,6 +130,7 @@ pub async fn create_agent_token(
     Json(body): Json<CreateAgentToken>,
 ) -> ApiResult<(StatusCode, axum::Json<AgentTokenView>)> {
     let p = auth.require(Scope::Admin)?;
+    super::accounts::require_verified(&state, p.user_id).await?;
     let env = find_env(&state, p.org_id, &project, &environment).await?;
     let token = generate_token();
     let description = body
@@ -160,6 +163,72 @@ pub async fn create_agent_token(
             environment: env,
         }),
     ))
+}
+
+/// An agent token as listed (never the secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentTokenRow {
+    /// Token id (for revoking).
+    pub id: i64,
+    /// What it was created for.
+    pub description: String,
+    /// Who created it.
+    pub created_by: i64,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Last time an agent connected with it (unix ms).
+    pub last_used_at: Option<i64>,
+    /// Set once revoked (unix ms).
+    pub revoked_at: Option<i64>,
+}
+
+/// The environment's agent tokens, newest first, with when each was last
+/// used (admin).
+#[utoipa::path(get, path = "/api/projects/{project}/{environment}/agent-tokens", tag = "projects",
+    security(("bearer" = [])), params(("project" = String, Path), ("environment" = String, Path)),
+    responses((status = 200, body = Vec<AgentTokenRow>), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn list_agent_tokens(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path((project, environment)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Vec<AgentTokenRow>>> {
+    let p = auth.require(Scope::Admin)?;
+    let env = find_env(&state, p.org_id, &project, &environment).await?;
+    let rows = state.store.agent_tokens(env.id).await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|t| AgentTokenRow {
+                id: t.id,
+                description: t.description,
+                created_by: t.user_id,
+                created_at: t.created_at,
+                last_used_at: t.last_used_at,
+                revoked_at: t.revoked_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Revokes an agent token of the environment (any admin of the
+/// organization, not only its creator); agents connected with it disconnect
+/// within seconds and cannot reconnect.
+#[utoipa::path(delete, path = "/api/projects/{project}/{environment}/agent-tokens/{id}", tag = "projects",
+    security(("bearer" = [])), params(("project" = String, Path), ("environment" = String, Path), ("id" = i64, Path)),
+    responses((status = 204, description = "Revoked"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn revoke_agent_token(
+    AxumState(state): AxumState<Arc<State>>,
+    auth: Auth,
+    Path((project, environment, id)): Path<(String, String, i64)>,
+) -> ApiResult<StatusCode> {
+    let p = auth.require(Scope::Admin)?;
+    let env = find_env(&state, p.org_id, &project, &environment).await?;
+    if !state.store.revoke_agent_token(env.id, id, now_ms()).await? {
+        return Err(ApiError::not_found("live agent token of this environment"));
+    }
+    state.revocation.changed();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Streams the environment's production logs as NDJSON: the last `tail`
@@ -196,14 +265,23 @@ pub async fn logs(
         &format!("/logs?{qs}"),
         crate::body::empty(),
     )?;
-    let resp = agent_call(&state, &env, req).await?;
+    let (resp, agent_gone) = agent_call(&state, &env, req).await?;
     let epoch = resp.headers().get(beam_proto::logs::EPOCH_HEADER).cloned();
-    // The reader counts as connected while the stream is open.
+    // The reader counts as connected while the stream is open, and the
+    // stream ends as soon as its access is revoked.
     let presence = state.developers.enter(env.id, p.user_id);
-    let body = http_body_util::BodyExt::map_frame(resp.into_body(), move |f| {
-        let _ = &presence;
+    // Ends with the reader's access, or with the agent's connection (a
+    // relay must not keep a disconnected agent's connection open).
+    let kick = agent_gone.child_token();
+    let held = state.revocation.hold(
+        crate::revocation::Access::of(p, Some(Scope::LogsRead)),
+        kick.clone(),
+    );
+    let frames = http_body_util::BodyStream::new(resp.into_body()).map(move |f| {
+        let _ = (&presence, &held);
         f
     });
+    let body = http_body_util::StreamBody::new(frames.take_until(kick.cancelled_owned()));
     let mut out = Response::new(axum::body::Body::new(body));
     let h = out.headers_mut();
     if let Some(epoch) = epoch {
@@ -224,7 +302,13 @@ pub(super) async fn agent_call(
     state: &State,
     env: &EnvironmentRow,
     req: axum::http::Request<crate::body::Body>,
-) -> Result<axum::http::Response<hyper::body::Incoming>, ApiError> {
+) -> Result<
+    (
+        axum::http::Response<hyper::body::Incoming>,
+        CancellationToken,
+    ),
+    ApiError,
+> {
     let Some(agent) = state.registry.agents(env.id).pop() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -246,7 +330,7 @@ pub(super) async fn agent_call(
         )
     })?;
     if resp.status() == StatusCode::OK {
-        return Ok(resp);
+        return Ok((resp, agent.kick.clone()));
     }
     // The agent explains (a bad --grep, no flags configured); pass it on.
     let status = resp.status();
@@ -281,7 +365,7 @@ async fn relay(
     req: axum::http::Request<crate::body::Body>,
     content_type: &'static str,
 ) -> ApiResult<Response> {
-    let resp = agent_call(state, env, req).await?;
+    let (resp, agent_gone) = agent_call(state, env, req).await?;
     // The agent's own `beam-*` headers (row totals, epochs) pass through.
     let beam_headers: Vec<_> = resp
         .headers()
@@ -289,7 +373,13 @@ async fn relay(
         .filter(|(k, _)| k.as_str().starts_with("beam-"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let mut out = Response::new(axum::body::Body::new(resp.into_body()));
+    // A streamed answer ends when the agent is disconnected (revoked,
+    // replaced): it must not hold the agent's connection open.
+    let frames =
+        http_body_util::BodyStream::new(resp.into_body()).take_until(agent_gone.cancelled_owned());
+    let mut out = Response::new(axum::body::Body::new(http_body_util::StreamBody::new(
+        frames,
+    )));
     for (k, v) in beam_headers {
         out.headers_mut().insert(k, v);
     }
@@ -429,7 +519,7 @@ pub async fn health(
     let p = auth.require(Scope::LogsRead)?;
     let env = find_env(&state, p.org_id, &project, &environment).await?;
     let req = agent_request(axum::http::Method::GET, "/health", crate::body::empty())?;
-    let resp = agent_call(&state, &env, req).await?;
+    let (resp, _) = agent_call(&state, &env, req).await?;
     let bytes = http_body_util::BodyExt::collect(http_body_util::Limited::new(
         resp.into_body(),
         256 * 1024,

@@ -112,6 +112,7 @@ pub async fn create(
     Json(req): Json<CreateToken>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
     may_manage(&p)?;
+    super::accounts::require_verified(&state, p.user_id).await?;
     let description = req.description.trim();
     if description.is_empty() || description.chars().count() > 100 {
         return Err(ApiError::invalid(
@@ -200,8 +201,10 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     may_manage(&p)?;
     if state.store.revoke_token(id, p.user_id, now_ms()).await? {
-        // Tunnels opened with it end now; their reconnects are refused.
+        // Tunnels opened with it end now, and so does everything else it
+        // holds (agents, streams); reconnects are refused.
         state.registry.kick_token(id);
+        state.revocation.changed();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("token"))

@@ -60,6 +60,22 @@ pub async fn list(
     Ok(axum::Json(state.store.tunnels(p.org_id).await?))
 }
 
+/// Refuses a new reservation past the plan's `max_reserved_names`.
+pub(crate) async fn reserved_name_allowed(
+    state: &State,
+    org: &crate::store::OrgRow,
+) -> Result<(), ApiError> {
+    if let Some(max) = org.limits.max_reserved_names {
+        let n = state.store.count_reserved_names(org.id).await?;
+        if n >= max {
+            return Err(ApiError::limit(format!(
+                "your plan allows {max} reserved names and you hold {n}; release one first"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Reserves a subdomain or port for the organization; `beam http PORT -s NAME`
 /// (or `beam tcp PORT --remote-port N`) then connects to it.
 #[utoipa::path(post, path = "/api/tunnels", tag = "tunnels", security(("bearer" = [])), request_body = CreateTunnel,
@@ -77,6 +93,7 @@ pub async fn create(
         .org(p.org_id)
         .await?
         .ok_or_else(|| ApiError::not_found("organization"))?;
+    reserved_name_allowed(&state, &org).await?;
     if let Some(max) = org.limits.max_tunnels {
         let reserved = state
             .store

@@ -27,8 +27,6 @@ use crate::webhooks::Check;
 /// Events fetched per store round trip of a stream (bodies are up to
 /// `--webhook-max-body` each, so this bounds a stream's memory).
 const BATCH: i64 = 16;
-/// How often a long-lived stream re-checks that its token and role still allow it.
-const RECHECK: Duration = Duration::from_secs(60);
 /// An idle stream sends an empty line this often, so both ends notice a dead peer.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
@@ -342,12 +340,14 @@ pub async fn stream(
         .store
         .webhook_subscription(env.id, p.user_id, &name, now_ms())
         .await?;
+    let kick = tokio_util::sync::CancellationToken::new();
     let cursor = Cursor {
         _presence: state.developers.enter(env.id, p.user_id),
-        token_id: p.token_id,
-        org_id: p.org_id,
-        user_id: p.user_id,
-        checked: tokio::time::Instant::now(),
+        _held: state.revocation.hold(
+            crate::revocation::Access::of(p, Some(Scope::WebhooksRead)),
+            kick.clone(),
+        ),
+        kick,
         state: state.clone(),
         env: env.id,
         sub: sub.id,
@@ -375,10 +375,10 @@ pub async fn stream(
 struct Cursor {
     /// Counts this developer as connected while the stream is open.
     _presence: crate::developers::Presence,
-    token_id: i64,
-    org_id: i64,
-    user_id: i64,
-    checked: tokio::time::Instant,
+    /// Registers the stream's access with the revocation watcher…
+    _held: crate::revocation::Held,
+    /// …which cancels this when the access is gone.
+    kick: tokio_util::sync::CancellationToken,
     state: Arc<State>,
     env: i64,
     sub: i64,
@@ -394,15 +394,9 @@ impl Cursor {
     /// `None` ends the stream (store failure or shutdown; the client resumes).
     async fn next_chunk(&mut self) -> Option<Bytes> {
         loop {
-            if self.checked.elapsed() >= RECHECK {
-                if !self.still_allowed().await {
-                    tracing::info!(
-                        token = self.token_id,
-                        "webhook stream ended: access revoked"
-                    );
-                    return None;
-                }
-                self.checked = tokio::time::Instant::now();
+            if self.kick.is_cancelled() {
+                tracing::info!("webhook stream ended: access revoked");
+                return None;
             }
             let min_received = now_ms() - self.state.cfg.webhook_retention.as_millis() as i64;
             let batch = match self
@@ -440,6 +434,7 @@ impl Cursor {
             tokio::select! {
                 // Events stored on this node wake the stream at once.
                 r = self.wake.changed() => if r.is_err() { return None },
+                () = self.kick.cancelled() => {}
                 // Other nodes' events are picked up by polling.
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 () = tokio::time::sleep_until(heartbeat_at) => {
@@ -448,18 +443,6 @@ impl Cursor {
                 }
             }
         }
-    }
-}
-
-impl Cursor {
-    /// The token is neither revoked nor expired, and the user's role still
-    /// allows reading webhooks.
-    async fn still_allowed(&self) -> bool {
-        let store = &self.state.store;
-        let token = store.token_active(self.token_id, now_ms()).await;
-        let role = store.role(self.org_id, self.user_id).await;
-        matches!(token, Ok(true))
-            && matches!(role, Ok(Some(r)) if r.scopes().allows(Scope::WebhooksRead))
     }
 }
 

@@ -18,6 +18,10 @@ pub struct UserRow {
     pub password_hash: Option<String>,
     /// Unix ms.
     pub created_at: i64,
+    /// When the address was proven (a verification mail or an accepted
+    /// invitation); `None`: the account cannot create tokens or join
+    /// organizations yet.
+    pub email_verified_at: Option<i64>,
 }
 
 /// Plan limits of an organization; `None` is unlimited.
@@ -41,6 +45,60 @@ pub struct Limits {
     pub max_members: Option<i64>,
     /// Bytes in + out through the organization's tunnels per calendar month (UTC).
     pub max_bandwidth_bytes: Option<i64>,
+    /// Public TCP ports (`beam tcp` tunnels) connected at the same time.
+    pub max_tcp_ports: Option<i64>,
+    /// Reserved subdomains and ports.
+    pub max_reserved_names: Option<i64>,
+}
+
+impl Limits {
+    /// What a new organization gets unless the operator says otherwise
+    /// (`--default-limits`): enough for a team's daily work, not enough for
+    /// one account to take every TCP port or name of a shared server.
+    pub const NEW_ORG: Limits = Limits {
+        max_tunnels: Some(20),
+        max_custom_domains: Some(10),
+        max_members: None,
+        max_bandwidth_bytes: None,
+        max_tcp_ports: Some(5),
+        max_reserved_names: Some(20),
+    };
+
+    /// Parses `tunnels=20,tcp_ports=5,reserved_names=20,custom_domains=10,
+    /// members=none,bandwidth=none` (keys left out keep [`Limits::NEW_ORG`]'s
+    /// value; `none` is unlimited).
+    pub fn parse(spec: &str) -> Result<Limits, String> {
+        let mut l = Limits::NEW_ORG;
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("'{part}' is not KEY=VALUE"))?;
+            let v = match v.trim() {
+                "none" | "unlimited" => None,
+                n => Some(
+                    n.parse::<i64>()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| format!("{k}: '{n}' is not a count (or none)"))?,
+                ),
+            };
+            let slot = match k.trim() {
+                "tunnels" => &mut l.max_tunnels,
+                "custom_domains" => &mut l.max_custom_domains,
+                "members" => &mut l.max_members,
+                "bandwidth" => &mut l.max_bandwidth_bytes,
+                "tcp_ports" => &mut l.max_tcp_ports,
+                "reserved_names" => &mut l.max_reserved_names,
+                other => {
+                    return Err(format!(
+                        "unknown limit '{other}' (tunnels, tcp_ports, reserved_names, custom_domains, members, bandwidth)"
+                    ));
+                }
+            };
+            *slot = v;
+        }
+        Ok(l)
+    }
 }
 
 /// An organization as stored.
@@ -74,6 +132,7 @@ macro_rules! user_of {
             name: r.try_get("name")?,
             password_hash: r.try_get("password_hash")?,
             created_at: r.try_get("created_at")?,
+            email_verified_at: r.try_get("email_verified_at")?,
         }
     }};
 }
@@ -120,10 +179,11 @@ impl Store {
                 .bind(&email).bind(name).bind(password_hash).bind(now)
                 .fetch_optional(&mut *tx).await?.map(|r| r.try_get("id")).transpose()?;
             let org: i64 = sqlx::query(
-                "INSERT INTO organizations (name, created_at, max_tunnels, max_custom_domains, max_members, max_bandwidth_bytes) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+                "INSERT INTO organizations (name, created_at, max_tunnels, max_custom_domains, max_members, max_bandwidth_bytes, \
+                 max_tcp_ports, max_reserved_names) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id")
                 .bind(format!("{email}'s organization")).bind(now).bind(limits.max_tunnels)
                 .bind(limits.max_custom_domains).bind(limits.max_members).bind(limits.max_bandwidth_bytes)
+                .bind(limits.max_tcp_ports).bind(limits.max_reserved_names)
                 .fetch_one(&mut *tx).await?.try_get("id")?;
             match user {
                 Some(user) => {
@@ -141,7 +201,7 @@ impl Store {
     /// Looks a user up by email (case-insensitive).
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
         let row = on_pool!(self, p => sqlx::query(
-            "SELECT id, email, name, password_hash, created_at FROM users WHERE email = $1")
+            "SELECT id, email, name, password_hash, created_at, email_verified_at FROM users WHERE email = $1")
             .bind(email.to_lowercase()).fetch_optional(p).await?
             .map(|r| Ok::<_, sqlx::Error>(user_of!(r))).transpose()?);
         Ok(row)
@@ -150,10 +210,31 @@ impl Store {
     /// Looks a user up by id.
     pub async fn user(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
         let row = on_pool!(self, p => sqlx::query(
-            "SELECT id, email, name, password_hash, created_at FROM users WHERE id = $1")
+            "SELECT id, email, name, password_hash, created_at, email_verified_at FROM users WHERE id = $1")
             .bind(id).fetch_optional(p).await?
             .map(|r| Ok::<_, sqlx::Error>(user_of!(r))).transpose()?);
         Ok(row)
+    }
+
+    /// Records that `user_id` proved their address (first time only).
+    pub async fn mark_verified(&self, user_id: i64, now: i64) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query(
+            "UPDATE users SET email_verified_at = $1 WHERE id = $2 AND email_verified_at IS NULL")
+            .bind(now).bind(user_id).execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Changes a member's role; `Ok(false)` when they are not a member.
+    pub async fn set_role(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        role: Role,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, p => sqlx::query(
+            "UPDATE members SET role = $1 WHERE org_id = $2 AND user_id = $3")
+            .bind(role.as_str()).bind(org_id).bind(user_id).execute(p).await?.rows_affected());
+        Ok(n == 1)
     }
 
     /// Replaces a user's password hash.
@@ -171,10 +252,11 @@ impl Store {
         now: i64,
     ) -> Result<i64, StoreError> {
         let id: i64 = on_pool!(self, p => sqlx::query(
-            "INSERT INTO organizations (name, created_at, max_tunnels, max_custom_domains, max_members, max_bandwidth_bytes) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+            "INSERT INTO organizations (name, created_at, max_tunnels, max_custom_domains, max_members, max_bandwidth_bytes, \
+             max_tcp_ports, max_reserved_names) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id")
             .bind(name).bind(now).bind(limits.max_tunnels).bind(limits.max_custom_domains)
             .bind(limits.max_members).bind(limits.max_bandwidth_bytes)
+            .bind(limits.max_tcp_ports).bind(limits.max_reserved_names)
             .fetch_one(p).await?.try_get("id")?);
         Ok(id)
     }
@@ -183,8 +265,8 @@ impl Store {
     pub async fn org(&self, id: i64) -> Result<Option<OrgRow>, StoreError> {
         let row = on_pool!(self, p => {
             match sqlx::query(
-                "SELECT id, name, max_tunnels, max_custom_domains, max_members, max_bandwidth_bytes \
-                 FROM organizations WHERE id = $1")
+                "SELECT id, name, max_tunnels, max_custom_domains, max_members, max_bandwidth_bytes, \
+                 max_tcp_ports, max_reserved_names FROM organizations WHERE id = $1")
                 .bind(id).fetch_optional(p).await? {
                 Some(r) => Some(OrgRow {
                     id: r.try_get("id")?,
@@ -194,6 +276,8 @@ impl Store {
                         max_custom_domains: r.try_get("max_custom_domains")?,
                         max_members: r.try_get("max_members")?,
                         max_bandwidth_bytes: r.try_get("max_bandwidth_bytes")?,
+                        max_tcp_ports: r.try_get("max_tcp_ports")?,
+                        max_reserved_names: r.try_get("max_reserved_names")?,
                     },
                 }),
                 None => None,
@@ -206,9 +290,10 @@ impl Store {
     pub async fn set_limits(&self, org_id: i64, limits: Limits) -> Result<(), StoreError> {
         on_pool!(self, p => sqlx::query(
             "UPDATE organizations SET max_tunnels = $1, max_custom_domains = $2, max_members = $3, \
-             max_bandwidth_bytes = $4 WHERE id = $5")
+             max_bandwidth_bytes = $4, max_tcp_ports = $5, max_reserved_names = $6 WHERE id = $7")
             .bind(limits.max_tunnels).bind(limits.max_custom_domains).bind(limits.max_members)
-            .bind(limits.max_bandwidth_bytes).bind(org_id)
+            .bind(limits.max_bandwidth_bytes).bind(limits.max_tcp_ports)
+            .bind(limits.max_reserved_names).bind(org_id)
             .execute(p).await.map(|_| ())?);
         Ok(())
     }
@@ -306,6 +391,8 @@ impl Store {
                     .ok_or_else(|| StoreError::Corrupt("operator account vanished".into()))?,
             },
         };
+        // No mail reaches `.invalid`: the operator is proven by construction.
+        self.mark_verified(user_id, now).await?;
         let org_id = match self.home_org(user_id).await? {
             Some((org, _)) => org,
             None => {

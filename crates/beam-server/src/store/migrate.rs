@@ -26,6 +26,7 @@ migrations! {
     4 => "0004_certificates.sql",
     5 => "0005_projects.sql",
     6 => "0006_webhooks.sql",
+    7 => "0007_security.sql",
 }
 
 impl Store {

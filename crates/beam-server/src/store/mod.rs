@@ -9,6 +9,7 @@ mod accounts;
 mod analytics;
 mod certificates;
 mod domains;
+mod invitations;
 mod migrate;
 mod projects;
 mod reservations;
@@ -22,6 +23,7 @@ pub use analytics::{
 };
 pub use certificates::CertRow;
 pub use domains::{Check, DomainRow, NewDomain};
+pub use invitations::{InvitationRow, NewInvitation};
 pub use projects::EnvironmentRow;
 pub use reservations::{Claim, NameKind};
 pub use tokens::{NewToken, TokenKind, TokenRow};

@@ -20,15 +20,18 @@ pub enum TokenKind {
     /// A production agent's producer token, bound to one environment: it can
     /// connect `beam agent` and nothing else.
     Agent,
+    /// A one-time proof of an e-mail address, sent by mail at registration.
+    Verify,
 }
 
 impl TokenKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TokenKind::Api => "api",
             TokenKind::Session => "session",
             TokenKind::Reset => "reset",
             TokenKind::Agent => "agent",
+            TokenKind::Verify => "verify",
         }
     }
 
@@ -38,6 +41,7 @@ impl TokenKind {
             "session" => Ok(TokenKind::Session),
             "reset" => Ok(TokenKind::Reset),
             "agent" => Ok(TokenKind::Agent),
+            "verify" => Ok(TokenKind::Verify),
             other => Err(StoreError::Corrupt(format!("unknown token kind '{other}'"))),
         }
     }
@@ -163,6 +167,18 @@ impl Store {
         Ok(row)
     }
 
+    /// Token `id`, revoked or not.
+    pub async fn token_by_id(&self, id: i64) -> Result<Option<TokenRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM tokens WHERE id = $1");
+        let row = on_pool!(self, p => {
+            match sqlx::query(AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(p).await? {
+                Some(r) => Some(token_of!(r)),
+                None => None,
+            }
+        });
+        Ok(row)
+    }
+
     /// Whether token `id` is still usable at `now` (not revoked, not expired);
     /// long-lived streams re-check this.
     pub async fn token_active(&self, id: i64, now: i64) -> Result<bool, StoreError> {
@@ -210,6 +226,44 @@ impl Store {
             "UPDATE tokens SET revoked_at = $1 WHERE user_id = $2 AND kind = $3 AND revoked_at IS NULL")
             .bind(now).bind(user_id).bind(kind.as_str()).execute(p).await?.rows_affected());
         Ok(n)
+    }
+
+    /// Revokes every live token of `user_id`, of every kind (a password
+    /// reset signs the user out everywhere); returns how many.
+    pub async fn revoke_user(&self, user_id: i64, now: i64) -> Result<u64, StoreError> {
+        let n = on_pool!(self, p => sqlx::query(
+            "UPDATE tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now).bind(user_id).execute(p).await?.rows_affected());
+        Ok(n)
+    }
+
+    /// Agent tokens of an environment, newest first, revoked ones included.
+    pub async fn agent_tokens(&self, environment_id: i64) -> Result<Vec<TokenRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tokens WHERE environment_id = $1 AND kind = 'agent' ORDER BY id DESC"
+        );
+        let rows = on_pool!(self, p => {
+            let mut out = Vec::new();
+            for r in sqlx::query(AssertSqlSafe(sql.as_str())).bind(environment_id).fetch_all(p).await? {
+                out.push(token_of!(r));
+            }
+            out
+        });
+        Ok(rows)
+    }
+
+    /// Revokes agent token `id` of an environment; `Ok(false)` when there is
+    /// no such live token.
+    pub async fn revoke_agent_token(
+        &self,
+        environment_id: i64,
+        id: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, p => sqlx::query(
+            "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND environment_id = $3              AND kind = 'agent' AND revoked_at IS NULL")
+            .bind(now).bind(id).bind(environment_id).execute(p).await?.rows_affected());
+        Ok(n == 1)
     }
 
     /// Records that a token was used.

@@ -221,6 +221,24 @@ impl Store {
         Ok(n)
     }
 
+    /// Connected TCP tunnels (public ports) of an organization.
+    pub async fn count_connected_tcp(&self, org_id: i64) -> Result<i64, StoreError> {
+        let n: i64 = on_pool!(self, p => sqlx::query(
+            "SELECT COUNT(*) AS n FROM tunnels WHERE org_id = $1 AND status = 'connected' AND kind = 'tcp'")
+            .bind(org_id).fetch_one(p).await?.try_get("n")?);
+        Ok(n)
+    }
+
+    /// Names an organization holds on reserve: reserved tunnels (subdomains
+    /// and ports) and reserved subdomains.
+    pub async fn count_reserved_names(&self, org_id: i64) -> Result<i64, StoreError> {
+        let n: i64 = on_pool!(self, p => sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM tunnels WHERE org_id = $1 AND reserved = TRUE) \
+             + (SELECT COUNT(*) FROM domains WHERE org_id = $1 AND kind = 'subdomain') AS n")
+            .bind(org_id).fetch_one(p).await?.try_get("n")?);
+        Ok(n)
+    }
+
     /// Deletes unreserved tunnel records disconnected before `before`.
     pub async fn purge_tunnels(&self, before: i64) -> Result<u64, StoreError> {
         let n = on_pool!(self, p => sqlx::query(

@@ -140,6 +140,75 @@ async fn quick_start_server_dev_then_beam_http() {
     .unwrap()
     .unwrap();
     assert!(status.0.success(), "{:?}", status.0);
+
+    // Without --sendmail no address can be verified, so registration is
+    // closed by default and people join by invitation: the admin passes the
+    // one-time token on, the invitee accepts and chooses a password.
+    let api = format!("localhost:{public_port}");
+    let register = http::Request::post("/api/auth/register")
+        .header("content-type", "application/json")
+        .body(full(
+            r#"{"email":"new@example.com","password":"correct horse battery"}"#,
+        ))
+        .unwrap();
+    let resp = visit(public, &api, register).await;
+    assert_eq!(resp.status(), http::StatusCode::FORBIDDEN);
+    let org = |args: &[&str], home: &std::path::Path, env: &[(&str, &str)]| {
+        let mut c = beam(home);
+        c.arg("org").args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        output(c)
+    };
+    let (code, token, err) = org(
+        &["invite", "new@example.com", "--role", "member"],
+        home.path(),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("give new@example.com this one-time token"),
+        "{err}"
+    );
+    let token = token.trim().to_string();
+    assert!(token.starts_with("beaminvite_"), "{token}");
+    let invitee = tempfile::tempdir().unwrap();
+    let server_addr =
+        std::fs::read_to_string(home.path().join(".config/beam/config.toml")).unwrap();
+    let field = |k: &str| {
+        server_addr
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} = \"")))
+            .map(|v| v.trim_end_matches('"').to_string())
+            .unwrap()
+    };
+    let (server_arg, fp) = (field("server"), field("fingerprint"));
+    let conn = [
+        "--server",
+        server_arg.as_str(),
+        "--fingerprint",
+        fp.as_str(),
+    ];
+    let mut args = vec!["accept", token.as_str()];
+    args.extend_from_slice(&conn);
+    let (code, out, err) = org(
+        &args,
+        invitee.path(),
+        &[("BEAM_PASSWORD", "the invitee's password")],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("joined organization") && out.contains("as member"),
+        "{out}"
+    );
+    let (code, out, err) = org(&["members"], home.path(), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("member   new@example.com"), "{out}");
+    // The token worked once.
+    let (code, _, err) = org(&args, invitee.path(), &[("BEAM_PASSWORD", "again 1234567")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid, already used"), "{err}");
 }
 
 fn run(home: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {

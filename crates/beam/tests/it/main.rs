@@ -20,6 +20,7 @@ mod parity_sync_guards;
 mod parity_webhooks;
 mod protect;
 mod reconnect;
+mod revocation;
 mod store;
 mod tunnel_http;
 mod tunnel_tcp;

@@ -75,12 +75,15 @@ impl Watched {
     pub(crate) async fn exit_code(&mut self) -> i32 {
         let child = &mut self._kill.0;
         tokio::task::block_in_place(|| {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
                     return status.code().unwrap_or(-1);
                 }
-                assert!(std::time::Instant::now() < deadline, "the process did not exit");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the process did not exit"
+                );
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
         })

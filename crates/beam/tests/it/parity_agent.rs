@@ -8,17 +8,30 @@ use crate::support::*;
 
 /// `beam agent` running an app that waits for `go` to exist, then prints and
 /// exits 7. `token` is BEAM_TOKEN (none when `None`).
-fn agent(home: &std::path::Path, server: &str, token: Option<&str>, go: &std::path::Path) -> Watched {
+fn agent(
+    home: &std::path::Path,
+    server: &str,
+    token: Option<&str>,
+    go: &std::path::Path,
+) -> Watched {
     let mut c = crate::cli::beam(home);
-    c.args(["agent", "--project", "shop/production", "--server", server, "--insecure", "--"])
-        .args([
-            "sh",
-            "-c",
-            &format!(
-                "while [ ! -e '{}' ]; do sleep 0.05; done; exit 7",
-                go.display()
-            ),
-        ]);
+    c.args([
+        "agent",
+        "--project",
+        "shop/production",
+        "--server",
+        server,
+        "--insecure",
+        "--",
+    ])
+    .args([
+        "sh",
+        "-c",
+        &format!(
+            "while [ ! -e '{}' ]; do sleep 0.05; done; exit 7",
+            go.display()
+        ),
+    ]);
     if let Some(t) = token {
         c.env("BEAM_TOKEN", t);
     }
@@ -31,7 +44,12 @@ async fn the_app_starts_without_a_token_with_a_wrong_one_and_with_the_server_dow
     let _ = setup(&server).await;
     let tunnel = server.tunnel.to_string();
     let cases = [
-        ("no token", tunnel.as_str(), None, "NOT PUBLISHING: no token"),
+        (
+            "no token",
+            tunnel.as_str(),
+            None,
+            "NOT PUBLISHING: no token",
+        ),
         (
             "wrong token",
             tunnel.as_str(),
@@ -39,7 +57,12 @@ async fn the_app_starts_without_a_token_with_a_wrong_one_and_with_the_server_dow
             "NOT PUBLISHING: ",
         ),
         // Nothing listens on port 1: the agent stays offline and retries.
-        ("server down", "127.0.0.1:1", Some("beam_whatever"), "offline ("),
+        (
+            "server down",
+            "127.0.0.1:1",
+            Some("beam_whatever"),
+            "offline (",
+        ),
     ];
     for (case, addr, token, says) in cases {
         let home = tempfile::tempdir().unwrap();

@@ -355,7 +355,12 @@ async fn env_check_compares_only_allowed_names_and_rations_guesses() {
         )
         .await;
         let r = server
-            .api("POST", "/api/projects/shop/production/env/check", Some(&dev), Some(check("4821")))
+            .api(
+                "POST",
+                "/api/projects/shop/production/env/check",
+                Some(&dev),
+                Some(check("4821")),
+            )
             .await;
         assert_eq!(r.json, json!({"results": {"PIN": "refused"}}), "{r:?}");
         let mut c = crate::cli::beam(home.path());
@@ -379,21 +384,40 @@ async fn env_check_compares_only_allowed_names_and_rations_guesses() {
     // are answered…
     for guess in ["0000", "0001", "0002"] {
         let r = server
-            .api("POST", "/api/projects/shop/production/env/check", Some(&dev), Some(check(guess)))
+            .api(
+                "POST",
+                "/api/projects/shop/production/env/check",
+                Some(&dev),
+                Some(check(guess)),
+            )
             .await;
         assert_eq!(r.json, json!({"results": {"PIN": "different"}}), "{r:?}");
     }
     // …and then even the right one is refused, with when to come back.
     let r = server
-        .api("POST", "/api/projects/shop/production/env/check", Some(&dev), Some(check("4821")))
+        .api(
+            "POST",
+            "/api/projects/shop/production/env/check",
+            Some(&dev),
+            Some(check("4821")),
+        )
         .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
-    assert!(r.message().contains("PIN was already compared 5 times today"), "{r:?}");
+    assert!(
+        r.message()
+            .contains("PIN was already compared 5 times today"),
+        "{r:?}"
+    );
     assert!(r.headers.contains_key("retry-after"));
     // The count is the user's: a fresh token of the same user gets no more.
     let other = server.api_token(&admin, &["env:check"]).await;
     let r = server
-        .api("POST", "/api/projects/shop/production/env/check", Some(&other), Some(check("4821")))
+        .api(
+            "POST",
+            "/api/projects/shop/production/env/check",
+            Some(&other),
+            Some(check("4821")),
+        )
         .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
 }

@@ -151,14 +151,24 @@ async fn filters_may_only_use_columns_the_policy_keeps() {
             .await;
         assert_eq!(r.status, http::StatusCode::BAD_REQUEST, "in {col}: {r:?}");
         let msg = r.json.to_string();
-        assert!(msg.contains(&format!("people.{col} is `{action}`")), "{msg}");
+        assert!(
+            msg.contains(&format!("people.{col} is `{action}`")),
+            "{msg}"
+        );
     }
     // A guess that is right gets the same refusal as one that is wrong.
     let (_, _, right) = f.sync(&["--table", "people", "--where", "ssn=123-45-0007"]);
     let (_, _, wrong) = f.sync(&["--table", "people", "--where", "ssn=999-99-9999"]);
     assert_eq!(right, wrong);
     // Kept columns filter as before.
-    let (code, out, err) = f.sync(&["--table", "people", "--where", "plan=rare", "--select", "id"]);
+    let (code, out, err) = f.sync(&[
+        "--table",
+        "people",
+        "--where",
+        "plan=rare",
+        "--select",
+        "id",
+    ]);
     assert_eq!((code, out.as_str()), (0, "{\"id\":777}\n"), "{err}");
     let (code, out, _) = f.sync(&["--table", "people", "--where", "id=3", "--select", "id"]);
     assert_eq!((code, out.as_str()), (0, "{\"id\":3}\n"));
@@ -184,7 +194,11 @@ async fn rows_come_in_key_order_through_a_typed_indexed_read_only_pool() {
     assert_eq!(code, 0, "{err}");
     let ids: Vec<i64> = out
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_i64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(ids, (1..=12).collect::<Vec<_>>());
     let (_, out, _) = f.sync(&["--table", "people", "--select", "id", "--skip", "1195"]);
@@ -195,7 +209,14 @@ async fn rows_come_in_key_order_through_a_typed_indexed_read_only_pool() {
     // the scans of people_plan.
     let mut pg = f.pg().await;
     let before = index_scans(&mut pg).await;
-    let (code, out, _) = f.sync(&["--table", "people", "--where", "plan=rare", "--select", "id"]);
+    let (code, out, _) = f.sync(&[
+        "--table",
+        "people",
+        "--where",
+        "plan=rare",
+        "--select",
+        "id",
+    ]);
     assert_eq!((code, out.as_str()), (0, "{\"id\":777}\n"));
     let mut after = before;
     for _ in 0..150 {
@@ -210,7 +231,10 @@ async fn rows_come_in_key_order_through_a_typed_indexed_read_only_pool() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(after > before, "people_plan was not used ({before} → {after})");
+    assert!(
+        after > before,
+        "people_plan was not used ({before} → {after})"
+    );
 
     // Several syncs and a health check share the agent's pool: its
     // connections stay open between requests, and never exceed the bound.
@@ -256,7 +280,9 @@ async fn syncs_past_the_agents_cap_get_429() {
     let f = Fixture::start(&["--db-max-syncs", "1"]).await;
     // One sync holds the only slot while its reader does not read; the
     // next caller is told to come back.
-    let stream = tokio::net::TcpStream::connect(f.server.public).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(f.server.public)
+        .await
+        .unwrap();
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -273,7 +299,10 @@ async fn syncs_past_the_agents_cap_get_429() {
     let r = f.api_sync("table=people&limit=1").await;
     assert_eq!(r.status, http::StatusCode::TOO_MANY_REQUESTS, "{r:?}");
     assert!(r.headers.contains_key("retry-after"));
-    assert!(r.json.to_string().contains("already serving 1 syncs"), "{r:?}");
+    assert!(
+        r.json.to_string().contains("already serving 1 syncs"),
+        "{r:?}"
+    );
     drop(held);
     drop(sender);
     // The slot comes back when that stream ends.
@@ -332,9 +361,9 @@ async fn sql_and_csv_output_read_back_exactly() {
         .await
         .unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-        .execute(&mut c)
-        .await
-        .unwrap_or_else(|e| panic!("scs={scs}: {e}\n{sql}"));
+            .execute(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("scs={scs}: {e}\n{sql}"));
         let got: Vec<String> = sqlx::query_scalar("SELECT note FROM people ORDER BY id")
             .fetch_all(&mut c)
             .await
@@ -343,7 +372,9 @@ async fn sql_and_csv_output_read_back_exactly() {
     }
     {
         use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "CREATE TABLE people (id INTEGER PRIMARY KEY, note TEXT); {sql}"
         )))
@@ -376,11 +407,13 @@ async fn sql_and_csv_output_read_back_exactly() {
     let file = f.home.path().join("part.csv");
     let file_arg = file.display().to_string();
     let (code, _, _) = f.sync(&[
-        "--table", "people", "--select", "id,note", "--limit", "5", "--format", "csv", "--output", &file_arg,
+        "--table", "people", "--select", "id,note", "--limit", "5", "--format", "csv", "--output",
+        &file_arg,
     ]);
     assert_eq!(code, 0);
     let (code, _, err) = f.sync(&[
-        "--table", "people", "--select", "id,note", "--limit", "3", "--format", "csv", "--output", &file_arg, "--resume",
+        "--table", "people", "--select", "id,note", "--limit", "3", "--format", "csv", "--output",
+        &file_arg, "--resume",
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("resumed after the 5 rows"), "{err}");
@@ -401,8 +434,10 @@ async fn sql_and_csv_output_read_back_exactly() {
 
 /// How often PostgreSQL has scanned the index on `people.plan`.
 async fn index_scans(pg: &mut sqlx::PgConnection) -> i64 {
-    sqlx::query_scalar("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'people_plan'")
-        .fetch_one(pg)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'people_plan'",
+    )
+    .fetch_one(pg)
+    .await
+    .unwrap()
 }

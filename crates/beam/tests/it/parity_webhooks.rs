@@ -1015,7 +1015,11 @@ async fn production_signatures_are_never_stored_and_custom_events_dedupe_on_cont
         h
     };
     let r = post_hook(&server, "custom", &signed("d-1"), body).await;
-    assert_eq!((r.status, r.json["duplicate"].as_bool()), (StatusCode::OK, Some(false)), "{r:?}");
+    assert_eq!(
+        (r.status, r.json["duplicate"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "{r:?}"
+    );
     let first = r.json["id"].as_i64().unwrap();
     // The same signed body under a new delivery id is the same event.
     let r = post_hook(&server, "custom", &signed("d-2-replayed"), body).await;

@@ -249,7 +249,7 @@ async fn a_per_second_rate_limit_allows_at_most_a_one_second_burst() {
         ..Default::default()
     };
     let (_c, host) = server.protected_client(origin.addr, per_second).await;
-    let start = std::time::Instant::now();
+    let start = tokio::time::Instant::now();
     let volley = (0..60).map(|_| {
         let host = host.clone();
         let public = server.public;
@@ -754,21 +754,15 @@ async fn proxy_protocol_v2_carries_the_visitor_address() {
 
 /// A GET from source address `127.0.0.{from}` (loopback has them all), so a
 /// flood can come from many addresses as a botnet's would.
-async fn get_from(
-    server: &TestServer,
-    from: u8,
-    host: &str,
-    authorization: &str,
-) -> StatusCode {
+async fn get_from(server: &TestServer, from: u8, host: &str, authorization: &str) -> StatusCode {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.bind(std::net::SocketAddr::from(([127, 0, 0, from], 0)))
         .unwrap();
     let stream = sock.connect(server.public).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let req = Request::get("/hello")
         .header("host", host)
@@ -807,7 +801,10 @@ async fn a_credential_flood_on_one_tunnel_does_not_hold_another() {
     let right_a = basic("ada:tunnel-a-password");
 
     // The owner of A logs in once: granted, and remembered.
-    assert_eq!(get_from(&server, 1, &host_a, &right_a).await, StatusCode::OK);
+    assert_eq!(
+        get_from(&server, 1, &host_a, &right_a).await,
+        StatusCode::OK
+    );
     // One address guessing: 10 wrong answers, then 429 without hashing.
     let mut statuses = Vec::new();
     for i in 0..12 {
@@ -817,9 +814,15 @@ async fn a_credential_flood_on_one_tunnel_does_not_hold_another() {
     assert_eq!(&statuses[10..], &[StatusCode::TOO_MANY_REQUESTS; 2]);
     // A credential already proven right is still granted from that address
     // (a colleague behind the same NAT is not locked out)…
-    assert_eq!(get_from(&server, 2, &host_a, &right_a).await, StatusCode::OK);
+    assert_eq!(
+        get_from(&server, 2, &host_a, &right_a).await,
+        StatusCode::OK
+    );
     // …and the owner, elsewhere, too.
-    assert_eq!(get_from(&server, 1, &host_a, &right_a).await, StatusCode::OK);
+    assert_eq!(
+        get_from(&server, 1, &host_a, &right_a).await,
+        StatusCode::OK
+    );
 
     // A botnet: 60 addresses at once, each a distinct wrong guess. Checks
     // past A's budget that cannot start within the queue time get 503.
@@ -834,7 +837,11 @@ async fn a_credential_flood_on_one_tunnel_does_not_hold_another() {
         get_from(&server, 200, &host_b, &basic("ada:tunnel-b-password")).await
     };
     let (flooded, b) = tokio::join!(futures_util::future::join_all(flood), b_login);
-    assert_eq!(b, StatusCode::OK, "tunnel B's visitor was held by A's flood");
+    assert_eq!(
+        b,
+        StatusCode::OK,
+        "tunnel B's visitor was held by A's flood"
+    );
     let busy = flooded
         .iter()
         .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
@@ -844,9 +851,15 @@ async fn a_credential_flood_on_one_tunnel_does_not_hold_another() {
         .filter(|s| **s == StatusCode::UNAUTHORIZED)
         .count();
     assert_eq!(busy + denied, 60, "{flooded:?}");
-    assert!(busy > 0, "a 60-wide flood must overflow a budget of 2: {flooded:?}");
+    assert!(
+        busy > 0,
+        "a 60-wide flood must overflow a budget of 2: {flooded:?}"
+    );
     // The owner's grant survived 60 distinct wrong credentials.
-    assert_eq!(get_from(&server, 1, &host_a, &right_a).await, StatusCode::OK);
+    assert_eq!(
+        get_from(&server, 1, &host_a, &right_a).await,
+        StatusCode::OK
+    );
     assert!(
         server.metrics.render().contains("auth_busy"),
         "503s are counted as auth_busy"
@@ -875,12 +888,17 @@ async fn measure_auth_isolation() {
     let mut tunnels = Vec::new();
     for i in 0..8 {
         let pw = format!("tunnel-b{i}-password");
-        let (c, host) = server.protected_client(origin.addr, protect(argon(&pw).await)).await;
+        let (c, host) = server
+            .protected_client(origin.addr, protect(argon(&pw).await))
+            .await;
         tunnels.push((c, host, basic(&format!("ada:{pw}"))));
     }
     let quiet_host = tunnels.pop().unwrap();
-    let t = std::time::Instant::now();
-    assert_eq!(get_from(&server, 250, &quiet_host.1, &quiet_host.2).await, StatusCode::OK);
+    let t = tokio::time::Instant::now();
+    assert_eq!(
+        get_from(&server, 250, &quiet_host.1, &quiet_host.2).await,
+        StatusCode::OK
+    );
     println!("no flood: first correct login {:?}", t.elapsed());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut flooders = Vec::new();
@@ -894,10 +912,14 @@ async fn measure_auth_isolation() {
                 // be what protects B here).
                 let from = 10 + ((u64::from(w) * 1000 + n) % 200) as u8;
                 let sock = tokio::net::TcpSocket::new_v4().unwrap();
-                sock.bind(std::net::SocketAddr::from(([127, 0, from, w], 0))).unwrap();
-                let Ok(stream) = sock.connect(public).await else { continue };
+                sock.bind(std::net::SocketAddr::from(([127, 0, from, w], 0)))
+                    .unwrap();
+                let Ok(stream) = sock.connect(public).await else {
+                    continue;
+                };
                 let Ok((mut sender, conn)) =
-                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
                 else {
                     continue;
                 };
@@ -918,7 +940,7 @@ async fn measure_auth_isolation() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut times = Vec::new();
     for (_c, host, cred) in &tunnels {
-        let t = std::time::Instant::now();
+        let t = tokio::time::Instant::now();
         let s = get_from(&server, 251, host, cred).await;
         times.push((t.elapsed(), s));
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -930,7 +952,10 @@ async fn measure_auth_isolation() {
             *codes.entry(k).or_default() += v;
         }
     }
-    let mut ms: Vec<f64> = times.iter().map(|(d, _)| d.as_secs_f64() * 1000.0).collect();
+    let mut ms: Vec<f64> = times
+        .iter()
+        .map(|(d, _)| d.as_secs_f64() * 1000.0)
+        .collect();
     ms.sort_by(f64::total_cmp);
     println!(
         "flooded: first correct login on B, ms: {ms:.0?}; statuses {:?}; flood answers {codes:?}",

@@ -11,7 +11,7 @@ use beam_server::store::{
 use crate::support::{Backend, PgDb, test_store};
 
 /// Migrations shipped with this version.
-const MIGRATIONS: usize = 6;
+const MIGRATIONS: usize = 7;
 
 fn token<'a>(hash: &'a [u8], user: i64, org: i64, expires_at: Option<i64>) -> NewToken<'a> {
     NewToken {
@@ -225,6 +225,8 @@ async fn accounts_and_records(store: Store) {
         max_custom_domains: Some(1),
         max_members: None,
         max_bandwidth_bytes: Some(100),
+        max_tcp_ports: Some(3),
+        max_reserved_names: Some(4),
     };
     let org_a = store.create_org("a", limits, now).await.unwrap();
     let org_b = store.create_org("b", Limits::default(), now).await.unwrap();

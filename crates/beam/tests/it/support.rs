@@ -153,6 +153,8 @@ pub struct TestServer {
     pub tunnel: SocketAddr,
     /// The `--metrics` listener (no token needed there).
     pub metrics_addr: SocketAddr,
+    /// The server's clock (advance it to expire tokens).
+    pub clock: Arc<beam_server::revocation::Clock>,
     pub token: Secret,
     pub fingerprint: String,
     pub store: Store,
@@ -223,6 +225,7 @@ impl TestServer {
         .unwrap();
         let metrics = server.metrics();
         let operator = server.operator();
+        let clock = server.clock();
         let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics_addr = metrics_listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -251,6 +254,7 @@ impl TestServer {
             https: https_addr,
             tunnel: tunnel_addr,
             metrics_addr,
+            clock,
             token: Secret::default(),
             fingerprint: cert.fingerprint,
             store,
@@ -587,7 +591,11 @@ async fn origin(
         "/domain-cookies" => {
             let mut r = Response::new(full("cookies"));
             let q = req.uri().query().unwrap_or("");
-            for (i, d) in q.split('&').filter_map(|p| p.strip_prefix("domain=")).enumerate() {
+            for (i, d) in q
+                .split('&')
+                .filter_map(|p| p.strip_prefix("domain="))
+                .enumerate()
+            {
                 let c = format!("c{i}=v; Domain={d}; Path=/");
                 r.headers_mut().append("set-cookie", c.parse().unwrap());
             }
@@ -802,8 +810,21 @@ impl TestServer {
         self.api_raw(method, path, token, ct, bytes).await
     }
 
-    /// Registers `email` and logs in; returns the session token.
+    /// A registered user whose address is verified, logged in: the session
+    /// token. (The verification mail itself is tested in `api::accounts`;
+    /// here the fixture marks the address proven in the store.)
     pub async fn user(&self, email: &str) -> String {
+        let session = self.unverified_user(email).await;
+        let user = self.store.user_by_email(email).await.unwrap().unwrap();
+        self.store
+            .mark_verified(user.id, beam_server::store::now_ms())
+            .await
+            .unwrap();
+        session
+    }
+
+    /// Registers `email` and logs in, without verifying the address.
+    pub async fn unverified_user(&self, email: &str) -> String {
         let r = self
             .api(
                 "POST",
@@ -888,6 +909,23 @@ impl MailCatcher {
     pub fn read(&self) -> Option<String> {
         let mut all = self.messages();
         assert!(all.len() <= 1, "more than one message: {all:?}");
+        all.pop()
+    }
+
+    /// The one message with `subject`, once it is there.
+    pub fn read_subject(&self, subject: &str) -> Option<String> {
+        self.read_to("", subject)
+    }
+
+    /// The one message to `to` (any recipient when empty) with `subject`.
+    pub fn read_to(&self, to: &str, subject: &str) -> Option<String> {
+        let mut all: Vec<String> = self
+            .messages()
+            .into_iter()
+            .filter(|m| m.contains(&format!("Subject: {subject}\r\n")))
+            .filter(|m| to.is_empty() || m.contains(&format!("To: {to}\r\n")))
+            .collect();
+        assert!(all.len() <= 1, "more than one '{subject}' message: {all:?}");
         all.pop()
     }
 }

@@ -70,7 +70,12 @@ async fn visitor_forged_forwarding_and_internal_headers_are_replaced() {
     assert_eq!(seen["x-forwarded-proto"], "http");
     assert_eq!(seen["x-forwarded-host"], host.as_str());
     assert_ne!(seen["x-request-id"], "forged");
-    for gone in ["forwarded", "x-forwarded-port", "beam-peer-addr", "beam-control"] {
+    for gone in [
+        "forwarded",
+        "x-forwarded-port",
+        "beam-peer-addr",
+        "beam-control",
+    ] {
         assert!(seen.get(gone).is_none(), "{gone} reached the app: {seen}");
     }
     assert!(!seen.to_string().contains("6.6.6.6"), "{seen}");
@@ -87,7 +92,12 @@ async fn tunnel_cookies_cannot_reach_the_parent_domain_or_other_tenants() {
     let path = format!(
         "/domain-cookies?domain=.localhost&domain=localhost&domain=api.localhost&domain=other.localhost&domain={own}&domain=sub.{own}"
     );
-    let resp = visit(server.public, &host, Request::get(path).body(full("")).unwrap()).await;
+    let resp = visit(
+        server.public,
+        &host,
+        Request::get(path).body(full("")).unwrap(),
+    )
+    .await;
     let cookies: Vec<String> = resp
         .headers()
         .get_all("set-cookie")

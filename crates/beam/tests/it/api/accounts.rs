@@ -160,7 +160,10 @@ crate::both!(
             .as_str()
             .unwrap()
             .to_string();
-        let message = eventually("reset mail", || async { mail.read() }).await;
+        let message = eventually("reset mail", || async {
+            mail.read_subject("Reset your beam password")
+        })
+        .await;
         assert!(
             message.starts_with(
                 "From: beam@localhost\r\nTo: a@example.com\r\nSubject: Reset your beam password\r\n"
@@ -456,48 +459,107 @@ crate::both!(members_are_managed_by_admins_only, |backend| async move {
     let carol = server.user("carol@example.com").await;
     let add = |role: &str| Some(json!({ "email": "Carol@Example.com", "role": role }));
 
-    // A token without `admin` cannot manage members, whatever the role.
+    // A token without `admin` cannot invite, whatever the role.
     let narrow = server.api_token(&alice, &["tunnels:read"]).await;
     let r = server
-        .api("POST", "/api/org/members", Some(&narrow), add("member"))
+        .api("POST", "/api/org/invitations", Some(&narrow), add("member"))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.message().contains("'admin' scope"), "{r:?}");
 
+    // Membership is an invitation; this server sends no mail, so the admin
+    // gets the one-time token to pass on. (`POST /api/org/members` is the
+    // same call.)
     let r = server
         .api("POST", "/api/org/members", Some(&alice), add("member"))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     assert_eq!(
-        (r.json["email"].as_str(), r.json["role"].as_str()),
-        (Some("carol@example.com"), Some("member"))
+        (
+            r.json["email"].as_str(),
+            r.json["role"].as_str(),
+            r.json["delivery"].as_str()
+        ),
+        (Some("carol@example.com"), Some("member"), Some("pass_on"))
     );
-    let carol_id = r.json["user_id"].as_i64().unwrap();
-    assert_eq!(
-        server
-            .api("POST", "/api/org/members", Some(&alice), add("viewer"))
-            .await
-            .status,
-        StatusCode::CONFLICT
-    );
+    let invite = r.json["token"].as_str().unwrap().to_string();
+    // The answer says nothing about whether an address has an account.
     let r = server
         .api(
             "POST",
-            "/api/org/members",
+            "/api/org/invitations",
             Some(&alice),
             Some(json!({ "email": "nobody@example.com", "role": "member" })),
         )
         .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.status, StatusCode::CREATED);
+    let mut keys: Vec<_> = r.json.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "accept_command",
+            "delivery",
+            "email",
+            "expires_at",
+            "id",
+            "role",
+            "token"
+        ]
+    );
     let r = server
         .api(
             "POST",
-            "/api/org/members",
+            "/api/org/invitations",
             Some(&alice),
             Some(json!({ "email": "carol@example.com", "role": "superuser" })),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Carol has a verified account: she accepts as herself.
+    let accept = |token: &str| Some(json!({ "token": token }));
+    let r = server
+        .api("POST", "/api/invitations/accept", None, accept(&invite))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
+    assert!(r.message().contains("log in as it"), "{r:?}");
+    let r = server
+        .api(
+            "POST",
+            "/api/invitations/accept",
+            Some(&alice),
+            accept(&invite),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "not Alice's invitation: {r:?}"
+    );
+    let r = server
+        .api(
+            "POST",
+            "/api/invitations/accept",
+            Some(&carol),
+            accept(&invite),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.json["role"], "member");
+    let carol_id = r.json["user_id"].as_i64().unwrap();
+    let r = server
+        .api(
+            "POST",
+            "/api/invitations/accept",
+            Some(&carol),
+            accept(&invite),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "invalid_invitation"),
+        "used once"
+    );
 
     // Member emails need `org:read`.
     let r = server

@@ -247,7 +247,7 @@ crate::both!(
         let org = server.api("GET", "/api/org", Some(&alice), None).await.json["id"]
             .as_i64()
             .unwrap();
-        let limits = json!({ "max_tunnels": 1, "max_custom_domains": 1, "max_members": 1, "max_bandwidth_bytes": 1000 });
+        let limits = json!({ "max_tunnels": 1, "max_custom_domains": 1, "max_members": 1, "max_bandwidth_bytes": 1000, "max_tcp_ports": null, "max_reserved_names": null });
 
         // Only the operator sets limits.
         let r = server

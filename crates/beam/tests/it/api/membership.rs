@@ -1,0 +1,322 @@
+//! Accounts prove their address, and membership is an invitation: a
+//! pre-registered `victim@company.com` cannot create tokens or join the
+//! company's organization, the invited owner of the address takes the account
+//! over, and inviting never says whether an address has an account. New
+//! organizations get default plan limits, including TCP ports and reserved
+//! names.
+
+use http::StatusCode;
+use serde_json::json;
+
+use super::http;
+use crate::support::*;
+
+/// The one-time token in a message (`prefix…`).
+fn token_in(message: &str, prefix: &str) -> String {
+    message
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .find(|w| w.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix} token in {message}"))
+        .to_string()
+}
+
+crate::both!(
+    pre_registration_cannot_take_over_an_invited_address,
+    |backend| async move {
+        let mail = MailCatcher::new();
+        let server = TestServer::start_on(backend, |c| {
+            c.mailer = Some(beam_server::mail::Mailer {
+                command: mail.program.clone(),
+                from: "beam@localhost".into(),
+            });
+        })
+        .await;
+        let login = |email: &str, password: &str| {
+            let server = &server;
+            let body = json!({ "email": email, "password": password });
+            async move {
+                server
+                    .api("POST", "/api/auth/login", None, Some(body))
+                    .await
+            }
+        };
+
+        // The attacker registers the victim's address first. They can log in,
+        // but an unproven account makes no tokens.
+        let r = server
+            .api(
+                "POST",
+                "/api/auth/register",
+                None,
+                Some(json!({ "email": "victim@company.com", "password": "attacker password" })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        let attacker = login("victim@company.com", "attacker password").await.json["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = server
+            .api(
+                "POST",
+                "/api/tokens",
+                Some(&attacker),
+                Some(json!({ "description": "x" })),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::FORBIDDEN, "email_unverified"),
+            "{r:?}"
+        );
+        // The verification mail went to the real owner's inbox, not the attacker.
+        let verify = eventually("verification mail", || async {
+            mail.read_to("victim@company.com", "Confirm your beam address")
+        })
+        .await;
+        assert!(verify.contains("/api/auth/verify-email"), "{verify}");
+
+        // The company's admin invites the address. The answer is the same as
+        // for an address nobody registered.
+        let admin = server.token.expose().to_string();
+        let invite = |email: &str| {
+            let server = &server;
+            let body = json!({ "email": email, "role": "member" });
+            let admin = admin.clone();
+            async move {
+                server
+                    .api("POST", "/api/org/invitations", Some(&admin), Some(body))
+                    .await
+            }
+        };
+        let a = invite("victim@company.com").await;
+        let b = invite("nobody@company.com").await;
+        assert_eq!(
+            (a.status, b.status),
+            (StatusCode::CREATED, StatusCode::CREATED)
+        );
+        let shape = |r: &Reply| {
+            let mut k: Vec<String> = r.json.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            (k, r.json["delivery"].clone())
+        };
+        assert_eq!(shape(&a), shape(&b));
+        assert!(a.json.get("token").is_none(), "mailed, not shown: {a:?}");
+        let message = eventually("invitation mail", || async {
+            mail.read_to(
+                "victim@company.com",
+                "You are invited to a beam organization",
+            )
+        })
+        .await;
+        let token = token_in(&message, "beaminvite_");
+
+        // Nothing the attacker holds joins them: no token, and their session
+        // cannot accept without it.
+        let r = server
+            .api(
+                "POST",
+                "/api/invitations/accept",
+                Some(&attacker),
+                Some(json!({ "token": "beaminvite_guess" })),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "invalid_invitation")
+        );
+
+        // The owner of the address accepts: the link proves the address, so the
+        // unverified registration becomes theirs, with their password, and the
+        // attacker's session ends.
+        let r = server
+            .api(
+                "POST",
+                "/api/invitations/accept",
+                None,
+                Some(json!({ "token": token })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+        assert!(r.message().contains("choose a password"), "{r:?}");
+        let r = server
+            .api(
+                "POST",
+                "/api/invitations/accept",
+                None,
+                Some(json!({ "token": token, "password": "the real owner's password" })),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.json["role"].as_str()),
+            (StatusCode::CREATED, Some("member")),
+            "{r:?}"
+        );
+        assert_eq!(r.json["org_id"].as_i64(), Some(server.operator.1));
+        assert_eq!(
+            server
+                .api("GET", "/api/me", Some(&attacker), None)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED,
+            "the attacker's session was revoked"
+        );
+        assert_eq!(
+            login("victim@company.com", "attacker password")
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        let owner = login("victim@company.com", "the real owner's password").await;
+        assert_eq!(owner.status, StatusCode::OK);
+        let session = owner.json["token"].as_str().unwrap().to_string();
+        // Proven now: tokens work, and the invitation cannot be used twice.
+        let r = server
+            .api(
+                "POST",
+                "/api/tokens",
+                Some(&session),
+                Some(json!({ "description": "laptop" })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let r = server
+            .api(
+                "POST",
+                "/api/invitations/accept",
+                None,
+                Some(json!({ "token": token, "password": "x1234567890" })),
+            )
+            .await;
+        assert_eq!(r.code(), "invalid_invitation");
+    }
+);
+
+crate::both!(
+    registration_sends_a_verification_that_unlocks_tokens,
+    |backend| async move {
+        let mail = MailCatcher::new();
+        let server = TestServer::start_on(backend, |c| {
+            c.mailer = Some(beam_server::mail::Mailer {
+                command: mail.program.clone(),
+                from: "beam@localhost".into(),
+            });
+        })
+        .await;
+        let session = server.unverified_user("ada@example.com").await;
+        let create = || {
+            server.api(
+                "POST",
+                "/api/tokens",
+                Some(&session),
+                Some(json!({ "description": "laptop" })),
+            )
+        };
+        assert_eq!(create().await.code(), "email_unverified");
+        let message = eventually("verification mail", || async {
+            mail.read_subject("Confirm your beam address")
+        })
+        .await;
+        let token = token_in(&message, "beamverify_");
+        // A verification token is no API credential, and a wrong one is refused.
+        assert_eq!(
+            server
+                .api("GET", "/api/me", Some(&token), None)
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        let r = server
+            .api(
+                "POST",
+                "/api/auth/verify-email",
+                None,
+                Some(json!({ "token": "beamverify_nope" })),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "invalid_token")
+        );
+        let r = server
+            .api(
+                "POST",
+                "/api/auth/verify-email",
+                None,
+                Some(json!({ "token": token })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+        assert_eq!(create().await.status, StatusCode::CREATED);
+        let r = server
+            .api(
+                "POST",
+                "/api/auth/verify-email",
+                None,
+                Some(json!({ "token": token })),
+            )
+            .await;
+        assert_eq!(r.code(), "invalid_token", "used once");
+    }
+);
+
+crate::both!(
+    new_organizations_get_default_plan_limits,
+    |backend| async move {
+        let server = TestServer::start_on(backend, |c| {
+            c.default_limits =
+                beam_server::store::Limits::parse("tcp_ports=1,reserved_names=1").unwrap();
+        })
+        .await;
+        let alice = server.user("alice@example.com").await;
+        let me = server.api("GET", "/api/org", Some(&alice), None).await;
+        assert_eq!(me.json["limits"]["max_tcp_ports"], 1);
+        assert_eq!(me.json["limits"]["max_reserved_names"], 1);
+        assert_eq!(
+            me.json["limits"]["max_tunnels"], 20,
+            "the other defaults stay"
+        );
+        let cli = server
+            .api_token(&alice, &["tunnels:write", "tunnels:read", "domains:write"])
+            .await;
+        // One public TCP port at a time.
+        let origin = Origin::start().await;
+        let tcp = beam_proto::TunnelRequest::Tcp { port: None };
+        let mut first = TestClient::start(server.client_with(&cli, tcp.clone(), origin.addr));
+        first.connected().await;
+        let second = TestClient::start(server.client_with(&cli, tcp, origin.addr));
+        let refusal = second.refused().await;
+        assert_eq!(refusal.code, beam_proto::ErrorCode::LimitReached);
+        assert!(
+            refusal.message.contains("1 public TCP ports"),
+            "{}",
+            refusal.message
+        );
+        // HTTP tunnels are not TCP ports.
+        let mut web = TestClient::start(server.client_with(&cli, http(None), origin.addr));
+        web.connected().await;
+        // One reserved name.
+        let r = server
+            .api(
+                "POST",
+                "/api/domains",
+                Some(&cli),
+                Some(json!({ "hostname": "alice-one.localhost" })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let r = server
+            .api(
+                "POST",
+                "/api/domains",
+                Some(&cli),
+                Some(json!({ "hostname": "alice-two.localhost" })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+        assert!(r.message().contains("1 reserved names"), "{r:?}");
+        // Bad limit specs are refused with the keys that exist.
+        let e = beam_server::store::Limits::parse("ports=3").unwrap_err();
+        assert!(e.contains("tcp_ports"), "{e}");
+    }
+);
