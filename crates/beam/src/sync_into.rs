@@ -9,9 +9,8 @@ use serde_json::{Map, Value};
 use sqlx::{ConnectOptions, Connection};
 
 /// Values per batch: one multi-row INSERT into PostgreSQL (under its 65,535
-/// parameter limit); for SQLite, one transaction of single-row INSERTs, which
-/// reuse one prepared statement (a statement with thousands of placeholders
-/// is slow for SQLite to prepare).
+/// parameter limit); for SQLite, one transaction of ~500-value INSERTs (a
+/// statement with thousands of placeholders is slow for SQLite to prepare).
 const BATCH_PARAMS: usize = 30_000;
 
 fn quote(ident: &str) -> String {
@@ -133,7 +132,7 @@ impl Loader {
     }
 
     /// Writes the pending rows: one statement into PostgreSQL, one
-    /// transaction of prepared single-row inserts into SQLite.
+    /// transaction of ~500-value inserts into SQLite.
     pub async fn flush(&mut self) -> anyhow::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
@@ -174,12 +173,18 @@ impl Loader {
                     .rows_affected()
             }
             Target::Sqlite(c) => {
-                let sql = insert(1);
+                // Statements of ~500 values: few round trips to SQLite's
+                // worker, and a statement small enough to prepare fast (and
+                // be reused from the cache for every full chunk).
+                let per = (500 / columns.len().max(1)).max(1);
                 let mut tx = c.begin().await.context("--into: starting a transaction")?;
                 let mut done = 0;
-                for row in &batch {
-                    let q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-                    done += bind_row(q, row, columns)
+                for chunk in batch.chunks(per) {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(insert(chunk.len())));
+                    for row in chunk {
+                        q = bind_row(q, row, columns);
+                    }
+                    done += q
                         .execute(&mut *tx)
                         .await
                         .context("--into: inserting rows")?

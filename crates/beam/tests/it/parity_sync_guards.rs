@@ -441,3 +441,35 @@ async fn index_scans(pg: &mut sqlx::PgConnection) -> i64 {
     .await
     .unwrap()
 }
+
+/// Measurement for BENCHMARKS.md (not a timing test): `beam sync --into`
+/// 2,500 rows into SQLite and into PostgreSQL, with what reaches stderr. Run
+/// with `cargo nextest run --run-ignored only -E 'test(measure_sync_into)' --no-capture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, run by hand"]
+async fn measure_sync_into() {
+    let f = Fixture::start(&[]).await;
+    {
+        let mut pg = f.pg().await;
+        sqlx::query("INSERT INTO people (id, plan, note) SELECT i, 'bulk', 'row ' || i FROM generate_series(1201, 2500) i")
+            .execute(&mut pg)
+            .await
+            .unwrap();
+    }
+    let (_target, pg_into) = PgDb::create().await;
+    for into in [
+        format!("sqlite://{}", f.home.path().join("into.db").display()),
+        pg_into,
+    ] {
+        let t = tokio::time::Instant::now();
+        let (code, _, err) = f.sync(&["--table", "people", "--into", &into]);
+        assert_eq!(code, 0, "{err}");
+        println!(
+            "{}: 2500 rows in {:?}, {} bytes on stderr: {}",
+            into.split(':').next().unwrap(),
+            t.elapsed(),
+            err.len(),
+            err.trim().replace('\n', " | ")
+        );
+    }
+}

@@ -320,3 +320,40 @@ crate::both!(
         assert!(e.contains("tcp_ports"), "{e}");
     }
 );
+
+/// Password hashing for logins is bounded server-wide with a short queue: a
+/// burst of logins gets quick 503s with `Retry-After` instead of queueing
+/// minutes of argon2 work (and memory) behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_burst_gets_503_instead_of_an_unbounded_queue() {
+    let server = TestServer::start_with(|c| {
+        c.hash_queue = std::time::Duration::from_millis(1);
+        c.auth_rate_per_minute = 1000;
+    })
+    .await;
+    server.user("ada@example.com").await;
+    let logins = (0..16).map(|_| {
+        server.api(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": "ada@example.com", "password": "wrong password!" })),
+        )
+    });
+    let replies = futures_util::future::join_all(logins).await;
+    let busy: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(!busy.is_empty(), "16 logins at once on a 1 ms queue");
+    for r in &busy {
+        assert_eq!(r.code(), "busy");
+        assert!(r.headers.contains_key("retry-after"), "{r:?}");
+    }
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.status == StatusCode::SERVICE_UNAVAILABLE || r.status == StatusCode::UNAUTHORIZED),
+        "{replies:?}"
+    );
+}
