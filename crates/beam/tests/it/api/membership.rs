@@ -353,7 +353,8 @@ async fn a_login_burst_gets_503_instead_of_an_unbounded_queue() {
     assert!(
         replies
             .iter()
-            .all(|r| r.status == StatusCode::SERVICE_UNAVAILABLE || r.status == StatusCode::UNAUTHORIZED),
+            .all(|r| r.status == StatusCode::SERVICE_UNAVAILABLE
+                || r.status == StatusCode::UNAUTHORIZED),
         "{replies:?}"
     );
 }
