@@ -88,7 +88,7 @@ pub struct AcceptRequest {
 
 /// The membership that was accepted.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
+pub struct Joined {
     /// The organization joined.
     pub org_id: i64,
     /// The role there.
@@ -254,7 +254,7 @@ pub async fn revoke(
 ///   pre-registration) is taken over: `password` replaces the old one and
 ///   every session of the old registration is revoked.
 #[utoipa::path(post, path = "/api/invitations/accept", tag = "organization", request_body = AcceptRequest,
-    responses((status = 201, body = Accepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 201, body = Joined), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn accept(
@@ -262,7 +262,7 @@ pub async fn accept(
     Ip(ip): Ip,
     headers: HeaderMap,
     Json(req): Json<AcceptRequest>,
-) -> ApiResult<(StatusCode, axum::Json<Accepted>)> {
+) -> ApiResult<(StatusCode, axum::Json<Joined>)> {
     super::accounts::rate_limit(&state, ip)?;
     let now = now_ms();
     let invalid = || {
@@ -355,7 +355,7 @@ pub async fn accept(
     tracing::info!(user_id, org_id = inv.org_id, "invitation accepted");
     Ok((
         StatusCode::CREATED,
-        axum::Json(Accepted {
+        axum::Json(Joined {
             org_id: inv.org_id,
             role: inv.role,
             user_id,
