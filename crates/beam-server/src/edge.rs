@@ -71,21 +71,23 @@ pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<State>,
+    api: axum::Router,
     shutdown: CancellationToken,
 ) {
     let what = if tls.is_some() { "https" } else { "public" };
     while let Some((stream, peer)) = crate::accept::next(&listener, &shutdown, what).await {
         let state = state.clone();
+        let api = api.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
         state.tasks.clone().spawn(async move {
             match tls {
-                None => serve_conn(state, stream, peer, false, shutdown).await,
+                None => serve_conn(state, api, stream, peer, false, shutdown).await,
                 Some(acceptor) => {
                     // The handshake gets the same budget as request headers.
                     let limit = state.cfg.header_read_timeout;
                     match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => serve_conn(state, tls, peer, true, shutdown).await,
+                        Ok(Ok(tls)) => serve_conn(state, api, tls, peer, true, shutdown).await,
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "visitor TLS handshake failed")
                         }
@@ -100,6 +102,7 @@ pub(crate) async fn serve(
 /// Serves HTTP/1.1 on one visitor connection.
 async fn serve_conn<IO>(
     state: Arc<State>,
+    api: axum::Router,
     io: IO,
     peer: SocketAddr,
     secure: bool,
@@ -108,7 +111,7 @@ async fn serve_conn<IO>(
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc_state = state.clone();
-    let svc = service_fn(move |req| handle(svc_state.clone(), peer, secure, req));
+    let svc = service_fn(move |req| handle(svc_state.clone(), api.clone(), peer, secure, req));
     let (io, watcher) = crate::edge_io::watch(io);
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -187,6 +190,7 @@ fn https_redirect(state: &State, raw_host: &str, req: &Request<Incoming>) -> Res
 /// Serves one visitor request. Never fails: every error becomes a response.
 async fn handle(
     state: Arc<State>,
+    api: axum::Router,
     peer: SocketAddr,
     secure: bool,
     req: Request<Incoming>,
@@ -210,7 +214,7 @@ async fn handle(
         }
         None => Err(EdgeError::BadHost),
         Some((host, raw_host)) => match route(&host, &state.cfg.domain) {
-            Route::Api => match crate::api::call(state.clone(), peer, req).await {
+            Route::Api => match crate::api::call(api, peer, req).await {
                 Ok(resp) => Ok(resp),
                 Err(never) => match never {},
             },

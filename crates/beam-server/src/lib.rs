@@ -303,10 +303,13 @@ impl Server {
             cancel.clone(),
         ));
         tasks.spawn(purge);
+        // Built once: every connection (edge and tunnel port) shares it.
+        let api = api::router(state.clone());
         tasks.spawn(edge::serve(
             listeners.public,
             None,
             state.clone(),
+            api.clone(),
             cancel.clone(),
         ));
         if let Some(https) = listeners.https {
@@ -315,6 +318,7 @@ impl Server {
                 https,
                 Some(tokio_rustls::TlsAcceptor::from(tls)),
                 state.clone(),
+                api.clone(),
                 cancel.clone(),
             ));
         }
@@ -337,6 +341,7 @@ impl Server {
         tasks.spawn(tunnel::serve(
             listeners.tunnel,
             state.clone(),
+            api,
             cancel.clone(),
         ));
         if let Some(listener) = listeners.metrics {

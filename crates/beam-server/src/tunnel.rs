@@ -28,12 +28,18 @@ use crate::store::{DomainRow, NameKind, TunnelKey, TunnelRow, now_ms};
 const TLS_HANDSHAKE: u8 = 0x16;
 
 /// Accepts tunnel connections until `shutdown`.
-pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    api: axum::Router,
+    shutdown: CancellationToken,
+) {
     while let Some((stream, peer)) = crate::accept::next(&listener, &shutdown, "tunnel").await {
         let state = state.clone();
+        let api = api.clone();
         let shutdown = shutdown.clone();
         state.tasks.clone().spawn(async move {
-            accept(state, stream, peer, shutdown).await;
+            accept(state, api, stream, peer, shutdown).await;
         });
     }
 }
@@ -41,6 +47,7 @@ pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, shutdown: Ca
 /// Sniffs TLS vs plaintext and runs the session on the right stream type.
 async fn accept(
     state: Arc<State>,
+    api: axum::Router,
     stream: TcpStream,
     peer: SocketAddr,
     shutdown: CancellationToken,
@@ -58,7 +65,7 @@ async fn accept(
         };
         match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
             Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(beam_proto::API_ALPN) => {
-                crate::api::serve_io(state, tls, peer, shutdown).await;
+                crate::api::serve_io(state, api, tls, peer, shutdown).await;
             }
             Ok(Ok(tls)) => session(state, tls, peer, deadline, shutdown).await,
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tunnel TLS handshake failed"),
@@ -73,7 +80,7 @@ async fn accept(
             _ => return,
         };
         if n > 0 && head[..n] != beam_proto::MAGIC[..n] && head[0].is_ascii_uppercase() {
-            crate::api::serve_io(state, stream, peer, shutdown).await;
+            crate::api::serve_io(state, api, stream, peer, shutdown).await;
         } else {
             session(state, stream, peer, deadline, shutdown).await;
         }

@@ -74,7 +74,9 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Builds the API router over the shared server state.
+/// Builds the API router over the shared server state, once per server: the
+/// router holds the state, so the state cannot hold the router; it is passed
+/// to the listeners instead.
 pub(crate) fn router(state: Arc<State>) -> Router {
     let api = Router::new()
         .route("/auth/register", post(accounts::register))
@@ -198,15 +200,15 @@ pub(crate) fn router(state: Arc<State>) -> Router {
 /// plaintext from loopback) until it closes or `shutdown`.
 pub(crate) async fn serve_io<IO>(
     state: Arc<State>,
+    api: Router,
     io: IO,
     peer: std::net::SocketAddr,
     shutdown: tokio_util::sync::CancellationToken,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc_state = state.clone();
     let svc = hyper::service::service_fn(move |req: axum::http::Request<hyper::body::Incoming>| {
-        call(svc_state.clone(), peer, req)
+        call(api.clone(), peer, req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -224,17 +226,17 @@ pub(crate) async fn serve_io<IO>(
     }
 }
 
-/// Runs one request through the router, with the client's address attached.
+/// Runs one request through the router (built once per server by
+/// [`router`] and shared by every connection), with the client's address
+/// attached.
 pub(crate) async fn call(
-    state: Arc<State>,
+    api: Router,
     peer: std::net::SocketAddr,
     mut req: axum::http::Request<hyper::body::Incoming>,
 ) -> Result<axum::http::Response<crate::body::Body>, std::convert::Infallible> {
     use tower::ServiceExt;
     req.extensions_mut().insert(extract::ClientAddr(peer));
-    // Building the router per API request keeps `State` free of a reference cycle;
-    // it costs microseconds and the API is not on the tunnel hot path.
-    match router(state).oneshot(req).await {
+    match api.oneshot(req).await {
         Ok(resp) => Ok(resp.map(crate::body::boxed)),
         Err(never) => match never {},
     }
