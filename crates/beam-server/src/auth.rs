@@ -141,6 +141,16 @@ impl Throttle {
         }
     }
 
+    /// Takes back one failure of `ip` (counted before a check whose result
+    /// was not known yet, which then succeeded).
+    pub fn forgive(&self, ip: IpAddr) {
+        let key = crate::visitor::client_key(ip);
+        let mut w = self.windows();
+        if let Some(n) = w.current.get_mut(&key) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     /// Records one failure of `ip`.
     pub fn fail(&self, ip: IpAddr) {
         let key = crate::visitor::client_key(ip);
@@ -247,8 +257,10 @@ impl Authenticator {
     ) -> Result<Principal, AuthError> {
         // The token is looked up first: a valid token is never refused because
         // someone else at the same address failed. Tokens are 256-bit random,
-        // so the throttle protects the store from floods, not tokens from
-        // guessing; a throttled address only learns "throttled".
+        // so guessing is hopeless anyway; the throttle bounds how much a
+        // failing address can make the server do beyond one indexed lookup
+        // (sessions, logs, handshakes), and a throttled address only learns
+        // "throttled".
         let hash = hash_secret(token);
         let row = self.store.find_token(&hash).await.map_err(|e| {
             tracing::error!(error = %e, "token lookup failed");

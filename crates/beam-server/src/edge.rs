@@ -364,7 +364,12 @@ async fn proxy(
     }
     if policy.needs_auth() {
         match policy
-            .authorize(req.headers(), peer.ip(), &state.visitor_hashes)
+            .authorize(
+                req.headers(),
+                peer.ip(),
+                &state.visitor_hashes,
+                state.org_hashes.of(tunnel.org_id),
+            )
             .await
         {
             AuthCheck::Granted => {}

@@ -125,6 +125,8 @@ pub(crate) struct State {
     /// passwords cannot take every core, and waiters give up after a short
     /// queue (each tunnel also has its own smaller budget).
     pub(crate) visitor_hashes: password::HashGate,
+    /// Each organization's share of visitor credential checks.
+    pub(crate) org_hashes: visitor::OrgBudgets,
     /// argon2 for logins, registrations and resets, bounded the same way.
     pub(crate) account_hashes: password::HashGate,
     /// The HTTPS edge's certificates.
@@ -259,6 +261,7 @@ impl Server {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
                 self.cfg.hash_queue,
             ),
+            org_hashes: visitor::OrgBudgets::default(),
             account_hashes: password::HashGate::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
                 self.cfg.hash_queue,

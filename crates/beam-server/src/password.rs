@@ -14,7 +14,7 @@ use beam_proto::Secret;
 /// work and memory, and make every honest login wait behind it.
 #[derive(Debug)]
 pub struct HashGate {
-    slots: tokio::sync::Semaphore,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
     queue: std::time::Duration,
 }
 
@@ -27,20 +27,30 @@ impl HashGate {
     /// `slots` hashes at once; callers queue for at most `queue`.
     pub fn new(slots: usize, queue: std::time::Duration) -> Self {
         Self {
-            slots: tokio::sync::Semaphore::new(slots.max(1)),
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(slots.max(1))),
             queue,
         }
     }
 
-    /// Waits (at most the queue time) for a slot, then runs `work` in it.
-    pub async fn run<T>(&self, work: impl Future<Output = T>) -> Result<T, Busy> {
-        let permit = tokio::time::timeout(self.queue, self.slots.acquire())
+    /// Waits (at most the queue time) for a slot, then runs `work` on the
+    /// blocking pool. The slot, and `also` (a caller's own budget), are held
+    /// by the blocking job itself: a caller that goes away (a visitor
+    /// resetting its stream) cannot free them while argon2 still runs.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        also: Vec<tokio::sync::OwnedSemaphorePermit>,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let permit = tokio::time::timeout(self.queue, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| Busy)?
             .map_err(|_| Busy)?;
-        let out = work.await;
-        drop(permit);
-        Ok(out)
+        tokio::task::spawn_blocking(move || {
+            let _held = (permit, also);
+            work()
+        })
+        .await
+        .map_err(|_| Busy)
     }
 
     /// How long a caller waits for a slot.
@@ -71,42 +81,48 @@ pub fn check_policy(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Hashes a password with argon2id and a random salt.
+/// Hashes a password with argon2id and a random salt, off the runtime.
 pub async fn hash(password: Secret) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = salt();
-        Argon2::default()
-            .hash_password(password.expose().as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    tokio::task::spawn_blocking(move || hash_now(&password))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
-/// Verifies a password against a stored hash. With no stored hash (unknown user),
-/// a dummy hash is verified anyway so the response takes as long either way.
+/// Hashes a password with argon2id and a random salt, on this thread.
+pub fn hash_now(password: &Secret) -> Result<String, String> {
+    Argon2::default()
+        .hash_password(password.expose().as_bytes(), &salt())
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Verifies a password against a stored hash, off the runtime.
 pub async fn verify(password: Secret, stored: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
-        let dummy;
-        let phc = match &stored {
-            Some(s) => s.as_str(),
-            None => {
-                dummy = dummy_hash();
-                dummy.as_str()
-            }
-        };
-        let ok = PasswordHash::new(phc)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.expose().as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        ok && stored.is_some()
-    })
-    .await
-    .unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify_now(&password, stored.as_deref()))
+        .await
+        .unwrap_or(false)
+}
+
+/// Verifies a password against a stored hash, on this thread. With no stored
+/// hash (unknown user), a dummy hash is verified anyway so the answer takes
+/// as long either way.
+pub fn verify_now(password: &Secret, stored: Option<&str>) -> bool {
+    let dummy;
+    let phc = match stored {
+        Some(s) => s,
+        None => {
+            dummy = dummy_hash();
+            dummy.as_str()
+        }
+    };
+    let ok = PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.expose().as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    ok && stored.is_some()
 }
 
 /// Most memory (KiB), passes and lanes a client-made hash may ask for: a tunnel

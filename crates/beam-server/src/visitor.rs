@@ -6,7 +6,7 @@
 //! Everything here runs before a request enters the tunnel, so refused visitors
 //! cost the edge a header parse and never reach the developer's laptop.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -34,6 +34,27 @@ const GOOD_CACHE: usize = 64;
 /// argon2 checks one tunnel may run at once: a flood at one tunnel uses its
 /// own budget, not the server's.
 const TUNNEL_HASH_BUDGET: usize = 2;
+
+/// argon2 checks one organization's tunnels may run at once together: an
+/// attacker with several tunnels of their own cannot fill the server's gate
+/// and hold every other tenant's first-time visitors.
+pub(crate) const ORG_HASH_BUDGET: usize = 2;
+
+/// Each organization's share of visitor credential checks.
+#[derive(Debug, Default)]
+pub(crate) struct OrgBudgets {
+    map: Mutex<HashMap<i64, Arc<Semaphore>>>,
+}
+
+impl OrgBudgets {
+    /// The budget of organization `org_id` (created on first use).
+    pub(crate) fn of(&self, org_id: i64) -> Arc<Semaphore> {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(org_id)
+            .or_insert_with(|| Arc::new(Semaphore::new(ORG_HASH_BUDGET)))
+            .clone()
+    }
+}
 
 /// Failed credentials per visitor address (IPv6: per /64) and tunnel per
 /// minute before the address is refused for the rest of the minute, without
@@ -81,7 +102,7 @@ pub(crate) struct Policy {
     /// per correct credential, not once per request.
     granted: Mutex<HashSet<[u8; 32]>>,
     /// This tunnel's share of credential checks.
-    hash_budget: Semaphore,
+    hash_budget: Arc<Semaphore>,
     /// Failed credentials per visitor address.
     failures: crate::auth::Throttle,
 }
@@ -172,7 +193,7 @@ impl Policy {
             per_tunnel,
             streams: Arc::new(Semaphore::new(cfg.max_streams_per_tunnel.max(1))),
             granted: Mutex::new(HashSet::new()),
-            hash_budget: Semaphore::new(TUNNEL_HASH_BUDGET),
+            hash_budget: Arc::new(Semaphore::new(TUNNEL_HASH_BUDGET)),
             failures: crate::auth::Throttle::new(FAILURES_PER_MINUTE, Duration::from_secs(60)),
         })
     }
@@ -231,6 +252,7 @@ impl Policy {
         headers: &HeaderMap,
         ip: IpAddr,
         gate: &crate::password::HashGate,
+        org_budget: Arc<Semaphore>,
     ) -> AuthCheck {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return AuthCheck::Denied;
@@ -242,29 +264,40 @@ impl Policy {
         if let Some(wait) = self.failures.check(ip) {
             return AuthCheck::Throttled(wait);
         }
+        // Counted as a failure before hashing and taken back on success: a
+        // visitor that hangs up mid-check still pays for the attempt.
+        self.failures.fail(ip);
         let Some((password, hash)) = self.candidate(value.as_bytes()) else {
-            self.failures.fail(ip);
             return AuthCheck::Denied;
         };
         let retry = gate.retry_after();
-        let Ok(Ok(_budget)) = tokio::time::timeout(gate.queue(), self.hash_budget.acquire()).await
+        let wait = gate.queue();
+        let Ok(Ok(tunnel)) =
+            tokio::time::timeout(wait, self.hash_budget.clone().acquire_owned()).await
         else {
             return AuthCheck::Busy(retry);
         };
+        let Ok(Ok(org)) = tokio::time::timeout(wait, org_budget.acquire_owned()).await else {
+            return AuthCheck::Busy(retry);
+        };
+        // The budgets travel with the blocking job: dropping this future
+        // (a reset stream) does not free them while argon2 runs.
         let Ok(ok) = gate
-            .run(crate::password::verify(password, Some(hash)))
+            .run(vec![tunnel, org], move || {
+                crate::password::verify_now(&password, Some(&hash))
+            })
             .await
         else {
             return AuthCheck::Busy(retry);
         };
         if ok {
+            self.failures.forgive(ip);
             let mut good = self.lock();
             if good.len() < GOOD_CACHE {
                 good.insert(key);
             }
             AuthCheck::Granted
         } else {
-            self.failures.fail(ip);
             AuthCheck::Denied
         }
     }

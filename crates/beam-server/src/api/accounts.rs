@@ -76,6 +76,10 @@ pub struct VerifyRequest {
     /// The token from the verification mail.
     #[schema(value_type = String, format = Password)]
     pub token: Secret,
+    /// The account's password: the mail proves the address, the password
+    /// proves the person who registered it is the one at that address.
+    #[schema(value_type = String, format = Password)]
+    pub password: Secret,
 }
 
 /// The same answer whether or not the email is known.
@@ -212,13 +216,16 @@ async fn send_verification(state: &State, user_id: i64) -> Result<(), crate::sto
             now,
         )
         .await?;
-    let body = serde_json::json!({ "token": token.expose() });
+    let body = serde_json::json!({ "token": token.expose(), "password": "the password you registered with" });
     let text = format!(
         "Someone registered a beam account on {domain} with this address.\n\
-         If it was you, confirm the address within {VERIFY_HOURS} hours:\n\n\
+         If it was you, confirm the address within {VERIFY_HOURS} hours (with the password\n\
+         you chose):\n\n\
          curl -X POST {api}/api/auth/verify-email -H 'Content-Type: application/json' -d '{body}'\n\n\
          Until then the account cannot create tokens or join an organization.\n\
-         If it was not you, ignore this message.\n",
+         If it was not you, someone else registered your address: do not confirm it. To take\n\
+         the account over, use \"forgot password\" (POST {api}/api/auth/forgot-password):\n\
+         a reset proves the address and signs everyone else out.\n",
         domain = state.cfg.domain,
         api = state.cfg.api_url,
     );
@@ -241,17 +248,36 @@ pub async fn verify_email(
     Json(req): Json<VerifyRequest>,
 ) -> ApiResult<StatusCode> {
     rate_limit(&state, ip)?;
+    let invalid = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_token",
+            "the verification token or the password is wrong, or the token was used or expired",
+        )
+    };
     let p = state
         .auth
         .authenticate(req.token.expose(), ip, &[TokenKind::Verify])
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_token",
-                "the verification token is invalid, used or expired; register again to get a new one",
-            )
-        })?;
+        .map_err(|_| invalid())?;
+    // Someone else may have registered this address: the owner of the
+    // mailbox confirms only an account whose password they know (else they
+    // take it over with a password reset).
+    let stored = state
+        .store
+        .user(p.user_id)
+        .await?
+        .and_then(|u| u.password_hash);
+    let ok = state
+        .account_hashes
+        .run(Vec::new(), move || {
+            password::verify_now(&req.password, stored.as_deref())
+        })
+        .await
+        .map_err(|b| busy(&state, b))?;
+    if !ok {
+        return Err(invalid());
+    }
     let now = now_ms();
     state.store.mark_verified(p.user_id, now).await?;
     state
@@ -311,7 +337,7 @@ pub async fn register(
     // Hash before looking the email up, so both outcomes take the same time.
     let hash = state
         .account_hashes
-        .run(password::hash(req.password))
+        .run(Vec::new(), move || password::hash_now(&req.password))
         .await
         .map_err(|b| busy(&state, b))?
         .map_err(|e| ApiError::internal(&e))?;
@@ -361,7 +387,9 @@ pub async fn login(
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     let ok = state
         .account_hashes
-        .run(password::verify(req.password, stored))
+        .run(Vec::new(), move || {
+            password::verify_now(&req.password, stored.as_deref())
+        })
         .await
         .map_err(|b| busy(&state, b))?;
     if !ok {
@@ -549,7 +577,7 @@ pub async fn reset_password(
         })?;
     let hash = state
         .account_hashes
-        .run(password::hash(req.password))
+        .run(Vec::new(), move || password::hash_now(&req.password))
         .await
         .map_err(|b| busy(&state, b))?
         .map_err(|e| ApiError::internal(&e))?;

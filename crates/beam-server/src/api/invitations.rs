@@ -278,22 +278,58 @@ pub async fn accept(
         .await?
         .filter(|i| i.is_open(now))
         .ok_or_else(invalid)?;
+    // The invitation is only as good as its inviter: one removed from the
+    // organization, or no longer allowed to grant this role, invited no one.
+    let inviter_ok = match inv.invited_by {
+        Some(by) => match state.store.role(inv.org_id, by).await? {
+            Some(r) => {
+                r.scopes().allows(Scope::Admin) && (inv.role != Role::Owner || r == Role::Owner)
+            }
+            None => false,
+        },
+        None => false,
+    };
+    if !inviter_ok {
+        return Err(invalid());
+    }
+    if let Some(org) = state.store.org(inv.org_id).await?
+        && let Some(max) = org.limits.max_members
+        && state.store.members(inv.org_id).await?.len() as i64 >= max
+    {
+        return Err(ApiError::limit(format!(
+            "the organization's plan allows {max} members and it has reached them; ask its admin"
+        )));
+    }
+    // Without mail the token went to the admin, not to the address: it
+    // proves nothing about the address. Then only the operator's
+    // invitations create (or take over) accounts; others can only be
+    // accepted by an existing verified account, logged in as itself. The
+    // answer to an anonymous caller is the same either way, so it says
+    // nothing about whether the address has an account.
+    let proves_address = state.cfg.mailer.is_some() || inv.org_id == state.operator_org;
     let user = state.store.user_by_email(&inv.email).await?;
+    let log_in_first = || {
+        ApiError::unauthorized(format!(
+            "log in as {email} first (`beam login --email {email}`), then accept{}",
+            if proves_address {
+                ""
+            } else {
+                "; on this server only the operator's invitations create accounts"
+            },
+            email = inv.email
+        ))
+    };
     let user_id = match user {
-        Some(u) if u.email_verified_at.is_some() => {
-            // The account is proven: only its owner may use it.
-            let caller = bearer(&headers).ok_or_else(|| {
-                ApiError::unauthorized(format!(
-                    "{} has an account: log in as it (`beam login --email {}`), then accept",
-                    inv.email, inv.email
-                ))
-            })?;
+        Some(u) if u.email_verified_at.is_some() || !proves_address => {
+            // The account is proven (or this invitation cannot prove it):
+            // only its owner may use it.
+            let caller = bearer(&headers).ok_or_else(log_in_first)?;
             let p = state
                 .auth
                 .authenticate(caller, ip, &[TokenKind::Api, TokenKind::Session])
                 .await
                 .map_err(|e| ApiError::unauthorized(e.to_string()))?;
-            if p.user_id != u.id {
+            if p.user_id != u.id || u.email_verified_at.is_none() {
                 return Err(ApiError::forbidden(format!(
                     "this invitation is for {}, not for the account you are logged in as",
                     inv.email
@@ -301,6 +337,7 @@ pub async fn accept(
             }
             u.id
         }
+        None if !proves_address => return Err(log_in_first()),
         existing => {
             let password = req.password.ok_or_else(|| {
                 ApiError::invalid(format!(
@@ -312,7 +349,7 @@ pub async fn accept(
             password::check_policy(password.expose()).map_err(ApiError::invalid)?;
             let hash = state
                 .account_hashes
-                .run(password::hash(password))
+                .run(Vec::new(), move || password::hash_now(&password))
                 .await
                 .map_err(|b| super::accounts::busy(&state, b))?
                 .map_err(|e| ApiError::internal(&e))?;

@@ -150,6 +150,14 @@ pub async fn set_role(
         return Err(ApiError::invalid("you cannot change your own role"));
     }
     state.store.set_role(p.org_id, user_id, req.role).await?;
+    if !req.role.scopes().allows(Scope::Admin) {
+        // Their open invitations would let them (or anyone) back in above
+        // their new role.
+        state
+            .store
+            .revoke_invitations_by(p.org_id, user_id, crate::store::now_ms())
+            .await?;
+    }
     state.revocation.changed();
     let email = state
         .store
@@ -189,6 +197,11 @@ pub async fn remove_member(
         return Err(ApiError::invalid("you cannot remove yourself"));
     }
     state.store.remove_member(p.org_id, user_id).await?;
+    // Invitations they made cannot bring them (or anyone) back.
+    state
+        .store
+        .revoke_invitations_by(p.org_id, user_id, crate::store::now_ms())
+        .await?;
     // Their tokens for this organization fail from the next request on; their
     // live tunnels here end now, and their agents and streams within seconds.
     state.registry.kick_member(p.org_id, user_id);

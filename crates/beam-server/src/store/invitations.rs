@@ -21,6 +21,8 @@ pub struct InvitationRow {
     pub email: String,
     /// The role on acceptance.
     pub role: Role,
+    /// The admin who invited (`None` once their account is gone).
+    pub invited_by: Option<i64>,
     /// Unix ms.
     pub created_at: i64,
     /// Unix ms after which it cannot be accepted.
@@ -38,7 +40,8 @@ impl InvitationRow {
     }
 }
 
-const COLUMNS: &str = "id, org_id, email, role, created_at, expires_at, accepted_at, revoked_at";
+const COLUMNS: &str =
+    "id, org_id, email, role, invited_by, created_at, expires_at, accepted_at, revoked_at";
 
 macro_rules! invitation_of {
     ($r:expr) => {{
@@ -50,6 +53,7 @@ macro_rules! invitation_of {
             email: r.try_get("email")?,
             role: Role::parse(&role)
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown role '{role}'")))?,
+            invited_by: r.try_get("invited_by")?,
             created_at: r.try_get("created_at")?,
             expires_at: r.try_get("expires_at")?,
             accepted_at: r.try_get("accepted_at")?,
@@ -134,6 +138,21 @@ impl Store {
             out
         });
         Ok(rows)
+    }
+
+    /// Withdraws every open invitation `user_id` made in `org_id` (they were
+    /// removed or lost the role that let them invite).
+    pub async fn revoke_invitations_by(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let n = on_pool!(self, p => sqlx::query(
+            "UPDATE invitations SET revoked_at = $1 WHERE org_id = $2 AND invited_by = $3 \
+             AND accepted_at IS NULL AND revoked_at IS NULL")
+            .bind(now).bind(org_id).bind(user_id).execute(p).await?.rows_affected());
+        Ok(n)
     }
 
     /// Withdraws an open invitation of `org_id`; `Ok(false)` when there is none.

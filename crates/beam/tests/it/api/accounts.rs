@@ -522,7 +522,10 @@ crate::both!(members_are_managed_by_admins_only, |backend| async move {
         .api("POST", "/api/invitations/accept", None, accept(&invite))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
-    assert!(r.message().contains("log in as it"), "{r:?}");
+    assert!(
+        r.message().contains("log in as carol@example.com first"),
+        "{r:?}"
+    );
     let r = server
         .api(
             "POST",

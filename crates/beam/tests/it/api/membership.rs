@@ -8,7 +8,7 @@
 use http::StatusCode;
 use serde_json::json;
 
-use super::http;
+use super::{PASSWORD, http};
 use crate::support::*;
 
 /// The one-time token in a message (`prefix…`).
@@ -75,6 +75,17 @@ crate::both!(
         })
         .await;
         assert!(verify.contains("/api/auth/verify-email"), "{verify}");
+        // The real owner cannot confirm an account whose password they do not
+        // know (so the pre-registrant's account never becomes verified this way).
+        let r = server
+        .api(
+            "POST",
+            "/api/auth/verify-email",
+            None,
+            Some(json!({ "token": token_in(&verify, "beamverify_"), "password": "the owner's guess" })),
+        )
+        .await;
+        assert_eq!(r.code(), "invalid_token", "{r:?}");
 
         // The company's admin invites the address. The answer is the same as
         // for an address nobody registered.
@@ -226,37 +237,32 @@ crate::both!(
                 .status,
             StatusCode::UNAUTHORIZED
         );
-        let r = server
-            .api(
+        let verify = |token: &str, password: &str| {
+            server.api(
                 "POST",
                 "/api/auth/verify-email",
                 None,
-                Some(json!({ "token": "beamverify_nope" })),
+                Some(json!({ "token": token, "password": password })),
             )
-            .await;
+        };
+        let r = verify("beamverify_nope", PASSWORD).await;
         assert_eq!(
             (r.status, r.code()),
             (StatusCode::BAD_REQUEST, "invalid_token")
         );
-        let r = server
-            .api(
-                "POST",
-                "/api/auth/verify-email",
-                None,
-                Some(json!({ "token": token })),
-            )
-            .await;
+        // The token with the wrong password proves nothing.
+        assert_eq!(
+            verify(&token, "not the password").await.code(),
+            "invalid_token"
+        );
+        let r = verify(&token, PASSWORD).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
         assert_eq!(create().await.status, StatusCode::CREATED);
-        let r = server
-            .api(
-                "POST",
-                "/api/auth/verify-email",
-                None,
-                Some(json!({ "token": token })),
-            )
-            .await;
-        assert_eq!(r.code(), "invalid_token", "used once");
+        assert_eq!(
+            verify(&token, PASSWORD).await.code(),
+            "invalid_token",
+            "used once"
+        );
     }
 );
 
@@ -357,4 +363,108 @@ async fn a_login_burst_gets_503_instead_of_an_unbounded_queue() {
                 || r.status == StatusCode::UNAUTHORIZED),
         "{replies:?}"
     );
+}
+
+/// On a server without mail an invitation token goes to the admin, not the
+/// address, so it proves nothing: only the operator's invitations create
+/// accounts, other organizations' invitations are accepted only by an
+/// existing verified account logged in as itself, and an anonymous caller
+/// gets the same answer whether or not the address has an account. An
+/// inviter who is removed (or loses the admin role) takes their open
+/// invitations with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_without_mail_prove_nothing_and_die_with_their_inviter() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice@example.com").await;
+    server.user("dave@example.com").await;
+    let invite = |admin: &str, email: &str, role: &str| {
+        let body = json!({ "email": email, "role": role });
+        let admin = admin.to_string();
+        let server = &server;
+        async move {
+            let r = server
+                .api("POST", "/api/org/invitations", Some(&admin), Some(body))
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+            r.json["token"].as_str().unwrap().to_string()
+        }
+    };
+    let accept = |token: &str, session: Option<&str>| {
+        let body = json!({ "token": token, "password": "a chosen password" });
+        let session = session.map(str::to_string);
+        let server = &server;
+        async move {
+            server
+                .api(
+                    "POST",
+                    "/api/invitations/accept",
+                    session.as_deref(),
+                    Some(body),
+                )
+                .await
+        }
+    };
+    // Alice's own organization cannot mint accounts for addresses.
+    let ghost = accept(&invite(&alice, "ghost@example.com", "member").await, None).await;
+    let dave = accept(&invite(&alice, "dave@example.com", "member").await, None).await;
+    assert_eq!(
+        (ghost.status, dave.status),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(
+        ghost.message().replace("ghost@", "X@"),
+        dave.message().replace("dave@", "X@"),
+        "the answer does not say which address has an account"
+    );
+    assert!(
+        server
+            .store
+            .user_by_email("ghost@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The operator's invitation creates an account (the operator vouches).
+    let operator = server.token.expose().to_string();
+    let r = accept(&invite(&operator, "bob@example.com", "admin").await, None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let bob = server
+        .api(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": "bob@example.com", "password": "a chosen password", "org_id": server.operator.1 })),
+        )
+        .await
+        .json["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Bob invites Dave, then Bob is removed: the invitation dies with him.
+    let for_dave = invite(&bob, "dave@example.com", "admin").await;
+    let bob_id = r.json["user_id"].as_i64().unwrap();
+    let r = server
+        .api(
+            "DELETE",
+            &format!("/api/org/members/{bob_id}"),
+            Some(&operator),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let dave_session = server
+        .api(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({ "email": "dave@example.com", "password": PASSWORD })),
+        )
+        .await
+        .json["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = accept(&for_dave, Some(&dave_session)).await;
+    assert_eq!(r.code(), "invalid_invitation", "{r:?}");
 }
