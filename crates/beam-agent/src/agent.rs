@@ -348,10 +348,12 @@ fn sync_query(raw: &str) -> Result<SyncQuery, String> {
     for (k, v) in pairs {
         match k.as_str() {
             "table" => q.table = v,
+            // Clamped to what SQL's BIGINT holds.
             "limit" => {
                 q.limit = Some(
-                    v.parse()
-                        .map_err(|_| format!("limit '{v}' is not a number"))?,
+                    v.parse::<u64>()
+                        .map_err(|_| format!("limit '{v}' is not a number"))?
+                        .min(i64::MAX as u64),
                 )
             }
             "select" => {
@@ -363,8 +365,9 @@ fn sync_query(raw: &str) -> Result<SyncQuery, String> {
             }
             "skip" => {
                 q.skip = v
-                    .parse()
+                    .parse::<u64>()
                     .map_err(|_| format!("skip '{v}' is not a number"))?
+                    .min(i64::MAX as u64)
             }
             "in" => {
                 let (c, val) = v

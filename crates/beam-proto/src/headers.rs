@@ -62,9 +62,26 @@ pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     }
 }
 
+/// Client-address headers that libraries and CDNs trust, which a visitor
+/// could send to claim any address (beam is the first proxy, so none of
+/// them can be genuine when they arrive at the edge).
+pub const CLIENT_ADDRESS_HEADERS: &[&str] = &[
+    FORWARDED,
+    REAL_IP,
+    "x-forwarded",
+    "forwarded-for",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-original-forwarded-for",
+];
+
 /// Removes what a visitor could forge to fool the app or beam: `Forwarded`,
-/// `X-Forwarded-*`, `X-Real-IP` and beam's own `beam-*` headers. The edge
-/// sets the forwarding headers itself afterwards.
+/// `X-Forwarded-*`, `X-Real-IP` and the other [`CLIENT_ADDRESS_HEADERS`],
+/// and beam's own `beam-*` headers. The edge sets the forwarding headers
+/// itself afterwards.
 pub fn strip_spoofable(headers: &mut http::HeaderMap) {
     let internal: Vec<http::HeaderName> = headers
         .keys()
@@ -77,8 +94,9 @@ pub fn strip_spoofable(headers: &mut http::HeaderMap) {
     for k in internal {
         headers.remove(k);
     }
-    headers.remove(FORWARDED);
-    headers.remove(REAL_IP);
+    for h in CLIENT_ADDRESS_HEADERS {
+        headers.remove(*h);
+    }
 }
 
 /// `cookie` (a `Set-Cookie` value) without its `Domain` attribute when that
@@ -221,6 +239,9 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-port", "443"),
             ("x-real-ip", "1.2.3.4"),
+            ("x-client-ip", "1.2.3.4"),
+            ("true-client-ip", "1.2.3.4"),
+            ("cf-connecting-ip", "1.2.3.4"),
             ("beam-error", "local-refused"),
             ("beam-peer-addr", "1.2.3.4:1"),
             ("x-app", "kept"),

@@ -590,17 +590,17 @@ fn confine_cookies(headers: &mut HeaderMap, host: &str, base: &str) {
     if !headers.contains_key(header::SET_COOKIE) {
         return;
     }
+    // A value that is not text (bytes ≥ 0x80) cannot be checked: it is
+    // dropped rather than passed on with whatever `Domain` it carries.
     let cookies: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
-        .map(|v| match v.to_str() {
+        .filter_map(|v| match v.to_str() {
             Ok(s) => match bh::confine_cookie(s, host, base) {
-                std::borrow::Cow::Borrowed(_) => v.clone(),
-                std::borrow::Cow::Owned(c) => {
-                    HeaderValue::from_str(&c).unwrap_or_else(|_| v.clone())
-                }
+                std::borrow::Cow::Borrowed(_) => Some(v.clone()),
+                std::borrow::Cow::Owned(c) => HeaderValue::from_str(&c).ok(),
             },
-            Err(_) => v.clone(),
+            Err(_) => None,
         })
         .collect();
     headers.remove(header::SET_COOKIE);
@@ -612,6 +612,23 @@ fn confine_cookies(headers: &mut HeaderMap, host: &str, base: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_cookie_values_that_are_not_text_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_bytes(b"a=\xff; Domain=.beam.example").unwrap(),
+        );
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("b=1; Domain=.beam.example"),
+        );
+        h.append(header::SET_COOKIE, HeaderValue::from_static("c=1"));
+        confine_cookies(&mut h, "demo.beam.example", "beam.example");
+        let left: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(left, ["b=1", "c=1"]);
+    }
 
     #[test]
     fn routes_by_host_ignoring_case_and_port() {

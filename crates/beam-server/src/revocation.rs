@@ -146,13 +146,34 @@ impl Revocation {
         let mut tokens = HashMap::new();
         let mut roles = HashMap::new();
         let mut kicked = 0;
+        let mut failed = false;
         for (a, kick) in holders {
+            // A lookup that fails is retried next pass, for this holder only:
+            // one bad row must not stop revocation for everyone else.
             if let std::collections::hash_map::Entry::Vacant(e) = tokens.entry(a.token_id) {
-                e.insert(store.token_by_id(a.token_id).await?);
+                match store.token_by_id(a.token_id).await {
+                    Ok(t) => {
+                        e.insert(t);
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, token = a.token_id, "revocation check failed for a token");
+                        failed = true;
+                        continue;
+                    }
+                }
             }
-            if let std::collections::hash_map::Entry::Vacant(e) = roles.entry((a.org_id, a.user_id))
-            {
-                e.insert(store.role(a.org_id, a.user_id).await?);
+            let member = (a.org_id, a.user_id);
+            if let std::collections::hash_map::Entry::Vacant(e) = roles.entry(member) {
+                match store.role(a.org_id, a.user_id).await {
+                    Ok(r) => {
+                        e.insert(r);
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, user = a.user_id, "revocation check failed for a member");
+                        failed = true;
+                        continue;
+                    }
+                }
             }
             let token = tokens.get(&a.token_id).and_then(Option::as_ref);
             let role = roles.get(&(a.org_id, a.user_id)).copied().flatten();
@@ -166,6 +187,11 @@ impl Revocation {
                 kick.cancel();
                 kicked += 1;
             }
+        }
+        if failed {
+            return Err(crate::StoreError::Corrupt(format!(
+                "some holders could not be checked ({kicked} disconnected)"
+            )));
         }
         Ok(kicked)
     }

@@ -21,7 +21,7 @@ use serde_json::Value;
 pub const SECRET_FIELDS: &[&str] = &[
     "password",
     "passwd",
-    "pwd",
+    "passphrase",
     "secret",
     "token",
     "apikey",
@@ -29,13 +29,25 @@ pub const SECRET_FIELDS: &[&str] = &[
     "cookie",
     "session",
     "privatekey",
+    "signingkey",
+    "encryptionkey",
     "credential",
+    "signature",
     "cardnumber",
     "creditcard",
+    "jwt",
+    // Short names: matched as whole words of the field name (`user_ssn`,
+    // `cvv2`, `ssnNumber`, not `classname`).
+    "pwd",
+    "pin",
+    "otp",
     "cvv",
     "cvc",
     "ssn",
 ];
+
+/// Names of at most this many letters are matched as words, not substrings.
+const SHORT: usize = 4;
 
 /// What a masked value becomes.
 pub const MASKED: &str = "****";
@@ -55,6 +67,31 @@ fn normalize(name: &str) -> String {
         .filter(|c| !matches!(c, '-' | '_' | '.' | ' '))
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// `ssnNumber`, `user_ssn`, `CVV2` → `["ssn", "number"]`, `["user", "ssn"]`, `["cvv"]`.
+fn words(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_alphabetic() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_lowercase();
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 /// Whether a digit string is a plausible card number (13-19 digits, Luhn).
@@ -93,8 +130,13 @@ const RULES: &[(&str, &str)] = &[
     (r"\bbeam_[A-Za-z0-9]{20,}", "beam_****"),
     (r"\bAKIA[0-9A-Z]{16}\b", "AKIA****"),
     (
-        r#"(?i)\b([a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|cookie|session|private[_-]?key|credential)[a-z0-9_.-]*)(["']?\s*[:=]\s*["']?)[^\s"',;&]+"#,
+        r#"(?i)\b([a-z0-9_.-]*(?:password|passwd|passphrase|secret|token|api[_-]?key|cookie|session|private[_-]?key|credential|signature|jwt)[a-z0-9_.-]*|(?:[a-z0-9]+[_.-])*(?:pwd|pin|otp|cvv|cvc|ssn)[0-9]*(?:[_.-][a-z0-9]+)*)(["']?\s*[:=]\s*["']?)[^\s"',;&]+"#,
         "$1$2****",
+    ),
+    // Credentials inside URLs: `postgres://user:password@host`.
+    (
+        r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@",
+        "$1****@",
     ),
 ];
 
@@ -135,13 +177,15 @@ impl Masker {
     }
 
     /// Whether a field of this name always has its value masked. Names of up
-    /// to 4 letters (`pwd`, `ssn`, `cvv`) must end the field name, so that
-    /// `user_ssn` matches and `classname` does not.
+    /// to 4 letters (`pwd`, `ssn`, `cvv`) must be a word of the field name
+    /// (split at `_`, `-`, `.`, spaces, digits and camelCase humps), so that
+    /// `user_ssn`, `cvv2` and `ssnNumber` match and `classname` does not.
     pub fn is_secret_field(&self, name: &str) -> bool {
         let n = normalize(name);
+        let words = words(name);
         self.fields.iter().any(|f| {
-            if f.len() <= 4 {
-                n.ends_with(f.as_str())
+            if f.len() <= SHORT {
+                words.iter().any(|w| w == f)
             } else {
                 n.contains(f.as_str())
             }
@@ -306,5 +350,51 @@ mod tests {
             m.mask("order 1234567890123 shipped"),
             "order 1234567890123 shipped"
         );
+    }
+
+    #[test]
+    fn short_names_are_words_and_urls_lose_their_passwords() {
+        let m = Masker::new(false);
+        for name in [
+            "cvv2",
+            "cvvCode",
+            "ssnNumber",
+            "user_ssn",
+            "PIN",
+            "otp_code",
+            "dbPwd",
+        ] {
+            assert!(m.is_secret_field(name), "{name}");
+        }
+        for name in [
+            "classname",
+            "shipping",
+            "spinner",
+            "options",
+            "pinned_at",
+            "author",
+        ] {
+            assert!(!m.is_secret_field(name), "{name}");
+        }
+        assert_eq!(
+            m.mask("connect postgres://app:hunter2@db:5432/shop failed"),
+            "connect postgres://app:****@db:5432/shop failed"
+        );
+        assert_eq!(m.mask("user pin=4821 ok"), "user pin=**** ok");
+        assert_eq!(m.mask("ship shipping=fast"), "ship shipping=fast");
+        // A JSON line without a message: its fields are masked by name, and
+        // no raw copy of the line survives.
+        let mut p = crate::logs::parse::parse_line(
+            r#"{"level":"info","cvv":"123","ssn":"123-45-6789","credentials":{"pass":"x"}}"#,
+        );
+        m.mask_fields(&mut p.context);
+        let all = format!(
+            "{} {}",
+            m.mask(&p.message),
+            serde_json::Value::Object(p.context)
+        );
+        for secret in ["\"123\"", "123-45-6789", "\"x\""] {
+            assert!(!all.contains(secret), "{secret} in {all}");
+        }
     }
 }

@@ -90,7 +90,11 @@ fn from_json(mut obj: Map<String, Value>, raw: &str) -> Parsed {
     for k in DROPPED_KEYS {
         obj.remove(*k);
     }
-    let message = message.unwrap_or_else(|| raw.to_string());
+    // Without a message the fields are the line: they stay in the context,
+    // where masking sees each field's name (a copy of the raw line as the
+    // message would carry every secret field past the name-based masking).
+    let _ = raw;
+    let message = message.unwrap_or_default();
     Parsed {
         level: level.unwrap_or_else(|| guess_level(&message)),
         message,
@@ -238,9 +242,11 @@ mod tests {
             (g.level, g.service.as_deref()),
             (Level::Fatal, Some("worker"))
         );
-        // JSON without a message keeps the whole line as the message.
-        let n = parse_line(r#"{"event":"signup"}"#);
-        assert_eq!(n.message, r#"{"event":"signup"}"#);
+        // JSON without a message keeps its fields as context, not as a copy
+        // of the raw line (which would bypass masking by field name).
+        let n = parse_line(r#"{"event":"signup","cvv":"123"}"#);
+        assert_eq!(n.message, "");
+        assert_eq!(n.context["event"], "signup");
     }
 
     #[test]

@@ -64,11 +64,13 @@ impl Conn {
         table: &str,
     ) -> Result<Vec<(String, String)>, SyncError> {
         let rows: Vec<(String, String)> = match self {
-            // format_type gives the exact type (`integer`, `numeric(10,2)`,
-            // `"Status"`), which filters cast their bound value to, so the
-            // comparison is typed and indexes apply.
+            // format_type gives the type (`integer`, `numeric`, `"Status"`),
+            // which filters cast their bound value to, so the comparison is
+            // typed and indexes apply. Without the type modifier: a cast to
+            // `varchar(5)` would truncate and `numeric(10,2)` round a value,
+            // so a wrong value could match.
             Conn::Pg(c) => sqlx::query_as(
-                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+                "SELECT a.attname::text, format_type(a.atttypid, NULL) FROM pg_attribute a \
                  WHERE a.attrelid = to_regclass(quote_ident($1)) AND a.attnum > 0 \
                  AND NOT a.attisdropped ORDER BY a.attnum",
             )

@@ -267,10 +267,13 @@ impl SyncSource {
         }
         // A stable order makes --skip (and so resuming) mean the same rows.
         // Qualified, so it sorts by the column itself (and its index), not by
-        // the text alias of the same name.
+        // the text alias of the same name. Only a key the policy keeps may
+        // order: rows ranked by a hidden key (an e-mail, an SSN) would leak
+        // its order through --skip and --limit.
         let pk = conn.primary_key(t).await?;
         let count_sql = format!("SELECT COUNT(*) FROM ({sql}) AS counted");
-        if !pk.is_empty() {
+        let pk_kept = !pk.is_empty() && pk.iter().all(|c| tp.columns.get(c) == Some(&Action::Keep));
+        if pk_kept {
             sql.push_str(&format!(
                 " ORDER BY {}",
                 pk.iter()
@@ -278,6 +281,10 @@ impl SyncSource {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+        } else if q.skip > 0 {
+            return Err(SyncError::Refused(format!(
+                "--skip and --resume need rows in primary-key order, and {t}'s key is not kept by the agent's policy (or it has none)"
+            )));
         }
         match (q.limit, q.skip, &conn) {
             (Some(l), 0, _) => sql.push_str(&format!(" LIMIT {l}")),

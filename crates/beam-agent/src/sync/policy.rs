@@ -156,6 +156,11 @@ const LAST: [&str; 12] = [
 
 /// Applies one action to a value. `tag` is the keyed HMAC of the value's text.
 pub(super) fn apply(action: &Action, v: Value, key: &hmac::Key) -> Value {
+    // `fixed` hides even whether a value exists; the other actions keep
+    // NULL as NULL (documented: use `fixed` or `drop` to hide that).
+    if let Action::Fixed(s) = action {
+        return Value::String(s.clone());
+    }
     if v.is_null() {
         return v;
     }

@@ -365,7 +365,21 @@ async fn relay(
     req: axum::http::Request<crate::body::Body>,
     content_type: &'static str,
 ) -> ApiResult<Response> {
+    relay_held(state, env, req, content_type, None).await
+}
+
+/// As [`relay`]; with `access`, the stream also ends as soon as that access
+/// is revoked (a sync can stream for up to the agent's statement timeout).
+async fn relay_held(
+    state: &State,
+    env: &EnvironmentRow,
+    req: axum::http::Request<crate::body::Body>,
+    content_type: &'static str,
+    access: Option<crate::revocation::Access>,
+) -> ApiResult<Response> {
     let (resp, agent_gone) = agent_call(state, env, req).await?;
+    let stop = agent_gone.child_token();
+    let held = access.map(|a| state.revocation.hold(a, stop.clone()));
     // The agent's own `beam-*` headers (row totals, epochs) pass through.
     let beam_headers: Vec<_> = resp
         .headers()
@@ -374,9 +388,14 @@ async fn relay(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     // A streamed answer ends when the agent is disconnected (revoked,
-    // replaced): it must not hold the agent's connection open.
-    let frames =
-        http_body_util::BodyStream::new(resp.into_body()).take_until(agent_gone.cancelled_owned());
+    // replaced): it must not hold the agent's connection open. With
+    // `access`, it also ends when the caller's access is revoked.
+    let frames = http_body_util::BodyStream::new(resp.into_body())
+        .map(move |f| {
+            let _ = &held;
+            f
+        })
+        .take_until(stop.cancelled_owned());
     let mut out = Response::new(axum::body::Body::new(http_body_util::StreamBody::new(
         frames,
     )));
@@ -570,7 +589,8 @@ pub async fn sync(
         &format!("/sync?{}", raw.unwrap_or_default()),
         crate::body::empty(),
     )?;
-    relay(&state, &env, req, "application/x-ndjson").await
+    let access = crate::revocation::Access::of(p, Some(Scope::DataRead));
+    relay_held(&state, &env, req, "application/x-ndjson", Some(access)).await
 }
 
 /// The foreign keys of an allowlisted table, read from the production schema

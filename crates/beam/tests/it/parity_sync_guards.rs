@@ -10,7 +10,9 @@ use crate::support::*;
 /// One action per column, to try filters on each.
 const POLICY: &str = r#"
 [tables.people]
-columns = { id = "keep", plan = "keep", ssn = "mask", email = "fake:email", nick = "hash", secret = "drop", pin = "null", country = "fixed:XX", note = "keep" }
+columns = { id = "keep", plan = "keep", ssn = "mask", email = "fake:email", nick = "hash", secret = "drop", pin = "null", country = "fixed:XX", note = "keep", code = "keep" }
+[tables.contacts]
+columns = { email = "hash", plan = "keep" }
 [tables.notes]
 columns = { id = "keep", person_id = "hash", body = "keep" }
 [tables.slow]
@@ -43,12 +45,16 @@ impl Fixture {
             let mut c = sqlx::PgConnection::connect(&db_url).await.unwrap();
             sqlx::raw_sql(
                 r#"CREATE TABLE people (id bigint PRIMARY KEY, plan text, ssn text, email text,
-                     nick text, secret text, pin text, country text, note text);
+                     nick text, secret text, pin text, country text, note text, code varchar(5));
                    INSERT INTO people SELECT i, CASE WHEN i = 777 THEN 'rare' ELSE 'common' END,
                      '123-45-' || lpad(i::text, 4, '0'), 'user' || i || '@example.com', 'nick' || i,
                      's3cret' || i, lpad((i % 10000)::text, 4, '0'), 'DE', NULL
                      FROM generate_series(1, 1200) i;
+                   UPDATE people SET code = 'abcde' WHERE id = 1;
+                   UPDATE people SET country = NULL WHERE id = 2;
                    CREATE INDEX people_plan ON people (plan);
+                   CREATE TABLE contacts (email text PRIMARY KEY, plan text);
+                   INSERT INTO contacts VALUES ('zed@example.com', 'pro'), ('amy@example.com', 'free');
                    ANALYZE people;
                    CREATE TABLE notes (id integer PRIMARY KEY, person_id bigint REFERENCES people(id), body text);
                    INSERT INTO notes VALUES (1, 5, 'hello');
@@ -172,6 +178,43 @@ async fn filters_may_only_use_columns_the_policy_keeps() {
     assert_eq!((code, out.as_str()), (0, "{\"id\":777}\n"), "{err}");
     let (code, out, _) = f.sync(&["--table", "people", "--where", "id=3", "--select", "id"]);
     assert_eq!((code, out.as_str()), (0, "{\"id\":3}\n"));
+    // Compared in the column's type without its modifier: a longer value
+    // is not cut to `varchar(5)` and so does not match.
+    let (code, out, _) = f.sync(&[
+        "--table",
+        "people",
+        "--where",
+        "code=abcdef",
+        "--select",
+        "id",
+    ]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    let (_, out, _) = f.sync(&[
+        "--table",
+        "people",
+        "--where",
+        "code=abcde",
+        "--select",
+        "id",
+    ]);
+    assert_eq!(out, "{\"id\":1}\n");
+    // `fixed` hides even whether a value exists (row 2's country is NULL).
+    let (_, out, _) = f.sync(&[
+        "--table",
+        "people",
+        "--where",
+        "id=2",
+        "--select",
+        "id,country",
+    ]);
+    assert_eq!(out, "{\"country\":\"XX\",\"id\":2}\n");
+    // A hidden primary key does not order rows: --skip would rank them by
+    // the hidden value, so it is refused.
+    let (code, _, err) = f.sync(&["--table", "contacts", "--skip", "1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("contacts's key is not kept"), "{err}");
+    let (code, out, err) = f.sync(&["--table", "contacts", "--select", "plan"]);
+    assert_eq!((code, out.lines().count()), (0, 2), "{err}");
     // A value the column's type cannot hold is the caller's error.
     let (code, _, err) = f.sync(&["--table", "people", "--where", "id=abc"]);
     assert_eq!(code, 1);
