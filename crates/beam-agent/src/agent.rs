@@ -26,8 +26,8 @@ use crate::sync::{Chunk, SyncError, SyncQuery, SyncSource};
 /// Most `in=` values in one sync request.
 const MAX_IN: usize = 1000;
 
-/// Response header with the number of rows a sync will send (for progress and ETA).
-pub const SYNC_TOTAL_HEADER: &str = "beam-sync-total";
+use beam_proto::service as route;
+pub use beam_proto::service::SYNC_TOTAL_HEADER;
 
 /// Lines already waiting are sent together, up to this many bytes per frame.
 const BATCH: usize = 64 * 1024;
@@ -98,23 +98,23 @@ impl AgentServices {
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let query = req.uri().query().unwrap_or("").to_string();
         match (req.method(), req.uri().path()) {
-            (&Method::GET, "/logs") => self.logs(&query),
-            (&Method::GET, "/flags") => self.flags(),
-            (&Method::GET, "/flags/eval") => self.evaluate(&query),
-            (&Method::POST, "/env/check") => self.env_check(req.into_body()).await,
-            (&Method::GET, "/health") => {
+            (&Method::GET, route::LOGS) => self.logs(&query),
+            (&Method::GET, route::FLAGS) => self.flags(),
+            (&Method::GET, route::FLAGS_EVAL) => self.evaluate(&query),
+            (&Method::POST, route::ENV_CHECK) => self.env_check(req.into_body()).await,
+            (&Method::GET, route::HEALTH) => {
                 json_reply(StatusCode::OK, &self.health.run(&self.logs).await)
             }
-            (&Method::GET, "/sync") => self.sync(&query).await,
-            (&Method::GET, "/sync/suggest") => self.suggest(&query).await,
-            (&Method::GET, "/sync/relations") => self.relations(&query).await,
-            (_, "/logs" | "/flags" | "/flags/eval" | "/health" | "/env/check") => text(
+            (&Method::GET, route::SYNC) => self.sync(&query).await,
+            (&Method::GET, route::SYNC_SUGGEST) => self.suggest(&query).await,
+            (&Method::GET, route::SYNC_RELATIONS) => self.relations(&query).await,
+            (_, p) if route::is_route(p) => text(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "GET /logs, /flags, /flags/eval, /health; POST /env/check\n",
+                format!("this agent serves {}\n", route::routes_text()),
             ),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "this agent serves /logs, /flags, /env/check and /health\n",
+                format!("this agent serves {}\n", route::routes_text()),
             ),
         }
     }

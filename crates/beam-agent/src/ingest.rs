@@ -199,9 +199,7 @@ impl Ingest {
             .collect();
         let verified = match publisher.secrets.get(&provider) {
             Some(secret) => {
-                let now_s = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
+                let now_s = beam_proto::time::now_s();
                 if let Err(e) = webhook::verify(provider, secret.expose(), &headers, &body, now_s) {
                     return error(
                         StatusCode::BAD_REQUEST,

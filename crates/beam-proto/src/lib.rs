@@ -8,6 +8,7 @@
 //! - [`headers`]: header names that carry meaning between the edge and the client.
 //! - [`logs`]: log entries, drop markers and log queries between agent and reader.
 //! - [`webhook`]: webhook events and the providers' signature schemes.
+//! - [`service`]: the production agent's routes and headers, relayed by the server.
 //!
 //! The handshake is deliberately tiny and readable in a packet capture (bore-style JSON),
 //! because everything after it is standard HTTP/2.
@@ -20,6 +21,7 @@ pub mod hello;
 pub mod logs;
 pub mod proxy_v2;
 pub mod secret;
+pub mod service;
 pub mod splice;
 pub mod time;
 pub mod webhook;

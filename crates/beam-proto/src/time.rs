@@ -37,6 +37,11 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The current time in unix seconds (what webhook signatures carry).
+pub fn now_s() -> i64 {
+    now_ms() / 1000
+}
+
 /// `2026-11-22T08:53:30.123Z` for unix milliseconds.
 pub fn format_rfc3339_ms(ms: i64) -> String {
     let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));

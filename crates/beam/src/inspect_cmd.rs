@@ -16,12 +16,7 @@ use crate::parity_cmd::split_env;
 use crate::settings::Settings;
 
 fn api(conn: &crate::cli::ConnArgs) -> anyhow::Result<ApiClient> {
-    let settings = Settings::resolve(conn)?;
-    Ok(ApiClient {
-        server: settings.server.clone(),
-        tls: settings.tls.clone(),
-        token: Some(settings.require_token()?),
-    })
+    Settings::resolve(conn)?.api()
 }
 
 /// The seed's flag table: `✓ ON   KEY  rollout  description`.

@@ -8,6 +8,7 @@ pub mod account_cmd;
 pub mod cli;
 pub mod inspect_cmd;
 pub mod manage_cmd;
+pub mod ndjson;
 pub mod org_cmd;
 pub mod parity_args;
 pub mod parity_cmd;

@@ -33,11 +33,7 @@ pub fn split_env(name: &str) -> anyhow::Result<(String, String)> {
 }
 
 fn api(settings: &Settings) -> anyhow::Result<ApiClient> {
-    Ok(ApiClient {
-        server: settings.server.clone(),
-        tls: settings.tls.clone(),
-        token: Some(settings.require_token()?),
-    })
+    settings.api()
 }
 
 /// Runs `beam projects …`.
@@ -456,11 +452,7 @@ fn parse_since(s: &str, now_ms: i64) -> anyhow::Result<i64> {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use beam_proto::time::now_ms;
 
 /// The seed's line format: `[time] [LEVEL] [service] message {context}`.
 pub fn format_entry(e: &LogEntry, colored: bool) -> String {
@@ -546,18 +538,17 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
             .get(EPOCH_HEADER)
             .and_then(|v| v.to_str().ok()?.parse().ok());
         let mut body = resp.into_body();
-        let mut pending: Vec<u8> = Vec::new();
+        let mut pending = crate::ndjson::Lines::default();
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else { break };
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            pending.extend_from_slice(&data);
+            pending.push(&data);
             // One write per received chunk, not per line (stdout is line-buffered).
             let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-            while let Some(i) = pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=i).collect();
-                let Ok(parsed) = serde_json::from_slice::<LogLine>(&line) else {
+            while let Some(line) = pending.next_line() {
+                let Ok(parsed) = serde_json::from_slice::<LogLine>(line) else {
                     continue;
                 };
                 match &parsed {
@@ -570,7 +561,7 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<()> {
                 }
                 let text = match &parsed {
                     LogLine::Entry(e) if !args.json => format_entry(e, colored),
-                    _ => String::from_utf8_lossy(&line).trim_end().to_string(),
+                    _ => String::from_utf8_lossy(line).trim_end().to_string(),
                 };
                 if writeln!(out, "{text}").is_err() {
                     // stdout closed (`beam logs | head`): done.

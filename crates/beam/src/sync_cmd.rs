@@ -14,12 +14,7 @@ use crate::parity_cmd::split_env;
 use crate::settings::Settings;
 
 fn api(conn: &crate::cli::ConnArgs) -> anyhow::Result<ApiClient> {
-    let settings = Settings::resolve(conn)?;
-    Ok(ApiClient {
-        server: settings.server.clone(),
-        tls: settings.tls.clone(),
-        token: Some(settings.require_token()?),
-    })
+    Settings::resolve(conn)?.api()
 }
 
 /// One CSV field (RFC 4180): quoted when it holds a comma, quote, CR or LF,
@@ -350,7 +345,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     let resp = client.stream(&path).await?;
     let total: Option<u64> = resp
         .headers()
-        .get("beam-sync-total")
+        .get(beam_proto::service::SYNC_TOTAL_HEADER)
         .and_then(|v| v.to_str().ok()?.parse().ok());
     let bar = match total {
         Some(n) => indicatif::ProgressBar::new(n).with_style(
@@ -363,17 +358,14 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     };
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
     let mut body = resp.into_body();
-    let mut pending: Vec<u8> = Vec::new();
+    let mut pending = crate::ndjson::Lines::default();
     while let Some(frame) = body.frame().await {
         let data = match frame?.into_data() {
             Ok(d) => d,
             Err(_) => continue,
         };
-        pending.extend_from_slice(&data);
-        let mut start_at = 0;
-        while let Some(i) = pending[start_at..].iter().position(|b| *b == b'\n') {
-            let line = &pending[start_at..start_at + i];
-            start_at += i + 1;
+        pending.push(&data);
+        while let Some(line) = pending.next_line() {
             if line.starts_with(b"{\"error\":") {
                 let v: Value = serde_json::from_slice(line).unwrap_or_default();
                 w.finish()?;
@@ -407,7 +399,6 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
                 None => w.row(line)?,
             }
         }
-        pending.drain(..start_at);
         // With a known total the bar shows rows, rows/s and the ETA.
         bar.set_position(w.rows);
         bar.set_message(format!("{} rows", w.rows));

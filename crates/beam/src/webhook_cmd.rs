@@ -106,18 +106,10 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
 }
 
 fn api(settings: &Settings) -> anyhow::Result<ApiClient> {
-    Ok(ApiClient {
-        server: settings.server.clone(),
-        tls: settings.tls.clone(),
-        token: Some(settings.require_token()?),
-    })
+    settings.api()
 }
 
-fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+use beam_proto::time::now_s;
 
 async fn list(project: &str, limit: u32, json: bool, settings: &Settings) -> anyhow::Result<()> {
     let (p, e) = split_env(project)?;
@@ -272,7 +264,7 @@ async fn listen(args: WebhookListenArgs) -> anyhow::Result<()> {
             eprintln!("beam webhook: reconnected; delivering what arrived meanwhile");
         }
         let mut body = resp.into_body();
-        let mut pending: Vec<u8> = Vec::new();
+        let mut pending = crate::ndjson::Lines::default();
         let mut gave_up = false;
         'stream: loop {
             let frame = match tokio::time::timeout(READ_TIMEOUT, body.frame()).await {
@@ -289,13 +281,12 @@ async fn listen(args: WebhookListenArgs) -> anyhow::Result<()> {
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            pending.extend_from_slice(&data);
-            while let Some(i) = pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=i).collect();
+            pending.push(&data);
+            while let Some(line) = pending.next_line() {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue; // heartbeat
                 }
-                let ev: WebhookEvent = match serde_json::from_slice(&line) {
+                let ev: WebhookEvent = match serde_json::from_slice(line) {
                     Ok(ev) => ev,
                     Err(err) => {
                         eprintln!("beam webhook: skipping an unreadable event line: {err}");

@@ -82,11 +82,7 @@ fn cost(e: &LogEntry) -> usize {
     64 + e.message.len() + e.service.as_ref().map_or(0, String::len) + context
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use beam_proto::time::now_ms;
 
 impl LogBuffer {
     /// An empty buffer. `service` names entries whose line names none.

@@ -9,6 +9,7 @@ use axum::extract::{RawQuery, State as AxumState};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use beam_proto::logs::LogQuery;
+use beam_proto::service as route;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -262,7 +263,7 @@ pub async fn logs(
     let qs = serde_urlencoded::to_string(query.to_pairs()).map_err(|e| ApiError::internal(&e))?;
     let req = agent_request(
         axum::http::Method::GET,
-        &format!("/logs?{qs}"),
+        &format!("{}?{qs}", route::LOGS),
         crate::body::empty(),
     )?;
     let (resp, agent_gone) = agent_call(&state, &env, req).await?;
@@ -436,7 +437,7 @@ pub async fn flags(
 ) -> ApiResult<Response> {
     let p = auth.require(Scope::FlagsRead)?;
     let env = find_env(&state, p.org_id, &project, &environment).await?;
-    let req = agent_request(axum::http::Method::GET, "/flags", crate::body::empty())?;
+    let req = agent_request(axum::http::Method::GET, route::FLAGS, crate::body::empty())?;
     relay(&state, &env, req, "application/json").await
 }
 
@@ -472,7 +473,7 @@ pub async fn evaluate_flag(
     let qs = serde_urlencoded::to_string(&pairs).map_err(|e| ApiError::internal(&e))?;
     let req = agent_request(
         axum::http::Method::GET,
-        &format!("/flags/eval?{qs}"),
+        &format!("{}?{qs}", route::FLAGS_EVAL),
         crate::body::empty(),
     )?;
     relay(&state, &env, req, "application/json").await
@@ -514,7 +515,7 @@ pub async fn env_check(
     }
     let req = agent_request(
         axum::http::Method::POST,
-        "/env/check",
+        route::ENV_CHECK,
         crate::body::full(body),
     )?;
     relay(&state, &env, req, "application/json").await
@@ -537,7 +538,7 @@ pub async fn health(
 ) -> ApiResult<Response> {
     let p = auth.require(Scope::LogsRead)?;
     let env = find_env(&state, p.org_id, &project, &environment).await?;
-    let req = agent_request(axum::http::Method::GET, "/health", crate::body::empty())?;
+    let req = agent_request(axum::http::Method::GET, route::HEALTH, crate::body::empty())?;
     let (resp, _) = agent_call(&state, &env, req).await?;
     let bytes = http_body_util::BodyExt::collect(http_body_util::Limited::new(
         resp.into_body(),
@@ -586,7 +587,7 @@ pub async fn sync(
     let env = find_env(&state, p.org_id, &project, &environment).await?;
     let req = agent_request(
         axum::http::Method::GET,
-        &format!("/sync?{}", raw.unwrap_or_default()),
+        &format!("{}?{}", route::SYNC, raw.unwrap_or_default()),
         crate::body::empty(),
     )?;
     let access = crate::revocation::Access::of(p, Some(Scope::DataRead));
@@ -613,7 +614,7 @@ pub async fn sync_relations(
         serde_urlencoded::to_string([("table", q.table)]).map_err(|e| ApiError::internal(&e))?;
     let req = agent_request(
         axum::http::Method::GET,
-        &format!("/sync/relations?{qs}"),
+        &format!("{}?{qs}", route::SYNC_RELATIONS),
         crate::body::empty(),
     )?;
     relay(&state, &env, req, "application/json").await
@@ -647,7 +648,7 @@ pub async fn sync_suggest(
         serde_urlencoded::to_string([("table", q.table)]).map_err(|e| ApiError::internal(&e))?;
     let req = agent_request(
         axum::http::Method::GET,
-        &format!("/sync/suggest?{qs}"),
+        &format!("{}?{qs}", route::SYNC_SUGGEST),
         crate::body::empty(),
     )?;
     relay(&state, &env, req, "text/plain; charset=utf-8").await

@@ -129,10 +129,5 @@ impl Store {
     }
 }
 
-/// Current time in unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+/// Current time in unix milliseconds (one clock for the whole workspace).
+pub use beam_proto::time::now_ms;
