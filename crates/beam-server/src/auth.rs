@@ -77,7 +77,7 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
 /// generations (this window and the last); when a window ends the current
 /// map becomes the previous one and the old previous is dropped whole, so no
 /// attempt ever scans the map. Addresses are keyed as
-/// [`crate::visitor::client_key`] does (IPv6 by /64). The table is bounded:
+/// [`crate::edge::visitor::client_key`] does (IPv6 by /64). The table is bounded:
 /// past `MAX_TRACKED` addresses in one window, new ones are not tracked.
 #[derive(Debug)]
 pub struct Throttle {
@@ -129,7 +129,7 @@ impl Throttle {
     /// `Some(seconds to wait)` when `ip` is throttled: it failed too often in
     /// this window, or in the last one (so a window boundary is no reset).
     pub fn check(&self, ip: IpAddr) -> Option<u64> {
-        let key = crate::visitor::client_key(ip);
+        let key = crate::edge::visitor::client_key(ip);
         let w = self.windows();
         let now = w.current.get(&key).copied().unwrap_or(0);
         let before = w.previous.get(&key).copied().unwrap_or(0);
@@ -144,7 +144,7 @@ impl Throttle {
     /// Takes back one failure of `ip` (counted before a check whose result
     /// was not known yet, which then succeeded).
     pub fn forgive(&self, ip: IpAddr) {
-        let key = crate::visitor::client_key(ip);
+        let key = crate::edge::visitor::client_key(ip);
         let mut w = self.windows();
         if let Some(n) = w.current.get_mut(&key) {
             *n = n.saturating_sub(1);
@@ -153,7 +153,7 @@ impl Throttle {
 
     /// Records one failure of `ip`.
     pub fn fail(&self, ip: IpAddr) {
-        let key = crate::visitor::client_key(ip);
+        let key = crate::edge::visitor::client_key(ip);
         let mut w = self.windows();
         if let Some(n) = w.current.get_mut(&key) {
             *n = n.saturating_add(1);

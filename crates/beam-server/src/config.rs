@@ -86,7 +86,7 @@ pub struct ServerConfig {
     /// WebSocket and TCP streams with no bytes either way for this long are closed.
     pub idle_timeout: Duration,
     /// Wildcard certificate files of the HTTPS edge; self-signed when `None`.
-    pub edge_cert: Option<crate::edge_tls::WildcardFiles>,
+    pub edge_cert: Option<crate::edge::tls::WildcardFiles>,
     /// Plain HTTP answers with a redirect to HTTPS (ACME challenges excepted).
     pub https_redirect: bool,
     /// Port in HTTPS redirects and URLs; `None` for 443.
@@ -94,7 +94,7 @@ pub struct ServerConfig {
     /// How often certificate files and stored certificates are checked for changes.
     pub cert_reload: Duration,
     /// ACME issuance of custom-domain certificates; off when `None`.
-    pub acme: Option<crate::acme::AcmeConfig>,
+    pub acme: Option<crate::edge::acme::AcmeConfig>,
     /// Production signing secrets of webhook sources (public receiver).
     pub webhook_sources: crate::webhooks::Sources,
     /// How long stored webhook events stay deliverable.

@@ -4,12 +4,14 @@
 //! - [`config`]: [`ServerConfig`], built once by the caller.
 //! - `tunnel`: accepts tunnel clients, runs the handshake, claims names (`claim`), and keeps the
 //!   reverse HTTP/2 connection registered in the `registry`.
-//! - `edge`: the public HTTP(S) listeners; route by `Host` to a tunnel or to `api`.
-//! - [`edge_tls`]: the HTTPS edge's SNI certificate resolver (wildcard files,
-//!   hot-reloaded, and custom-domain certificates from the store); [`acme`]
-//!   issues and renews those with ACME HTTP-01.
-//! - `tcp`: public ports of TCP tunnels, one `CONNECT` stream per visitor.
-//! - `visitor`: per-tunnel protection at the edge (auth, CIDR, rate limits, CORS, limits).
+//! - [`edge`]: the public HTTP(S) listeners; route by `Host` to a tunnel or to `api`.
+//!   Inside it: [`edge::tls`], the HTTPS edge's SNI certificate resolver
+//!   (wildcard files, hot-reloaded, and custom-domain certificates from the
+//!   store); [`edge::acme`], which issues and renews those with ACME HTTP-01;
+//!   `edge::tcp`, public ports of TCP tunnels, one `CONNECT` stream per
+//!   visitor; `edge::visitor`, per-tunnel protection (auth, CIDR, rate limits,
+//!   CORS, limits); `edge::io`, connection watching; [`edge::error`], what a
+//!   visitor sees when a request cannot be served.
 //! - [`api`]: the REST API (axum, OpenAPI at `/api/openapi.json`), served on the API
 //!   host and, for the CLI, on the tunnel port over TLS.
 //! - [`store`]: SQLite or PostgreSQL through sqlx; [`auth`], [`scope`], [`password`]:
@@ -18,13 +20,14 @@
 //!   reset mail through sendmail; [`recorder`]:
 //!   request analytics; [`metrics`]: Prometheus; [`tls`]: certificates;
 //!   [`webhooks`]: webhook sources and the hub behind `/hooks/…` and the
-//!   developer streams; `developers`: who has a live parity stream open.
+//!   developer streams; `developers`: who has a live parity stream open;
+//!   [`revocation`]: every live connection's access, re-checked so revoking
+//!   reaches it; `envcap`: daily caps on env checks.
 //!
 //! The server never binds sockets itself: [`Server::run`] takes bound listeners and
 //! a shutdown future, so tests run many servers in parallel on port 0.
 
 mod accept;
-pub mod acme;
 pub mod api;
 pub mod auth;
 pub mod body;
@@ -33,11 +36,8 @@ pub mod config;
 mod developers;
 pub mod dns;
 pub mod domains;
-mod edge;
-mod edge_io;
-pub mod edge_tls;
+pub mod edge;
 mod envcap;
-pub mod error;
 pub mod mail;
 pub mod metrics;
 pub mod names;
@@ -47,10 +47,8 @@ mod registry;
 pub mod revocation;
 pub mod scope;
 pub mod store;
-mod tcp;
 pub mod tls;
 mod tunnel;
-mod visitor;
 pub mod webhooks;
 mod x509;
 
@@ -124,11 +122,11 @@ pub(crate) struct State {
     /// queue (each tunnel also has its own smaller budget).
     pub(crate) visitor_hashes: password::HashGate,
     /// Each organization's share of visitor credential checks.
-    pub(crate) org_hashes: visitor::OrgBudgets,
+    pub(crate) org_hashes: edge::visitor::OrgBudgets,
     /// argon2 for logins, registrations and resets, bounded the same way.
     pub(crate) account_hashes: password::HashGate,
     /// The HTTPS edge's certificates.
-    pub(crate) edge_certs: Arc<edge_tls::EdgeCerts>,
+    pub(crate) edge_certs: Arc<edge::tls::EdgeCerts>,
     /// Queues a custom domain for ACME issuance (when ACME is configured).
     pub(crate) acme_tx: Option<tokio::sync::mpsc::Sender<String>>,
     /// Wakes webhook streams when an event is stored.
@@ -158,7 +156,7 @@ pub struct Server {
     dns: dns::Verifier,
     operator: (i64, i64),
     clock: Arc<revocation::Clock>,
-    edge_certs: Arc<edge_tls::EdgeCerts>,
+    edge_certs: Arc<edge::tls::EdgeCerts>,
     acme: Option<(
         tokio::sync::mpsc::Sender<String>,
         tokio::sync::mpsc::Receiver<String>,
@@ -188,7 +186,7 @@ impl Server {
         // Bounded: a flood of handshakes for unknown names drops misses instead
         // of queueing work.
         let acme = cfg.acme.as_ref().map(|_| tokio::sync::mpsc::channel(256));
-        let edge_certs = Arc::new(edge_tls::EdgeCerts::new(
+        let edge_certs = Arc::new(edge::tls::EdgeCerts::new(
             &cfg.domain,
             cfg.edge_cert.as_ref(),
             acme.as_ref().map(|(tx, _)| tx.clone()),
@@ -218,7 +216,7 @@ impl Server {
     }
 
     /// The edge's certificates (custom-domain certificates can be added at runtime).
-    pub fn edge_certs(&self) -> Arc<edge_tls::EdgeCerts> {
+    pub fn edge_certs(&self) -> Arc<edge::tls::EdgeCerts> {
         self.edge_certs.clone()
     }
 
@@ -254,12 +252,12 @@ impl Server {
             developers: Arc::default(),
             env_checks: envcap::EnvCheckCap::new(self.cfg.env_check_limit),
             revocation: Arc::default(),
-            token_limiter: visitor::token_limiter(&self.cfg),
+            token_limiter: edge::visitor::token_limiter(&self.cfg),
             visitor_hashes: password::HashGate::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
                 self.cfg.hash_queue,
             ),
-            org_hashes: visitor::OrgBudgets::default(),
+            org_hashes: edge::visitor::OrgBudgets::default(),
             account_hashes: password::HashGate::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
                 self.cfg.hash_queue,
@@ -324,7 +322,7 @@ impl Server {
             ));
         }
         if let (Some(acme), Some((_, rx))) = (state.cfg.acme.clone(), self.acme) {
-            tasks.spawn(acme::run(
+            tasks.spawn(edge::acme::run(
                 acme,
                 self.store.clone(),
                 self.edge_certs.clone(),
@@ -332,7 +330,7 @@ impl Server {
                 cancel.clone(),
             ));
         }
-        tasks.spawn(edge_tls::reload_loop(
+        tasks.spawn(edge::tls::reload_loop(
             self.edge_certs.clone(),
             state.cfg.edge_cert.clone(),
             self.store.clone(),

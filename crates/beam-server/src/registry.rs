@@ -37,7 +37,7 @@ pub struct Tunnel {
     /// The public listener of a TCP tunnel, handed to the next session on takeover.
     pub listener: Option<Arc<TcpListener>>,
     /// Visitor protection and limits enforced at the edge.
-    pub(crate) policy: Arc<crate::visitor::Policy>,
+    pub(crate) policy: Arc<crate::edge::visitor::Policy>,
 }
 
 impl Tunnel {

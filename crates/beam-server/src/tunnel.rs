@@ -189,7 +189,7 @@ async fn session<IO>(
         return agent_session(state, io, peer, principal, &project, &environment, shutdown).await;
     }
     let token_id = principal.token_id;
-    let policy = match crate::visitor::Policy::new(&hello.protection, &state.cfg) {
+    let policy = match crate::edge::visitor::Policy::new(&hello.protection, &state.cfg) {
         Ok(p) => Arc::new(p),
         Err(message) => return refuse(&mut io, refusal(ErrorCode::InvalidOption, message)).await,
     };
@@ -328,7 +328,7 @@ async fn session<IO>(
     if kind == TunnelKind::Tcp
         && let Some(listener) = claimed.listener.clone()
     {
-        tokio::spawn(crate::tcp::serve(
+        tokio::spawn(crate::edge::tcp::serve(
             listener,
             tunnel.clone(),
             state.clone(),
@@ -453,7 +453,7 @@ async fn agent_session<IO>(
             return;
         }
     };
-    let policy = match crate::visitor::Policy::new(&Default::default(), &state.cfg) {
+    let policy = match crate::edge::visitor::Policy::new(&Default::default(), &state.cfg) {
         Ok(p) => Arc::new(p),
         Err(_) => return,
     };

@@ -51,7 +51,7 @@ pub fn config_from(args: &ServerArgs, http_port: u16, https_port: Option<u16>) -
         None => default_port,
     };
     cfg.acme = args.acme_directory.as_ref().map(|dir| {
-        let mut acme = beam_server::acme::AcmeConfig::new(dir.clone());
+        let mut acme = beam_server::edge::acme::AcmeConfig::new(dir.clone());
         acme.contact = args
             .acme_email
             .iter()
@@ -62,7 +62,7 @@ pub fn config_from(args: &ServerArgs, http_port: u16, https_port: Option<u16>) -
         acme
     });
     cfg.edge_cert = match (&args.edge_cert, &args.edge_key) {
-        (Some(cert), Some(key)) => Some(beam_server::edge_tls::WildcardFiles {
+        (Some(cert), Some(key)) => Some(beam_server::edge::tls::WildcardFiles {
             cert: cert.clone(),
             key: key.clone(),
         }),

@@ -161,7 +161,7 @@ pub(super) fn normalize_email(email: &str) -> Result<String, ApiError> {
 }
 
 pub(crate) fn rate_limit(state: &State, ip: std::net::IpAddr) -> Result<(), ApiError> {
-    let key = crate::visitor::client_key(ip);
+    let key = crate::edge::visitor::client_key(ip);
     state.auth_limiter.check_key(&key).map_err(|not_until| {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),

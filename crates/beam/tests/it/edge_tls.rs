@@ -105,8 +105,8 @@ async fn https_get(
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn write_wildcard(dir: &std::path::Path, leaf: &Leaf) -> beam_server::edge_tls::WildcardFiles {
-    let files = beam_server::edge_tls::WildcardFiles {
+fn write_wildcard(dir: &std::path::Path, leaf: &Leaf) -> beam_server::edge::tls::WildcardFiles {
+    let files = beam_server::edge::tls::WildcardFiles {
         cert: dir.join("edge-cert.pem"),
         key: dir.join("edge-key.pem"),
     };

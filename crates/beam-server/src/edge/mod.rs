@@ -2,6 +2,13 @@
 //! to a tunnel (or to the server's API), and streams it through the tunnel's HTTP/2
 //! connection. Bodies are never buffered: frames flow through with backpressure.
 
+pub mod acme;
+pub mod error;
+pub(crate) mod io;
+pub(crate) mod tcp;
+pub mod tls;
+pub(crate) mod visitor;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,10 +27,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::State;
 use crate::body::{Body, Capped, Counted, boxed, empty};
-use crate::error::{EdgeError, Side};
+use crate::edge::error::{EdgeError, Side};
+use crate::edge::visitor::{AuthCheck, Refused};
 use crate::recorder::{Detail, Finisher, Start, client_net, redact_headers};
 use crate::registry::Tunnel;
-use crate::visitor::{AuthCheck, Refused};
 
 /// Where a request goes, decided from its host.
 #[derive(Debug, PartialEq, Eq)]
@@ -112,7 +119,7 @@ async fn serve_conn<IO>(
 {
     let svc_state = state.clone();
     let svc = service_fn(move |req| handle(svc_state.clone(), api.clone(), peer, secure, req));
-    let (io, watcher) = crate::edge_io::watch(io);
+    let (io, watcher) = crate::edge::io::watch(io);
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(state.cfg.header_read_timeout)
@@ -160,7 +167,7 @@ async fn acme_answer(state: &State, path: &str, request_id: &str) -> Response<Bo
             );
             resp
         }
-        None => crate::error::error_response(
+        None => crate::edge::error::error_response(
             StatusCode::NOT_FOUND,
             "404 Not Found\n\nNo ACME challenge with this token.\n".into(),
             request_id,
@@ -343,7 +350,7 @@ async fn proxy(
         Refused::Streams => EdgeError::TooManyStreams { name: name.into() },
     };
     let admitted = policy.admit(peer.ip()).and_then(|p| {
-        crate::visitor::check_token(&state.token_limiter, tunnel.token_id).map(|()| p)
+        crate::edge::visitor::check_token(&state.token_limiter, tunnel.token_id).map(|()| p)
     });
     let permit = match admitted {
         Ok(p) => p,

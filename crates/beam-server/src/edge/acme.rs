@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::edge_tls::{EdgeCerts, certified_key_from_pem};
+use crate::edge::tls::{EdgeCerts, certified_key_from_pem};
 use crate::store::{CertRow, now_ms};
 use crate::{Store, StoreError};
 
