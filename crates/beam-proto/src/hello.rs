@@ -185,6 +185,17 @@ pub struct Refusal {
     pub retry_after_secs: Option<u64>,
 }
 
+impl Refusal {
+    /// A refusal with `code` and `message`, and no retry hint.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+}
+
 /// Machine-readable refusal reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -11,7 +11,6 @@ use crate::State;
 use crate::auth::internal;
 use crate::names;
 use crate::store::{Claim, NameKind, now_ms};
-use crate::tunnel::refusal;
 
 /// What the handshake claimed.
 pub(crate) struct Claimed {
@@ -62,10 +61,10 @@ pub(crate) async fn claim_subdomain(
                     names::NameError::Invalid(_) => ErrorCode::NameInvalid,
                     names::NameError::Reserved(_) => ErrorCode::NameReserved,
                 };
-                refusal(code, e.to_string())
+                Refusal::new(code, e.to_string())
             })?;
             if !who.take(state, NameKind::Subdomain, &name).await? {
-                return Err(refusal(
+                return Err(Refusal::new(
                     ErrorCode::NameTaken,
                     format!(
                         "subdomain '{name}' is in use, or held for its last user for up to {} s after a disconnect; pick another",
@@ -90,7 +89,7 @@ pub(crate) async fn claim_subdomain(
                 }
             }
             got.ok_or_else(|| {
-                refusal(
+                Refusal::new(
                     ErrorCode::Internal,
                     "could not allocate a subdomain; try again",
                 )
@@ -128,7 +127,7 @@ pub(crate) async fn claim_port(
     let (port, listener) = match requested {
         Some(port) => {
             if !range.contains(&port) {
-                return Err(refusal(
+                return Err(Refusal::new(
                     ErrorCode::PortUnavailable,
                     format!(
                         "port {port} is outside this server's TCP range {}-{}",
@@ -138,7 +137,7 @@ pub(crate) async fn claim_port(
                 ));
             }
             if !claim_one(port).await? {
-                return Err(refusal(
+                return Err(Refusal::new(
                     ErrorCode::NameTaken,
                     format!(
                         "port {port} is in use, or held for its last user for up to {} s after a disconnect",
@@ -169,7 +168,7 @@ pub(crate) async fn claim_port(
                         .store
                         .forget(NameKind::TcpPort, &port.to_string(), session)
                         .await;
-                    return Err(refusal(
+                    return Err(Refusal::new(
                         ErrorCode::PortUnavailable,
                         format!("port {port} cannot be opened on the server: {e}"),
                     ));

@@ -227,6 +227,27 @@ impl Registry {
         self.remove_domains_of(tunnel);
     }
 
+    /// Tells the client its tunnel was stopped (so it exits instead of
+    /// reconnecting) and disconnects it.
+    pub async fn stop(&self, tunnel: &Tunnel, reason: &str) {
+        // Visitors stop reaching it now, not when the connection task notices.
+        self.remove_session(tunnel);
+        let mut sender = tunnel.sender.clone();
+        let req = http::Request::builder()
+            .method(http::Method::POST)
+            .uri("http://beam-control/stop")
+            .header("beam-control", "stop")
+            .header("beam-reason", reason)
+            .body(crate::body::empty());
+        if let Ok(req) = req {
+            // Bounded: a client that does not answer is disconnected anyway.
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(2), sender.send_request(req))
+                    .await;
+        }
+        tunnel.kick.cancel();
+    }
+
     /// Disconnects every tunnel `user_id` opened in `org_id` (they left it).
     pub fn kick_member(&self, org_id: i64, user_id: i64) {
         for t in self

@@ -118,14 +118,6 @@ async fn refuse<IO: AsyncWrite + Unpin>(io: &mut IO, refusal: Refusal) {
     let _ = io.shutdown().await;
 }
 
-pub(crate) fn refusal(code: ErrorCode, message: impl Into<String>) -> Refusal {
-    Refusal {
-        code,
-        message: message.into(),
-        retry_after_secs: None,
-    }
-}
-
 /// Reads the hello, or explains why not.
 async fn read_hello<IO: AsyncRead + Unpin>(io: &mut IO) -> Result<Hello, ProtoError> {
     read_preamble(io).await?;
@@ -147,7 +139,7 @@ async fn session<IO>(
             let secs = HANDSHAKE_TIMEOUT.as_secs();
             return refuse(
                 &mut io,
-                refusal(
+                Refusal::new(
                     ErrorCode::Timeout,
                     format!("handshake not completed within {secs} s"),
                 ),
@@ -171,7 +163,7 @@ async fn session<IO>(
                 ),
                 other => other.to_string(),
             };
-            return refuse(&mut io, refusal(code, message)).await;
+            return refuse(&mut io, Refusal::new(code, message)).await;
         }
     };
 
@@ -191,11 +183,13 @@ async fn session<IO>(
     let token_id = principal.token_id;
     let policy = match crate::edge::visitor::Policy::new(&hello.protection, &state.cfg) {
         Ok(p) => Arc::new(p),
-        Err(message) => return refuse(&mut io, refusal(ErrorCode::InvalidOption, message)).await,
+        Err(message) => {
+            return refuse(&mut io, Refusal::new(ErrorCode::InvalidOption, message)).await;
+        }
     };
     if hello.tunnel.kind() == TunnelKind::Tcp && !hello.protection.is_open() {
         let message = "visitor protection (--auth, --bearer, --cors, --allow-cidr, …) applies to HTTP tunnels only";
-        return refuse(&mut io, refusal(ErrorCode::InvalidOption, message)).await;
+        return refuse(&mut io, Refusal::new(ErrorCode::InvalidOption, message)).await;
     }
     // A custom domain is checked before any name is claimed, so a refusal
     // leaves nothing behind.
@@ -251,7 +245,7 @@ async fn session<IO>(
         let message = format!(
             "this token already has {open} tunnels connected (the server allows {max} per token); stop one or use another token"
         );
-        return refuse(&mut io, refusal(ErrorCode::LimitReached, message)).await;
+        return refuse(&mut io, Refusal::new(ErrorCode::LimitReached, message)).await;
     }
     let record = match record_connect(&state, &principal, &claimed, &hello).await {
         Ok(row) => row,
@@ -422,7 +416,7 @@ async fn agent_session<IO>(
                 "this agent token is not for {project}/{environment}; create one with `beam projects token {project}/{environment}`"
             );
             state.auth.record_failure(peer.ip());
-            return refuse(&mut io, refusal(ErrorCode::Unauthorized, message)).await;
+            return refuse(&mut io, Refusal::new(ErrorCode::Unauthorized, message)).await;
         }
         Err(e) => {
             tracing::error!(error = %e, "environment lookup failed");
@@ -546,7 +540,7 @@ async fn record_connect(
         }
         .is_some();
         if connected - i64::from(live) >= max {
-            return Err(refusal(
+            return Err(Refusal::new(
                 ErrorCode::LimitReached,
                 format!(
                     "your plan allows {max} tunnels at once and {connected} are connected; stop one (`beam list`, `beam stop`)"
@@ -568,7 +562,7 @@ async fn record_connect(
             .tcp(claimed.name.parse().unwrap_or_default())
             .is_some();
         if connected - i64::from(live) >= max {
-            return Err(refusal(
+            return Err(Refusal::new(
                 ErrorCode::LimitReached,
                 format!(
                     "your plan allows {max} public TCP ports at once and {connected} are in use; stop a `beam tcp` tunnel first"
@@ -605,7 +599,7 @@ async fn custom_domain(state: &State, host: &str, org_id: i64) -> Result<DomainR
     })?;
     match row {
         Some(d) if d.org_id == org_id && d.kind == "custom" && d.status == "active" => Ok(d),
-        Some(d) if d.org_id == org_id && d.kind == "custom" => Err(refusal(
+        Some(d) if d.org_id == org_id && d.kind == "custom" => Err(Refusal::new(
             ErrorCode::DomainInvalid,
             format!(
                 "domain {host} is {}: publish TXT {} = {} and run `beam domains verify {host}`",
@@ -614,33 +608,13 @@ async fn custom_domain(state: &State, host: &str, org_id: i64) -> Result<DomainR
                 d.verification_token
             ),
         )),
-        _ => Err(refusal(
+        _ => Err(Refusal::new(
             ErrorCode::DomainInvalid,
             format!(
                 "domain {host} is not one of your custom domains; add it with `beam domains add {host}`"
             ),
         )),
     }
-}
-
-/// Tells the client its tunnel was stopped (so it exits instead of reconnecting)
-/// and disconnects it.
-pub(crate) async fn stop(registry: &crate::registry::Registry, tunnel: &Tunnel, reason: &str) {
-    // Visitors stop reaching it now, not when the connection task notices.
-    registry.remove_session(tunnel);
-    let mut sender = tunnel.sender.clone();
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri("http://beam-control/stop")
-        .header("beam-control", "stop")
-        .header("beam-reason", reason)
-        .body(empty());
-    if let Ok(req) = req {
-        // Bounded: a client that does not answer is disconnected anyway.
-        let _ =
-            tokio::time::timeout(std::time::Duration::from_secs(2), sender.send_request(req)).await;
-    }
-    tunnel.kick.cancel();
 }
 
 #[cfg(test)]

@@ -287,12 +287,10 @@ pub async fn delete(
         .ok_or_else(|| ApiError::not_found("tunnel"))?;
     let stopped = match state.registry.by_id(id) {
         Some(live) => {
-            crate::tunnel::stop(
-                &state.registry,
-                &live,
-                "this tunnel was stopped through the API (beam stop)",
-            )
-            .await;
+            state
+                .registry
+                .stop(&live, "this tunnel was stopped through the API (beam stop)")
+                .await;
             Some(live.session.clone())
         }
         None => None,
