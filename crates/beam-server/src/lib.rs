@@ -2,8 +2,9 @@
 //!
 //! # Layout
 //! - [`config`]: [`ServerConfig`], built once by the caller.
-//! - `tunnel`: accepts tunnel clients, runs the handshake, claims names (`claim`), and keeps the
-//!   reverse HTTP/2 connection registered in the `registry`.
+//! - `tunnel`: accepts tunnel clients, runs the handshake, claims names
+//!   (`tunnel::claim`), and keeps the reverse HTTP/2 connection registered in
+//!   the `registry` (which also stops and kicks tunnels).
 //! - [`edge`]: the public HTTP(S) listeners; route by `Host` to a tunnel or to `api`.
 //!   Inside it: [`edge::tls`], the HTTPS edge's SNI certificate resolver
 //!   (wildcard files, hot-reloaded, and custom-domain certificates from the
@@ -31,7 +32,6 @@ mod accept;
 pub mod api;
 pub mod auth;
 pub mod body;
-mod claim;
 pub mod config;
 mod developers;
 pub mod dns;

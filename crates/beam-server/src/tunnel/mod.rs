@@ -3,6 +3,8 @@
 //! reverse HTTP/2 (this server is the HTTP/2 client) and keeps the tunnel registered
 //! until the connection ends.
 
+mod claim;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -20,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::State;
 use crate::auth::{Principal, hash_secret, internal, random_secret};
 use crate::body::empty;
-use crate::claim::{Claimant, Claimed, claim_port, claim_subdomain};
+use claim::{Claimant, Claimed, claim_port, claim_subdomain};
 use crate::registry::Tunnel;
 use crate::store::{DomainRow, NameKind, TunnelKey, TunnelRow, now_ms};
 
