@@ -96,7 +96,7 @@ pub struct ServerConfig {
     /// ACME issuance of custom-domain certificates; off when `None`.
     pub acme: Option<crate::edge::acme::AcmeConfig>,
     /// Production signing secrets of webhook sources (public receiver).
-    pub webhook_sources: crate::webhooks::Sources,
+    pub webhook_sources: crate::parity::webhooks::Sources,
     /// How long stored webhook events stay deliverable.
     pub webhook_retention: Duration,
     /// Largest webhook body the public receiver accepts (413 above it).
@@ -159,7 +159,7 @@ impl ServerConfig {
             https_port: None,
             cert_reload: Duration::from_secs(10),
             acme: None,
-            webhook_sources: crate::webhooks::Sources::default(),
+            webhook_sources: crate::parity::webhooks::Sources::default(),
             // Three days: a developer away over a weekend still gets Friday's events.
             webhook_retention: Duration::from_secs(72 * 3600),
             webhook_max_body: 1 << 20,

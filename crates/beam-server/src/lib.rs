@@ -18,12 +18,14 @@
 //! - [`store`]: SQLite or PostgreSQL through sqlx; [`auth`], [`scope`], [`password`]:
 //!   tokens, permissions, argon2; [`names`]: subdomain validation and generation;
 //!   [`domains`] and [`dns`]: custom domains and their TXT proof; [`mail`]: password
-//!   reset mail through sendmail; [`recorder`]:
-//!   request analytics; [`metrics`]: Prometheus; [`tls`]: certificates;
-//!   [`webhooks`]: webhook sources and the hub behind `/hooks/…` and the
-//!   developer streams; `developers`: who has a live parity stream open;
-//!   [`revocation`]: every live connection's access, re-checked so revoking
-//!   reaches it; `envcap`: daily caps on env checks.
+//!   reset, verification and invitation mail through sendmail; [`tls`]: the
+//!   tunnel listener's certificate; [`revocation`]: every live connection's
+//!   access, re-checked so revoking reaches it.
+//! - [`telemetry`]: request analytics ([`telemetry::recorder`]) and Prometheus
+//!   metrics ([`telemetry::metrics`]).
+//! - [`parity`]: webhook sources and the hub behind `/hooks/…` and developer
+//!   streams ([`parity::webhooks`]), who has a live parity stream open, and
+//!   the daily caps on env checks.
 //!
 //! The server never binds sockets itself: [`Server::run`] takes bound listeners and
 //! a shutdown future, so tests run many servers in parallel on port 0.
@@ -33,23 +35,20 @@ pub mod api;
 pub mod auth;
 pub mod body;
 pub mod config;
-mod developers;
 pub mod dns;
 pub mod domains;
 pub mod edge;
-mod envcap;
 pub mod mail;
-pub mod metrics;
 pub mod names;
+pub mod parity;
 pub mod password;
-pub mod recorder;
 mod registry;
 pub mod revocation;
 pub mod scope;
 pub mod store;
+pub mod telemetry;
 pub mod tls;
 mod tunnel;
-pub mod webhooks;
 mod x509;
 
 use std::collections::HashSet;
@@ -65,8 +64,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::ServerConfig;
-pub use metrics::Metrics;
 pub use store::{Store, StoreError};
+pub use telemetry::metrics::Metrics;
 
 use auth::Authenticator;
 use registry::Registry;
@@ -110,7 +109,7 @@ pub(crate) struct State {
     pub(crate) tasks: TaskTracker,
     pub(crate) dns: dns::Verifier,
     pub(crate) auth_limiter: DefaultKeyedRateLimiter<IpAddr>,
-    pub(crate) recorder: Arc<recorder::Recorder>,
+    pub(crate) recorder: Arc<telemetry::recorder::Recorder>,
     /// The operator's organization (owner of bootstrap tokens; sets plan limits).
     pub(crate) operator_org: i64,
     /// Organizations over their monthly bandwidth, refreshed in the background.
@@ -130,11 +129,11 @@ pub(crate) struct State {
     /// Queues a custom domain for ACME issuance (when ACME is configured).
     pub(crate) acme_tx: Option<tokio::sync::mpsc::Sender<String>>,
     /// Wakes webhook streams when an event is stored.
-    pub(crate) webhooks: webhooks::Hub,
+    pub(crate) webhooks: parity::webhooks::Hub,
     /// Developers with an open log or webhook stream, per environment.
-    pub(crate) developers: Arc<developers::Developers>,
+    pub(crate) developers: Arc<parity::developers::Developers>,
     /// Daily caps on env check comparisons per user and variable.
-    pub(crate) env_checks: envcap::EnvCheckCap,
+    pub(crate) env_checks: parity::envcap::EnvCheckCap,
     /// Every live connection's access, re-checked so revocation reaches it.
     pub(crate) revocation: Arc<revocation::Revocation>,
 }
@@ -240,7 +239,7 @@ impl Server {
         let state = Arc::new(State {
             dns: self.dns.clone(),
             auth_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
-            recorder: Arc::new(recorder::Recorder::new(
+            recorder: Arc::new(telemetry::recorder::Recorder::new(
                 self.cfg.analytics,
                 self.cfg.analytics_samples_per_sec,
             )),
@@ -248,9 +247,9 @@ impl Server {
             over_quota: RwLock::new(HashSet::new()),
             edge_certs: self.edge_certs.clone(),
             acme_tx: self.acme.as_ref().map(|(tx, _)| tx.clone()),
-            webhooks: webhooks::Hub::default(),
+            webhooks: parity::webhooks::Hub::default(),
             developers: Arc::default(),
-            env_checks: envcap::EnvCheckCap::new(self.cfg.env_check_limit),
+            env_checks: parity::envcap::EnvCheckCap::new(self.cfg.env_check_limit),
             revocation: Arc::default(),
             token_limiter: edge::visitor::token_limiter(&self.cfg),
             visitor_hashes: password::HashGate::new(

@@ -151,7 +151,7 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
         args.https_addr.map(|a| a.port()),
     );
     if let Some(path) = &args.webhook_sources {
-        cfg.webhook_sources = beam_server::webhooks::Sources::load(path)?;
+        cfg.webhook_sources = beam_server::parity::webhooks::Sources::load(path)?;
         tracing::info!(
             sources = cfg.webhook_sources.len(),
             "webhook sources loaded"

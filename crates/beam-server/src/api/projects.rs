@@ -510,7 +510,7 @@ pub async fn env_check(
     let now = crate::store::now_ms();
     if let Err(m) = state.env_checks.take(p.user_id, env.id, &names, now) {
         let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "env_check_limit", m);
-        e.retry_after = Some(crate::envcap::EnvCheckCap::retry_after(now));
+        e.retry_after = Some(crate::parity::envcap::EnvCheckCap::retry_after(now));
         return Err(e);
     }
     let req = agent_request(

@@ -20,9 +20,9 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{AgentAuth, Auth, Ip, Json, Path, Query};
 use super::projects::find_env;
 use crate::State;
+use crate::parity::webhooks::Check;
 use crate::scope::Scope;
 use crate::store::{EnvironmentRow, NewWebhook, WebhookSummary, now_ms};
-use crate::webhooks::Check;
 
 /// Events fetched per store round trip of a stream (bodies are up to
 /// `--webhook-max-body` each, so this bounds a stream's memory).
@@ -374,7 +374,7 @@ pub async fn stream(
 /// A subscription stream's position.
 struct Cursor {
     /// Counts this developer as connected while the stream is open.
-    _presence: crate::developers::Presence,
+    _presence: crate::parity::developers::Presence,
     /// Registers the stream's access with the revocation watcher…
     _held: crate::revocation::Held,
     /// …which cancels this when the access is gone.

@@ -29,8 +29,8 @@ use crate::State;
 use crate::body::{Body, Capped, Counted, boxed, empty};
 use crate::edge::error::{EdgeError, Side};
 use crate::edge::visitor::{AuthCheck, Refused};
-use crate::recorder::{Detail, Finisher, Start, client_net, redact_headers};
 use crate::registry::Tunnel;
+use crate::telemetry::recorder::{Detail, Finisher, Start, client_net, redact_headers};
 
 /// Where a request goes, decided from its host.
 #[derive(Debug, PartialEq, Eq)]

@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 use crate::State;
 use crate::auth::{Principal, hash_secret, internal, random_secret};
 use crate::body::empty;
-use claim::{Claimant, Claimed, claim_port, claim_subdomain};
 use crate::registry::Tunnel;
 use crate::store::{DomainRow, NameKind, TunnelKey, TunnelRow, now_ms};
+use claim::{Claimant, Claimed, claim_port, claim_subdomain};
 
 /// First byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;

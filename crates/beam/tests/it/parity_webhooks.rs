@@ -4,7 +4,7 @@
 //! event survives a server restart; producers and consumers keep their roles.
 
 use beam_proto::webhook::{self, Provider, WebhookEvent};
-use beam_server::webhooks::{Check, Sources};
+use beam_server::parity::webhooks::{Check, Sources};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
