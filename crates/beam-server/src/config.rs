@@ -61,7 +61,7 @@ pub struct ServerConfig {
     /// How long request records, hourly totals and records of past tunnels are kept.
     pub retention: Duration,
     /// Sends password-reset mail; without it reset tokens cannot be delivered.
-    pub mailer: Option<crate::mail::Mailer>,
+    pub mailer: Option<crate::accounts::mail::Mailer>,
     /// Base URL of the API printed in mail, e.g. `https://api.example.com`.
     pub api_url: String,
     /// Plan limits of organizations created by registration (the operator's

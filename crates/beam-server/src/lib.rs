@@ -15,12 +15,15 @@
 //!   visitor sees when a request cannot be served.
 //! - [`api`]: the REST API (axum, OpenAPI at `/api/openapi.json`), served on the API
 //!   host and, for the CLI, on the tunnel port over TLS.
-//! - [`store`]: SQLite or PostgreSQL through sqlx; [`auth`], [`scope`], [`password`]:
-//!   tokens, permissions, argon2; [`names`]: subdomain validation and generation;
-//!   [`domains`] and [`dns`]: custom domains and their TXT proof; [`mail`]: password
-//!   reset, verification and invitation mail through sendmail; [`tls`]: the
-//!   tunnel listener's certificate; [`revocation`]: every live connection's
-//!   access, re-checked so revoking reaches it.
+//! - [`store`]: SQLite or PostgreSQL through sqlx.
+//! - [`accounts`]: tokens ([`accounts::auth`]), permissions ([`accounts::scope`]),
+//!   argon2 ([`accounts::password`]), password-reset, verification and
+//!   invitation mail through sendmail ([`accounts::mail`]), and every live
+//!   connection's access, re-checked so revoking reaches it
+//!   ([`accounts::revocation`]).
+//! - [`names`]: subdomain validation and generation; [`domains`] and [`dns`]:
+//!   custom domains and their TXT proof; [`tls`]: the tunnel listener's
+//!   certificate.
 //! - [`telemetry`]: request analytics ([`telemetry::recorder`]) and Prometheus
 //!   metrics ([`telemetry::metrics`]).
 //! - [`parity`]: webhook sources and the hub behind `/hooks/…` and developer
@@ -31,20 +34,16 @@
 //! a shutdown future, so tests run many servers in parallel on port 0.
 
 mod accept;
+pub mod accounts;
 pub mod api;
-pub mod auth;
 pub mod body;
 pub mod config;
 pub mod dns;
 pub mod domains;
 pub mod edge;
-pub mod mail;
 pub mod names;
 pub mod parity;
-pub mod password;
 mod registry;
-pub mod revocation;
-pub mod scope;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
@@ -67,7 +66,7 @@ pub use config::ServerConfig;
 pub use store::{Store, StoreError};
 pub use telemetry::metrics::Metrics;
 
-use auth::Authenticator;
+use accounts::auth::Authenticator;
 use registry::Registry;
 
 /// The sockets a server serves on, bound by the caller.
@@ -119,11 +118,11 @@ pub(crate) struct State {
     /// argon2 checks of visitor credentials, server-wide: a flood of wrong
     /// passwords cannot take every core, and waiters give up after a short
     /// queue (each tunnel also has its own smaller budget).
-    pub(crate) visitor_hashes: password::HashGate,
+    pub(crate) visitor_hashes: accounts::password::HashGate,
     /// Each organization's share of visitor credential checks.
     pub(crate) org_hashes: edge::visitor::OrgBudgets,
     /// argon2 for logins, registrations and resets, bounded the same way.
-    pub(crate) account_hashes: password::HashGate,
+    pub(crate) account_hashes: accounts::password::HashGate,
     /// The HTTPS edge's certificates.
     pub(crate) edge_certs: Arc<edge::tls::EdgeCerts>,
     /// Queues a custom domain for ACME issuance (when ACME is configured).
@@ -135,7 +134,7 @@ pub(crate) struct State {
     /// Daily caps on env check comparisons per user and variable.
     pub(crate) env_checks: parity::envcap::EnvCheckCap,
     /// Every live connection's access, re-checked so revocation reaches it.
-    pub(crate) revocation: Arc<revocation::Revocation>,
+    pub(crate) revocation: Arc<accounts::revocation::Revocation>,
 }
 
 impl State {
@@ -154,7 +153,7 @@ pub struct Server {
     metrics: Arc<Metrics>,
     dns: dns::Verifier,
     operator: (i64, i64),
-    clock: Arc<revocation::Clock>,
+    clock: Arc<accounts::revocation::Clock>,
     edge_certs: Arc<edge::tls::EdgeCerts>,
     acme: Option<(
         tokio::sync::mpsc::Sender<String>,
@@ -210,7 +209,7 @@ impl Server {
     }
 
     /// The server's clock: tests advance it to expire tokens without waiting.
-    pub fn clock(&self) -> Arc<revocation::Clock> {
+    pub fn clock(&self) -> Arc<accounts::revocation::Clock> {
         self.clock.clone()
     }
 
@@ -252,12 +251,12 @@ impl Server {
             env_checks: parity::envcap::EnvCheckCap::new(self.cfg.env_check_limit),
             revocation: Arc::default(),
             token_limiter: edge::visitor::token_limiter(&self.cfg),
-            visitor_hashes: password::HashGate::new(
+            visitor_hashes: accounts::password::HashGate::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
                 self.cfg.hash_queue,
             ),
             org_hashes: edge::visitor::OrgBudgets::default(),
-            account_hashes: password::HashGate::new(
+            account_hashes: accounts::password::HashGate::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
                 self.cfg.hash_queue,
             ),

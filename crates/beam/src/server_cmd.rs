@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use beam_proto::Secret;
-use beam_server::auth::{generate_token, hash_secret, store_operator_token};
+use beam_server::accounts::auth::{generate_token, hash_secret, store_operator_token};
 use beam_server::store::now_ms;
 use beam_server::tls::TunnelCert;
 use beam_server::{Listeners, Server, ServerConfig, Store};
@@ -115,7 +115,7 @@ pub fn config_from(args: &ServerArgs, http_port: u16, https_port: Option<u16>) -
     cfg.mailer = args
         .sendmail
         .clone()
-        .map(|command| beam_server::mail::Mailer {
+        .map(|command| beam_server::accounts::mail::Mailer {
             command,
             from: args
                 .mail_from

@@ -57,7 +57,7 @@ pub async fn run_http(args: HttpArgs) -> anyhow::Result<()> {
 /// environment or a prompt and hashed here: the server only gets argon2 hashes.
 async fn protection(args: &HttpArgs) -> anyhow::Result<Protection> {
     let hash = |s: Secret| async move {
-        beam_server::password::hash(s)
+        beam_server::accounts::password::hash(s)
             .await
             .map_err(|e| anyhow::anyhow!("cannot hash the credential: {e}"))
     };

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Path, Query};
 use crate::State;
-use crate::scope::Scope;
+use crate::accounts::scope::Scope;
 use crate::store::{Analytics, AnalyticsScope, now_ms};
 
 /// Time window.

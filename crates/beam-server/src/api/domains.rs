@@ -13,10 +13,10 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
 use crate::State;
-use crate::auth::random_secret;
+use crate::accounts::auth::random_secret;
+use crate::accounts::scope::Scope;
 use crate::dns::challenge_name;
 use crate::domains::{HostKind, parse_hostname};
-use crate::scope::Scope;
 use crate::store::{DomainRow, NameKind, NewDomain, now_ms};
 
 /// A domain to add.

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::State;
-use crate::auth::{AuthError, Principal};
-use crate::scope::Scope;
+use crate::accounts::auth::{AuthError, Principal};
+use crate::accounts::scope::Scope;
 use crate::store::TokenKind;
 
 /// The visitor's address, put into request extensions by whoever serves the API.

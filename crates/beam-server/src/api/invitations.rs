@@ -15,9 +15,9 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Ip, Json, Path};
 use crate::State;
-use crate::auth::{hash_secret, random_secret};
-use crate::password;
-use crate::scope::{Role, Scope};
+use crate::accounts::auth::{hash_secret, random_secret};
+use crate::accounts::password;
+use crate::accounts::scope::{Role, Scope};
 use crate::store::{InvitationRow, NewInvitation, TokenKind, now_ms};
 use beam_proto::Secret;
 

@@ -25,7 +25,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::State;
-use crate::scope::Scope;
+use crate::accounts::scope::Scope;
 use error::ApiError;
 
 /// The OpenAPI description of `/api`.

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
 use crate::State;
-use crate::scope::{Role, Scope};
+use crate::accounts::scope::{Role, Scope};
 use crate::store::Limits;
 
 /// An organization with usage.

@@ -18,8 +18,8 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
 use crate::State;
-use crate::auth::{generate_token, hash_secret};
-use crate::scope::{Scope, Scopes};
+use crate::accounts::auth::{generate_token, hash_secret};
+use crate::accounts::scope::{Scope, Scopes};
 use crate::store::{EnvironmentRow, NewToken, TokenKind, now_ms};
 
 /// A project environment to create (both parts are created when missing).
@@ -275,7 +275,7 @@ pub async fn logs(
     // relay must not keep a disconnected agent's connection open).
     let kick = agent_gone.child_token();
     let held = state.revocation.hold(
-        crate::revocation::Access::of(p, Some(Scope::LogsRead)),
+        crate::accounts::revocation::Access::of(p, Some(Scope::LogsRead)),
         kick.clone(),
     );
     let frames = http_body_util::BodyStream::new(resp.into_body()).map(move |f| {
@@ -376,7 +376,7 @@ async fn relay_held(
     env: &EnvironmentRow,
     req: axum::http::Request<crate::body::Body>,
     content_type: &'static str,
-    access: Option<crate::revocation::Access>,
+    access: Option<crate::accounts::revocation::Access>,
 ) -> ApiResult<Response> {
     let (resp, agent_gone) = agent_call(state, env, req).await?;
     let stop = agent_gone.child_token();
@@ -590,7 +590,7 @@ pub async fn sync(
         &format!("{}?{}", route::SYNC, raw.unwrap_or_default()),
         crate::body::empty(),
     )?;
-    let access = crate::revocation::Access::of(p, Some(Scope::DataRead));
+    let access = crate::accounts::revocation::Access::of(p, Some(Scope::DataRead));
     relay_held(&state, &env, req, "application/x-ndjson", Some(access)).await
 }
 

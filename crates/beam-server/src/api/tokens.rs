@@ -12,8 +12,8 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
 use crate::State;
-use crate::auth::{Principal, generate_token, hash_secret};
-use crate::scope::{Scope, Scopes};
+use crate::accounts::auth::{Principal, generate_token, hash_secret};
+use crate::accounts::scope::{Scope, Scopes};
 use crate::store::{NewToken, TokenKind, TokenRow, now_ms};
 
 /// A token, without its secret.

@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
 use crate::State;
+use crate::accounts::scope::Scope;
 use crate::names;
-use crate::scope::Scope;
 use crate::store::{NameKind, TunnelKey, TunnelRow, now_ms};
 
 /// A tunnel to reserve.

@@ -20,8 +20,8 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{AgentAuth, Auth, Ip, Json, Path, Query};
 use super::projects::find_env;
 use crate::State;
+use crate::accounts::scope::Scope;
 use crate::parity::webhooks::Check;
-use crate::scope::Scope;
 use crate::store::{EnvironmentRow, NewWebhook, WebhookSummary, now_ms};
 
 /// Events fetched per store round trip of a stream (bodies are up to
@@ -344,7 +344,7 @@ pub async fn stream(
     let cursor = Cursor {
         _presence: state.developers.enter(env.id, p.user_id),
         _held: state.revocation.hold(
-            crate::revocation::Access::of(p, Some(Scope::WebhooksRead)),
+            crate::accounts::revocation::Access::of(p, Some(Scope::WebhooksRead)),
             kick.clone(),
         ),
         kick,
@@ -376,7 +376,7 @@ struct Cursor {
     /// Counts this developer as connected while the stream is open.
     _presence: crate::parity::developers::Presence,
     /// Registers the stream's access with the revocation watcher…
-    _held: crate::revocation::Held,
+    _held: crate::accounts::revocation::Held,
     /// …which cancels this when the access is gone.
     kick: tokio_util::sync::CancellationToken,
     state: Arc<State>,

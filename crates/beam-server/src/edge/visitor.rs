@@ -104,7 +104,7 @@ pub(crate) struct Policy {
     /// This tunnel's share of credential checks.
     hash_budget: Arc<Semaphore>,
     /// Failed credentials per visitor address.
-    failures: crate::auth::Throttle,
+    failures: crate::accounts::auth::Throttle,
 }
 
 impl std::fmt::Debug for Policy {
@@ -144,10 +144,12 @@ impl Policy {
             if b.user.is_empty() || b.user.contains(':') || b.user.len() > 256 {
                 return Err("basic-auth user must be 1-256 bytes without ':'".into());
             }
-            crate::password::check_client_hash(&b.hash).map_err(|e| format!("--auth: {e}"))?;
+            crate::accounts::password::check_client_hash(&b.hash)
+                .map_err(|e| format!("--auth: {e}"))?;
         }
         if let Some(h) = &p.bearer {
-            crate::password::check_client_hash(h).map_err(|e| format!("--bearer: {e}"))?;
+            crate::accounts::password::check_client_hash(h)
+                .map_err(|e| format!("--bearer: {e}"))?;
         }
         let nets = |list: &[String], flag: &str| -> Result<Vec<IpNet>, String> {
             if list.len() > 256 {
@@ -194,7 +196,10 @@ impl Policy {
             streams: Arc::new(Semaphore::new(cfg.max_streams_per_tunnel.max(1))),
             granted: Mutex::new(HashSet::new()),
             hash_budget: Arc::new(Semaphore::new(TUNNEL_HASH_BUDGET)),
-            failures: crate::auth::Throttle::new(FAILURES_PER_MINUTE, Duration::from_secs(60)),
+            failures: crate::accounts::auth::Throttle::new(
+                FAILURES_PER_MINUTE,
+                Duration::from_secs(60),
+            ),
         })
     }
 
@@ -251,7 +256,7 @@ impl Policy {
         &self,
         headers: &HeaderMap,
         ip: IpAddr,
-        gate: &crate::password::HashGate,
+        gate: &crate::accounts::password::HashGate,
         org_budget: Arc<Semaphore>,
     ) -> AuthCheck {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
@@ -284,7 +289,7 @@ impl Policy {
         // (a reset stream) does not free them while argon2 runs.
         let Ok(ok) = gate
             .run(vec![tunnel, org], move || {
-                crate::password::verify_now(&password, Some(&hash))
+                crate::accounts::password::verify_now(&password, Some(&hash))
             })
             .await
         else {

@@ -3,7 +3,7 @@
 use sqlx::Row;
 
 use super::{Pool, Store, StoreError, on_pool};
-use crate::scope::Role;
+use crate::accounts::scope::Role;
 
 /// A user as stored.
 #[derive(Debug, Clone)]

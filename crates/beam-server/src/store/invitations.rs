@@ -8,7 +8,7 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Pool, Store, StoreError, on_pool};
-use crate::scope::Role;
+use crate::accounts::scope::Role;
 
 /// An invitation as stored.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Pool, Store, StoreError, on_pool};
-use crate::scope::Scopes;
+use crate::accounts::scope::Scopes;
 
 /// What a token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use beam_proto::{ErrorCode, Refusal};
 use tokio::net::TcpListener;
 
 use crate::State;
-use crate::auth::internal;
+use crate::accounts::auth::internal;
 use crate::names;
 use crate::store::{Claim, NameKind, now_ms};
 

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::State;
-use crate::auth::{Principal, hash_secret, internal, random_secret};
+use crate::accounts::auth::{Principal, hash_secret, internal, random_secret};
 use crate::body::empty;
 use crate::registry::Tunnel;
 use crate::store::{DomainRow, NameKind, TunnelKey, TunnelRow, now_ms};
@@ -312,7 +312,10 @@ async fn session<IO>(
     state.registry.insert_domains(&tunnel);
     // Revoking the token, removing the member or lowering the role ends it.
     let _held = state.revocation.hold(
-        crate::revocation::Access::of(&principal, Some(crate::scope::Scope::TunnelsWrite)),
+        crate::accounts::revocation::Access::of(
+            &principal,
+            Some(crate::accounts::scope::Scope::TunnelsWrite),
+        ),
         kick.clone(),
     );
     let gauge = state.metrics.tunnels(kind.as_str());
@@ -472,7 +475,7 @@ async fn agent_session<IO>(
     // An agent token revoked (or its creator leaving the organization) ends
     // the agent's connection too.
     let _held = state.revocation.hold(
-        crate::revocation::Access::of(&principal, None),
+        crate::accounts::revocation::Access::of(&principal, None),
         kick.clone(),
     );
     let gauge = state.metrics.tunnels(TunnelKind::Agent.as_str());

@@ -11,7 +11,9 @@ async fn fifty_concurrent_claims_of_one_name_have_one_winner() {
     let server = TestServer::start().await;
     let token_id = server
         .store
-        .find_token(&beam_server::auth::hash_secret(server.token.expose()))
+        .find_token(&beam_server::accounts::auth::hash_secret(
+            server.token.expose(),
+        ))
         .await
         .unwrap()
         .unwrap()

@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 use crate::support::*;
 
 async fn argon(s: &str) -> String {
-    beam_server::password::hash(Secret::new(s)).await.unwrap()
+    beam_server::accounts::password::hash(Secret::new(s))
+        .await
+        .unwrap()
 }
 
 fn basic(user_pass: &str) -> String {

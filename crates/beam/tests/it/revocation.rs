@@ -171,7 +171,7 @@ async fn revoking_ends_tunnels_streams_and_agents_within_seconds() {
     let mail = MailCatcher::new();
     let server = TestServer::start_with(|c| {
         c.revalidate_every = Duration::from_millis(200);
-        c.mailer = Some(beam_server::mail::Mailer {
+        c.mailer = Some(beam_server::accounts::mail::Mailer {
             command: mail.program.clone(),
             from: "beam@localhost".into(),
         });

@@ -2,7 +2,7 @@
 //! on the machine's PostgreSQL (`BEAM_TEST_POSTGRES`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`).
 
-use beam_server::scope::{Role, Scopes};
+use beam_server::accounts::scope::{Role, Scopes};
 use beam_server::store::{
     AnalyticsScope, Check, Claim, HourTotals, Limits, NameKind, NewDomain, NewToken, RequestRecord,
     Store, TokenKind, TunnelKey, hour_of, month_start, now_ms,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use beam_agent::{Backoff, ClientConfig, ClientError, Event, LocalTarget, Stats, TlsMode};
 use beam_proto::{Secret, TunnelRequest, Welcome};
-use beam_server::auth::generate_token;
+use beam_server::accounts::auth::generate_token;
 use beam_server::tls::TunnelCert;
 use beam_server::{Listeners, Metrics, Server, ServerConfig, Store};
 use bytes::Bytes;
@@ -154,7 +154,7 @@ pub struct TestServer {
     /// The `--metrics` listener (no token needed there).
     pub metrics_addr: SocketAddr,
     /// The server's clock (advance it to expire tokens).
-    pub clock: Arc<beam_server::revocation::Clock>,
+    pub clock: Arc<beam_server::accounts::revocation::Clock>,
     pub token: Secret,
     pub fingerprint: String,
     pub store: Store,
@@ -200,9 +200,14 @@ impl TestServer {
         let mut s = Self::launch(dir, cfg, store, public, tunnel, https).await;
         s.pg = pg;
         let token = generate_token();
-        beam_server::auth::store_operator_token(&s.store, s.operator, token.expose(), "test")
-            .await
-            .unwrap();
+        beam_server::accounts::auth::store_operator_token(
+            &s.store,
+            s.operator,
+            token.expose(),
+            "test",
+        )
+        .await
+        .unwrap();
         s.token = token;
         s
     }

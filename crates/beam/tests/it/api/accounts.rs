@@ -2,8 +2,8 @@
 //! tokens, organization members, and rate limits on the auth routes.
 
 use beam_proto::ErrorCode;
-use beam_server::auth::hash_secret;
-use beam_server::scope::Scopes;
+use beam_server::accounts::auth::hash_secret;
+use beam_server::accounts::scope::Scopes;
 use beam_server::store::{NewToken, TokenKind, now_ms};
 use http::StatusCode;
 use serde_json::json;
@@ -16,7 +16,7 @@ crate::both!(
     |backend| async move {
         let mail = MailCatcher::new();
         let server = TestServer::start_on(backend, |c| {
-            c.mailer = Some(beam_server::mail::Mailer {
+            c.mailer = Some(beam_server::accounts::mail::Mailer {
                 command: mail.program.clone(),
                 from: "beam@localhost".into(),
             })

@@ -25,7 +25,7 @@ crate::both!(
     |backend| async move {
         let mail = MailCatcher::new();
         let server = TestServer::start_on(backend, |c| {
-            c.mailer = Some(beam_server::mail::Mailer {
+            c.mailer = Some(beam_server::accounts::mail::Mailer {
                 command: mail.program.clone(),
                 from: "beam@localhost".into(),
             });
@@ -208,7 +208,7 @@ crate::both!(
     |backend| async move {
         let mail = MailCatcher::new();
         let server = TestServer::start_on(backend, |c| {
-            c.mailer = Some(beam_server::mail::Mailer {
+            c.mailer = Some(beam_server::accounts::mail::Mailer {
                 command: mail.program.clone(),
                 from: "beam@localhost".into(),
             });

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
-use crate::scope::{Role, Scope, Scopes};
+use crate::accounts::scope::{Role, Scope, Scopes};
 use crate::store::{Store, TokenKind, now_ms};
 
 /// Prefix of every API token, so leaked tokens are easy to scan for.
@@ -221,7 +221,7 @@ pub enum AuthError {
 pub struct Authenticator {
     store: Store,
     throttle: Throttle,
-    clock: std::sync::Arc<crate::revocation::Clock>,
+    clock: std::sync::Arc<crate::accounts::revocation::Clock>,
 }
 
 impl Authenticator {
@@ -229,7 +229,7 @@ impl Authenticator {
     pub fn new(
         store: Store,
         failures_per_minute: u32,
-        clock: std::sync::Arc<crate::revocation::Clock>,
+        clock: std::sync::Arc<crate::accounts::revocation::Clock>,
     ) -> Self {
         Self {
             store,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::scope::Scope;
+use crate::accounts::scope::Scope;
 use crate::store::Store;
 
 /// The server's "now" with an offset tests can advance, so a token's expiry
@@ -55,7 +55,7 @@ pub(crate) struct Access {
 
 impl Access {
     /// The access a principal holds for `scope`.
-    pub(crate) fn of(p: &crate::auth::Principal, scope: Option<Scope>) -> Self {
+    pub(crate) fn of(p: &crate::accounts::auth::Principal, scope: Option<Scope>) -> Self {
         Self {
             token_id: p.token_id,
             user_id: p.user_id,
