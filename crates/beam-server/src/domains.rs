@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::State;
 use crate::dns::VerifyError;
-use crate::store::{Check, DomainRow, now_ms};
+use crate::store::{Check, DomainRow, DomainStatus, now_ms};
 
 /// What kind of host name a user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,18 +64,19 @@ pub fn parse_hostname(input: &str, server_domain: &str) -> Result<(String, HostK
 pub(crate) async fn check(
     state: &State,
     d: &DomainRow,
-) -> Result<&'static str, crate::store::StoreError> {
+) -> Result<DomainStatus, crate::store::StoreError> {
+    use DomainStatus::{Active, Expired, Pending, Suspended};
     let result = state.dns.verify(&d.hostname, &d.verification_token).await;
     let now = now_ms();
-    let (status, error): (&'static str, Option<String>) = match &result {
-        Ok(()) => ("active", None),
-        Err(e) if e.is_definitive() => match d.status.as_str() {
-            "active" | "suspended" => ("suspended", Some(e.to_string())),
-            "expired" => ("expired", Some(e.to_string())),
-            _ => ("pending", Some(e.to_string())),
+    let (status, error) = match &result {
+        Ok(()) => (Active, None),
+        Err(e) if e.is_definitive() => match d.status {
+            Active | Suspended => (Suspended, Some(e.to_string())),
+            Expired => (Expired, Some(e.to_string())),
+            Pending => (Pending, Some(e.to_string())),
         },
         // The resolver failing says nothing about ownership: keep the status.
-        Err(e) => (status_str(&d.status), Some(e.to_string())),
+        Err(e) => (d.status, Some(e.to_string())),
     };
     state
         .store
@@ -90,14 +91,14 @@ pub(crate) async fn check(
         )
         .await?;
     // Back from suspension with its tunnel still connected: route it again.
-    if status == "active"
-        && d.status != "active"
+    if status == Active
+        && d.status != Active
         && let Some(t) = d.tunnel_id.and_then(|id| state.registry.by_id(id))
         && t.domains.contains(&d.hostname)
     {
         state.registry.insert_domain(&d.hostname, t.clone());
     }
-    if status == "suspended" && d.status != "suspended" {
+    if status == Suspended && d.status != Suspended {
         state.registry.remove_domain(&d.hostname);
         tracing::warn!(domain = %d.hostname, "domain suspended: its TXT record is gone");
     }
@@ -105,15 +106,6 @@ pub(crate) async fn check(
         tracing::warn!(domain = %d.hostname, error = %message, "domain check could not resolve");
     }
     Ok(status)
-}
-
-fn status_str(s: &str) -> &'static str {
-    match s {
-        "active" => "active",
-        "expired" => "expired",
-        "suspended" => "suspended",
-        _ => "pending",
-    }
 }
 
 /// Re-checks custom domains every `state.cfg.domain_recheck` until `shutdown`.

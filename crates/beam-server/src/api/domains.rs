@@ -17,7 +17,7 @@ use crate::accounts::auth::random_secret;
 use crate::accounts::scope::Scope;
 use crate::dns::challenge_name;
 use crate::domains::{HostKind, parse_hostname};
-use crate::store::{DomainRow, NameKind, NewDomain, now_ms};
+use crate::store::{DomainKind, DomainRow, DomainStatus, NameKind, NewDomain, now_ms};
 
 /// A domain to add.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -50,7 +50,7 @@ pub struct DnsInstructions {
 }
 
 fn view(state: &State, d: DomainRow) -> DomainView {
-    let dns = (d.kind == "custom").then(|| DnsInstructions {
+    let dns = (d.kind == DomainKind::Custom).then(|| DnsInstructions {
         txt_name: challenge_name(&d.hostname),
         txt_value: d.verification_token.clone(),
         cname_target: state.cfg.domain.clone(),
@@ -88,7 +88,7 @@ pub async fn create(
         parse_hostname(&req.hostname, &state.cfg.domain).map_err(ApiError::invalid)?;
     let now = now_ms();
     let taken = || ApiError::conflict(format!("'{hostname}' is already registered"));
-    let (kind_str, status) = match &kind {
+    let (domain_kind, status) = match &kind {
         HostKind::Subdomain(label) => {
             let label = crate::names::validate(label, &state.cfg.reserved)
                 .map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -105,7 +105,7 @@ pub async fn create(
             {
                 return Err(taken());
             }
-            ("subdomain", "active")
+            (DomainKind::Subdomain, DomainStatus::Active)
         }
         HostKind::Custom => {
             let org = state
@@ -121,7 +121,7 @@ pub async fn create(
                     )));
                 }
             }
-            ("custom", "pending")
+            (DomainKind::Custom, DomainStatus::Pending)
         }
     };
     // 32 random base62 characters: unguessable, and DNS-safe in a TXT string.
@@ -132,7 +132,7 @@ pub async fn create(
             NewDomain {
                 org_id: p.org_id,
                 hostname: &hostname,
-                kind: kind_str,
+                kind: domain_kind,
                 status,
                 verification_token: token.expose(),
             },
@@ -180,7 +180,7 @@ pub async fn verify(
         .domain(p.org_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("domain"))?;
-    if d.kind == "custom" {
+    if d.kind == DomainKind::Custom {
         crate::domains::check(&state, &d).await?;
     }
     let d = state
@@ -188,7 +188,7 @@ pub async fn verify(
         .domain(p.org_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("domain"))?;
-    if d.status == "active" {
+    if d.status == DomainStatus::Active {
         Ok(axum::Json(view(&state, d)))
     } else {
         Err(ApiError::new(
@@ -217,7 +217,7 @@ pub async fn delete(
         .await?
         .ok_or_else(|| ApiError::not_found("domain"))?;
     state.registry.remove_domain(&d.hostname);
-    if d.kind == "subdomain"
+    if d.kind == DomainKind::Subdomain
         && let Some((label, _)) = d.hostname.split_once('.')
     {
         // A reserved tunnel definition of the same name keeps the reservation.

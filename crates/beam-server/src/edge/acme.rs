@@ -152,7 +152,10 @@ impl Issuer {
 
     async fn is_active_custom(&self, host: &str) -> bool {
         match self.store.domain_by_host(host).await {
-            Ok(Some(d)) => d.kind == "custom" && d.status == "active",
+            Ok(Some(d)) => {
+                d.kind == crate::store::DomainKind::Custom
+                    && d.status == crate::store::DomainStatus::Active
+            }
             Ok(None) => false,
             Err(e) => {
                 tracing::warn!(error = %e, "domain lookup for ACME failed");

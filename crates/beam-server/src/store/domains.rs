@@ -8,6 +8,70 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{Pool, Store, StoreError, on_pool};
 
+/// What a domain is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainKind {
+    /// A reserved subdomain of the server's domain.
+    Subdomain,
+    /// A custom domain proven by a DNS TXT record.
+    Custom,
+}
+
+/// Where a domain stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainStatus {
+    /// Waiting for its TXT record.
+    Pending,
+    /// Routing.
+    Active,
+    /// Never verified in time; anyone may add the host name again.
+    Expired,
+    /// Its record disappeared; routing stops until it is back.
+    Suspended,
+}
+
+impl DomainKind {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Subdomain => "subdomain",
+            Self::Custom => "custom",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "subdomain" => Ok(Self::Subdomain),
+            "custom" => Ok(Self::Custom),
+            o => Err(StoreError::Corrupt(format!("unknown domain kind '{o}'"))),
+        }
+    }
+}
+
+impl DomainStatus {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Suspended => "suspended",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "active" => Ok(Self::Active),
+            "expired" => Ok(Self::Expired),
+            "suspended" => Ok(Self::Suspended),
+            o => Err(StoreError::Corrupt(format!("unknown domain status '{o}'"))),
+        }
+    }
+}
+
 /// A domain as stored (and as the API shows it).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DomainRow {
@@ -19,9 +83,9 @@ pub struct DomainRow {
     /// Lower-cased host name.
     pub hostname: String,
     /// `subdomain` (of the server's domain) or `custom`.
-    pub kind: String,
+    pub kind: DomainKind,
     /// `pending`, `active`, `expired` or `suspended`.
-    pub status: String,
+    pub status: DomainStatus,
     /// Value to publish as TXT `_beam-challenge.<hostname>`.
     pub verification_token: String,
     /// Last successful verification, unix ms.
@@ -46,8 +110,8 @@ macro_rules! domain_of {
             id: r.try_get("id")?,
             org_id: r.try_get("org_id")?,
             hostname: r.try_get("hostname")?,
-            kind: r.try_get("kind")?,
-            status: r.try_get("status")?,
+            kind: DomainKind::parse(&r.try_get::<String, _>("kind")?)?,
+            status: DomainStatus::parse(&r.try_get::<String, _>("status")?)?,
             verification_token: r.try_get("verification_token")?,
             verified_at: r.try_get("verified_at")?,
             checked_at: r.try_get("checked_at")?,
@@ -65,10 +129,10 @@ pub struct NewDomain<'a> {
     pub org_id: i64,
     /// Lower-cased host name.
     pub hostname: &'a str,
-    /// `subdomain` or `custom`.
-    pub kind: &'a str,
+    /// What it is.
+    pub kind: DomainKind,
     /// Initial status.
-    pub status: &'a str,
+    pub status: DomainStatus,
     /// Random challenge value.
     pub verification_token: &'a str,
 }
@@ -77,7 +141,7 @@ pub struct NewDomain<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Check<'a> {
     /// New status.
-    pub status: &'a str,
+    pub status: DomainStatus,
     /// Set when the check passed.
     pub verified: bool,
     /// Why it failed.
@@ -105,7 +169,7 @@ impl Store {
         );
         let row = on_pool!(self, p => {
             match sqlx::query(AssertSqlSafe(sql.as_str()))
-                .bind(d.org_id).bind(d.hostname).bind(d.kind).bind(d.status)
+                .bind(d.org_id).bind(d.hostname).bind(d.kind.as_str()).bind(d.status.as_str())
                 .bind(d.verification_token).bind(now)
                 .fetch_optional(p).await? {
                 Some(r) => Some(domain_of!(r)),
@@ -173,7 +237,7 @@ impl Store {
         on_pool!(self, p => sqlx::query(
             "UPDATE domains SET status = $1, checked_at = $2, last_error = $3, \
              verified_at = CASE WHEN $4 THEN $2 ELSE verified_at END WHERE id = $5")
-            .bind(c.status).bind(c.now).bind(c.error).bind(c.verified).bind(id)
+            .bind(c.status.as_str()).bind(c.now).bind(c.error).bind(c.verified).bind(id)
             .execute(p).await.map(|_| ())?);
         Ok(())
     }

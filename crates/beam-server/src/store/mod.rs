@@ -22,7 +22,7 @@ pub use analytics::{
     Analytics, HourTotals, PathCount, RequestRecord, Scope as AnalyticsScope, hour_of, month_start,
 };
 pub use certificates::CertRow;
-pub use domains::{Check, DomainRow, NewDomain};
+pub use domains::{Check, DomainKind, DomainRow, DomainStatus, NewDomain};
 pub use invitations::{InvitationRow, NewInvitation};
 pub use projects::EnvironmentRow;
 pub use reservations::{Claim, NameKind};

@@ -23,7 +23,7 @@ use crate::State;
 use crate::accounts::auth::{Principal, hash_secret, internal, random_secret};
 use crate::body::empty;
 use crate::registry::Tunnel;
-use crate::store::{DomainRow, NameKind, TunnelKey, TunnelRow, now_ms};
+use crate::store::{DomainKind, DomainRow, DomainStatus, NameKind, TunnelKey, TunnelRow, now_ms};
 use claim::{Claimant, Claimed, claim_port, claim_subdomain};
 
 /// First byte of a TLS handshake record.
@@ -603,12 +603,18 @@ async fn custom_domain(state: &State, host: &str, org_id: i64) -> Result<DomainR
         internal()
     })?;
     match row {
-        Some(d) if d.org_id == org_id && d.kind == "custom" && d.status == "active" => Ok(d),
-        Some(d) if d.org_id == org_id && d.kind == "custom" => Err(Refusal::new(
+        Some(d)
+            if d.org_id == org_id
+                && d.kind == DomainKind::Custom
+                && d.status == DomainStatus::Active =>
+        {
+            Ok(d)
+        }
+        Some(d) if d.org_id == org_id && d.kind == DomainKind::Custom => Err(Refusal::new(
             ErrorCode::DomainInvalid,
             format!(
                 "domain {host} is {}: publish TXT {} = {} and run `beam domains verify {host}`",
-                d.status,
+                d.status.as_str(),
                 crate::dns::challenge_name(&host),
                 d.verification_token
             ),

@@ -202,8 +202,8 @@ async fn certificates_are_issued_on_first_visit_and_renewed_before_expiry() {
                 NewDomain {
                     org_id: server.operator.1,
                     hostname: host,
-                    kind: "custom",
-                    status: "active",
+                    kind: beam_server::store::DomainKind::Custom,
+                    status: beam_server::store::DomainStatus::Active,
                     verification_token: "t",
                 },
                 now,

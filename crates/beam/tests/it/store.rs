@@ -4,8 +4,8 @@
 
 use beam_server::accounts::scope::{Role, Scopes};
 use beam_server::store::{
-    AnalyticsScope, Check, Claim, HourTotals, Limits, NameKind, NewDomain, NewToken, RequestRecord,
-    Store, TokenKind, TunnelKey, hour_of, month_start, now_ms,
+    AnalyticsScope, Check, Claim, DomainKind, DomainStatus, HourTotals, Limits, NameKind,
+    NewDomain, NewToken, RequestRecord, Store, TokenKind, TunnelKey, hour_of, month_start, now_ms,
 };
 
 use crate::support::{Backend, PgDb, test_store};
@@ -474,8 +474,8 @@ async fn accounts_and_records(store: Store) {
             NewDomain {
                 org_id: org_a,
                 hostname: "app.example.com",
-                kind: "custom",
-                status: "pending",
+                kind: DomainKind::Custom,
+                status: DomainStatus::Pending,
                 verification_token: "tok",
             },
             now,
@@ -489,8 +489,8 @@ async fn accounts_and_records(store: Store) {
                 NewDomain {
                     org_id: org_b,
                     hostname: "app.example.com",
-                    kind: "custom",
-                    status: "pending",
+                    kind: DomainKind::Custom,
+                    status: DomainStatus::Pending,
                     verification_token: "tok2"
                 },
                 now
@@ -505,7 +505,7 @@ async fn accounts_and_records(store: Store) {
         .record_check(
             d.id,
             Check {
-                status: "active",
+                status: DomainStatus::Active,
                 verified: true,
                 error: None,
                 now,
