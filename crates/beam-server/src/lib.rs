@@ -21,9 +21,9 @@
 //!   invitation mail through sendmail ([`accounts::mail`]), and every live
 //!   connection's access, re-checked so revoking reaches it
 //!   ([`accounts::revocation`]).
-//! - [`names`]: subdomain validation and generation; [`domains`] and [`dns`]:
-//!   custom domains and their TXT proof; [`tls`]: the tunnel listener's
-//!   certificate.
+//! - [`names`]: subdomain validation and generation; [`domains`] (with
+//!   [`domains::dns`]): custom domains and their TXT proof; [`tls`]: the tunnel
+//!   listener's certificate.
 //! - [`telemetry`]: request analytics ([`telemetry::recorder`]) and Prometheus
 //!   metrics ([`telemetry::metrics`]).
 //! - [`parity`]: webhook sources and the hub behind `/hooks/…` and developer
@@ -38,7 +38,6 @@ pub mod accounts;
 pub mod api;
 pub mod body;
 pub mod config;
-pub mod dns;
 pub mod domains;
 pub mod edge;
 pub mod names;
@@ -48,7 +47,6 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 mod tunnel;
-mod x509;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -106,7 +104,7 @@ pub(crate) struct State {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(crate) tasks: TaskTracker,
-    pub(crate) dns: dns::Verifier,
+    pub(crate) dns: domains::dns::Verifier,
     pub(crate) auth_limiter: DefaultKeyedRateLimiter<IpAddr>,
     pub(crate) recorder: Arc<telemetry::recorder::Recorder>,
     /// The operator's organization (owner of bootstrap tokens; sets plan limits).
@@ -151,7 +149,7 @@ pub struct Server {
     store: Store,
     tls: Option<Arc<rustls::ServerConfig>>,
     metrics: Arc<Metrics>,
-    dns: dns::Verifier,
+    dns: domains::dns::Verifier,
     operator: (i64, i64),
     clock: Arc<accounts::revocation::Clock>,
     edge_certs: Arc<edge::tls::EdgeCerts>,
@@ -180,7 +178,7 @@ impl Server {
         }
         store.disconnect_all_tunnels(now).await?;
         let operator = store.ensure_operator(now).await?;
-        let dns = dns::Verifier::new(cfg.dns_resolver).map_err(ServerError::Dns)?;
+        let dns = domains::dns::Verifier::new(cfg.dns_resolver).map_err(ServerError::Dns)?;
         // Bounded: a flood of handshakes for unknown names drops misses instead
         // of queueing work.
         let acme = cfg.acme.as_ref().map(|_| tokio::sync::mpsc::channel(256));

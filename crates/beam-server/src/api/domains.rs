@@ -15,7 +15,7 @@ use super::extract::{Auth, Json, Path};
 use crate::State;
 use crate::accounts::auth::random_secret;
 use crate::accounts::scope::Scope;
-use crate::dns::challenge_name;
+use crate::domains::dns::challenge_name;
 use crate::domains::{HostKind, parse_hostname};
 use crate::store::{DomainKind, DomainRow, DomainStatus, NameKind, NewDomain, now_ms};
 

@@ -270,7 +270,7 @@ impl Issuer {
         let not_after = key
             .cert
             .first()
-            .and_then(|leaf| crate::x509::not_after_ms(leaf.as_ref()))
+            .and_then(|leaf| crate::edge::x509::not_after_ms(leaf.as_ref()))
             .ok_or_else(|| AcmeError::Cert("cannot read the certificate's expiry".into()))?;
         self.store
             .put_certificate(&CertRow {

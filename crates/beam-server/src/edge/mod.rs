@@ -8,6 +8,7 @@ pub(crate) mod io;
 pub(crate) mod tcp;
 pub mod tls;
 pub(crate) mod visitor;
+mod x509;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -615,7 +615,7 @@ async fn custom_domain(state: &State, host: &str, org_id: i64) -> Result<DomainR
             format!(
                 "domain {host} is {}: publish TXT {} = {} and run `beam domains verify {host}`",
                 d.status.as_str(),
-                crate::dns::challenge_name(&host),
+                crate::domains::dns::challenge_name(&host),
                 d.verification_token
             ),
         )),

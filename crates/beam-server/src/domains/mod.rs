@@ -3,13 +3,15 @@
 //! reactivates it when the record is back), and expiry of claims never verified,
 //! so nobody can hold someone else's host name by adding it first.
 
+pub mod dns;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::State;
-use crate::dns::VerifyError;
+use crate::domains::dns::VerifyError;
 use crate::store::{Check, DomainRow, DomainStatus, now_ms};
 
 /// What kind of host name a user asked for.
