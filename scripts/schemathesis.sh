@@ -20,7 +20,8 @@ BEAM="$TARGET/debug/beam"
 # pyenv's default here is 3.11.7: use another interpreter that can make a venv.
 pick_python() {
   local p v
-  for p in "${BEAM_ST_PYTHON:-}" /usr/bin/python3 "$HOME"/.pyenv/versions/3.1[3-9]*/bin/python3 python3; do
+  # Newest first: the AST crash has also been seen on Debian's 3.11.2.
+  for p in "${BEAM_ST_PYTHON:-}" "$HOME"/.pyenv/versions/3.1[3-9]*/bin/python3 /usr/bin/python3 python3; do
     [ -n "$p" ] && command -v "$p" >/dev/null 2>&1 || continue
     v=$("$p" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || continue
     case "$v" in 3.11.7|3.12.1) continue ;; esac
@@ -52,14 +53,31 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-"$VENV/bin/st" run "$BASE/api/openapi.json" \
-  --url "$BASE" \
-  --header "Authorization: Bearer $TOKEN" \
-  --max-examples "$MAX_EXAMPLES" \
-  --phases examples,coverage,fuzzing \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
-  --suppress-health-check all \
-  --workers 2 \
-  --exclude-path /api/auth/logout \
-  --exclude-path '/api/tokens/{id}' \
-  --no-color
+# CPython's AST crash ("AST constructor recursion depth mismatch", inside
+# hypothesis describing a lambda) is an interpreter fault, not a finding about
+# beam: a run that dies of it alone is repeated (twice at most). Any other
+# failure fails at once.
+for attempt in 1 2 3; do
+  set +e
+  "$VENV/bin/st" run "$BASE/api/openapi.json" \
+    --url "$BASE" \
+    --header "Authorization: Bearer $TOKEN" \
+    --max-examples "$MAX_EXAMPLES" \
+    --phases examples,coverage,fuzzing \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
+    --suppress-health-check all \
+    --workers 2 \
+    --exclude-path /api/auth/logout \
+    --exclude-path '/api/tokens/{id}' \
+    --no-color 2>&1 | tee "$WORK/st.log"
+  code=${PIPESTATUS[0]}
+  set -e
+  if [ "$code" -eq 0 ]; then exit 0; fi
+  if grep -q "AST constructor recursion depth mismatch" "$WORK/st.log" \
+     && ! grep -qE "^Failures:|found [1-9][0-9]* unique failure" "$WORK/st.log"; then
+    echo "schemathesis: the interpreter crashed (CPython AST bug), not a finding; run $attempt of 3 repeated" >&2
+    continue
+  fi
+  exit "$code"
+done
+exit 1
