@@ -198,24 +198,14 @@ async fn send_verification(state: &State, user_id: i64) -> Result<(), crate::sto
         );
         return Ok(());
     };
-    let token = random_secret("beamverify_");
-    let now = now_ms();
-    state
-        .store
-        .insert_token(
-            &NewToken {
-                hash: &hash_secret(token.expose()),
-                description: "e-mail verification",
-                user_id,
-                org_id,
-                scopes: Default::default(),
-                kind: TokenKind::Verify,
-                expires_at: Some(now + VERIFY_HOURS * 3_600_000),
-                environment_id: None,
-            },
-            now,
-        )
-        .await?;
+    let token = one_time_token(
+        state,
+        (user_id, org_id),
+        (TokenKind::Verify, "beamverify_"),
+        "e-mail verification",
+        VERIFY_HOURS,
+    )
+    .await?;
     let body = serde_json::json!({ "token": token.expose(), "password": "the password you registered with" });
     let text = format!(
         "Someone registered a beam account on {domain} with this address.\n\
@@ -236,6 +226,36 @@ async fn send_verification(state: &State, user_id: i64) -> Result<(), crate::sto
         tracing::warn!(user_id, error = %e, "verification mail failed");
     }
     Ok(())
+}
+
+/// Stores a one-time token of `kind` (only its hash) for `(user, org)`, valid
+/// for `hours`, and returns the secret for the mail.
+async fn one_time_token(
+    state: &State,
+    (user_id, org_id): (i64, i64),
+    (kind, prefix): (TokenKind, &str),
+    description: &str,
+    hours: i64,
+) -> Result<Secret, crate::store::StoreError> {
+    let token = random_secret(prefix);
+    let now = now_ms();
+    state
+        .store
+        .insert_token(
+            &NewToken {
+                hash: &hash_secret(token.expose()),
+                description,
+                user_id,
+                org_id,
+                scopes: Default::default(),
+                kind,
+                expires_at: Some(now + hours * 3_600_000),
+                environment_id: None,
+            },
+            now,
+        )
+        .await?;
+    Ok(token)
 }
 
 /// Proves the account's e-mail address with the token from the verification mail.
@@ -508,24 +528,14 @@ async fn send_reset(state: &State, email: &str) -> Result<(), crate::store::Stor
         );
         return Ok(());
     };
-    let token = random_secret("beamreset_");
-    let now = now_ms();
-    state
-        .store
-        .insert_token(
-            &NewToken {
-                hash: &hash_secret(token.expose()),
-                description: "password reset",
-                user_id: user.id,
-                org_id,
-                scopes: Default::default(),
-                kind: TokenKind::Reset,
-                expires_at: Some(now + 3_600_000),
-                environment_id: None,
-            },
-            now,
-        )
-        .await?;
+    let token = one_time_token(
+        state,
+        (user.id, org_id),
+        (TokenKind::Reset, "beamreset_"),
+        "password reset",
+        1,
+    )
+    .await?;
     let body = reset_mail(&state.cfg.domain, &state.cfg.api_url, token.expose());
     match mailer
         .send(&user.email, "Reset your beam password", &body)
