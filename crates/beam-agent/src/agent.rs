@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use beam_client::handler::{Body, StreamHandler, full};
 use beam_proto::logs::LogQuery;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::FutureExt;
@@ -20,7 +21,6 @@ use crate::envcheck::{CheckRequest, EnvPolicy};
 use crate::flags::{Flag, FlagSource};
 use crate::health::HealthProbes;
 use crate::logs::{LogBuffer, LogReader};
-use crate::proxy::Body;
 use crate::sync::{Chunk, SyncError, SyncQuery, SyncSource};
 
 /// Most `in=` values in one sync request.
@@ -57,11 +57,7 @@ impl std::fmt::Debug for AgentServices {
 }
 
 fn text(status: StatusCode, msg: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(
-        http_body_util::Full::new(msg.into())
-            .map_err(|n| match n {})
-            .boxed_unsync(),
-    );
+    let mut r = Response::new(full(msg));
     *r.status_mut() = status;
     r
 }
@@ -93,9 +89,11 @@ impl AgentServices {
             sync: None,
         }
     }
+}
 
+impl StreamHandler for AgentServices {
     /// Serves one request from the server.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let query = req.uri().query().unwrap_or("").to_string();
         match (req.method(), req.uri().path()) {
             (&Method::GET, route::LOGS) => self.logs(&query),
@@ -118,7 +116,9 @@ impl AgentServices {
             ),
         }
     }
+}
 
+impl AgentServices {
     /// The flags, or the status and message that explain why there are none.
     fn load_flags(&self) -> Result<std::collections::BTreeMap<String, Flag>, (StatusCode, String)> {
         if !self.flags.is_configured() {

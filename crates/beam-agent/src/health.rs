@@ -121,15 +121,15 @@ async fn probe_app(url: &str) -> (Status, String) {
         return (Status::Fail, format!("{shown} has no host"));
     };
     let https = uri.scheme_str() == Some("https");
-    let target = crate::config::LocalTarget {
+    let target = beam_client::LocalTarget {
         host: host.trim_matches(['[', ']']).to_string(),
         port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
         https,
     };
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build::<_, http_body_util::Empty<bytes::Bytes>>(crate::local::LocalDialer::new(
-        target, false,
-    ));
+        .build::<_, http_body_util::Empty<bytes::Bytes>>(
+        beam_client::local::LocalDialer::new(target, false),
+    );
     match client.get(uri).await {
         Ok(r) if r.status().is_success() => (Status::Pass, format!("{shown} → {}", r.status())),
         Ok(r) => (Status::Fail, format!("{shown} → {}", r.status())),

@@ -26,10 +26,10 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::api::ApiClient;
 use crate::logs::LogBuffer;
 use crate::logs::capture::emit;
 use crate::logs::tail::LineSplitter;
+use beam_client::ApiClient;
 
 /// Largest forwarded webhook body (the server's default limit).
 pub const MAX_WEBHOOK_BODY: usize = 1 << 20;

@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`hello`]: the messages (`Hello`, `Welcome`, `Refusal`) as plain serde types.
+//! - [`control`]: the server's ready/stop messages on a tunnel connection.
 //! - [`codec`]: magic + version preamble and length-prefixed, size-capped JSON frames.
 //! - [`secret`]: a masked string type so tokens never reach logs or `Debug` output.
 //! - [`headers`]: header names that carry meaning between the edge and the client.
@@ -14,6 +15,7 @@
 //! because everything after it is standard HTTP/2.
 
 pub mod codec;
+pub mod control;
 pub mod headers;
 pub mod hello;
 pub mod logs;
@@ -25,6 +27,7 @@ pub mod time;
 pub mod webhook;
 
 pub use codec::{ProtoError, read_frame, read_preamble, write_frame, write_preamble};
+pub use control::Control;
 pub use hello::{
     BasicAuth, ErrorCode, Hello, Protection, Refusal, Reply, TunnelKind, TunnelRequest, Welcome,
 };

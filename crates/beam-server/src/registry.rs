@@ -233,18 +233,10 @@ impl Registry {
         // Visitors stop reaching it now, not when the connection task notices.
         self.remove_session(tunnel);
         let mut sender = tunnel.sender.clone();
-        let req = http::Request::builder()
-            .method(http::Method::POST)
-            .uri("http://beam-control/stop")
-            .header("beam-control", "stop")
-            .header("beam-reason", reason)
-            .body(crate::body::empty());
-        if let Ok(req) = req {
-            // Bounded: a client that does not answer is disconnected anyway.
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(2), sender.send_request(req))
-                    .await;
-        }
+        let req = beam_proto::Control::Stop(reason.to_string()).request(crate::body::empty());
+        // Bounded: a client that does not answer is disconnected anyway.
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(2), sender.send_request(req)).await;
         tunnel.kick.cancel();
     }
 

@@ -5,7 +5,7 @@
 use std::io::{BufRead, IsTerminal};
 
 use anyhow::{Context, bail};
-use beam_agent::ApiClient;
+use beam_client::ApiClient;
 use beam_proto::Secret;
 use http::Method;
 use serde_json::{Value, json};
@@ -117,7 +117,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     let mut global = settings.global.clone();
     global.server = Some(settings.server.clone());
     global.fingerprint = match &settings.tls {
-        beam_agent::TlsMode::Pinned(fp) => Some(fp.clone()),
+        beam_client::TlsMode::Pinned(fp) => Some(fp.clone()),
         _ => global.fingerprint.take(),
     };
     global.token = Some(token);

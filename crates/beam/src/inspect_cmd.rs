@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use beam_agent::ApiClient;
+use beam_client::ApiClient;
 use http::Method;
 use owo_colors::OwoColorize;
 use serde_json::Value;
@@ -330,15 +330,15 @@ pub async fn health(args: HealthArgs) -> anyhow::Result<bool> {
 }
 
 /// What a service probe found.
-fn service_state(r: &Result<Value, beam_agent::ApiError>) -> &'static str {
+fn service_state(r: &Result<Value, beam_client::ApiError>) -> &'static str {
     match r {
         Ok(_) => "available",
         // The agent answered but the feature is not configured there.
-        Err(beam_agent::ApiError::Status { code, .. }) if code == "not_found" => "not configured",
+        Err(beam_client::ApiError::Status { code, .. }) if code == "not_found" => "not configured",
         // Sync without a table: the agent is asking for one, so it is on.
-        Err(beam_agent::ApiError::Status { code, .. }) if code == "agent_refused" => "available",
-        Err(beam_agent::ApiError::Status { code, .. }) if code == "agent_offline" => "offline",
-        Err(beam_agent::ApiError::Status { status, .. })
+        Err(beam_client::ApiError::Status { code, .. }) if code == "agent_refused" => "available",
+        Err(beam_client::ApiError::Status { code, .. }) if code == "agent_offline" => "offline",
+        Err(beam_client::ApiError::Status { status, .. })
             if *status == http::StatusCode::FORBIDDEN =>
         {
             "no permission (token scope)"

@@ -2,7 +2,7 @@
 //! domains, through the API.
 
 use anyhow::bail;
-use beam_agent::ApiClient;
+use beam_client::ApiClient;
 use http::Method;
 use serde_json::{Value, json};
 

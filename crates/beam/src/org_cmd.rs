@@ -3,7 +3,7 @@
 //! accepts; an admin never adds an existing account by its address.
 
 use anyhow::Context;
-use beam_agent::ApiClient;
+use beam_client::ApiClient;
 use http::Method;
 use serde_json::{Value, json};
 
@@ -84,7 +84,7 @@ pub async fn run(cmd: OrgCommand) -> anyhow::Result<()> {
                 .await;
             let r = match r {
                 // A new account (or one never verified): choose its password.
-                Err(beam_agent::ApiError::Status { code, message, .. })
+                Err(beam_client::ApiError::Status { code, message, .. })
                     if code == "invalid" && message.contains("choose a password") =>
                 {
                     let pw = crate::account_cmd::read_secret(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use beam_agent::agent::AgentServices;
 use beam_agent::logs::{Limits, LogBuffer, Masker};
-use beam_agent::{ApiClient, ApiError, ClientConfig, Event, LocalTarget, Stats};
+use beam_client::{ApiClient, ApiError, ClientConfig, Event};
 use beam_proto::TunnelRequest;
 use beam_proto::logs::{EPOCH_HEADER, Level, LogEntry, LogLine, LogQuery};
 use http::Method;
@@ -257,9 +257,9 @@ async fn publish(
 ) {
     loop {
         let why = match prepare(&args, buffer.clone()).await {
-            Ok((cfg, webhooks)) => {
+            Ok((cfg, services, webhooks)) => {
                 let _ = publisher.set(webhooks);
-                match run_agent(cfg, &args.project, stop.clone()).await {
+                match run_agent(cfg, services, &args.project, stop.clone()).await {
                     Ok(()) => return,
                     Err(e) => e,
                 }
@@ -279,7 +279,8 @@ async fn publish(
 
 /// Connects and serves until `stop` (`Ok`) or a fatal refusal (its message).
 async fn run_agent(
-    cfg: beam_agent::ClientConfig,
+    cfg: beam_client::ClientConfig,
+    services: AgentServices,
     name: &str,
     stop: CancellationToken,
 ) -> Result<(), String> {
@@ -297,18 +298,19 @@ async fn run_agent(
             }
         }
     });
-    let r = beam_agent::run(cfg, tx, Arc::new(Stats::default()), stop.cancelled_owned()).await;
+    let r = beam_client::run(cfg, services, tx, stop.cancelled_owned()).await;
     status.abort();
     r.map_err(|e| e.to_string())
 }
 
 /// Everything publishing needs, from settings and the environment: the
-/// connection config with the agent's services, and the webhook publisher.
+/// connection config, the agent's services, and the webhook publisher.
 async fn prepare(
     args: &AgentArgs,
     buffer: Arc<LogBuffer>,
 ) -> anyhow::Result<(
-    beam_agent::ClientConfig,
+    beam_client::ClientConfig,
+    AgentServices,
     beam_agent::ingest::WebhookPublisher,
 )> {
     let (project, environment) = split_env(&args.project)?;
@@ -330,13 +332,7 @@ async fn prepare(
         project,
         environment,
     };
-    // The agent serves built-in services; the local target is never dialled.
-    let local = LocalTarget {
-        host: "localhost".into(),
-        port: 9,
-        https: false,
-    };
-    let mut cfg = ClientConfig::new(settings.server.clone(), token, request, local);
+    let mut cfg = ClientConfig::new(settings.server.clone(), token, request);
     cfg.tls = settings.tls.clone();
     let mut services = AgentServices::new(buffer, name);
     services.flags = beam_agent::flags::FlagSource {
@@ -399,8 +395,7 @@ async fn prepare(
             key: beam_proto::Secret::new(key),
         }));
     }
-    cfg.agent = Some(services);
-    Ok((cfg, publisher))
+    Ok((cfg, services, publisher))
 }
 
 /// `--webhook-secret stripe=ENV_VAR` → the provider and the secret from that

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use beam_agent::{ApiClient, TlsMode};
+use beam_client::{ApiClient, TlsMode};
 use beam_proto::Secret;
 use clap::Args;
 use serde::Deserialize;

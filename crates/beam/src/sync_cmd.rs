@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use anyhow::{Context, bail};
-use beam_agent::ApiClient;
+use beam_client::ApiClient;
 use http_body_util::BodyExt;
 use serde_json::Value;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use beam_agent::{ClientConfig, Event, HostHeader, LocalTarget, Stats};
+use beam_client::{ClientConfig, Event, HostHeader, LocalProxy, LocalTarget, ProxyConfig, Stats};
 use beam_proto::{BasicAuth, Protection, Secret, TunnelRequest};
 use indicatif::{ProgressBar, ProgressStyle};
 use owo_colors::OwoColorize;
@@ -18,16 +18,16 @@ use crate::settings::Settings;
 
 /// Builds the client configuration: flags > environment > project file > global
 /// file > defaults (see [`crate::settings`]).
-pub fn client_config(
+fn client_config(
     args: &TunnelArgs,
     settings: &Settings,
     tunnel: TunnelRequest,
-) -> anyhow::Result<ClientConfig> {
+) -> anyhow::Result<(ClientConfig, ProxyConfig)> {
     let local = LocalTarget::parse(&args.target).map_err(anyhow::Error::msg)?;
     let token = settings.require_token()?;
-    let mut cfg = ClientConfig::new(settings.server.clone(), token, tunnel, local);
+    let mut cfg = ClientConfig::new(settings.server.clone(), token, tunnel);
     cfg.tls = settings.tls.clone();
-    Ok(cfg)
+    Ok((cfg, ProxyConfig::new(local)))
 }
 
 /// Runs `beam http`.
@@ -40,17 +40,17 @@ pub async fn run_http(args: HttpArgs) -> anyhow::Result<()> {
             .or(settings.project.subdomain.clone()),
         domain: args.domain.clone().or(settings.project.domain.clone()),
     };
-    let mut cfg = client_config(&args.common, &settings, tunnel)?;
-    cfg.host_header = match args.host_header {
+    let (mut cfg, mut proxy) = client_config(&args.common, &settings, tunnel)?;
+    proxy.host_header = match args.host_header {
         HostHeaderArg::Preserve => HostHeader::Preserve,
         HostHeaderArg::Rewrite => HostHeader::Rewrite,
     };
-    cfg.local.https |= args.https;
-    cfg.insecure_upstream = args.insecure_upstream;
-    cfg.compress = args.compress;
+    proxy.local.https |= args.https;
+    proxy.insecure_upstream = args.insecure_upstream;
+    proxy.compress = args.compress;
     cfg.protection = protection(&args).await?;
-    let local = cfg.local.url();
-    drive(cfg, local, "http", args.common.json).await
+    let local = proxy.local.url();
+    drive(cfg, proxy, local, "http", args.common.json).await
 }
 
 /// Builds the visitor protection of `beam http`. Credentials are read from the
@@ -109,16 +109,16 @@ pub fn split_credentials(pair: &str) -> anyhow::Result<(String, Secret)> {
 /// Runs `beam tcp`.
 pub async fn run_tcp(args: TcpArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args.common.conn)?;
-    let mut cfg = client_config(
+    let (cfg, mut proxy) = client_config(
         &args.common,
         &settings,
         TunnelRequest::Tcp {
             port: args.remote_port,
         },
     )?;
-    cfg.proxy_protocol = args.proxy_protocol;
-    let local = cfg.local.authority();
-    drive(cfg, local, "tcp", args.common.json).await
+    proxy.proxy_protocol = args.proxy_protocol;
+    let local = proxy.local.authority();
+    drive(cfg, proxy, local, "tcp", args.common.json).await
 }
 
 /// Terminal display of the client's events.
@@ -244,6 +244,7 @@ impl Display {
 
 async fn drive(
     cfg: ClientConfig,
+    proxy: ProxyConfig,
     local: String,
     protocol: &'static str,
     json: bool,
@@ -252,7 +253,8 @@ async fn drive(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stats = Arc::new(Stats::default());
     let mut display = Display::new(json, local, protocol);
-    let client = beam_agent::run(cfg, tx, stats.clone(), shutdown_signal());
+    let handler = LocalProxy::new(&proxy, cfg.tunnel.kind(), stats.clone());
+    let client = beam_client::run(cfg, handler, tx, shutdown_signal());
     tokio::pin!(client);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let result = loop {
@@ -270,7 +272,7 @@ async fn drive(
             }
             Ok(())
         }
-        Err(beam_agent::ClientError::Stopped(reason)) => bail!("{reason}"),
+        Err(beam_client::ClientError::Stopped(reason)) => bail!("{reason}"),
         Err(e) => Err(e).context("the tunnel cannot start"),
     }
 }

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use beam_agent::webhook::{Delivery, Forwarder, Route, retry_delay};
-use beam_agent::{ApiClient, ApiError};
+use beam_client::webhook::{Delivery, Forwarder, Route, retry_delay};
+use beam_client::{ApiClient, ApiError};
 use beam_proto::Secret;
 use beam_proto::webhook::{WebhookEvent, new_dev_secret};
 use http::Method;
@@ -332,7 +332,7 @@ enum Outcome {
 /// Sends acknowledgements in order on one kept-open API connection, off the
 /// delivery path: the next event goes out while the last one is acknowledged.
 fn spawn_acker(
-    mut conn: beam_agent::api::KeptConnection,
+    mut conn: beam_client::api::KeptConnection,
     path: String,
     subscription: String,
 ) -> tokio::sync::mpsc::UnboundedSender<(i64, u16)> {

@@ -12,7 +12,6 @@ use beam_proto::{
     ErrorCode, HANDSHAKE_TIMEOUT, Hello, ProtoError, Refusal, Reply, TunnelKind, TunnelRequest,
     Welcome, read_frame, read_preamble, write_frame,
 };
-use http::{Method, Request};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -496,14 +495,9 @@ async fn agent_session<IO>(
 
 /// Tells the client it is routable, so it reports "online" only when it is.
 async fn send_ready(mut sender: hyper::client::conn::http2::SendRequest<crate::body::Body>) {
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri("http://beam-control/ready")
-        .header("beam-control", "ready")
-        .body(empty());
-    if let Ok(req) = req {
-        let _ = sender.send_request(req).await;
-    }
+    let _ = sender
+        .send_request(beam_proto::Control::Ready.request(empty()))
+        .await;
 }
 
 async fn release(state: &State, claimed: &Claimed, session: &str) {

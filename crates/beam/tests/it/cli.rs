@@ -424,7 +424,7 @@ crate::both!(
         assert!(out.contains("stopped"), "{out}");
         assert!(matches!(
             client.result().await,
-            Err(beam_agent::ClientError::Stopped(_))
+            Err(beam_client::ClientError::Stopped(_))
         ));
         let (code, _, err) = run(vec!["stop", "no-such-tunnel"], vec![], None).await;
         assert_eq!(code, 1);

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use beam_agent::TlsMode;
-use beam_agent::connect::{ConnectError, connect};
+use beam_client::TlsMode;
+use beam_client::connect::{ConnectError, connect};
 use beam_proto::{ErrorCode, Hello, Reply, Secret, TunnelRequest, read_frame};
 use beam_server::accounts::auth::hash_secret;
 use beam_server::accounts::scope::Scopes;
@@ -53,7 +53,7 @@ async fn wrong_token_is_refused_with_a_clear_message() {
         },
         origin.addr,
     );
-    cfg.token = Secret::new("beam_wrongwrongwrong");
+    cfg.conn.token = Secret::new("beam_wrongwrongwrong");
     let r = TestClient::start(cfg).refused().await;
     assert_eq!(r.code, ErrorCode::Unauthorized);
     assert!(r.message.contains("invalid token"), "{}", r.message);
@@ -92,7 +92,7 @@ async fn expired_token_is_refused() {
         },
         origin.addr,
     );
-    cfg.token = Secret::new(expired);
+    cfg.conn.token = Secret::new(expired);
     let r = TestClient::start(cfg).refused().await;
     assert_eq!(r.code, ErrorCode::TokenExpired);
     assert!(r.message.contains("has expired"), "{}", r.message);
@@ -188,13 +188,13 @@ async fn failed_attempts_are_throttled_per_ip() {
         server.public,
     );
     for _ in 0..10 {
-        match connect(&cfg, &hello("beam_bad")).await {
+        match connect(&cfg.conn, &hello("beam_bad")).await {
             Err(ConnectError::Refused(r)) => assert_eq!(r.code, ErrorCode::Unauthorized),
             other => panic!("{other:?}"),
         }
     }
     // Further guesses are refused with a retry time…
-    match connect(&cfg, &hello("beam_bad_again")).await {
+    match connect(&cfg.conn, &hello("beam_bad_again")).await {
         Err(ConnectError::Refused(r)) => {
             assert_eq!(r.code, ErrorCode::Throttled);
             assert!(r.retry_after_secs.is_some_and(|s| (1..=60).contains(&s)));
@@ -209,7 +209,9 @@ async fn failed_attempts_are_throttled_per_ip() {
     // …but a valid token from the same address (a colleague behind the same
     // NAT) is never refused because someone else failed.
     assert!(
-        connect(&cfg, &hello(server.token.expose())).await.is_ok(),
+        connect(&cfg.conn, &hello(server.token.expose()))
+            .await
+            .is_ok(),
         "a valid token was refused for others' failures"
     );
 }
@@ -224,8 +226,8 @@ async fn wrong_pinned_fingerprint_is_a_fatal_tls_error() {
         },
         server.public,
     );
-    cfg.tls = TlsMode::Pinned(format!("sha256:{}", "00".repeat(32)));
-    let err = connect(&cfg, &hello(server.token.expose()))
+    cfg.conn.tls = TlsMode::Pinned(format!("sha256:{}", "00".repeat(32)));
+    let err = connect(&cfg.conn, &hello(server.token.expose()))
         .await
         .unwrap_err();
     assert!(err.is_fatal(), "{err}");
@@ -246,7 +248,7 @@ async fn plaintext_on_loopback_works_and_tls_is_the_default_path() {
         },
         origin.addr,
     );
-    cfg.tls = TlsMode::Plaintext;
+    cfg.conn.tls = TlsMode::Plaintext;
     let mut c = TestClient::start(cfg);
     let w = c.connected().await;
     let (status, _) = get(server.public, &server.host(&w.name), "/hello").await;
@@ -267,8 +269,8 @@ async fn unreachable_server_is_retried_not_fatal() {
         },
         server.public,
     );
-    cfg.server = closed.to_string();
-    cfg.connect_timeout = Duration::from_secs(2);
+    cfg.conn.server = closed.to_string();
+    cfg.conn.connect_timeout = Duration::from_secs(2);
     let mut c = TestClient::start(cfg);
     let reason = c.disconnected().await;
     assert!(reason.contains("cannot reach"), "{reason}");

@@ -116,11 +116,10 @@ async fn agent_logs_are_filtered_followed_and_resumed_and_tokens_keep_their_role
         project: "shop".into(),
         environment: "production".into(),
     };
-    let unused: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let mut cfg = server.client_config(agent_request.clone(), unused);
+    let mut cfg = server.conn_config(agent_request.clone());
     cfg.token = Secret::new(agent_token.clone());
-    cfg.agent = Some(AgentServices::new(buffer.clone(), "shop/production"));
-    let mut agent = TestClient::start(cfg);
+    let services = AgentServices::new(buffer.clone(), "shop/production");
+    let mut agent = TestClient::serve(cfg, services.clone(), Default::default());
     let w = agent.connected().await;
     assert_eq!(w.public_url, "agent://shop/production");
 
@@ -247,13 +246,15 @@ async fn agent_logs_are_filtered_followed_and_resumed_and_tokens_keep_their_role
     let (status, _) = open_logs(&server, &tunnels_only, "follow=false").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Consumers cannot publish: a developer token is refused as an agent…
-    let mut cfg = server.client_config(agent_request, unused);
+    let mut cfg = server.conn_config(agent_request);
     cfg.token = Secret::new(
         server
             .api_token(&admin, &["logs:read", "tunnels:write"])
             .await,
     );
-    let r = TestClient::start(cfg).refused().await;
+    let r = TestClient::serve(cfg, services.clone(), Default::default())
+        .refused()
+        .await;
     assert_eq!(r.code, ErrorCode::Unauthorized);
     assert!(
         r.message.contains("developer tokens cannot publish"),
@@ -269,7 +270,7 @@ async fn agent_logs_are_filtered_followed_and_resumed_and_tokens_keep_their_role
         },
         origin.addr,
     );
-    cfg.token = Secret::new(agent_token.clone());
+    cfg.conn.token = Secret::new(agent_token.clone());
     let r = TestClient::start(cfg).refused().await;
     assert_eq!(r.code, ErrorCode::Unauthorized);
     assert!(
@@ -295,15 +296,14 @@ async fn agent_logs_are_filtered_followed_and_resumed_and_tokens_keep_their_role
         )
         .await;
     let staging_token = r.json["token"].as_str().unwrap().to_string();
-    let mut cfg = server.client_config(
-        TunnelRequest::Agent {
-            project: "shop".into(),
-            environment: "production".into(),
-        },
-        unused,
-    );
+    let mut cfg = server.conn_config(TunnelRequest::Agent {
+        project: "shop".into(),
+        environment: "production".into(),
+    });
     cfg.token = Secret::new(staging_token);
-    let r = TestClient::start(cfg).refused().await;
+    let r = TestClient::serve(cfg, services, Default::default())
+        .refused()
+        .await;
     assert!(
         r.message.contains("not for shop/production"),
         "{}",

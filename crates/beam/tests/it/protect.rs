@@ -191,7 +191,7 @@ async fn cidr_allow_and_deny() {
         },
         origin.addr,
     );
-    cfg.protection.deny_cidr = vec!["10.0.0.300/8".into()];
+    cfg.conn.protection.deny_cidr = vec!["10.0.0.300/8".into()];
     let r = TestClient::start(cfg).refused().await;
     assert_eq!(r.code, ErrorCode::InvalidOption);
     assert!(
@@ -603,7 +603,7 @@ async fn compression_is_opt_in_and_round_trips() {
         },
         origin.addr,
     );
-    cfg.compress = true;
+    cfg.proxy.compress = true;
     let mut c = TestClient::start(cfg);
     let w = c.connected().await;
     let host = server.host(&w.name);
@@ -679,9 +679,9 @@ async fn https_upstreams_are_verified_unless_insecure_upstream() {
             },
             local,
         );
-        cfg.local.host = "localhost".into();
-        cfg.local.https = true;
-        cfg.insecure_upstream = insecure;
+        cfg.proxy.local.host = "localhost".into();
+        cfg.proxy.local.https = true;
+        cfg.proxy.insecure_upstream = insecure;
         cfg
     };
     let mut strict = TestClient::start(tunnel(false));
@@ -736,7 +736,7 @@ async fn proxy_protocol_v2_carries_the_visitor_address() {
         }
     });
     let mut cfg = server.client_config(TunnelRequest::Tcp { port: None }, local);
-    cfg.proxy_protocol = true;
+    cfg.proxy.proxy_protocol = true;
     let mut c = TestClient::start(cfg);
     let w = c.connected().await;
     let port: u16 = w.name.parse().unwrap();

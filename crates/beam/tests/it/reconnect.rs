@@ -94,7 +94,7 @@ async fn a_name_is_free_again_after_the_grace_period() {
 /// or use the answer) must not strand the client's lease.
 #[tokio::test]
 async fn a_reconnect_that_dies_mid_handshake_keeps_the_lease_valid() {
-    use beam_agent::connect::connect;
+    use beam_client::connect::connect;
     use beam_proto::Hello;
     let server = TestServer::start().await;
     let origin = Origin::start().await;
@@ -110,15 +110,15 @@ async fn a_reconnect_that_dies_mid_handshake_keeps_the_lease_valid() {
         client: "test".into(),
         protection: Default::default(),
     };
-    let (first, stream) = connect(&cfg, &hello(None)).await.unwrap();
+    let (first, stream) = connect(&cfg.conn, &hello(None)).await.unwrap();
     drop(stream);
     // Reconnect with the lease, then vanish without using the new Welcome.
-    let (_second, stream) = connect(&cfg, &hello(Some(first.lease.clone())))
+    let (_second, stream) = connect(&cfg.conn, &hello(Some(first.lease.clone())))
         .await
         .unwrap();
     drop(stream);
     // The lease the client still holds is the first one: it must still work.
-    let (third, _stream) = connect(&cfg, &hello(Some(first.lease.clone())))
+    let (third, _stream) = connect(&cfg.conn, &hello(Some(first.lease.clone())))
         .await
         .unwrap();
     assert_eq!(third.name, "sticky");

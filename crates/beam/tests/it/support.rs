@@ -7,7 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beam_agent::{Backoff, ClientConfig, ClientError, Event, LocalTarget, Stats, TlsMode};
+use beam_client::{
+    Backoff, ClientConfig, ClientError, Event, LocalProxy, LocalTarget, ProxyConfig, Stats,
+    StreamHandler, TlsMode,
+};
 use beam_proto::{Secret, TunnelRequest, Welcome};
 use beam_server::accounts::auth::generate_token;
 use beam_server::tls::TunnelCert;
@@ -287,23 +290,27 @@ impl TestServer {
         s
     }
 
-    pub fn client_config(&self, tunnel: TunnelRequest, local: SocketAddr) -> ClientConfig {
-        let mut cfg = ClientConfig::new(
-            self.tunnel.to_string(),
-            self.token.clone(),
-            tunnel,
-            LocalTarget {
-                host: local.ip().to_string(),
-                port: local.port(),
-                https: false,
-            },
-        );
+    /// The connection half of a client config: this server, pinned, fast retries.
+    pub fn conn_config(&self, tunnel: TunnelRequest) -> ClientConfig {
+        let mut cfg = ClientConfig::new(self.tunnel.to_string(), self.token.clone(), tunnel);
         cfg.tls = TlsMode::Pinned(self.fingerprint.clone());
         cfg.backoff = Backoff {
             base: Duration::from_millis(20),
             cap: Duration::from_millis(200),
         };
         cfg
+    }
+
+    /// A tunnel client config proxying to `local`.
+    pub fn client_config(&self, tunnel: TunnelRequest, local: SocketAddr) -> ClientSetup {
+        ClientSetup {
+            conn: self.conn_config(tunnel),
+            proxy: ProxyConfig::new(LocalTarget {
+                host: local.ip().to_string(),
+                port: local.port(),
+                https: false,
+            }),
+        }
     }
 
     /// Starts an HTTP tunnel client to `local` and waits until it is routable.
@@ -320,7 +327,7 @@ impl TestServer {
             },
             local,
         );
-        cfg.protection = protection;
+        cfg.conn.protection = protection;
         let mut c = TestClient::start(cfg);
         let w = c.connected().await;
         (c, self.host(&w.name))
@@ -361,16 +368,29 @@ pub struct TestClient {
     pub handle: JoinHandle<Result<(), ClientError>>,
 }
 
+/// Both halves of a `beam http` / `beam tcp` client's configuration.
+pub struct ClientSetup {
+    pub conn: ClientConfig,
+    pub proxy: ProxyConfig,
+}
+
 impl TestClient {
-    pub fn start(cfg: ClientConfig) -> Self {
+    /// A tunnel client proxying to its local target.
+    pub fn start(cfg: ClientSetup) -> Self {
+        let stats = Arc::new(Stats::default());
+        let proxy = LocalProxy::new(&cfg.proxy, cfg.conn.tunnel.kind(), stats.clone());
+        Self::serve(cfg.conn, proxy, stats)
+    }
+
+    /// A client whose streams `handler` answers (an agent's services).
+    pub fn serve(cfg: ClientConfig, handler: impl StreamHandler, stats: Arc<Stats>) -> Self {
         init();
         let (tx, events) = mpsc::unbounded_channel();
-        let stats = Arc::new(Stats::default());
         let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(beam_agent::run(
+        let handle = tokio::spawn(beam_client::run(
             cfg,
+            handler,
             tx,
-            stats.clone(),
             shutdown.clone().cancelled_owned(),
         ));
         Self {
@@ -706,7 +726,7 @@ pub fn peak_rss() -> u64 {
 /// The server's refusal inside a client error; panics on any other error.
 pub fn refusal_of(err: ClientError) -> beam_proto::Refusal {
     match err {
-        ClientError::Fatal(beam_agent::connect::ConnectError::Refused(r)) => r,
+        ClientError::Fatal(beam_client::connect::ConnectError::Refused(r)) => r,
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
@@ -871,9 +891,9 @@ impl TestServer {
         token: &str,
         tunnel: TunnelRequest,
         local: SocketAddr,
-    ) -> ClientConfig {
+    ) -> ClientSetup {
         let mut cfg = self.client_config(tunnel, local);
-        cfg.token = Secret::new(token);
+        cfg.conn.token = Secret::new(token);
         cfg
     }
 }

@@ -427,7 +427,7 @@ async fn visitors_abandoning_requests_do_not_drop_the_tunnel() {
     );
     while let Ok(ev) = client.events.try_recv() {
         assert!(
-            !matches!(ev, beam_agent::Event::Disconnected { .. }),
+            !matches!(ev, beam_client::Event::Disconnected { .. }),
             "tunnel dropped: {ev:?}"
         );
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use beam_agent::ClientError;
+use beam_client::ClientError;
 use beam_proto::ErrorCode;
 use http::StatusCode;
 use serde_json::{Value, json};

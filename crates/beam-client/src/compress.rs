@@ -13,7 +13,7 @@ use flate2::write::GzEncoder;
 use http::header::{self, HeaderMap, HeaderValue};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
-use crate::proxy::BoxError;
+use crate::handler::BoxError;
 
 /// Bodies smaller than this are not worth the gzip header and CPU.
 const MIN_SIZE: u64 = 1024;

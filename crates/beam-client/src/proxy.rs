@@ -4,41 +4,44 @@
 //! `CONNECT` is a raw TCP stream. The server's `:authority` is never used as a
 //! destination: this side only ever connects to its configured target.
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use beam_proto::TunnelKind;
 use beam_proto::headers::{self as bh, strip_hop_by_hop};
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
+use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 
-use crate::client::Stats;
 use crate::compress;
-use crate::config::{ClientConfig, HostHeader, LocalTarget};
+use crate::config::{HostHeader, LocalTarget, ProxyConfig};
 use crate::connect::{ConnectError, TunnelStream};
+use crate::handler::{Body, StreamHandler, empty, full, status};
 use crate::local::LocalDialer;
 
-/// Boxed error for bodies.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// Body type of this service.
-pub type Body = UnsyncBoxBody<Bytes, BoxError>;
-
-fn full(s: impl Into<Bytes>) -> Body {
-    Full::new(s.into()).map_err(|n| match n {}).boxed_unsync()
+/// Live counters for a status line.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Streams open right now (requests in flight, WebSockets, TCP connections).
+    pub open: AtomicU64,
+    /// Streams served since start.
+    pub requests: AtomicU64,
 }
 
-fn empty() -> Body {
-    Empty::new().map_err(|n| match n {}).boxed_unsync()
+impl Stats {
+    /// `(open, requests)` snapshot.
+    pub fn snapshot(&self) -> (u64, u64) {
+        (
+            self.open.load(Ordering::Relaxed),
+            self.requests.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// Proxies streams to one local target.
@@ -51,84 +54,48 @@ pub struct LocalProxy {
     client: Client<LocalDialer, Body>,
     compress: bool,
     proxy_protocol: bool,
-    agent: Option<crate::agent::AgentServices>,
     stats: Arc<Stats>,
-    control: mpsc::UnboundedSender<Control>,
-}
-
-/// Messages from the server on `beam-control` streams.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Control {
-    /// The tunnel is routable.
-    Ready,
-    /// The tunnel was stopped through the API; do not reconnect.
-    Stop(String),
 }
 
 impl LocalProxy {
-    /// A proxy for the configuration's local target. Control messages from the
-    /// server (ready, stop) are sent to `control`.
-    pub fn new(
-        cfg: &ClientConfig,
-        stats: Arc<Stats>,
-        control: mpsc::UnboundedSender<Control>,
-    ) -> Self {
+    /// A proxy for a tunnel of `kind` to the configuration's local target,
+    /// counting streams in `stats`.
+    pub fn new(cfg: &ProxyConfig, kind: TunnelKind, stats: Arc<Stats>) -> Self {
         let dialer = LocalDialer::new(cfg.local.clone(), cfg.insecure_upstream);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1024)
             .build(dialer.clone());
         Self {
-            kind: cfg.tunnel.kind(),
+            kind,
             target: cfg.local.clone(),
             host_header: cfg.host_header.clone(),
             dialer,
             client,
             compress: cfg.compress,
             proxy_protocol: cfg.proxy_protocol,
-            agent: cfg.agent.clone(),
             stats,
-            control,
         }
     }
+}
 
-    /// Handles one stream. Never fails: local errors become 502 pages.
-    pub async fn handle(self, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-        if req.headers().contains_key("beam-control")
-            && req.uri().authority().map(|a| a.as_str()) == Some("beam-control")
-        {
-            let msg = match req.headers().get("beam-control").map(|v| v.as_bytes()) {
-                Some(b"stop") => Control::Stop(
-                    req.headers()
-                        .get("beam-reason")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("the tunnel was stopped on the server")
-                        .to_string(),
-                ),
-                _ => Control::Ready,
-            };
-            let _ = self.control.send(msg);
-            return Ok(status(StatusCode::NO_CONTENT));
-        }
+impl StreamHandler for LocalProxy {
+    /// Never fails: local errors become 502 pages.
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let guard = StreamGuard::new(self.stats.clone());
         // Each tunnel kind accepts only its own stream shapes: a TCP tunnel only
         // plain CONNECT, an HTTP tunnel requests and WebSocket upgrades.
         let websocket = req.extensions().get::<hyper::ext::Protocol>().is_some();
-        if self.kind == TunnelKind::Agent {
-            return Ok(match &self.agent {
-                Some(agent) => agent.handle(req).await,
-                None => status(StatusCode::NOT_FOUND),
-            });
-        }
-        let resp = match (self.kind, req.method() == Method::CONNECT, websocket) {
+        match (self.kind, req.method() == Method::CONNECT, websocket) {
             (TunnelKind::Tcp, true, false) => self.tcp(req, guard).await,
             (TunnelKind::Http, true, true) => self.websocket(req, guard).await,
             (TunnelKind::Http, false, _) => self.http(req, guard).await,
             _ => status(StatusCode::METHOD_NOT_ALLOWED),
-        };
-        Ok(resp)
+        }
     }
+}
 
+impl LocalProxy {
     async fn http(&self, req: Request<Incoming>, guard: StreamGuard) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
         let visitor_host = parts.uri.authority().map(|a| a.as_str().to_owned());
@@ -300,12 +267,6 @@ impl LocalProxy {
         });
         status(StatusCode::OK)
     }
-}
-
-fn status(code: StatusCode) -> Response<Body> {
-    let mut r = Response::new(empty());
-    *r.status_mut() = code;
-    r
 }
 
 /// Counts a stream as open from creation until drop.

@@ -3,28 +3,20 @@
 //! the same subdomain or port. Never gives up on its own; stops on a fatal refusal
 //! (bad token, invalid name) or when the caller's shutdown completes.
 
+use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use beam_proto::{ErrorCode, Hello, Refusal, Secret, TunnelRequest, Welcome};
+use beam_proto::{Control, ErrorCode, Hello, Refusal, Secret, TunnelRequest, Welcome};
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::mpsc;
 
 use crate::config::ClientConfig;
 use crate::connect::{ConnectError, connect};
-use crate::proxy::{Control, LocalProxy};
-
-/// Live counters for a status line.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Streams open right now (requests in flight, WebSockets, TCP connections).
-    pub open: AtomicU64,
-    /// Streams served since start.
-    pub requests: AtomicU64,
-}
+use crate::handler::{StreamHandler, status};
 
 /// What the client is doing, for the UI.
 #[derive(Debug, Clone)]
@@ -70,11 +62,12 @@ pub enum ClientError {
     Stopped(String),
 }
 
-/// Runs the tunnel until `shutdown` completes (returns `Ok`) or a fatal error.
-pub async fn run(
+/// Runs the tunnel until `shutdown` completes (returns `Ok`) or a fatal error,
+/// serving every stream the server opens with `handler`.
+pub async fn run<H: StreamHandler>(
     cfg: ClientConfig,
+    handler: H,
     events: mpsc::UnboundedSender<Event>,
-    stats: Arc<Stats>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ClientError> {
     tokio::pin!(shutdown);
@@ -124,7 +117,7 @@ pub async fn run(
                 let url_changed = last_url.as_ref().is_some_and(|u| *u != welcome.public_url);
                 last_url = Some(welcome.public_url.clone());
                 let (control_tx, mut control) = mpsc::unbounded_channel();
-                let proxy = LocalProxy::new(&cfg, stats.clone(), control_tx);
+                let handler = handler.clone();
                 let mut welcome = Some(welcome);
                 let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .timer(TokioTimer::new())
@@ -146,7 +139,17 @@ pub async fn run(
                     .keep_alive_timeout(cfg.keepalive_timeout)
                     .serve_connection(
                         TokioIo::new(stream),
-                        service_fn(move |req| proxy.clone().handle(req)),
+                        service_fn(move |req: Request<Incoming>| {
+                            let handler = handler.clone();
+                            let control_tx = control_tx.clone();
+                            async move {
+                                if let Some(msg) = Control::parse(&req) {
+                                    let _ = control_tx.send(msg);
+                                    return Ok::<_, Infallible>(status(StatusCode::NO_CONTENT));
+                                }
+                                Ok(handler.handle(req).await)
+                            }
+                        }),
                     );
                 tokio::pin!(conn);
                 loop {
@@ -212,15 +215,5 @@ pub async fn run(
             () = tokio::time::sleep(retry_in) => {},
             () = &mut shutdown => return Ok(()),
         }
-    }
-}
-
-impl Stats {
-    /// `(open, requests)` snapshot.
-    pub fn snapshot(&self) -> (u64, u64) {
-        (
-            self.open.load(Ordering::Relaxed),
-            self.requests.load(Ordering::Relaxed),
-        )
     }
 }

@@ -1,4 +1,6 @@
-//! Client configuration, built once by the caller.
+//! Client configuration, built once by the caller: the connection
+//! ([`ClientConfig`]) apart from what the local proxy does ([`ProxyConfig`]),
+//! so a handler that never dials a local service needs no local target.
 
 use std::time::Duration;
 
@@ -122,7 +124,8 @@ impl Backoff {
     }
 }
 
-/// Everything the client needs.
+/// Where and how to connect: everything the tunnel connection itself needs,
+/// whatever answers its streams.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Tunnel listener, `host:port`.
@@ -133,10 +136,6 @@ pub struct ClientConfig {
     pub tls: TlsMode,
     /// What to ask the server for.
     pub tunnel: TunnelRequest,
-    /// Where to send traffic.
-    pub local: LocalTarget,
-    /// `Host` header policy towards the local service.
-    pub host_header: HostHeader,
     /// Reconnect policy.
     pub backoff: Backoff,
     /// Limit for TCP connect + TLS + handshake.
@@ -147,35 +146,49 @@ pub struct ClientConfig {
     pub keepalive_timeout: Duration,
     /// Visitor protection the edge enforces (HTTP tunnels).
     pub protection: beam_proto::Protection,
+}
+
+impl ClientConfig {
+    /// Defaults for everything but the essentials.
+    pub fn new(server: String, token: Secret, tunnel: TunnelRequest) -> Self {
+        Self {
+            server,
+            token,
+            tls: TlsMode::WebPki,
+            tunnel,
+            backoff: Backoff::default(),
+            connect_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(15),
+            keepalive_timeout: Duration::from_secs(20),
+            protection: beam_proto::Protection::default(),
+        }
+    }
+}
+
+/// What the local proxy (`beam http`, `beam tcp`) sends traffic to, and how.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Where to send traffic.
+    pub local: LocalTarget,
+    /// `Host` header policy towards the local service.
+    pub host_header: HostHeader,
     /// Accept any certificate from an `https` local service.
     pub insecure_upstream: bool,
     /// gzip responses for visitors that accept it (when the app did not).
     pub compress: bool,
     /// Send a PROXY protocol v2 header to the local service on each TCP connection.
     pub proxy_protocol: bool,
-    /// A production agent's services (for `TunnelRequest::Agent`).
-    pub agent: Option<crate::agent::AgentServices>,
 }
 
-impl ClientConfig {
-    /// Defaults for everything but the essentials.
-    pub fn new(server: String, token: Secret, tunnel: TunnelRequest, local: LocalTarget) -> Self {
+impl ProxyConfig {
+    /// Defaults for everything but the target.
+    pub fn new(local: LocalTarget) -> Self {
         Self {
-            server,
-            token,
-            tls: TlsMode::WebPki,
-            tunnel,
             local,
             host_header: HostHeader::Preserve,
-            backoff: Backoff::default(),
-            connect_timeout: Duration::from_secs(10),
-            keepalive_interval: Duration::from_secs(15),
-            keepalive_timeout: Duration::from_secs(20),
-            protection: beam_proto::Protection::default(),
             insecure_upstream: false,
             compress: false,
             proxy_protocol: false,
-            agent: None,
         }
     }
 }
