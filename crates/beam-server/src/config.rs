@@ -177,6 +177,14 @@ impl ServerConfig {
         }
     }
 
+    /// The public URL of `name`.
+    pub fn public_url(&self, name: &crate::store::PublicName) -> String {
+        match name {
+            crate::store::PublicName::Subdomain(s) => self.http_url(s),
+            crate::store::PublicName::Port(p) => self.tcp_url(*p),
+        }
+    }
+
     /// The public URL of TCP port `port`.
     pub fn tcp_url(&self, port: u16) -> String {
         format!("tcp://{}:{}", self.tcp_host, port)

@@ -40,13 +40,12 @@ pub mod body;
 pub mod config;
 pub mod domains;
 pub mod edge;
-pub mod names;
 pub mod parity;
 mod registry;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
-mod tunnel;
+pub mod tunnel;
 
 use std::collections::HashSet;
 use std::future::Future;

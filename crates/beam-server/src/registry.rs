@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::Body;
+use crate::store::PublicName;
 
 /// One connected tunnel.
 #[derive(Debug)]
@@ -17,7 +18,7 @@ pub struct Tunnel {
     /// Session id from the handshake (logs, and to tell a replaced tunnel apart).
     pub session: String,
     /// Subdomain or port.
-    pub name: String,
+    pub name: PublicName,
     /// Row id in the `tunnels` table.
     pub id: i64,
     /// Owning organization.
@@ -52,6 +53,19 @@ impl Tunnel {
     }
 }
 
+/// One connected production agent (`beam agent`): reached by parity
+/// requests, never by visitors, so it holds no name, policy or listener.
+#[derive(Debug)]
+pub struct AgentSession {
+    /// Session id from the handshake.
+    pub session: String,
+    /// Opens streams to the agent.
+    pub sender: SendRequest<Body>,
+    /// Cancelled when the agent's access is revoked: parity streams through
+    /// it end too.
+    pub kick: CancellationToken,
+}
+
 /// Live tunnels by name.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -59,7 +73,7 @@ pub struct Registry {
     tcp: RwLock<HashMap<u16, Arc<Tunnel>>>,
     domains: RwLock<HashMap<String, Arc<Tunnel>>>,
     /// Connected production agents by environment id, oldest first.
-    agents: RwLock<HashMap<i64, Vec<Arc<Tunnel>>>>,
+    agents: RwLock<HashMap<i64, Vec<Arc<AgentSession>>>>,
 }
 
 impl Registry {
@@ -81,43 +95,48 @@ impl Registry {
             .cloned()
     }
 
-    /// Registers an HTTP tunnel; a previous holder of the name is kicked.
-    pub fn insert_http(&self, tunnel: Arc<Tunnel>) {
-        let old = self
-            .http
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(tunnel.name.clone(), tunnel);
+    /// The tunnel holding `name`.
+    pub fn get(&self, name: &PublicName) -> Option<Arc<Tunnel>> {
+        match name {
+            PublicName::Subdomain(s) => self.http(s),
+            PublicName::Port(p) => self.tcp(*p),
+        }
+    }
+
+    /// Registers a tunnel under its name; a previous holder of the name is kicked.
+    pub fn insert(&self, tunnel: Arc<Tunnel>) {
+        let old = match &tunnel.name {
+            PublicName::Subdomain(s) => self
+                .http
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(s.clone(), tunnel.clone()),
+            PublicName::Port(p) => self
+                .tcp
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(*p, tunnel.clone()),
+        };
         if let Some(old) = old {
             old.kick.cancel();
         }
     }
 
-    /// Registers a TCP tunnel; a previous holder of the port is kicked.
-    pub fn insert_tcp(&self, port: u16, tunnel: Arc<Tunnel>) {
-        let old = self
-            .tcp
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(port, tunnel);
-        if let Some(old) = old {
-            old.kick.cancel();
-        }
-    }
-
-    /// Removes subdomain `name` if `session` still holds it.
-    pub fn remove_http(&self, name: &str, session: &str) {
-        let mut map = self.http.write().unwrap_or_else(|e| e.into_inner());
-        if map.get(name).is_some_and(|t| t.session == session) {
-            map.remove(name);
-        }
-    }
-
-    /// Removes `port` if `session` still holds it.
-    pub fn remove_tcp(&self, port: u16, session: &str) {
-        let mut map = self.tcp.write().unwrap_or_else(|e| e.into_inner());
-        if map.get(&port).is_some_and(|t| t.session == session) {
-            map.remove(&port);
+    /// Removes `name` if `session` still holds it.
+    pub fn remove(&self, name: &PublicName, session: &str) {
+        match name {
+            PublicName::Subdomain(s) => {
+                let mut map = self.http.write().unwrap_or_else(|e| e.into_inner());
+                if map.get(s).is_some_and(|t| t.session == session) {
+                    map.remove(s);
+                }
+            }
+            PublicName::Port(p) => {
+                let mut map = self.tcp.write().unwrap_or_else(|e| e.into_inner());
+                if map.get(p).is_some_and(|t| t.session == session) {
+                    map.remove(p);
+                }
+            }
         }
     }
 
@@ -164,7 +183,7 @@ impl Registry {
     }
 
     /// Registers a production agent of environment `env_id`.
-    pub fn insert_agent(&self, env_id: i64, agent: Arc<Tunnel>) {
+    pub fn insert_agent(&self, env_id: i64, agent: Arc<AgentSession>) {
         self.agents
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -185,7 +204,7 @@ impl Registry {
     }
 
     /// The connected agents of `env_id`, oldest first.
-    pub fn agents(&self, env_id: i64) -> Vec<Arc<Tunnel>> {
+    pub fn agents(&self, env_id: i64) -> Vec<Arc<AgentSession>> {
         self.agents
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -220,10 +239,7 @@ impl Registry {
 
     /// Stops routing to `tunnel` at once (its connection task cleans up the rest).
     pub fn remove_session(&self, tunnel: &Tunnel) {
-        self.remove_http(&tunnel.name, &tunnel.session);
-        if let Ok(port) = tunnel.name.parse() {
-            self.remove_tcp(port, &tunnel.session);
-        }
+        self.remove(&tunnel.name, &tunnel.session);
         self.remove_domains_of(tunnel);
     }
 

@@ -90,7 +90,7 @@ pub async fn create(
     let taken = || ApiError::conflict(format!("'{hostname}' is already registered"));
     let (domain_kind, status) = match &kind {
         HostKind::Subdomain(label) => {
-            let label = crate::names::validate(label, &state.cfg.reserved)
+            let label = crate::tunnel::names::validate(label, &state.cfg.reserved)
                 .map_err(|e| ApiError::invalid(e.to_string()))?;
             let org = state
                 .store

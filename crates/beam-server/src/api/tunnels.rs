@@ -11,9 +11,10 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
 use crate::State;
+use crate::accounts::auth::Principal;
 use crate::accounts::scope::Scope;
-use crate::names;
-use crate::store::{NameKind, TunnelKey, TunnelRow, now_ms};
+use crate::store::{NameKind, PublicName, TunnelKey, TunnelRow, now_ms};
+use crate::tunnel::names;
 
 /// A tunnel to reserve.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -109,116 +110,105 @@ pub async fn create(
         }
     }
     let now = now_ms();
-    let (kind, name) = match req.kind {
-        TunnelKindArg::Http => {
-            if req.port.is_some() {
-                return Err(ApiError::invalid(
-                    "'port' is for tcp tunnels; use 'subdomain'",
-                ));
-            }
-            match req.subdomain.as_deref() {
-                Some(s) => {
-                    let name = names::validate(s, &state.cfg.reserved)
-                        .map_err(|e| ApiError::invalid(e.to_string()))?;
-                    if !state
-                        .store
-                        .reserve(NameKind::Subdomain, &name, p.org_id, p.token_id, now)
-                        .await?
-                    {
-                        return Err(ApiError::conflict(format!("subdomain '{name}' is taken")));
-                    }
-                    (NameKind::Subdomain, name)
-                }
-                None => {
-                    let mut got = None;
-                    for _ in 0..names::MAX_ATTEMPTS {
-                        let candidate = names::random_name();
-                        if state.cfg.reserved.contains(&candidate) {
-                            continue;
-                        }
-                        if state
-                            .store
-                            .reserve(NameKind::Subdomain, &candidate, p.org_id, p.token_id, now)
-                            .await?
-                        {
-                            got = Some(candidate);
-                            break;
-                        }
-                    }
-                    (
-                        NameKind::Subdomain,
-                        got.ok_or_else(|| ApiError::internal(&"no free subdomain found"))?,
-                    )
-                }
-            }
+    let name = match req.kind {
+        TunnelKindArg::Http if req.port.is_some() => {
+            return Err(ApiError::invalid(
+                "'port' is for tcp tunnels; use 'subdomain'",
+            ));
         }
-        TunnelKindArg::Tcp => {
-            if req.subdomain.is_some() {
-                return Err(ApiError::invalid(
-                    "'subdomain' is for http tunnels; use 'port'",
-                ));
-            }
-            let range = state.cfg.tcp_ports.clone();
-            let port = match req.port {
-                Some(port) if range.contains(&port) => {
-                    if !state
-                        .store
-                        .reserve(
-                            NameKind::TcpPort,
-                            &port.to_string(),
-                            p.org_id,
-                            p.token_id,
-                            now,
-                        )
-                        .await?
-                    {
-                        return Err(ApiError::conflict(format!("port {port} is taken")));
-                    }
-                    port
-                }
-                Some(port) => {
-                    return Err(ApiError::invalid(format!(
-                        "port {port} is outside this server's TCP range {}-{}",
-                        range.start(),
-                        range.end()
-                    )));
-                }
-                None => {
-                    let mut got = None;
-                    for port in range.clone() {
-                        if state
-                            .store
-                            .reserve(
-                                NameKind::TcpPort,
-                                &port.to_string(),
-                                p.org_id,
-                                p.token_id,
-                                now,
-                            )
-                            .await?
-                        {
-                            got = Some(port);
-                            break;
-                        }
-                    }
-                    got.ok_or_else(|| ApiError::conflict("no free port in the server's TCP range"))?
-                }
-            };
-            (NameKind::TcpPort, port.to_string())
+        TunnelKindArg::Tcp if req.subdomain.is_some() => {
+            return Err(ApiError::invalid(
+                "'subdomain' is for http tunnels; use 'port'",
+            ));
         }
+        TunnelKindArg::Http => reserve_subdomain(&state, p, req.subdomain.as_deref(), now).await?,
+        TunnelKindArg::Tcp => reserve_port(&state, p, req.port, now).await?,
     };
-    let url = match kind {
-        NameKind::Subdomain => state.cfg.http_url(&name),
-        NameKind::TcpPort => state.cfg.tcp_url(name.parse().unwrap_or_default()),
-    };
+    let url = state.cfg.public_url(&name);
+    let stored = name.key();
     let key = TunnelKey {
         org_id: p.org_id,
         user_id: p.user_id,
-        kind,
-        name: &name,
+        kind: name.kind(),
+        name: &stored,
     };
     let row = state.store.create_tunnel(key, &url, now).await?;
     Ok((StatusCode::CREATED, axum::Json(row)))
+}
+
+/// Reserves subdomain `requested`, or a random free one.
+async fn reserve_subdomain(
+    state: &State,
+    p: &Principal,
+    requested: Option<&str>,
+    now: i64,
+) -> Result<PublicName, ApiError> {
+    let reserve = |name: String| async move {
+        let ok = state
+            .store
+            .reserve(NameKind::Subdomain, &name, p.org_id, p.token_id, now)
+            .await?;
+        Ok::<_, ApiError>(ok.then_some(PublicName::Subdomain(name)))
+    };
+    if let Some(s) = requested {
+        let name = names::validate(s, &state.cfg.reserved)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let taken = format!("subdomain '{name}' is taken");
+        return reserve(name)
+            .await?
+            .ok_or_else(|| ApiError::conflict(taken));
+    }
+    for _ in 0..names::MAX_ATTEMPTS {
+        let candidate = names::random_name();
+        if state.cfg.reserved.contains(&candidate) {
+            continue;
+        }
+        if let Some(name) = reserve(candidate).await? {
+            return Ok(name);
+        }
+    }
+    Err(ApiError::internal(&"no free subdomain found"))
+}
+
+/// Reserves port `requested` (inside the server's TCP range), or the first free one.
+async fn reserve_port(
+    state: &State,
+    p: &Principal,
+    requested: Option<u16>,
+    now: i64,
+) -> Result<PublicName, ApiError> {
+    let range = state.cfg.tcp_ports.clone();
+    let reserve = |port: u16| async move {
+        let ok = state
+            .store
+            .reserve(
+                NameKind::TcpPort,
+                &port.to_string(),
+                p.org_id,
+                p.token_id,
+                now,
+            )
+            .await?;
+        Ok::<_, ApiError>(ok.then_some(PublicName::Port(port)))
+    };
+    match requested {
+        Some(port) if range.contains(&port) => reserve(port)
+            .await?
+            .ok_or_else(|| ApiError::conflict(format!("port {port} is taken"))),
+        Some(port) => Err(ApiError::invalid(format!(
+            "port {port} is outside this server's TCP range {}-{}",
+            range.start(),
+            range.end()
+        ))),
+        None => {
+            for port in range {
+                if let Some(name) = reserve(port).await? {
+                    return Ok(name);
+                }
+            }
+            Err(ApiError::conflict("no free port in the server's TCP range"))
+        }
+    }
 }
 
 /// One tunnel.

@@ -330,7 +330,8 @@ async fn proxy(
         scheme,
         raw_host,
     } = visitor;
-    let name = tunnel.name.as_str();
+    let name = tunnel.name.to_string();
+    let name = name.as_str();
     if req.method() == Method::CONNECT {
         return Err(EdgeError::Connect);
     }

@@ -25,7 +25,7 @@ pub use certificates::CertRow;
 pub use domains::{Check, DomainKind, DomainRow, DomainStatus, NewDomain};
 pub use invitations::{InvitationRow, NewInvitation};
 pub use projects::EnvironmentRow;
-pub use reservations::{Claim, NameKind};
+pub use reservations::{Claim, NameKind, PublicName};
 pub use tokens::{NewToken, TokenKind, TokenRow};
 pub use tunnels::{TunnelKey, TunnelRow};
 pub use webhooks::{NewWebhook, SubscriptionRow, WebhookSummary};

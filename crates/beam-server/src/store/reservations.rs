@@ -22,6 +22,49 @@ impl NameKind {
     }
 }
 
+/// A tunnel's public name: a subdomain of the server's domain or a public TCP
+/// port. Stored as its [`NameKind`] and [`PublicName::key`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PublicName {
+    /// `name.<domain>`.
+    Subdomain(String),
+    /// `tcp://<tcp host>:port`.
+    Port(u16),
+}
+
+impl PublicName {
+    /// The namespace it lives in.
+    pub fn kind(&self) -> NameKind {
+        match self {
+            Self::Subdomain(_) => NameKind::Subdomain,
+            Self::Port(_) => NameKind::TcpPort,
+        }
+    }
+
+    /// The name as stored: the label, or the port's digits.
+    pub fn key(&self) -> String {
+        self.to_string()
+    }
+
+    /// The name a stored `(kind, key)` pair stands for; `None` for a port
+    /// that is not a number (a corrupt row).
+    pub fn from_stored(kind: NameKind, key: &str) -> Option<Self> {
+        match kind {
+            NameKind::Subdomain => Some(Self::Subdomain(key.to_string())),
+            NameKind::TcpPort => key.parse().ok().map(Self::Port),
+        }
+    }
+}
+
+impl std::fmt::Display for PublicName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Subdomain(s) => f.write_str(s),
+            Self::Port(p) => write!(f, "{p}"),
+        }
+    }
+}
+
 /// Arguments of [`Store::claim`].
 #[derive(Debug, Clone)]
 pub struct Claim<'a> {

@@ -1,23 +1,46 @@
 //! Claiming a public name in the handshake: a requested or random subdomain, or a
 //! requested or random TCP port (bound here), each taken through the store's
-//! atomic claim so two clients can never both win.
+//! atomic claim so two clients can never both win. A [`Claimed`] name is
+//! released exactly once, by value, which starts its grace period.
 
 use std::sync::Arc;
 
 use beam_proto::{ErrorCode, Refusal};
 use tokio::net::TcpListener;
 
+use super::names;
 use crate::State;
 use crate::accounts::auth::internal;
-use crate::names;
-use crate::store::{Claim, NameKind, now_ms};
+use crate::store::{Claim, NameKind, PublicName, now_ms};
 
-/// What the handshake claimed.
+/// A name this session holds in the store.
 pub(crate) struct Claimed {
-    pub(crate) kind: NameKind,
-    pub(crate) name: String,
+    pub(crate) name: PublicName,
     pub(crate) public_url: String,
+    /// The bound public port of a TCP tunnel.
     pub(crate) listener: Option<Arc<TcpListener>>,
+    /// The session holding it.
+    session: String,
+}
+
+impl Claimed {
+    /// The session holding the name.
+    pub(crate) fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// Lets go of the name: it stays reserved for the lease holder for the
+    /// grace period, so a reconnecting client gets it back.
+    pub(crate) async fn release(self, state: &State) {
+        let until = now_ms() + state.cfg.grace.as_millis() as i64;
+        if let Err(e) = state
+            .store
+            .release(self.name.kind(), &self.name.key(), &self.session, until)
+            .await
+        {
+            tracing::warn!(error = %e, "could not start the grace period");
+        }
+    }
 }
 
 /// Who is claiming a name in this handshake.
@@ -97,10 +120,10 @@ pub(crate) async fn claim_subdomain(
         }
     };
     Ok(Claimed {
-        kind: NameKind::Subdomain,
         public_url: state.cfg.http_url(&name),
-        name,
+        name: PublicName::Subdomain(name),
         listener: None,
+        session: who.session.to_string(),
     })
 }
 
@@ -204,9 +227,9 @@ pub(crate) async fn claim_port(
         }
     };
     Ok(Claimed {
-        kind: NameKind::TcpPort,
-        name: port.to_string(),
+        name: PublicName::Port(port),
         public_url: state.cfg.tcp_url(port),
         listener: Some(listener),
+        session: session.to_string(),
     })
 }

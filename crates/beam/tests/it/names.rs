@@ -65,7 +65,7 @@ async fn concurrent_clients_get_distinct_valid_names() {
     for c in &mut clients {
         let w = c.connected().await;
         assert!(
-            beam_server::names::validate(&w.name, &[]).is_ok(),
+            beam_server::tunnel::names::validate(&w.name, &[]).is_ok(),
             "{}",
             w.name
         );

@@ -1,0 +1,112 @@
+//! A production agent's session (`beam agent`): its token must belong to the
+//! environment it names; it is registered for parity requests until it drops.
+//! Agents hold no public name, so nothing here claims or releases one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use beam_proto::{ErrorCode, Refusal, Reply, TunnelKind, Welcome, write_frame};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use super::{h2_handshake, refuse, send_ready};
+use crate::State;
+use crate::accounts::auth::{Principal, internal, random_secret};
+use crate::registry::AgentSession;
+use crate::store::EnvironmentRow;
+
+/// Runs one agent connection until it drops, is revoked or the server stops.
+pub(super) async fn run<IO>(
+    state: Arc<State>,
+    mut io: IO,
+    peer: SocketAddr,
+    principal: Principal,
+    project: &str,
+    environment: &str,
+    shutdown: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let env = match environment_of(&state, peer, &principal, project, environment).await {
+        Ok(env) => env,
+        Err(r) => return refuse(&mut io, r).await,
+    };
+    let session = format!("{:016x}", rand::random::<u64>());
+    let name = format!("{project}/{environment}");
+    let welcome = Welcome {
+        session: session.clone(),
+        public_url: format!("agent://{name}"),
+        name: name.clone(),
+        // Agents hold no public name; the lease is not used.
+        lease: random_secret("lease_"),
+        grace_secs: 0,
+        enforced: true,
+    };
+    if write_frame(&mut io, &Reply::Welcome(welcome))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let (sender, conn) = match h2_handshake(&state, io).await {
+        Ok(pair) => pair,
+        Err(e) => return tracing::debug!(%peer, error = %e, "agent HTTP/2 handshake failed"),
+    };
+    let agent = Arc::new(AgentSession {
+        session: session.clone(),
+        sender,
+        kick: CancellationToken::new(),
+    });
+    state.registry.insert_agent(env.id, agent.clone());
+    // An agent token revoked (or its creator leaving the organization) ends
+    // the agent's connection too.
+    let kick = agent.kick.clone();
+    let _held = state.revocation.hold(
+        crate::accounts::revocation::Access::of(&principal, None),
+        kick.clone(),
+    );
+    let gauge = state.metrics.tunnels(TunnelKind::Agent.as_str());
+    gauge.inc();
+    tracing::info!(%peer, session, environment = %name, "agent connected");
+    tokio::spawn(send_ready(agent.sender.clone()));
+    tokio::select! {
+        r = conn => if let Err(e) = r {
+            tracing::debug!(session, error = %e, "agent connection ended");
+        },
+        () = kick.cancelled() => {},
+        () = shutdown.cancelled() => {},
+    }
+    gauge.dec();
+    state.registry.remove_agent(env.id, &session);
+    tracing::info!(session, environment = %name, "agent disconnected");
+}
+
+/// The environment the agent names, when its token belongs to it.
+async fn environment_of(
+    state: &State,
+    peer: SocketAddr,
+    principal: &Principal,
+    project: &str,
+    environment: &str,
+) -> Result<EnvironmentRow, Refusal> {
+    match state
+        .store
+        .environment(principal.org_id, project, environment)
+        .await
+    {
+        Ok(Some(env)) if principal.environment_id == Some(env.id) => Ok(env),
+        Ok(_) => {
+            state.auth.record_failure(peer.ip());
+            Err(Refusal::new(
+                ErrorCode::Unauthorized,
+                format!(
+                    "this agent token is not for {project}/{environment}; create one with `beam projects token {project}/{environment}`"
+                ),
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "environment lookup failed");
+            Err(internal())
+        }
+    }
+}
