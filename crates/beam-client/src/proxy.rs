@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use beam_proto::TunnelKind;
-use beam_proto::headers::{self as bh, strip_hop_by_hop};
+use beam_proto::headers::{self as bh, LocalFailure, strip_hop_by_hop};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
@@ -138,7 +138,14 @@ impl LocalProxy {
                 };
                 Response::from_parts(parts, body)
             }
-            Err(e) => self.local_error(e.is_connect(), &e),
+            Err(e) => {
+                let failure = if e.is_connect() {
+                    LocalFailure::Refused
+                } else {
+                    LocalFailure::Failed
+                };
+                self.local_error(failure, &e)
+            }
         }
     }
 
@@ -153,20 +160,15 @@ impl LocalProxy {
     }
 
     /// A 502 naming the local address, tagged so the edge can classify it.
-    fn local_error(&self, refused: bool, err: &dyn std::fmt::Display) -> Response<Body> {
+    fn local_error(&self, failure: LocalFailure, err: &dyn std::fmt::Display) -> Response<Body> {
         let addr = self.target.url();
-        let (kind, page) = if refused {
-            (
-                bh::beam_error::LOCAL_REFUSED,
-                format!(
-                    "502 Bad Gateway\n\nbeam could not connect to the local service at {addr}.\nIs it running? Start it, then reload this page.\n"
-                ),
-            )
-        } else {
-            (
-                bh::beam_error::LOCAL_FAILED,
-                format!("502 Bad Gateway\n\nThe local service at {addr} failed to answer: {err}\n"),
-            )
+        let page = match failure {
+            LocalFailure::Refused => format!(
+                "502 Bad Gateway\n\nbeam could not connect to the local service at {addr}.\nIs it running? Start it, then reload this page.\n"
+            ),
+            LocalFailure::Failed => {
+                format!("502 Bad Gateway\n\nThe local service at {addr} failed to answer: {err}\n")
+            }
         };
         let mut resp = Response::new(full(page));
         *resp.status_mut() = StatusCode::BAD_GATEWAY;
@@ -174,8 +176,10 @@ impl LocalProxy {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        resp.headers_mut()
-            .insert(bh::BEAM_ERROR, HeaderValue::from_static(kind));
+        resp.headers_mut().insert(
+            bh::BEAM_ERROR,
+            HeaderValue::from_static(failure.as_header()),
+        );
         resp
     }
 
@@ -194,12 +198,12 @@ impl LocalProxy {
             .unwrap_or_else(|| "/".into());
         let stream = match self.connect_local().await {
             Ok(s) => s,
-            Err(e) => return self.local_error(true, &e),
+            Err(e) => return self.local_error(LocalFailure::Refused, &e),
         };
         let (mut sender, conn) =
             match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
                 Ok(p) => p,
-                Err(e) => return self.local_error(false, &e),
+                Err(e) => return self.local_error(LocalFailure::Failed, &e),
             };
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
@@ -216,7 +220,7 @@ impl LocalProxy {
         *local_req.headers_mut() = parts.headers;
         let mut resp = match sender.send_request(local_req).await {
             Ok(r) => r,
-            Err(e) => return self.local_error(false, &e),
+            Err(e) => return self.local_error(LocalFailure::Failed, &e),
         };
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             // The app said no (e.g. 403 or 404): the visitor sees its answer.
@@ -242,7 +246,7 @@ impl LocalProxy {
         let tunnel_upgrade = hyper::upgrade::on(&mut req);
         let mut local = match self.connect_local().await {
             Ok(s) => s,
-            Err(e) => return self.local_error(true, &e),
+            Err(e) => return self.local_error(LocalFailure::Refused, &e),
         };
         if self.proxy_protocol {
             let addr = |name: &str| {
@@ -256,7 +260,7 @@ impl LocalProxy {
             };
             let header = beam_proto::proxy_v2::header(peer, public);
             if let Err(e) = local.write_all(&header).await {
-                return self.local_error(false, &e);
+                return self.local_error(LocalFailure::Failed, &e);
             }
         }
         tokio::spawn(async move {

@@ -22,12 +22,41 @@ pub const PUBLIC_ADDR: &str = "beam-public-addr";
 /// naming why, so the edge can classify the error and count it. Never reaches visitors.
 pub const BEAM_ERROR: &str = "beam-error";
 
-/// Values of [`BEAM_ERROR`].
-pub mod beam_error {
+/// Why the tunnel client answered for the local service: the value of
+/// [`BEAM_ERROR`]. The edge counts it and logs it on the local side, never as
+/// the tunnel's or the server's failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalFailure {
     /// The local service refused the connection or is not listening.
-    pub const LOCAL_REFUSED: &str = "local-refused";
+    Refused,
     /// The local service broke the connection or answered with garbage.
-    pub const LOCAL_FAILED: &str = "local-failed";
+    Failed,
+}
+
+impl LocalFailure {
+    /// The header value.
+    pub fn as_header(self) -> &'static str {
+        match self {
+            Self::Refused => "local-refused",
+            Self::Failed => "local-failed",
+        }
+    }
+
+    /// The failure a header value names; anything unknown is a failure.
+    pub fn from_header(value: &[u8]) -> Self {
+        match value {
+            b"local-refused" => Self::Refused,
+            _ => Self::Failed,
+        }
+    }
+
+    /// The `type` label of `beam_errors_total`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Refused => "local_refused",
+            Self::Failed => "local_failed",
+        }
+    }
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) that a proxy must not forward, besides any

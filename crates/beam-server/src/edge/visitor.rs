@@ -40,6 +40,9 @@ const TUNNEL_HASH_BUDGET: usize = 2;
 /// and hold every other tenant's first-time visitors.
 pub(crate) const ORG_HASH_BUDGET: usize = 2;
 
+/// One of a tunnel's stream slots, held until the response (or WebSocket) ends.
+pub(crate) type StreamPermit = OwnedSemaphorePermit;
+
 /// Each organization's share of visitor credential checks.
 #[derive(Debug, Default)]
 pub(crate) struct OrgBudgets {
@@ -205,7 +208,7 @@ impl Policy {
 
     /// Address, rate and concurrency checks, cheapest first. The permit is held
     /// until the response body ends.
-    pub(crate) fn admit(&self, ip: IpAddr) -> Result<OwnedSemaphorePermit, Refused> {
+    pub(crate) fn admit(&self, ip: IpAddr) -> Result<StreamPermit, Refused> {
         let ip = canonical(ip);
         if self.deny.iter().any(|n| n.contains(&ip))
             || (!self.allow.is_empty() && !self.allow.iter().any(|n| n.contains(&ip)))
