@@ -1,19 +1,11 @@
-//! The `beam` command line: argument parsing, the user's config file, terminal
-//! output, and the glue that starts the server or a tunnel client from the
-//! libraries `beam-server` and `beam-agent`.
+//! The `beam` command line: argument definitions ([`cli`]), what each command
+//! does ([`cmd`]), the user's settings and config file, and terminal helpers.
+//! The binary (`main.rs`) parses, starts the runtime and dispatches.
 
-pub mod account_cmd;
 pub mod cli;
-pub mod inspect_cmd;
-pub mod manage_cmd;
+pub mod cmd;
 pub mod ndjson;
-pub mod org_cmd;
-pub mod parity_args;
-pub mod parity_cmd;
-pub mod server_cmd;
 pub mod settings;
-pub mod sync_cmd;
-pub mod sync_into;
-pub mod tunnel_cmd;
+pub mod signal;
+pub mod term;
 pub mod userconfig;
-pub mod webhook_cmd;

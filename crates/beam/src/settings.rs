@@ -187,11 +187,24 @@ impl Settings {
 
     /// An API client with the token.
     pub fn api(&self) -> anyhow::Result<ApiClient> {
-        Ok(ApiClient {
+        Ok(self.client(Some(self.require_token()?)))
+    }
+
+    /// An API client for this server with `token` (none before login).
+    pub fn client(&self, token: Option<Secret>) -> ApiClient {
+        ApiClient {
             server: self.server.clone(),
             tls: self.tls.clone(),
-            token: Some(self.require_token()?),
-        })
+            token,
+        }
+    }
+}
+
+impl ConnArgs {
+    /// Resolves the settings these options point at and makes an API client
+    /// with the saved token.
+    pub fn api(&self) -> anyhow::Result<ApiClient> {
+        Settings::resolve(self)?.api()
     }
 }
 

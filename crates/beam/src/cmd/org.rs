@@ -87,7 +87,7 @@ pub async fn run(cmd: OrgCommand) -> anyhow::Result<()> {
                 Err(beam_client::ApiError::Status { code, message, .. })
                     if code == "invalid" && message.contains("choose a password") =>
                 {
-                    let pw = crate::account_cmd::read_secret(
+                    let pw = crate::cmd::account::read_secret(
                         "BEAM_PASSWORD",
                         "choose a password for your beam account: ",
                     )?;

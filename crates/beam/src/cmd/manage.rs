@@ -8,22 +8,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{DomainsCommand, ListArgs, StopArgs};
 use crate::settings::Settings;
-
-/// Bytes for people: 1536 → `1.5 KiB`. (The API itself returns integers.)
-pub fn human_bytes(n: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+use crate::term::human_bytes;
 
 /// `beam list`.
 pub async fn list(args: ListArgs) -> anyhow::Result<()> {
@@ -196,16 +181,4 @@ pub async fn domains(cmd: DomainsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_bytes;
-
-    #[test]
-    fn bytes_are_shown_in_binary_units() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
-    }
 }

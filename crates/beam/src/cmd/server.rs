@@ -14,7 +14,9 @@ use beam_server::{Listeners, Server, ServerConfig, Store};
 use owo_colors::OwoColorize;
 use tokio::net::TcpListener;
 
-use crate::cli::{ServerArgs, color, shutdown_signal};
+use crate::cli::ServerArgs;
+use crate::signal::shutdown_signal;
+use crate::term::color;
 use crate::userconfig::{UserConfig, default_path};
 
 /// `~/.local/share/beam` (or `$XDG_DATA_HOME/beam`).

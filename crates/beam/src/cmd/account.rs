@@ -5,13 +5,13 @@
 use std::io::{BufRead, IsTerminal};
 
 use anyhow::{Context, bail};
-use beam_client::ApiClient;
 use beam_proto::Secret;
 use http::Method;
 use serde_json::{Value, json};
 
 use crate::cli::{ConnArgs, LoginArgs, TokensCommand};
 use crate::settings::Settings;
+use crate::term::ms_to_age;
 
 /// Reads a secret: from `env` if set, else a hidden prompt on a terminal, else
 /// one line of stdin (for `echo "$T" | beam login`).
@@ -38,21 +38,13 @@ pub(crate) fn read_secret(env: &str, prompt: &str) -> anyhow::Result<Secret> {
     Ok(Secret::new(value))
 }
 
-fn client(settings: &Settings, token: Option<Secret>) -> ApiClient {
-    ApiClient {
-        server: settings.server.clone(),
-        tls: settings.tls.clone(),
-        token,
-    }
-}
-
 /// `beam login`.
 pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args.conn)?;
     let (token, from_login) = match &args.email {
         Some(email) => {
             let password = read_secret("BEAM_PASSWORD", &format!("password for {email}: "))?;
-            let anon = client(&settings, None);
+            let anon = settings.client(None);
             let session: Value = anon
                 .call(
                     Method::POST,
@@ -67,7 +59,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
                 .context("login failed")?;
             let session_token = Secret::new(session["token"].as_str().unwrap_or_default());
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "this machine".into());
-            let with_session = client(&settings, Some(session_token));
+            let with_session = settings.client(Some(session_token));
             // This machine's token may do what the account may do (the user just
             // proved the password); `beam tokens create` makes narrower ones.
             let me: Value = with_session
@@ -110,7 +102,8 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     if token.is_empty() {
         bail!("the server returned no token");
     }
-    let me: Value = client(&settings, Some(token.clone()))
+    let me: Value = settings
+        .client(Some(token.clone()))
         .call(Method::GET, "/api/me", None::<&()>)
         .await
         .context("the token was not accepted")?;
@@ -165,7 +158,8 @@ pub async fn logout(args: ConnArgs) -> anyhow::Result<()> {
     // Revoke only through the server the token was saved for: never send it to a
     // server that a project file or flag names instead.
     if global.token_from_login && global.server.as_deref() == Some(settings.server.as_str()) {
-        let r: Result<Value, _> = client(&settings, Some(token))
+        let r: Result<Value, _> = settings
+            .client(Some(token))
             .call(Method::POST, "/api/auth/logout", None::<&()>)
             .await;
         match r {
@@ -180,22 +174,6 @@ pub async fn logout(args: ConnArgs) -> anyhow::Result<()> {
         settings.global_path.display()
     );
     Ok(())
-}
-
-/// `3m ago`, or `-` for never.
-pub(crate) fn ms_to_age(ms: Option<i64>) -> String {
-    match ms {
-        None => "-".into(),
-        Some(t) => {
-            let secs = (beam_server::store::now_ms() - t).max(0) / 1000;
-            match secs {
-                0..60 => format!("{secs}s ago"),
-                60..3600 => format!("{}m ago", secs / 60),
-                3600..86400 => format!("{}h ago", secs / 3600),
-                _ => format!("{}d ago", secs / 86400),
-            }
-        }
-    }
 }
 
 /// `beam tokens …`.

@@ -12,9 +12,11 @@ use beam_proto::{BasicAuth, Protection, Secret, TunnelRequest};
 use indicatif::{ProgressBar, ProgressStyle};
 use owo_colors::OwoColorize;
 
-use crate::account_cmd::read_secret;
-use crate::cli::{HostHeaderArg, HttpArgs, TcpArgs, TunnelArgs, color, shutdown_signal};
+use crate::cli::{HostHeaderArg, HttpArgs, TcpArgs, TunnelArgs};
+use crate::cmd::account::read_secret;
 use crate::settings::Settings;
+use crate::signal::shutdown_signal;
+use crate::term::color;
 
 /// Builds the client configuration: flags > environment > project file > global
 /// file > defaults (see [`crate::settings`]).

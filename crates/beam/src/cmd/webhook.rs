@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use beam_client::ApiError;
 use beam_client::webhook::{Delivery, Forwarder, Route, retry_delay};
-use beam_client::{ApiClient, ApiError};
 use beam_proto::Secret;
 use beam_proto::webhook::{WebhookEvent, new_dev_secret};
 use http::Method;
@@ -17,9 +17,10 @@ use http_body_util::BodyExt;
 use owo_colors::OwoColorize;
 use serde_json::{Value, json};
 
-use crate::cli::{WebhookArgs, WebhookCommand, WebhookListenArgs, color};
-use crate::parity_cmd::split_env;
+use crate::cli::{WebhookArgs, WebhookCommand, WebhookListenArgs};
+use crate::cmd::split_env;
 use crate::settings::Settings;
+use crate::term::color;
 
 /// Attempts per event before the stream is reopened (which sends every
 /// unacknowledged event again).
@@ -78,7 +79,7 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
             conn,
         }) => {
             let (p, e) = split_env(&project)?;
-            let client = api(&Settings::resolve(&conn)?)?;
+            let client = conn.api()?;
             let ev: WebhookEvent = client
                 .call(
                     Method::GET,
@@ -105,15 +106,12 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
     }
 }
 
-fn api(settings: &Settings) -> anyhow::Result<ApiClient> {
-    settings.api()
-}
-
 use beam_proto::time::now_s;
 
 async fn list(project: &str, limit: u32, json: bool, settings: &Settings) -> anyhow::Result<()> {
     let (p, e) = split_env(project)?;
-    let rows: Vec<Value> = api(settings)?
+    let rows: Vec<Value> = settings
+        .api()?
         .call(
             Method::GET,
             &format!("/api/projects/{p}/{e}/webhooks/events?limit={limit}"),
@@ -216,7 +214,7 @@ async fn listen(args: WebhookListenArgs) -> anyhow::Result<()> {
         bail!("--provider '{prov}' is not one of stripe, svix, resend, custom, paypal");
     }
     let forwarder = Forwarder::new(routes, dev_secret()?);
-    let client = api(&Settings::resolve(&args.conn)?)?;
+    let client = args.conn.api()?;
     let mut query = vec![("subscription", args.subscription.clone())];
     if let Some(prov) = &args.provider {
         query.push(("provider", prov.clone()));

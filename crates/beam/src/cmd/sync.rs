@@ -10,12 +10,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::cli::{SyncArgs, SyncCommand, SyncFormat, SyncPolicyCommand};
-use crate::parity_cmd::split_env;
-use crate::settings::Settings;
-
-fn api(conn: &crate::cli::ConnArgs) -> anyhow::Result<ApiClient> {
-    Settings::resolve(conn)?.api()
-}
+use crate::cmd::split_env;
 
 /// One CSV field (RFC 4180): quoted when it holds a comma, quote, CR or LF,
 /// with quotes doubled.
@@ -168,7 +163,7 @@ async fn sync_related(
         return Ok(());
     }
     let table = &rel.references_table;
-    let mut into = crate::sync_into::Loader::connect(url, table).await?;
+    let mut into = crate::cmd::sync_into::Loader::connect(url, table).await?;
     let mut got = 0u64;
     let all: Vec<&String> = values.iter().collect();
     for batch in all.chunks(500) {
@@ -220,7 +215,8 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     {
         let (p, e) = split_env(&project)?;
         let qs = serde_urlencoded::to_string([("table", table)])?;
-        let resp = api(&conn)?
+        let resp = conn
+            .api()?
             .stream(&format!("/api/projects/{p}/{e}/sync/suggest?{qs}"))
             .await?;
         let text = resp.into_body().collect().await?.to_bytes();
@@ -307,10 +303,10 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     // An appended CSV keeps the header it has.
     let mut skip_csv_header = args.resume && already > 0 && args.format == SyncFormat::Csv;
     let mut into = match &args.into {
-        Some(url) => Some(crate::sync_into::Loader::connect(url, &table).await?),
+        Some(url) => Some(crate::cmd::sync_into::Loader::connect(url, &table).await?),
         None => None,
     };
-    let client = api(&args.conn)?;
+    let client = args.conn.api()?;
     // --related: the table's foreign keys, and the key values seen in its rows.
     let mut related: Vec<(
         beam_agent::sync::Relation,

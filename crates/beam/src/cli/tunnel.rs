@@ -1,0 +1,108 @@
+//! Options of `beam http` and `beam tcp`.
+
+use clap::{Args, ValueEnum};
+
+use super::parse::{Rate, parse_rate, parse_size};
+use crate::settings::ConnArgs;
+
+/// Options shared by `beam http` and `beam tcp`.
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    /// Local service: PORT, HOST:PORT or http://HOST:PORT.
+    pub target: String,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Print one JSON line per connect instead of the interactive display.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `beam http` options.
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Shared tunnel options.
+    #[command(flatten)]
+    pub common: TunnelArgs,
+    /// Ask for this subdomain instead of a random one [default: `subdomain` in beam.toml].
+    #[arg(long, short)]
+    pub subdomain: Option<String>,
+    /// Also route this verified custom domain here (`beam domains add` first).
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Host header the local service sees: the visitor's (preserve) or HOST:PORT of the target (rewrite).
+    #[arg(long, value_enum, default_value_t = HostHeaderArg::Preserve)]
+    pub host_header: HostHeaderArg,
+    /// Require HTTP basic auth. The USER:PASSWORD comes from BEAM_AUTH or a hidden
+    /// prompt (never argv); the password may contain ':'.
+    #[arg(long, help_heading = "Visitor protection")]
+    pub auth: bool,
+    /// Require `Authorization: Bearer TOKEN`; the token comes from BEAM_BEARER or a prompt.
+    #[arg(long, help_heading = "Visitor protection")]
+    pub bearer: bool,
+    /// Only these visitor networks (CIDR or address; repeat or comma-separate).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "CIDR",
+        help_heading = "Visitor protection"
+    )]
+    pub allow_cidr: Vec<String>,
+    /// Refuse these visitor networks (wins over --allow-cidr).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "CIDR",
+        help_heading = "Visitor protection"
+    )]
+    pub deny_cidr: Vec<String>,
+    /// Requests per visitor address: N/s or N/m (429 with Retry-After above
+    /// it). The burst is one period's worth: N at once, then N per period.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, help_heading = "Visitor protection")]
+    pub rate_limit: Option<Rate>,
+    /// Answer CORS at the edge for these origins (scheme://host[:port], or '*').
+    /// Off by default: the app's own CORS policy is left alone.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "ORIGIN",
+        help_heading = "Visitor protection"
+    )]
+    pub cors: Vec<String>,
+    /// Largest request body (e.g. 10MB, 512KiB); bigger requests get 413.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, help_heading = "Visitor protection")]
+    pub max_body: Option<u64>,
+    /// gzip text responses for visitors that accept it (off by default).
+    #[arg(long)]
+    pub compress: bool,
+    /// The local service speaks HTTPS (same as an https:// target).
+    #[arg(long)]
+    pub https: bool,
+    /// Accept any certificate from an HTTPS local service (self-signed dev certs).
+    #[arg(long)]
+    pub insecure_upstream: bool,
+}
+
+/// `--host-header` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostHeaderArg {
+    /// Keep the visitor's Host.
+    Preserve,
+    /// Use the local target's host:port.
+    Rewrite,
+}
+
+/// `beam tcp` options.
+#[derive(Debug, Args)]
+pub struct TcpArgs {
+    /// Shared tunnel options.
+    #[command(flatten)]
+    pub common: TunnelArgs,
+    /// Ask for this public port instead of a random one from the server's range.
+    #[arg(long)]
+    pub remote_port: Option<u16>,
+    /// Start each connection to the local service with a PROXY protocol v2
+    /// header carrying the visitor's address (the service must expect it).
+    #[arg(long)]
+    pub proxy_protocol: bool,
+}

@@ -1,0 +1,111 @@
+//! `beam env check`: compares local variables with production's by sending
+//! only nonce-keyed fingerprints of local values; gets back only verdicts.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use http::Method;
+use serde_json::Value;
+
+use crate::cli::EnvCheckArgs;
+use crate::cmd::split_env;
+
+/// Names and (local) values to compare: the arguments, or the names in
+/// `--from FILE` (an `.env.example`: `NAME=…` lines, comments skipped).
+fn names_to_check(args: &EnvCheckArgs) -> anyhow::Result<Vec<String>> {
+    let mut names = args.names.clone();
+    if let Some(file) = &args.from {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            let name = line.split('=').next().unwrap_or("").trim();
+            if !name.is_empty() {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        bail!(
+            "name the variables to check (beam env check STRIPE_SECRET_KEY …) or give --from .env.example"
+        );
+    }
+    if let Some(bad) = names
+        .iter()
+        .find(|n| !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    {
+        bail!("'{bad}' is not an environment variable name");
+    }
+    Ok(names)
+}
+
+/// Runs `beam env check`; returns whether everything matched (for `--strict`).
+pub async fn check(args: EnvCheckArgs) -> anyhow::Result<bool> {
+    let (p, e) = split_env(&args.project)?;
+    let names = names_to_check(&args)?;
+    let nonce: [u8; 32] = rand::random();
+    let nonce_hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let vars: BTreeMap<String, Option<String>> = names
+        .iter()
+        .map(|n| {
+            let fp = std::env::var(n)
+                .ok()
+                .map(|v| beam_agent::envcheck::fingerprint(&nonce, &v));
+            (n.clone(), fp)
+        })
+        .collect();
+    let body = serde_json::json!({ "nonce": nonce_hex, "vars": vars });
+    let v: Value = args
+        .conn
+        .api()?
+        .call(
+            Method::POST,
+            &format!("/api/projects/{p}/{e}/env/check"),
+            Some(&body),
+        )
+        .await?;
+    let results: BTreeMap<String, String> =
+        serde_json::from_value(v["results"].clone()).context("unexpected answer")?;
+    let all_equal = results.values().all(|v| v == "equal");
+    if args.json {
+        println!("{}", serde_json::to_string(&results)?);
+        return Ok(all_equal);
+    }
+    let group = |verdict: &str| -> Vec<&String> {
+        results
+            .iter()
+            .filter(|(_, v)| v.as_str() == verdict)
+            .map(|(k, _)| k)
+            .collect()
+    };
+    let sections = [
+        ("missing_in_production", "❌ Missing in production:"),
+        ("missing_locally", "❌ Missing locally:"),
+        ("missing_both", "❌ Missing everywhere:"),
+        ("different", "≠ Different values:"),
+        ("refused", "⊘ Not compared (not allowed by the agent):"),
+        ("equal", "✓ Same in both:"),
+    ];
+    for (verdict, title) in sections {
+        let names = group(verdict);
+        if names.is_empty() {
+            continue;
+        }
+        println!("{title}");
+        for n in names {
+            let mark = if verdict == "equal" { "✓" } else { "✗" };
+            println!("  {mark} {n}");
+        }
+        if verdict == "refused" {
+            println!(
+                "  The agent compares only the names its operator allows: `beam agent --env-allow NAME` (wildcards allowed) in production."
+            );
+        }
+    }
+    Ok(all_equal)
+}
