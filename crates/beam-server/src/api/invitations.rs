@@ -123,7 +123,7 @@ pub(crate) async fn invite(
     req: InviteRequest,
 ) -> ApiResult<(StatusCode, axum::Json<InvitationView>)> {
     let p = auth.require(Scope::Admin)?;
-    super::accounts::require_verified(state, p.user_id).await?;
+    super::email::require_verified(state, p.user_id).await?;
     if req.role == Role::Owner && p.role != Role::Owner {
         return Err(ApiError::forbidden("only an owner can invite owners"));
     }

@@ -4,11 +4,14 @@
 
 mod accounts;
 mod analytics;
+mod deliveries;
 mod domains;
+mod email;
 pub mod error;
 pub mod extract;
 mod invitations;
 mod org;
+mod parity;
 mod projects;
 mod tokens;
 mod tunnels;
@@ -33,20 +36,20 @@ use error::ApiError;
 #[openapi(
     info(title = "beam API", description = "Accounts, tokens, tunnels, domains and analytics of a beam server."),
     paths(
-        accounts::register, accounts::login, accounts::logout, accounts::forgot_password,
-        accounts::reset_password, accounts::me,
+        accounts::register, accounts::login, accounts::logout, email::forgot_password,
+        email::reset_password, accounts::me,
         tokens::list, tokens::create, tokens::revoke,
         tunnels::list, tunnels::create, tunnels::get, tunnels::update, tunnels::delete,
         domains::list, domains::create, domains::get, domains::verify, domains::delete,
         analytics::tunnel, analytics::user,
-        accounts::verify_email,
+        email::verify_email,
         org::get, org::members, org::add_member, org::set_role, org::remove_member, org::set_limits,
         invitations::create, invitations::list, invitations::revoke, invitations::accept,
         projects::list, projects::create, projects::create_agent_token, projects::list_agent_tokens,
-        projects::revoke_agent_token, projects::logs,
-        projects::flags, projects::evaluate_flag, projects::env_check, projects::health,
-        projects::sync, projects::sync_suggest, projects::sync_relations,
-        webhooks::receive, webhooks::publish, webhooks::stream, webhooks::ack, webhooks::list, webhooks::get,
+        projects::revoke_agent_token, parity::logs,
+        parity::flags, parity::evaluate_flag, parity::env_check, parity::health,
+        parity::sync, parity::sync_suggest, parity::sync_relations,
+        webhooks::receive, webhooks::publish, deliveries::stream, deliveries::ack, deliveries::list, deliveries::get,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -82,9 +85,9 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/auth/register", post(accounts::register))
         .route("/auth/login", post(accounts::login))
         .route("/auth/logout", post(accounts::logout))
-        .route("/auth/forgot-password", post(accounts::forgot_password))
-        .route("/auth/reset-password", post(accounts::reset_password))
-        .route("/auth/verify-email", post(accounts::verify_email))
+        .route("/auth/forgot-password", post(email::forgot_password))
+        .route("/auth/reset-password", post(email::reset_password))
+        .route("/auth/verify-email", post(email::verify_email))
         .route(
             "/org/invitations",
             get(invitations::list).post(invitations::create),
@@ -125,41 +128,35 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             "/projects/{project}/{environment}/agent-tokens/{id}",
             axum::routing::delete(projects::revoke_agent_token),
         )
-        .route(
-            "/projects/{project}/{environment}/logs",
-            get(projects::logs),
-        )
+        .route("/projects/{project}/{environment}/logs", get(parity::logs))
         .route(
             "/projects/{project}/{environment}/flags",
-            get(projects::flags),
+            get(parity::flags),
         )
         .route(
             "/projects/{project}/{environment}/flags/{key}",
-            get(projects::evaluate_flag),
+            get(parity::evaluate_flag),
         )
         .route(
             "/projects/{project}/{environment}/env/check",
-            post(projects::env_check),
+            post(parity::env_check),
         )
         .route(
             "/projects/{project}/{environment}/health",
-            get(projects::health),
+            get(parity::health),
         )
-        .route(
-            "/projects/{project}/{environment}/sync",
-            get(projects::sync),
-        )
+        .route("/projects/{project}/{environment}/sync", get(parity::sync))
         .route(
             "/projects/{project}/{environment}/sync/suggest",
-            get(projects::sync_suggest),
+            get(parity::sync_suggest),
         )
         .route(
             "/projects/{project}/{environment}/sync/relations",
-            get(projects::sync_relations),
+            get(parity::sync_relations),
         )
         .route(
             "/projects/{project}/{environment}/webhooks/events",
-            get(webhooks::list).post(webhooks::publish).layer(
+            get(deliveries::list).post(webhooks::publish).layer(
                 // Base64 bodies of up to the receiver's limit, plus headers.
                 axum::extract::DefaultBodyLimit::max(
                     state.cfg.webhook_max_body / 3 * 4 + 256 * 1024,
@@ -168,15 +165,15 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         )
         .route(
             "/projects/{project}/{environment}/webhooks/events/{id}",
-            get(webhooks::get),
+            get(deliveries::get),
         )
         .route(
             "/projects/{project}/{environment}/webhooks/stream",
-            get(webhooks::stream),
+            get(deliveries::stream),
         )
         .route(
             "/projects/{project}/{environment}/webhooks/acks",
-            post(webhooks::ack),
+            post(deliveries::ack),
         )
         .route("/openapi.json", get(openapi))
         .method_not_allowed_fallback(method_not_allowed);

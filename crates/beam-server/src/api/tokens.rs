@@ -112,7 +112,7 @@ pub async fn create(
     Json(req): Json<CreateToken>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
     may_manage(&p)?;
-    super::accounts::require_verified(&state, p.user_id).await?;
+    super::email::require_verified(&state, p.user_id).await?;
     let description = req.description.trim();
     if description.is_empty() || description.chars().count() > 100 {
         return Err(ApiError::invalid(
