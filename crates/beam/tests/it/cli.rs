@@ -1,41 +1,9 @@
 //! The real `beam` binary: the README quick start path and its error messages.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::support::*;
-
-pub(crate) const BEAM: &str = env!("CARGO_BIN_EXE_beam");
-
-pub(crate) struct Kill(pub Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs `c` to completion without stalling the test's runtime: exit code,
-/// stdout, stderr.
-pub(crate) fn output(mut c: Command) -> (i32, String, String) {
-    tokio::task::block_in_place(move || {
-        let o = c.output().unwrap();
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    })
-}
-
-pub(crate) fn beam(home: &std::path::Path) -> Command {
-    let mut c = Command::new(BEAM);
-    c.env_clear()
-        .env("HOME", home)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1");
-    c
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quick_start_server_dev_then_beam_http() {
@@ -305,7 +273,7 @@ async fn cli(
 crate::both!(
     cli_manages_accounts_tokens_tunnels_and_domains,
     |backend| async move {
-        let dns = crate::dns_server::DnsServer::start().await;
+        let dns = crate::support::DnsServer::start().await;
         let server = TestServer::start_on(backend, |c| c.dns_resolver = Some(dns.addr)).await;
         let origin = Origin::start().await;
         server.user("alice@example.com").await;

@@ -4,6 +4,7 @@
 mod accounts;
 mod membership;
 mod openapi;
+mod revocation;
 mod tunnels;
 
 use beam_proto::TunnelRequest;

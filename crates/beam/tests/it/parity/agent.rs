@@ -3,7 +3,7 @@
 //! loudly why it is not publishing, keeps retrying, and exits with the app's
 //! exit code.
 
-use crate::parity::{Watched, setup};
+use crate::support::parity::{Watched, setup};
 use crate::support::*;
 
 /// `beam agent` running an app that waits for `go` to exist, then prints and
@@ -14,7 +14,7 @@ fn agent(
     token: Option<&str>,
     go: &std::path::Path,
 ) -> Watched {
-    let mut c = crate::cli::beam(home);
+    let mut c = crate::support::beam(home);
     c.args([
         "agent",
         "--project",

@@ -19,7 +19,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::net::TcpStream;
 
-use crate::dns_server::DnsServer;
+use crate::support::DnsServer;
 use crate::support::*;
 
 /// A running pebble, killed on drop.

@@ -38,7 +38,7 @@ pub async fn setup(server: &TestServer) -> (String, String) {
 
 /// A child process whose stderr lines arrive on a channel.
 pub(crate) struct Watched {
-    _kill: crate::cli::Kill,
+    _kill: crate::support::Kill,
     lines: std::sync::mpsc::Receiver<String>,
     seen: String,
 }
@@ -60,7 +60,7 @@ impl Watched {
             }
         });
         Self {
-            _kill: crate::cli::Kill(child),
+            _kill: crate::support::Kill(child),
             lines: rx,
             seen: String::new(),
         }
@@ -119,7 +119,7 @@ pub async fn start_agent(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Watched {
-    let mut c = crate::cli::beam(home);
+    let mut c = crate::support::beam(home);
     c.args(["agent", "--project", "shop/production"])
         .args(args)
         .args(["--server", &server.tunnel.to_string()])

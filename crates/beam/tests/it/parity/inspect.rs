@@ -6,7 +6,7 @@
 use http::StatusCode;
 use serde_json::json;
 
-use crate::parity::setup;
+use crate::support::parity::setup;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,7 +40,7 @@ async fn flags_env_check_and_health_are_answered_in_production() {
     let health_url = format!("http://{}/hello", app.addr);
     let flags_arg = flags_file.display().to_string();
 
-    let agent_proc = crate::parity::start_agent(
+    let agent_proc = crate::support::parity::start_agent(
         &server,
         home.path(),
         &agent,
@@ -73,12 +73,12 @@ async fn flags_env_check_and_health_are_answered_in_production() {
     .await;
 
     let run = |args: &[&str], env: &[(&str, &str)]| {
-        let mut c = crate::cli::beam(home.path());
+        let mut c = crate::support::beam(home.path());
         c.args(args).args(conn).env("BEAM_TOKEN", &dev);
         for (k, v) in env {
             c.env(k, v);
         }
-        crate::cli::output(c)
+        crate::support::output(c)
     };
 
     // Flags: the file and the FEATURE_ variables, in the seed's table.
@@ -346,7 +346,7 @@ async fn env_check_compares_only_allowed_names_and_rations_guesses() {
     };
     {
         // No --env-allow: nothing is compared, and the CLI says how to allow.
-        let _agent = crate::parity::start_agent(
+        let _agent = crate::support::parity::start_agent(
             &server,
             home.path(),
             &agent,
@@ -363,16 +363,16 @@ async fn env_check_compares_only_allowed_names_and_rations_guesses() {
             )
             .await;
         assert_eq!(r.json, json!({"results": {"PIN": "refused"}}), "{r:?}");
-        let mut c = crate::cli::beam(home.path());
+        let mut c = crate::support::beam(home.path());
         c.args(["env", "check", "PIN", "--project", "shop/production"])
             .args(["--server", &server.tunnel.to_string()])
             .args(["--fingerprint", &server.fingerprint])
             .env("BEAM_TOKEN", &dev)
             .env("PIN", "1");
-        let (_, out, _) = crate::cli::output(c);
+        let (_, out, _) = crate::support::output(c);
         assert!(out.contains("beam agent --env-allow NAME"), "{out}");
     }
-    let _agent = crate::parity::start_agent(
+    let _agent = crate::support::parity::start_agent(
         &server,
         home.path(),
         &agent,

@@ -8,7 +8,7 @@ use beam_proto::{ErrorCode, TunnelRequest};
 use http::StatusCode;
 use serde_json::json;
 
-use crate::dns_server::DnsServer;
+use crate::support::DnsServer;
 use crate::support::*;
 
 fn with_domain(domain: &str) -> TunnelRequest {

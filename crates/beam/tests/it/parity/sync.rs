@@ -3,7 +3,7 @@
 //! survive pseudonymization, unmapped columns and tables are refused, and
 //! `--where` values are bound, never spliced.
 
-use crate::parity::setup;
+use crate::support::parity::setup;
 use crate::support::*;
 
 const POLICY: &str = r#"
@@ -53,7 +53,7 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
         server.fingerprint.as_str(),
     ];
     let policy_arg = policy.display().to_string();
-    let _agent = crate::parity::start_agent(
+    let _agent = crate::support::parity::start_agent(
         &server,
         home.path(),
         &agent,
@@ -73,9 +73,9 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
     .await;
 
     let run = |args: &[&str]| {
-        let mut c = crate::cli::beam(home.path());
+        let mut c = crate::support::beam(home.path());
         c.args(args).args(conn).env("BEAM_TOKEN", &dev);
-        crate::cli::output(c)
+        crate::support::output(c)
     };
     let sync = |extra: &[&str]| {
         let mut a = vec!["sync", "--project", "shop/production"];
@@ -242,12 +242,12 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
     }
     let (_local, local_url) = PgDb::create().await;
     let (code, _, err) = {
-        let mut c = crate::cli::beam(home.path());
+        let mut c = crate::support::beam(home.path());
         c.args(["sync", "--project", "shop/production", "--table", "orders"])
             .args(conn)
             .env("BEAM_TOKEN", &dev)
             .env("BEAM_SYNC_INTO", &local_url);
-        crate::cli::output(c)
+        crate::support::output(c)
     };
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("2 new rows"), "{err}");
@@ -377,7 +377,7 @@ async fn sync_reads_a_sqlite_production_database_read_only() {
         server.fingerprint.as_str(),
     ];
     let policy_arg = policy.display().to_string();
-    let _agent = crate::parity::start_agent(
+    let _agent = crate::support::parity::start_agent(
         &server,
         home.path(),
         &agent,
@@ -395,7 +395,7 @@ async fn sync_reads_a_sqlite_production_database_read_only() {
         ],
     )
     .await;
-    let mut c = crate::cli::beam(home.path());
+    let mut c = crate::support::beam(home.path());
     c.args([
         "sync",
         "--project",
@@ -407,7 +407,7 @@ async fn sync_reads_a_sqlite_production_database_read_only() {
     ])
     .args(conn)
     .env("BEAM_TOKEN", &dev);
-    let (code, out, err) = crate::cli::output(c);
+    let (code, out, err) = crate::support::output(c);
     assert_eq!(code, 0, "{err}");
     let row: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(row["id"], 1);
@@ -467,7 +467,7 @@ async fn streaming_a_million_rows_keeps_agent_and_cli_memory_flat() {
         server.fingerprint.as_str(),
     ];
     let policy_arg = policy.display().to_string();
-    let _agent = crate::parity::start_agent(
+    let _agent = crate::support::parity::start_agent(
         &server,
         home.path(),
         &agent,
@@ -488,7 +488,7 @@ async fn streaming_a_million_rows_keeps_agent_and_cli_memory_flat() {
     let agent_before = peak_rss_kib(_agent.pid()).unwrap();
 
     let out = work.path().join("users.ndjson");
-    let mut c = crate::cli::beam(home.path());
+    let mut c = crate::support::beam(home.path());
     c.args([
         "sync",
         "--project",

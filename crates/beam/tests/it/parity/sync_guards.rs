@@ -4,7 +4,7 @@
 //! filters are typed (so indexes apply) and rows come in primary-key order;
 //! and what it promises the laptop: SQL and CSV output that reads back exactly.
 
-use crate::parity::setup;
+use crate::support::parity::setup;
 use crate::support::*;
 
 /// One action per column, to try filters on each.
@@ -31,7 +31,7 @@ struct Fixture {
     db_url: String,
     dev: String,
     home: tempfile::TempDir,
-    _agent: crate::parity::Watched,
+    _agent: crate::support::parity::Watched,
 }
 
 impl Fixture {
@@ -81,7 +81,7 @@ impl Fixture {
             &policy_arg,
         ];
         args.extend_from_slice(agent_args);
-        let agent = crate::parity::start_agent(
+        let agent = crate::support::parity::start_agent(
             &server,
             home.path(),
             &agent,
@@ -104,13 +104,13 @@ impl Fixture {
 
     /// `beam sync --project shop/production ARGS`: exit code, stdout, stderr.
     fn sync(&self, args: &[&str]) -> (i32, String, String) {
-        let mut c = crate::cli::beam(self.home.path());
+        let mut c = crate::support::beam(self.home.path());
         c.args(["sync", "--project", "shop/production"])
             .args(args)
             .args(["--server", &self.server.tunnel.to_string()])
             .args(["--fingerprint", &self.server.fingerprint])
             .env("BEAM_TOKEN", &self.dev);
-        crate::cli::output(c)
+        crate::support::output(c)
     }
 
     /// `GET /api/projects/shop/production/sync?QUERY` as the developer.

@@ -2,47 +2,10 @@
 //! HTTP/2 → client → local HTTP/1.1 upgrade.
 
 use futures_util::{SinkExt, StreamExt};
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use http::StatusCode;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::support::*;
-
-/// The origin's `/ws` route: a WebSocket echo server.
-pub fn origin_upgrade(mut req: Request<Incoming>) -> Response<TestBody> {
-    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
-        let mut r = Response::new(full("not a websocket request"));
-        *r.status_mut() = StatusCode::BAD_REQUEST;
-        return r;
-    };
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else {
-            return;
-        };
-        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            None,
-        )
-        .await;
-        while let Some(Ok(msg)) = ws.next().await {
-            if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
-                return;
-            }
-        }
-    });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header("connection", "upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
-        .body(full(""))
-        .unwrap()
-}
 
 #[tokio::test]
 async fn websocket_echo_through_the_tunnel() {

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
-use crate::parity::setup;
+use crate::support::parity::setup;
 use crate::support::*;
 
 /// How long a revoked holder may live on: the promise.
@@ -180,7 +180,7 @@ async fn revoking_ends_tunnels_streams_and_agents_within_seconds() {
     let (admin, agent_token) = setup(&server).await;
     let origin = Origin::start().await;
     let home = tempfile::tempdir().unwrap();
-    let mut agent = crate::parity::start_agent(
+    let mut agent = crate::support::parity::start_agent(
         &server,
         home.path(),
         &agent_token,
@@ -297,9 +297,9 @@ async fn revoking_ends_tunnels_streams_and_agents_within_seconds() {
         server.fingerprint.clone(),
     ];
     let cli = |args: &[&str]| {
-        let mut c = crate::cli::beam(home.path());
+        let mut c = crate::support::beam(home.path());
         c.args(args).args(&conn).env("BEAM_TOKEN", &admin);
-        crate::cli::output(c)
+        crate::support::output(c)
     };
     let (code, out, err) = cli(&["projects", "tokens", "shop/production"]);
     assert_eq!(code, 0, "{err}");

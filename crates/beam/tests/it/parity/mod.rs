@@ -1,0 +1,12 @@
+//! Parity with production: the agent, logs, webhooks, sync, flags, env check
+//! and health, through the real server and real `beam agent` processes.
+
+mod agent;
+mod ingest;
+mod inspect;
+mod logs;
+mod sync;
+mod sync_guards;
+mod webhook_cli;
+mod webhook_helpers;
+mod webhooks;

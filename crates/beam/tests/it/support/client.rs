@@ -1,0 +1,121 @@
+//! Tunnel clients running in this process.
+
+use std::sync::Arc;
+
+use beam_client::{
+    ClientConfig, ClientError, Event, LocalProxy, ProxyConfig, Stats, StreamHandler,
+};
+use beam_proto::Welcome;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+
+/// A tunnel client running in this process.
+pub struct TestClient {
+    pub events: mpsc::UnboundedReceiver<Event>,
+    pub stats: Arc<Stats>,
+    pub shutdown: CancellationToken,
+    pub handle: JoinHandle<Result<(), ClientError>>,
+}
+
+/// Both halves of a `beam http` / `beam tcp` client's configuration.
+pub struct ClientSetup {
+    pub conn: ClientConfig,
+    pub proxy: ProxyConfig,
+}
+
+impl TestClient {
+    /// A tunnel client proxying to its local target.
+    pub fn start(cfg: ClientSetup) -> Self {
+        let stats = Arc::new(Stats::default());
+        let proxy = LocalProxy::new(&cfg.proxy, cfg.conn.tunnel.kind(), stats.clone());
+        Self::serve(cfg.conn, proxy, stats)
+    }
+
+    /// A client whose streams `handler` answers (an agent's services).
+    pub fn serve(cfg: ClientConfig, handler: impl StreamHandler, stats: Arc<Stats>) -> Self {
+        init();
+        let (tx, events) = mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(beam_client::run(
+            cfg,
+            handler,
+            tx,
+            shutdown.clone().cancelled_owned(),
+        ));
+        Self {
+            events,
+            stats,
+            shutdown,
+            handle,
+        }
+    }
+
+    /// Waits for the next `Connected` event.
+    pub async fn connected(&mut self) -> Welcome {
+        within("tunnel connected", async {
+            loop {
+                match self.events.recv().await {
+                    Some(Event::Connected { welcome, .. }) => return welcome,
+                    Some(_) => continue,
+                    None => panic!("client stopped: {:?}", (&mut self.handle).await),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Waits until the client is routable (`Ok`) or stops with an error.
+    pub async fn outcome(&mut self) -> Result<Welcome, ClientError> {
+        within("client outcome", async {
+            loop {
+                match self.events.recv().await {
+                    Some(Event::Connected { welcome, .. }) => return Ok(welcome),
+                    Some(_) => continue,
+                    // The client dropped its event sender: it has stopped.
+                    None => {
+                        return Err((&mut self.handle)
+                            .await
+                            .unwrap()
+                            .expect_err("client stopped without error before connecting"));
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Waits for the client to stop with a server refusal and returns it.
+    pub async fn refused(self) -> beam_proto::Refusal {
+        refusal_of(self.result().await.unwrap_err())
+    }
+
+    /// Waits for a `Disconnected` event.
+    pub async fn disconnected(&mut self) -> String {
+        within("tunnel disconnected", async {
+            loop {
+                match self.events.recv().await {
+                    Some(Event::Disconnected { reason, .. }) => return reason,
+                    Some(_) => continue,
+                    None => panic!("client stopped"),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Waits for the client to stop and returns its result.
+    pub async fn result(self) -> Result<(), ClientError> {
+        within("client exit", self.handle).await.unwrap()
+    }
+}
+
+/// The server's refusal inside a client error; panics on any other error.
+pub fn refusal_of(err: ClientError) -> beam_proto::Refusal {
+    match err {
+        ClientError::Fatal(beam_client::connect::ConnectError::Refused(r)) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

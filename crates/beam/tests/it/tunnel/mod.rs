@@ -1,0 +1,9 @@
+//! Tunnels end to end: the handshake, HTTP, WebSocket and TCP forwarding,
+//! reconnects with leases, and public names.
+
+mod handshake;
+mod http;
+mod names;
+mod reconnect;
+mod tcp;
+mod websocket;
