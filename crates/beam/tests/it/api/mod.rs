@@ -5,6 +5,7 @@ mod accounts;
 mod membership;
 mod openapi;
 mod revocation;
+mod tokens;
 mod tunnels;
 
 use beam_proto::TunnelRequest;

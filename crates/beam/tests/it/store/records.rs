@@ -1,197 +1,16 @@
-//! The store against both back ends: SQLite in a temp dir and a throwaway database
-//! on the machine's PostgreSQL (`BEAM_TEST_POSTGRES`, default
-//! `postgres://postgres@127.0.0.1:5432/postgres`).
+//! Accounts, API reservations, tunnel records, domains, analytics and
+//! certificates in the store.
 
-use beam_server::accounts::scope::{Role, Scopes};
+use beam_server::accounts::scope::Role;
 use beam_server::store::{
     AnalyticsScope, Check, Claim, DomainKind, DomainStatus, HourTotals, Limits, NameKind,
-    NewDomain, NewToken, RequestRecord, Store, TokenKind, TunnelKey, hour_of, month_start, now_ms,
+    NewDomain, RequestRecord, Store, TunnelKey, hour_of, month_start, now_ms,
 };
 
-use crate::support::{Backend, PgDb, test_store};
-
-/// Migrations shipped with this version.
-const MIGRATIONS: usize = 7;
-
-fn token<'a>(hash: &'a [u8], user: i64, org: i64, expires_at: Option<i64>) -> NewToken<'a> {
-    NewToken {
-        hash,
-        description: "t",
-        user_id: user,
-        org_id: org,
-        scopes: Scopes::all(),
-        kind: TokenKind::Api,
-        expires_at,
-        environment_id: None,
-    }
-}
-
-async fn exercise(store: Store) {
-    // Migrations are idempotent.
-    assert_eq!(store.migrate().await.unwrap(), MIGRATIONS);
-    assert_eq!(store.migrate().await.unwrap(), 0);
-    store.ping().await.unwrap();
-    let now = now_ms();
-    certificates(&store, now).await;
-    let (user, org) = store.ensure_operator(now).await.unwrap();
-    assert_eq!(
-        store.ensure_operator(now).await.unwrap(),
-        (user, org),
-        "created once"
-    );
-
-    // Tokens: insert is idempotent per hash; lookups by hash.
-    let a = store
-        .insert_token(&token(&[1; 32], user, org, None), now)
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .insert_token(&token(&[1; 32], user, org, None), now)
-            .await
-            .unwrap(),
-        a
-    );
-    assert_eq!(store.count_tokens().await.unwrap(), 1);
-    let row = store.find_token(&[1; 32]).await.unwrap().unwrap();
-    assert_eq!((row.id, row.hash.as_slice()), (a, &[1u8; 32][..]));
-    assert_eq!(
-        (row.user_id, row.org_id, row.scopes),
-        (user, org, Scopes::all())
-    );
-    assert!(store.find_token(&[2; 32]).await.unwrap().is_none());
-    store.touch_token(a, now).await.unwrap();
-    let b = store
-        .insert_token(&token(&[2; 32], user, org, Some(now + 1000)), now)
-        .await
-        .unwrap();
-
-    let claim = |name: &'static str,
-                 token_id,
-                 lease: &'static [u8],
-                 presented: Option<&'static [u8]>,
-                 session: &'static str,
-                 now| Claim {
-        kind: NameKind::Subdomain,
-        name,
-        token_id,
-        org_id: org,
-        new_lease_hash: lease,
-        presented_lease_hash: presented,
-        session,
-        now,
-    };
-    // Free name: claimed. Held name: refused, even for the same token without lease.
-    assert!(
-        store
-            .claim(&claim("x", a, b"L1", None, "s1", now))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .claim(&claim("x", a, b"L2", None, "s2", now))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .claim(&claim("x", b, b"L2", Some(b"L1"), "s2", now))
-            .await
-            .unwrap(),
-        "a lease is bound to its token"
-    );
-    // The lease holder takes it over (even while it still looks connected).
-    assert!(
-        store
-            .claim(&claim("x", a, b"L3", Some(b"L1"), "s3", now))
-            .await
-            .unwrap()
-    );
-    // The old session's release does nothing; the current one's starts the grace period.
-    store
-        .release(NameKind::Subdomain, "x", "s1", now + 10)
-        .await
-        .unwrap();
-    assert!(
-        !store
-            .claim(&claim("x", b, b"L4", None, "s4", now + 20))
-            .await
-            .unwrap(),
-        "still connected"
-    );
-    store
-        .release(NameKind::Subdomain, "x", "s3", now + 100)
-        .await
-        .unwrap();
-    assert!(
-        !store
-            .claim(&claim("x", b, b"L4", None, "s4", now + 50))
-            .await
-            .unwrap(),
-        "in grace"
-    );
-    assert!(
-        store
-            .claim(&claim("x", b, b"L4", None, "s4", now + 101))
-            .await
-            .unwrap(),
-        "grace over"
-    );
-    // Same name in another namespace is independent.
-    let port = Claim {
-        kind: NameKind::TcpPort,
-        ..claim("x", a, b"L5", None, "s5", now)
-    };
-    assert!(store.claim(&port).await.unwrap());
-    // release_all / purge_expired.
-    assert_eq!(store.release_all(now + 5).await.unwrap(), 2);
-    assert_eq!(store.purge_expired(now + 6).await.unwrap(), 2);
-    store.forget(NameKind::Subdomain, "x", "s4").await.unwrap();
-}
-
-crate::both!(store_basics, |backend| async move {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _pg) = test_store(backend, dir.path()).await;
-    let expected = if backend == Backend::Sqlite {
-        "sqlite"
-    } else {
-        "postgres"
-    };
-    assert_eq!(store.backend(), expected);
-    exercise(store.clone()).await;
-    accounts_and_records(store).await;
-});
-
-/// Nodes starting together against one PostgreSQL migrate one after the other.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_migrations_on_postgres_apply_once() {
-    let (_db, url) = PgDb::create().await;
-    let mut tasks = Vec::new();
-    for _ in 0..4 {
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            Store::connect(&url).await.unwrap().migrate().await.unwrap()
-        }));
-    }
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    assert_eq!(total, MIGRATIONS, "each migration ran exactly once");
-}
-
-#[tokio::test]
-async fn unsupported_database_url_is_a_clear_error() {
-    let err = Store::connect("mysql://x").await.unwrap_err();
-    assert!(
-        err.to_string().contains("unsupported database URL"),
-        "{err}"
-    );
-}
+use super::token;
 
 /// Accounts, API reservations, tunnel records, domains and analytics.
-async fn accounts_and_records(store: Store) {
+pub(super) async fn accounts_and_records(store: Store) {
     let now = now_ms();
     // Users: emails are unique case-insensitively.
     let alice = store
@@ -540,7 +359,7 @@ async fn accounts_and_records(store: Store) {
 }
 
 /// Edge certificates, ACME accounts and challenge answers on both back ends.
-async fn certificates(store: &Store, now: i64) {
+pub(super) async fn certificates(store: &Store, now: i64) {
     let row = |host: &str, not_after: i64, updated_at: i64| beam_server::store::CertRow {
         hostname: host.into(),
         cert_pem: format!("cert of {host}"),
