@@ -62,6 +62,33 @@ fn text(status: StatusCode, msg: impl Into<Bytes>) -> Response<Body> {
     r
 }
 
+/// A refused schema request is the caller's mistake (400); anything else
+/// failed in production (502).
+fn sync_failure(e: SyncError) -> Response<Body> {
+    match e {
+        SyncError::Refused(m) => text(StatusCode::BAD_REQUEST, format!("{m}\n")),
+        e => text(StatusCode::BAD_GATEWAY, format!("{e}\n")),
+    }
+}
+
+/// A streamed NDJSON answer with one header of the service contract.
+fn ndjson<S>(frames: S, name: &'static str, value: http::HeaderValue) -> Response<Body>
+where
+    S: futures_util::Stream<Item = Result<Frame<Bytes>, std::convert::Infallible>> + Send + 'static,
+{
+    let mut resp = Response::new(
+        StreamBody::new(frames)
+            .map_err(|n| match n {})
+            .boxed_unsync(),
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    resp.headers_mut().insert(name, value);
+    resp
+}
+
 fn json_reply(status: StatusCode, v: &impl serde::Serialize) -> Response<Body> {
     let mut body = serde_json::to_vec(v).unwrap_or_default();
     body.push(b'\n');
@@ -169,35 +196,38 @@ impl AgentServices {
         })
     }
 
+    /// The sync source and the `table` a schema request names.
+    fn sync_table(&self, raw: &str) -> Result<(Arc<SyncSource>, String), Box<Response<Body>>> {
+        let src = self.sync_source()?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
+        match pairs.into_iter().find(|(k, _)| k == "table") {
+            Some((_, table)) => Ok((src, table)),
+            None => Err(Box::new(text(
+                StatusCode::BAD_REQUEST,
+                "table is required\n",
+            ))),
+        }
+    }
+
     async fn relations(&self, raw: &str) -> Response<Body> {
-        let src = match self.sync_source() {
-            Ok(s) => s,
+        let (src, table) = match self.sync_table(raw) {
+            Ok(t) => t,
             Err(r) => return *r,
         };
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
-        let Some((_, table)) = pairs.iter().find(|(k, _)| k == "table") else {
-            return text(StatusCode::BAD_REQUEST, "table is required\n");
-        };
-        match src.relations(table).await {
+        match src.relations(&table).await {
             Ok(r) => json_reply(StatusCode::OK, &r),
-            Err(SyncError::Refused(m)) => text(StatusCode::BAD_REQUEST, format!("{m}\n")),
-            Err(e) => text(StatusCode::BAD_GATEWAY, format!("{e}\n")),
+            Err(e) => sync_failure(e),
         }
     }
 
     async fn suggest(&self, raw: &str) -> Response<Body> {
-        let src = match self.sync_source() {
-            Ok(s) => s,
+        let (src, table) = match self.sync_table(raw) {
+            Ok(t) => t,
             Err(r) => return *r,
         };
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).unwrap_or_default();
-        let Some((_, table)) = pairs.iter().find(|(k, _)| k == "table") else {
-            return text(StatusCode::BAD_REQUEST, "table is required\n");
-        };
-        match src.suggest_policy(table).await {
+        match src.suggest_policy(&table).await {
             Ok(t) => text(StatusCode::OK, t),
-            Err(SyncError::Refused(m)) => text(StatusCode::BAD_REQUEST, format!("{m}\n")),
-            Err(e) => text(StatusCode::BAD_GATEWAY, format!("{e}\n")),
+            Err(e) => sync_failure(e),
         }
     }
 
@@ -256,18 +286,7 @@ impl AgentServices {
             };
             Some((Ok::<_, std::convert::Infallible>(frame), rx))
         });
-        let mut resp = Response::new(
-            StreamBody::new(stream)
-                .map_err(|n| match n {})
-                .boxed_unsync(),
-        );
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/x-ndjson"),
-        );
-        resp.headers_mut()
-            .insert(SYNC_TOTAL_HEADER, http::HeaderValue::from(total));
-        resp
+        ndjson(stream, SYNC_TOTAL_HEADER, http::HeaderValue::from(total))
     }
 
     async fn env_check(&self, body: Incoming) -> Response<Body> {
@@ -323,20 +342,8 @@ impl AgentServices {
                 reader,
             ))
         });
-        let mut resp = Response::new(
-            StreamBody::new(stream)
-                .map_err(|n| match n {})
-                .boxed_unsync(),
-        );
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/x-ndjson"),
-        );
-        resp.headers_mut().insert(
-            beam_proto::logs::EPOCH_HEADER,
-            http::HeaderValue::from(self.logs.epoch()),
-        );
-        resp
+        let epoch = http::HeaderValue::from(self.logs.epoch());
+        ndjson(stream, beam_proto::logs::EPOCH_HEADER, epoch)
     }
 }
 

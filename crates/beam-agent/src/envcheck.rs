@@ -74,17 +74,7 @@ impl EnvPolicy {
 /// The keyed fingerprint of a value under `nonce`.
 pub fn fingerprint(nonce: &[u8], value: &str) -> String {
     let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, nonce), value.as_bytes());
-    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    beam_proto::hex::encode(tag.as_ref())
 }
 
 /// Most names in one request.
@@ -96,9 +86,11 @@ pub fn check(
     policy: &EnvPolicy,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<BTreeMap<String, Verdict>, String> {
-    let nonce = unhex(&req.nonce).filter(|n| n.len() >= 16).ok_or_else(|| {
-        "nonce must be at least 16 random bytes, hex (a fresh one per request)".to_string()
-    })?;
+    let nonce = beam_proto::hex::decode(&req.nonce)
+        .filter(|n| n.len() >= 16)
+        .ok_or_else(|| {
+            "nonce must be at least 16 random bytes, hex (a fresh one per request)".to_string()
+        })?;
     if req.vars.len() > MAX_NAMES {
         return Err(format!("at most {MAX_NAMES} names per request"));
     }
@@ -114,7 +106,7 @@ pub fn check(
             (None, None) => Verdict::MissingBoth,
             (None, Some(_)) => Verdict::MissingLocally,
             (Some(_), None) => Verdict::MissingInProduction,
-            (Some(fp), Some(v)) => match unhex(fp) {
+            (Some(fp), Some(v)) => match beam_proto::hex::decode(fp) {
                 // Constant-time comparison of the tags.
                 Some(tag) if hmac::verify(&key, v.as_bytes(), &tag).is_ok() => Verdict::Equal,
                 _ => Verdict::Different,
@@ -132,7 +124,7 @@ mod tests {
     #[test]
     fn verdicts_only_and_policy() {
         let nonce = [9u8; 32];
-        let hexn: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let hexn: String = beam_proto::hex::encode(&nonce);
         let prod = |n: &str| match n {
             "PORT" => Some("3000".to_string()),
             "API_URL" => Some("https://prod".to_string()),

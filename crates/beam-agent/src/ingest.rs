@@ -187,16 +187,7 @@ impl Ingest {
                 );
             }
         };
-        let headers: Vec<(String, String)> = parts
-            .headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let headers = beam_proto::webhook::header_pairs(&parts.headers);
         let verified = match publisher.secrets.get(&provider) {
             Some(secret) => {
                 let now_s = beam_proto::time::now_s();

@@ -6,6 +6,7 @@
 //! - [`control`]: the server's ready/stop messages on a tunnel connection.
 //! - [`codec`]: magic + version preamble and length-prefixed, size-capped JSON frames.
 //! - [`secret`]: a masked string type so tokens never reach logs or `Debug` output.
+//! - [`hex`]: the hex encoding of digests, nonces and fingerprints.
 //! - [`headers`]: header names that carry meaning between the edge and the client.
 //! - [`logs`]: log entries, drop markers and log queries between agent and reader.
 //! - [`webhook`]: webhook events and the providers' signature schemes.
@@ -18,6 +19,7 @@ pub mod codec;
 pub mod control;
 pub mod headers;
 pub mod hello;
+pub mod hex;
 pub mod logs;
 pub mod proxy_v2;
 pub mod secret;
@@ -81,11 +83,7 @@ pub const API_ALPN: &[u8] = b"http/1.1";
 /// of the DER-encoded leaf certificate.
 pub fn fingerprint(der: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    let mut s = String::from("sha256:");
-    for b in Sha256::digest(der) {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    format!("sha256:{}", hex::encode(&Sha256::digest(der)))
 }
 
 /// Buffer size for each direction of a spliced stream (WebSocket or TCP tunnel).

@@ -170,12 +170,8 @@ pub(super) fn apply(action: &Action, v: Value, key: &hmac::Key) -> Value {
     };
     let tag = || hmac::sign(key, text.as_bytes());
     let hexn = |n: usize| -> String {
-        tag()
-            .as_ref()
-            .iter()
-            .take(n / 2)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        let tag = tag();
+        beam_proto::hex::encode(&tag.as_ref()[..(n / 2).min(tag.as_ref().len())])
     };
     let num = |m: u32| -> u32 {
         let t = tag();

@@ -185,20 +185,6 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(bytes).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 fn svix_key(secret: &str) -> Result<Vec<u8>, SignatureError> {
     let b = secret.strip_prefix("whsec_").unwrap_or(secret);
     B64.decode(b).map_err(|_| SignatureError::BadSecret("svix"))
@@ -255,7 +241,7 @@ pub fn verify(
             msg.extend_from_slice(body);
             let ok = sigs
                 .iter()
-                .filter_map(|s| unhex(s))
+                .filter_map(|s| crate::hex::decode(s))
                 .any(|tag| hmac::verify(&k, &msg, &tag).is_ok());
             if !ok {
                 return Err(SignatureError::Mismatch);
@@ -284,7 +270,7 @@ pub fn verify(
         Provider::Custom => {
             const H: &str = "X-Hub-Signature-256";
             let v = header(headers, H).ok_or(SignatureError::Missing(H))?;
-            let tag = unhex(v.strip_prefix("sha256=").unwrap_or(v))
+            let tag = crate::hex::decode(v.strip_prefix("sha256=").unwrap_or(v))
                 .ok_or(SignatureError::Malformed(H))?;
             hmac::verify(&key(secret.as_bytes()), body, &tag).map_err(|_| SignatureError::Mismatch)
         }
@@ -310,7 +296,7 @@ pub fn resign(
             set_header(
                 headers,
                 "Stripe-Signature",
-                format!("t={now_s},v1={}", hex(tag.as_ref())),
+                format!("t={now_s},v1={}", crate::hex::encode(tag.as_ref())),
             );
         }
         Provider::Svix => {
@@ -346,7 +332,7 @@ pub fn resign(
             set_header(
                 headers,
                 "X-Hub-Signature-256",
-                format!("sha256={}", hex(tag.as_ref())),
+                format!("sha256={}", crate::hex::encode(tag.as_ref())),
             );
         }
         Provider::Paypal => {}
@@ -412,7 +398,10 @@ pub fn describe(
         // signed, so one captured request could be replayed under new ids as
         // "new" verified events. The id is the signed content itself.
         Provider::Custom => (
-            Some(format!("sha256:{}", &hex(&sha256(body))[..32])),
+            Some(format!(
+                "sha256:{}",
+                &crate::hex::encode(&sha256(body))[..32]
+            )),
             header(headers, "X-GitHub-Event")
                 .or_else(|| header(headers, "X-Event-Type"))
                 .map(str::to_string)
@@ -458,6 +447,20 @@ fn glob(pattern: &str, text: &str) -> bool {
         }
     }
     true
+}
+
+/// A request's headers as `(name, value)` pairs, the form events are stored
+/// and verified in (a value that is not UTF-8 is kept lossily).
+pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

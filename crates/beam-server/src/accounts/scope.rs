@@ -217,18 +217,8 @@ impl Role {
     pub fn scopes(self) -> Scopes {
         match self {
             Role::Owner | Role::Admin => Scopes::all(),
-            Role::Member => Scopes::of(&[
-                Scope::TunnelsWrite,
-                Scope::TunnelsRead,
-                Scope::DomainsWrite,
-                Scope::DomainsRead,
-                Scope::LogsRead,
-                Scope::WebhooksRead,
-                Scope::DataRead,
-                Scope::FlagsRead,
-                Scope::EnvCheck,
-                Scope::OrgRead,
-            ]),
+            // Everything but administration (members, roles, plan, tokens of others).
+            Role::Member => Scopes::of(&Scope::ALL[..Scope::ALL.len() - 1]),
             Role::Viewer => Scopes::of(&[
                 Scope::TunnelsRead,
                 Scope::DomainsRead,

@@ -80,6 +80,26 @@ pub struct OrgView {
     pub role: Role,
 }
 
+impl UserView {
+    fn of(u: crate::store::UserRow) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+        }
+    }
+}
+
+impl OrgView {
+    fn of(o: crate::store::OrgRow, role: Role) -> Self {
+        Self {
+            id: o.id,
+            name: o.name,
+            role,
+        }
+    }
+}
+
 /// A new login session.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginResponse {
@@ -138,6 +158,32 @@ pub(crate) fn rate_limit(state: &State, ip: std::net::IpAddr) -> Result<(), ApiE
 }
 
 /// 503 with `Retry-After` when password hashing is saturated.
+/// Checks `password` against `stored` (a dummy hash when `None`, so an
+/// unknown account takes as long) behind the server's hashing gate.
+pub(super) async fn password_matches(
+    state: &State,
+    password: Secret,
+    stored: Option<String>,
+) -> Result<bool, ApiError> {
+    state
+        .account_hashes
+        .run(Vec::new(), move || {
+            password::verify_now(&password, stored.as_deref())
+        })
+        .await
+        .map_err(|b| busy(state, b))
+}
+
+/// Hashes a new password behind the server's hashing gate.
+pub(crate) async fn hash_password(state: &State, password: Secret) -> Result<String, ApiError> {
+    state
+        .account_hashes
+        .run(Vec::new(), move || password::hash_now(&password))
+        .await
+        .map_err(|b| busy(state, b))?
+        .map_err(|e| ApiError::internal(&e))
+}
+
 pub(crate) fn busy(state: &State, b: password::Busy) -> ApiError {
     let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", b.to_string());
     e.retry_after = Some(state.account_hashes.retry_after());
@@ -173,12 +219,7 @@ pub async fn register(
         .take(100)
         .collect::<String>();
     // Hash before looking the email up, so both outcomes take the same time.
-    let hash = state
-        .account_hashes
-        .run(Vec::new(), move || password::hash_now(&req.password))
-        .await
-        .map_err(|b| busy(&state, b))?
-        .map_err(|e| ApiError::internal(&e))?;
+    let hash = hash_password(&state, req.password).await?;
     let now = now_ms();
     if let Some(user_id) = state
         .store
@@ -223,14 +264,7 @@ pub async fn login(
     };
     // Verified against a dummy hash when the user is unknown: same time either way.
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let ok = state
-        .account_hashes
-        .run(Vec::new(), move || {
-            password::verify_now(&req.password, stored.as_deref())
-        })
-        .await
-        .map_err(|b| busy(&state, b))?;
-    if !ok {
+    if !password_matches(&state, req.password, stored).await? {
         return Err(wrong());
     }
     let user = user.ok_or_else(wrong)?;
@@ -269,16 +303,8 @@ pub async fn login(
     Ok(axum::Json(LoginResponse {
         token: token.expose().to_string(),
         expires_at,
-        user: UserView {
-            id: user.id,
-            email: user.email,
-            name: user.name,
-        },
-        org: OrgView {
-            id: org.id,
-            name: org.name,
-            role,
-        },
+        user: UserView::of(user),
+        org: OrgView::of(org, role),
     }))
 }
 
@@ -316,16 +342,8 @@ pub async fn me(
         .await?
         .ok_or_else(|| ApiError::unauthorized("the token's organization no longer exists"))?;
     Ok(axum::Json(MeResponse {
-        user: UserView {
-            id: user.id,
-            email: user.email,
-            name: user.name,
-        },
-        org: OrgView {
-            id: org.id,
-            name: org.name,
-            role: p.role,
-        },
+        user: UserView::of(user),
+        org: OrgView::of(org, p.role),
         scopes: p.scopes.list(),
         token_kind: match p.kind {
             TokenKind::Api => "api",

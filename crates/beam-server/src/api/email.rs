@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::accounts::{Accepted, busy, normalize_email, rate_limit};
+use super::accounts::{Accepted, hash_password, normalize_email, password_matches, rate_limit};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Ip, Json};
 use crate::State;
@@ -164,14 +164,7 @@ pub async fn verify_email(
         .user(p.user_id)
         .await?
         .and_then(|u| u.password_hash);
-    let ok = state
-        .account_hashes
-        .run(Vec::new(), move || {
-            password::verify_now(&req.password, stored.as_deref())
-        })
-        .await
-        .map_err(|b| busy(&state, b))?;
-    if !ok {
+    if !password_matches(&state, req.password, stored).await? {
         return Err(invalid());
     }
     let now = now_ms();
@@ -309,12 +302,7 @@ pub async fn reset_password(
                 "the reset token is invalid, used or expired",
             )
         })?;
-    let hash = state
-        .account_hashes
-        .run(Vec::new(), move || password::hash_now(&req.password))
-        .await
-        .map_err(|b| busy(&state, b))?
-        .map_err(|e| ApiError::internal(&e))?;
+    let hash = hash_password(&state, req.password).await?;
     let now = now_ms();
     state.store.set_password(p.user_id, &hash).await?;
     // The reset proved the address too.

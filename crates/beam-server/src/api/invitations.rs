@@ -347,12 +347,7 @@ pub async fn accept(
                 ))
             })?;
             password::check_policy(password.expose()).map_err(ApiError::invalid)?;
-            let hash = state
-                .account_hashes
-                .run(Vec::new(), move || password::hash_now(&password))
-                .await
-                .map_err(|b| super::accounts::busy(&state, b))?
-                .map_err(|e| ApiError::internal(&e))?;
+            let hash = super::accounts::hash_password(&state, password).await?;
             match existing {
                 Some(u) => {
                     // An unverified registration of this address: whoever made

@@ -214,6 +214,29 @@ fn agent_request(
         .map_err(|e| ApiError::internal(&e))
 }
 
+/// Checks `scope` and the environment's organization, then relays
+/// `GET path?query` to its agent, answering with `content_type`.
+async fn relay_get(
+    state: &State,
+    auth: Auth,
+    scope: Scope,
+    (project, environment): (String, String),
+    path: &str,
+    query: &[(&str, String)],
+    content_type: &'static str,
+) -> ApiResult<Response> {
+    let p = auth.require(scope)?;
+    let env = find_env(state, p.org_id, &project, &environment).await?;
+    let qs = serde_urlencoded::to_string(query).map_err(|e| ApiError::internal(&e))?;
+    let target = if qs.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{qs}")
+    };
+    let req = agent_request(axum::http::Method::GET, &target, crate::body::empty())?;
+    relay(state, &env, req, content_type).await
+}
+
 /// The environment's feature flags, read by its agent in production.
 #[utoipa::path(get, path = "/api/projects/{project}/{environment}/flags", tag = "projects",
     security(("bearer" = [])), params(("project" = String, Path), ("environment" = String, Path)),
@@ -224,12 +247,10 @@ fn agent_request(
 pub async fn flags(
     AxumState(state): AxumState<Arc<State>>,
     auth: Auth,
-    Path((project, environment)): Path<(String, String)>,
+    Path(env): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let p = auth.require(Scope::FlagsRead)?;
-    let env = find_env(&state, p.org_id, &project, &environment).await?;
-    let req = agent_request(axum::http::Method::GET, route::FLAGS, crate::body::empty())?;
-    relay(&state, &env, req, "application/json").await
+    let json = "application/json";
+    relay_get(&state, auth, Scope::FlagsRead, env, route::FLAGS, &[], json).await
 }
 
 /// Flag evaluation parameters.
@@ -255,19 +276,22 @@ pub async fn evaluate_flag(
     Path((project, environment, key)): Path<(String, String, String)>,
     super::extract::Query(q): super::extract::Query<EvalParams>,
 ) -> ApiResult<Response> {
-    let p = auth.require(Scope::FlagsRead)?;
-    let env = find_env(&state, p.org_id, &project, &environment).await?;
     let mut pairs = vec![("key", key)];
     if let Some(u) = q.user {
         pairs.push(("user", u));
     }
-    let qs = serde_urlencoded::to_string(&pairs).map_err(|e| ApiError::internal(&e))?;
-    let req = agent_request(
-        axum::http::Method::GET,
-        &format!("{}?{qs}", route::FLAGS_EVAL),
-        crate::body::empty(),
-    )?;
-    relay(&state, &env, req, "application/json").await
+    let env = (project, environment);
+    let json = "application/json";
+    relay_get(
+        &state,
+        auth,
+        Scope::FlagsRead,
+        env,
+        route::FLAGS_EVAL,
+        &pairs,
+        json,
+    )
+    .await
 }
 
 /// Compares variable fingerprints with production's; the answer holds only a
@@ -396,19 +420,21 @@ pub async fn sync(
 pub async fn sync_relations(
     AxumState(state): AxumState<Arc<State>>,
     auth: Auth,
-    Path((project, environment)): Path<(String, String)>,
+    Path(env): Path<(String, String)>,
     super::extract::Query(q): super::extract::Query<TableParam>,
 ) -> ApiResult<Response> {
-    let p = auth.require(Scope::DataRead)?;
-    let env = find_env(&state, p.org_id, &project, &environment).await?;
-    let qs =
-        serde_urlencoded::to_string([("table", q.table)]).map_err(|e| ApiError::internal(&e))?;
-    let req = agent_request(
-        axum::http::Method::GET,
-        &format!("{}?{qs}", route::SYNC_RELATIONS),
-        crate::body::empty(),
-    )?;
-    relay(&state, &env, req, "application/json").await
+    let table = [("table", q.table)];
+    let ctype = "application/json";
+    relay_get(
+        &state,
+        auth,
+        Scope::DataRead,
+        env,
+        route::SYNC_RELATIONS,
+        &table,
+        ctype,
+    )
+    .await
 }
 
 /// Table parameter.
@@ -430,17 +456,19 @@ pub struct TableParam {
 pub async fn sync_suggest(
     AxumState(state): AxumState<Arc<State>>,
     auth: Auth,
-    Path((project, environment)): Path<(String, String)>,
+    Path(env): Path<(String, String)>,
     super::extract::Query(q): super::extract::Query<TableParam>,
 ) -> ApiResult<Response> {
-    let p = auth.require(Scope::DataRead)?;
-    let env = find_env(&state, p.org_id, &project, &environment).await?;
-    let qs =
-        serde_urlencoded::to_string([("table", q.table)]).map_err(|e| ApiError::internal(&e))?;
-    let req = agent_request(
-        axum::http::Method::GET,
-        &format!("{}?{qs}", route::SYNC_SUGGEST),
-        crate::body::empty(),
-    )?;
-    relay(&state, &env, req, "text/plain; charset=utf-8").await
+    let table = [("table", q.table)];
+    let ctype = "text/plain; charset=utf-8";
+    relay_get(
+        &state,
+        auth,
+        Scope::DataRead,
+        env,
+        route::SYNC_SUGGEST,
+        &table,
+        ctype,
+    )
+    .await
 }

@@ -155,16 +155,7 @@ pub async fn receive(
                 ),
             )
         })?;
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = webhook::header_pairs(&parts.headers);
     let verified = match &check {
         Check::Secret(secret) => {
             let now_s = now_ms() / 1000;

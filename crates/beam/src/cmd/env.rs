@@ -49,7 +49,7 @@ pub async fn check(args: EnvCheckArgs) -> anyhow::Result<bool> {
     let (p, e) = split_env(&args.project)?;
     let names = names_to_check(&args)?;
     let nonce: [u8; 32] = rand::random();
-    let nonce_hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let nonce_hex = beam_proto::hex::encode(&nonce);
     let vars: BTreeMap<String, Option<String>> = names
         .iter()
         .map(|n| {
