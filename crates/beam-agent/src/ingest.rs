@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 
 use crate::logs::LogBuffer;
 use crate::logs::capture::emit;
-use crate::logs::tail::LineSplitter;
+use crate::logs::lines::LineSplitter;
 use beam_client::ApiClient;
 
 /// Largest forwarded webhook body (the server's default limit).

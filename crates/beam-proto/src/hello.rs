@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Secret;
+use crate::secret::Secret;
 
 /// What the client asks for.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,7 +11,20 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use crate::SPLICE_BUF;
+/// Buffer size for each direction of a spliced stream (WebSocket or TCP tunnel).
+/// 64 KiB instead of tokio's 8 KiB default: four times fewer syscalls on bulk data.
+pub const SPLICE_BUF: usize = 64 * 1024;
+
+/// Copies bytes both ways between two streams until both directions are closed.
+/// Returns the bytes copied `a → b` and `b → a`. Used on both ends of every
+/// WebSocket and TCP stream so they behave alike.
+pub async fn splice<A, B>(a: &mut A, b: &mut B) -> std::io::Result<(u64, u64)>
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + ?Sized,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + ?Sized,
+{
+    tokio::io::copy_bidirectional_with_sizes(a, b, SPLICE_BUF, SPLICE_BUF).await
+}
 
 /// How a spliced stream ended.
 #[derive(Debug)]

@@ -42,6 +42,7 @@ pub mod domains;
 pub mod edge;
 pub mod parity;
 mod registry;
+mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
@@ -49,11 +50,10 @@ pub mod tunnel;
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{Quota, RateLimiter};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +65,7 @@ pub use telemetry::metrics::Metrics;
 
 use accounts::auth::Authenticator;
 use registry::Registry;
+use state::State;
 
 /// The sockets a server serves on, bound by the caller.
 #[derive(Debug)]
@@ -94,54 +95,6 @@ pub enum ServerError {
     Tls(#[from] tls::TlsError),
 }
 
-/// Shared state of one running server.
-pub(crate) struct State {
-    pub(crate) cfg: ServerConfig,
-    pub(crate) store: Store,
-    pub(crate) auth: Authenticator,
-    pub(crate) registry: Registry,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
-    pub(crate) tasks: TaskTracker,
-    pub(crate) dns: domains::dns::Verifier,
-    pub(crate) auth_limiter: DefaultKeyedRateLimiter<IpAddr>,
-    pub(crate) recorder: Arc<telemetry::recorder::Recorder>,
-    /// The operator's organization (owner of bootstrap tokens; sets plan limits).
-    pub(crate) operator_org: i64,
-    /// Organizations over their monthly bandwidth, refreshed in the background.
-    pub(crate) over_quota: RwLock<HashSet<i64>>,
-    /// Requests per second per client token, across its tunnels.
-    pub(crate) token_limiter: Option<DefaultKeyedRateLimiter<i64>>,
-    /// argon2 checks of visitor credentials, server-wide: a flood of wrong
-    /// passwords cannot take every core, and waiters give up after a short
-    /// queue (each tunnel also has its own smaller budget).
-    pub(crate) visitor_hashes: accounts::password::HashGate,
-    /// Each organization's share of visitor credential checks.
-    pub(crate) org_hashes: edge::visitor::OrgBudgets,
-    /// argon2 for logins, registrations and resets, bounded the same way.
-    pub(crate) account_hashes: accounts::password::HashGate,
-    /// The HTTPS edge's certificates.
-    pub(crate) edge_certs: Arc<edge::tls::EdgeCerts>,
-    /// Queues a custom domain for ACME issuance (when ACME is configured).
-    pub(crate) acme_tx: Option<tokio::sync::mpsc::Sender<String>>,
-    /// Wakes webhook streams when an event is stored.
-    pub(crate) webhooks: parity::webhooks::Hub,
-    /// Developers with an open log or webhook stream, per environment.
-    pub(crate) developers: Arc<parity::developers::Developers>,
-    /// Daily caps on env check comparisons per user and variable.
-    pub(crate) env_checks: parity::envcap::EnvCheckCap,
-    /// Every live connection's access, re-checked so revocation reaches it.
-    pub(crate) revocation: Arc<accounts::revocation::Revocation>,
-}
-
-impl State {
-    /// Whether organization `org_id` used its monthly bandwidth.
-    pub(crate) fn over_quota(&self, org_id: i64) -> bool {
-        let set = self.over_quota.read().unwrap_or_else(|e| e.into_inner());
-        !set.is_empty() && set.contains(&org_id)
-    }
-}
-
 /// A configured server, ready to [`run`](Server::run).
 pub struct Server {
     cfg: ServerConfig,
@@ -149,8 +102,8 @@ pub struct Server {
     tls: Option<Arc<rustls::ServerConfig>>,
     metrics: Arc<Metrics>,
     dns: domains::dns::Verifier,
-    operator: (i64, i64),
-    clock: Arc<accounts::revocation::Clock>,
+    operator: store::Operator,
+    clock: Arc<accounts::clock::Clock>,
     edge_certs: Arc<edge::tls::EdgeCerts>,
     acme: Option<(
         tokio::sync::mpsc::Sender<String>,
@@ -201,12 +154,12 @@ impl Server {
 
     /// `(user id, organization id)` of the built-in operator account, which owns
     /// bootstrap tokens.
-    pub fn operator(&self) -> (i64, i64) {
+    pub fn operator(&self) -> store::Operator {
         self.operator
     }
 
     /// The server's clock: tests advance it to expire tokens without waiting.
-    pub fn clock(&self) -> Arc<accounts::revocation::Clock> {
+    pub fn clock(&self) -> Arc<accounts::clock::Clock> {
         self.clock.clone()
     }
 
@@ -239,7 +192,7 @@ impl Server {
                 self.cfg.analytics,
                 self.cfg.analytics_samples_per_sec,
             )),
-            operator_org: self.operator.1,
+            operator_org: self.operator.org_id,
             over_quota: RwLock::new(HashSet::new()),
             edge_certs: self.edge_certs.clone(),
             acme_tx: self.acme.as_ref().map(|(tx, _)| tx.clone()),

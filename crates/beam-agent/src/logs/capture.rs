@@ -15,10 +15,6 @@ use tokio::process::Command;
 use super::buffer::LogBuffer;
 use super::parse::parse_line;
 
-/// Longest line kept as one entry; longer output is split (a stream without
-/// newlines must not grow a buffer without bound).
-pub const MAX_LINE: usize = 64 * 1024;
-
 /// Signals passed on to the child.
 #[cfg(unix)]
 const FORWARDED: &[nix::sys::signal::Signal] = {
@@ -140,7 +136,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut reader = BufReader::with_capacity(64 * 1024, from);
-    let mut split = super::tail::LineSplitter::default();
+    let mut split = super::lines::LineSplitter::default();
     loop {
         let chunk = match reader.fill_buf().await {
             Ok([]) | Err(_) => break,

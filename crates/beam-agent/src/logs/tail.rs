@@ -12,42 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::sync::CancellationToken;
 
 use super::LogBuffer;
-use super::capture::{MAX_LINE, emit};
-
-/// Splits a byte stream into lines of at most [`MAX_LINE`] bytes.
-#[derive(Debug, Default)]
-pub struct LineSplitter {
-    partial: Vec<u8>,
-}
-
-impl LineSplitter {
-    /// Feeds bytes; calls `line` for each complete (or over-long) line.
-    pub fn feed(&mut self, mut data: &[u8], mut line: impl FnMut(&[u8])) {
-        while !data.is_empty() {
-            let room = MAX_LINE - self.partial.len();
-            let nl = data.iter().position(|b| *b == b'\n');
-            let (take, complete) = match nl {
-                Some(i) if i < room => (i + 1, true),
-                _ if data.len() >= room => (room, true),
-                _ => (data.len(), false),
-            };
-            self.partial.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if complete {
-                line(&self.partial);
-                self.partial.clear();
-            }
-        }
-    }
-
-    /// Emits a last line without a newline, if any.
-    pub fn finish(&mut self, mut line: impl FnMut(&[u8])) {
-        if !self.partial.is_empty() {
-            line(&self.partial);
-            self.partial.clear();
-        }
-    }
-}
+use super::capture::emit;
+use super::lines::LineSplitter;
 
 #[cfg(unix)]
 fn identity(m: &std::fs::Metadata) -> (u64, u64) {
@@ -142,6 +108,7 @@ pub async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::lines::MAX_LINE;
     use crate::logs::{Limits, Masker};
     use beam_proto::logs::{LogLine, LogQuery};
     use std::io::Write;

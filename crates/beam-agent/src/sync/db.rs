@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::SyncError;
+use super::error::SyncError;
 
 /// The JSON value of a column read as text, by its PostgreSQL type.
 pub(super) fn typed(text: Option<String>, data_type: &str) -> Value {
@@ -219,3 +219,12 @@ impl Conn {
 }
 
 pub(super) use on_conn;
+
+impl From<crate::proddb::DbError> for SyncError {
+    fn from(e: crate::proddb::DbError) -> Self {
+        match e {
+            crate::proddb::DbError::Db(e) => db_err(e),
+            other => SyncError::Db(other.to_string()),
+        }
+    }
+}

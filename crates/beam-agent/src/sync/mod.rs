@@ -22,10 +22,12 @@
 
 mod db;
 mod detect;
+mod error;
 mod policy;
 
 pub use db::Relation;
 pub use detect::suggest;
+pub use error::SyncError;
 pub use policy::{Action, FakeKind, Policy, TablePolicy, action_text};
 
 use std::path::PathBuf;
@@ -109,31 +111,6 @@ pub enum Chunk {
     Total(u64),
     /// NDJSON lines.
     Data(bytes::Bytes),
-}
-
-/// Why a sync was refused. Messages name tables and columns, never values.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    /// The request is not acceptable (policy, unknown column, …).
-    #[error("{0}")]
-    Refused(String),
-    /// The database failed.
-    #[error("database: {0}")]
-    Db(String),
-    /// A statement ran past the agent's statement timeout.
-    #[error(
-        "the production database took longer than the agent's statement timeout; narrow the sync with --where or --limit"
-    )]
-    TimedOut,
-}
-
-impl From<crate::proddb::DbError> for SyncError {
-    fn from(e: crate::proddb::DbError) -> Self {
-        match e {
-            crate::proddb::DbError::Db(e) => db_err(e),
-            other => SyncError::Db(other.to_string()),
-        }
-    }
 }
 
 /// A filter column the policy does not keep is refused, naming the column and

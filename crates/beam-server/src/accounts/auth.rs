@@ -5,18 +5,16 @@
 //! enough: the store keeps SHA-256 digests only, and the digest found by the lookup
 //! is compared again in constant time.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use beam_proto::{ErrorCode, Refusal, Secret};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::time::Instant;
 
 use crate::accounts::scope::{Role, Scope, Scopes};
+use crate::accounts::throttle::Throttle;
 use crate::store::{Store, TokenKind, now_ms};
 
 /// Prefix of every API token, so leaked tokens are easy to scan for.
@@ -44,7 +42,7 @@ pub fn random_secret(prefix: &str) -> Secret {
 /// (bootstrap and `--dev` tokens). Storing the same token again is a no-op.
 pub async fn store_operator_token(
     store: &Store,
-    operator: (i64, i64),
+    operator: crate::store::Operator,
     token: &str,
     description: &str,
 ) -> Result<i64, crate::store::StoreError> {
@@ -53,8 +51,8 @@ pub async fn store_operator_token(
             &crate::store::NewToken {
                 hash: &hash_secret(token),
                 description,
-                user_id: operator.0,
-                org_id: operator.1,
+                user_id: operator.user_id,
+                org_id: operator.org_id,
                 scopes: Scopes::all(),
                 kind: TokenKind::Api,
                 expires_at: None,
@@ -68,99 +66,6 @@ pub async fn store_operator_token(
 /// SHA-256 of a secret, as stored.
 pub fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
-}
-
-/// Counts failed attempts per address in fixed windows and refuses an address
-/// that failed too often, so tokens cannot be guessed at line rate.
-///
-/// O(1) per attempt whatever the number of addresses: counts live in two
-/// generations (this window and the last); when a window ends the current
-/// map becomes the previous one and the old previous is dropped whole, so no
-/// attempt ever scans the map. Addresses are keyed as
-/// [`crate::edge::visitor::client_key`] does (IPv6 by /64). The table is bounded:
-/// past `MAX_TRACKED` addresses in one window, new ones are not tracked.
-#[derive(Debug)]
-pub struct Throttle {
-    max_failures: u32,
-    window: Duration,
-    state: Mutex<Windows>,
-}
-
-#[derive(Debug)]
-struct Windows {
-    start: Instant,
-    current: HashMap<IpAddr, u32>,
-    previous: HashMap<IpAddr, u32>,
-}
-
-/// Most addresses counted in one window (a few MiB).
-const MAX_TRACKED: usize = 100_000;
-
-impl Throttle {
-    /// Allows `max_failures` failures per `window` per address.
-    pub fn new(max_failures: u32, window: Duration) -> Self {
-        Self {
-            max_failures,
-            window,
-            state: Mutex::new(Windows {
-                start: Instant::now(),
-                current: HashMap::new(),
-                previous: HashMap::new(),
-            }),
-        }
-    }
-
-    fn windows(&self) -> std::sync::MutexGuard<'_, Windows> {
-        let mut w = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let elapsed = w.start.elapsed();
-        if elapsed >= self.window {
-            // More than two windows ago counts for nothing.
-            w.previous = if elapsed >= self.window * 2 {
-                HashMap::new()
-            } else {
-                std::mem::take(&mut w.current)
-            };
-            w.current.clear();
-            w.start = Instant::now();
-        }
-        w
-    }
-
-    /// `Some(seconds to wait)` when `ip` is throttled: it failed too often in
-    /// this window, or in the last one (so a window boundary is no reset).
-    pub fn check(&self, ip: IpAddr) -> Option<u64> {
-        let key = crate::edge::visitor::client_key(ip);
-        let w = self.windows();
-        let now = w.current.get(&key).copied().unwrap_or(0);
-        let before = w.previous.get(&key).copied().unwrap_or(0);
-        if now >= self.max_failures || before >= self.max_failures {
-            let left = self.window.saturating_sub(w.start.elapsed());
-            Some(left.as_secs().max(1))
-        } else {
-            None
-        }
-    }
-
-    /// Takes back one failure of `ip` (counted before a check whose result
-    /// was not known yet, which then succeeded).
-    pub fn forgive(&self, ip: IpAddr) {
-        let key = crate::edge::visitor::client_key(ip);
-        let mut w = self.windows();
-        if let Some(n) = w.current.get_mut(&key) {
-            *n = n.saturating_sub(1);
-        }
-    }
-
-    /// Records one failure of `ip`.
-    pub fn fail(&self, ip: IpAddr) {
-        let key = crate::edge::visitor::client_key(ip);
-        let mut w = self.windows();
-        if let Some(n) = w.current.get_mut(&key) {
-            *n = n.saturating_add(1);
-        } else if w.current.len() < MAX_TRACKED {
-            w.current.insert(key, 1);
-        }
-    }
 }
 
 /// Who is making a request: the token, its user and organization, and what the
@@ -221,7 +126,7 @@ pub enum AuthError {
 pub struct Authenticator {
     store: Store,
     throttle: Throttle,
-    clock: std::sync::Arc<crate::accounts::revocation::Clock>,
+    clock: std::sync::Arc<crate::accounts::clock::Clock>,
 }
 
 impl Authenticator {
@@ -229,7 +134,7 @@ impl Authenticator {
     pub fn new(
         store: Store,
         failures_per_minute: u32,
-        clock: std::sync::Arc<crate::accounts::revocation::Clock>,
+        clock: std::sync::Arc<crate::accounts::clock::Clock>,
     ) -> Self {
         Self {
             store,
@@ -382,49 +287,5 @@ mod tests {
         assert_eq!(a.expose().len(), 48);
         assert_ne!(a.expose(), b.expose());
         assert!(a.expose()[5..].bytes().all(|c| c.is_ascii_alphanumeric()));
-    }
-
-    #[tokio::test]
-    async fn throttle_blocks_after_max_failures_per_ip() {
-        let t = Throttle::new(3, Duration::from_secs(60));
-        let ip: IpAddr = "10.1.2.3".parse().unwrap();
-        let other: IpAddr = "10.1.2.4".parse().unwrap();
-        for _ in 0..3 {
-            assert_eq!(t.check(ip), None);
-            t.fail(ip);
-        }
-        let wait = t.check(ip).expect("throttled");
-        assert!((1..=60).contains(&wait));
-        assert_eq!(t.check(other), None);
-        // IPv6 counts by /64: rotating addresses inside it does not help.
-        for i in 0..3u16 {
-            t.fail(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, i).into());
-        }
-        let same64: IpAddr = "2001:db8:0:1:ffff::9".parse().unwrap();
-        let next64: IpAddr = "2001:db8:0:2::9".parse().unwrap();
-        assert!(t.check(same64).is_some());
-        assert_eq!(t.check(next64), None);
-    }
-
-    #[test]
-    fn throttle_windows_roll_over_without_scanning() {
-        // A spray of addresses costs one insert each, and is bounded.
-        let spray = Throttle::new(2, Duration::from_secs(60));
-        for i in 0..(MAX_TRACKED as u32 + 10) {
-            spray.fail(IpAddr::V4(std::net::Ipv4Addr::from(i)));
-        }
-        assert_eq!(spray.windows().current.len(), MAX_TRACKED);
-        let t = Throttle::new(2, Duration::from_millis(50));
-        let ip: IpAddr = "10.9.9.9".parse().unwrap();
-        t.fail(ip);
-        t.fail(ip);
-        assert!(t.check(ip).is_some());
-        std::thread::sleep(Duration::from_millis(60));
-        // Still refused in the next window (the last window's count holds)…
-        assert!(t.check(ip).is_some());
-        std::thread::sleep(Duration::from_millis(110));
-        // …and forgotten two windows later.
-        assert_eq!(t.check(ip), None);
-        assert!(t.windows().previous.is_empty());
     }
 }

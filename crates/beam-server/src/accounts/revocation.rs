@@ -10,35 +10,16 @@
 //! every kind of connection, without each path polling on its own.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::accounts::clock::Clock;
 use crate::accounts::scope::Scope;
 use crate::store::Store;
-
-/// The server's "now" with an offset tests can advance, so a token's expiry
-/// is tested without waiting for it.
-#[derive(Debug, Default)]
-pub struct Clock {
-    offset_ms: AtomicI64,
-}
-
-impl Clock {
-    /// Unix milliseconds, plus the offset.
-    pub fn now_ms(&self) -> i64 {
-        crate::store::now_ms() + self.offset_ms.load(Ordering::Relaxed)
-    }
-
-    /// Moves this clock forward (tests).
-    pub fn advance(&self, by: Duration) {
-        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
-    }
-}
 
 /// What a live connection was granted, to be re-checked.
 #[derive(Debug, Clone, Copy)]
@@ -136,7 +117,11 @@ impl Revocation {
     /// One pass: cancels the holders whose access is gone at `now`; returns
     /// how many. One token lookup per distinct token, one role lookup per
     /// distinct member.
-    pub(crate) async fn sweep(&self, store: &Store, now: i64) -> Result<usize, crate::StoreError> {
+    pub(crate) async fn sweep(
+        &self,
+        store: &Store,
+        now: i64,
+    ) -> Result<usize, crate::store::StoreError> {
         let holders: Vec<(Access, CancellationToken)> = self
             .lock()
             .values()
@@ -189,7 +174,7 @@ impl Revocation {
             }
         }
         if failed {
-            return Err(crate::StoreError::Corrupt(format!(
+            return Err(crate::store::StoreError::Corrupt(format!(
                 "some holders could not be checked ({kicked} disconnected)"
             )));
         }

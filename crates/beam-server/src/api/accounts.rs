@@ -10,13 +10,16 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::credentials::{
+    ACCEPTED, Accepted, hash_password, normalize_email, password_matches, rate_limit,
+};
 use super::email::send_verification;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Ip, Json};
-use crate::State;
 use crate::accounts::auth::{hash_secret, random_secret};
 use crate::accounts::password;
 use crate::accounts::scope::{Role, Scope};
+use crate::state::State;
 use crate::store::{NewToken, TokenKind, now_ms};
 use beam_proto::Secret;
 
@@ -47,15 +50,6 @@ pub struct LoginRequest {
     /// Organization the session acts in [default: the user's first organization].
     #[serde(default)]
     pub org_id: Option<i64>,
-}
-
-/// The same answer whether or not the email is known.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    /// Always `accepted`.
-    pub status: String,
-    /// What happens next.
-    pub message: String,
 }
 
 /// A user, as the API shows it.
@@ -127,70 +121,6 @@ pub struct MeResponse {
     /// Every organization the user belongs to (a token acts in one of them).
     pub orgs: Vec<OrgView>,
 }
-
-/// Checks an email address enough to refuse obvious garbage.
-pub(super) fn normalize_email(email: &str) -> Result<String, ApiError> {
-    let e = email.trim().to_lowercase();
-    let ok = e.len() <= 254
-        && e.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        })
-        && e.matches('@').count() == 1
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(e)
-    } else {
-        Err(ApiError::invalid("'email' is not a valid email address"))
-    }
-}
-
-pub(crate) fn rate_limit(state: &State, ip: std::net::IpAddr) -> Result<(), ApiError> {
-    let key = crate::edge::visitor::client_key(ip);
-    state.auth_limiter.check_key(&key).map_err(|not_until| {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        ApiError::too_many(wait.as_secs().max(1))
-    })
-}
-
-/// 503 with `Retry-After` when password hashing is saturated.
-/// Checks `password` against `stored` (a dummy hash when `None`, so an
-/// unknown account takes as long) behind the server's hashing gate.
-pub(super) async fn password_matches(
-    state: &State,
-    password: Secret,
-    stored: Option<String>,
-) -> Result<bool, ApiError> {
-    state
-        .account_hashes
-        .run(Vec::new(), move || {
-            password::verify_now(&password, stored.as_deref())
-        })
-        .await
-        .map_err(|b| busy(state, b))
-}
-
-/// Hashes a new password behind the server's hashing gate.
-pub(crate) async fn hash_password(state: &State, password: Secret) -> Result<String, ApiError> {
-    state
-        .account_hashes
-        .run(Vec::new(), move || password::hash_now(&password))
-        .await
-        .map_err(|b| busy(state, b))?
-        .map_err(|e| ApiError::internal(&e))
-}
-
-pub(crate) fn busy(state: &State, b: password::Busy) -> ApiError {
-    let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", b.to_string());
-    e.retry_after = Some(state.account_hashes.retry_after());
-    e
-}
-
-pub(super) const ACCEPTED: &str = "if this address can be registered, a verification mail is on its way; the account can log in now, and create tokens or join organizations once the address is verified (POST /api/auth/verify-email)";
 
 /// Creates an account and its personal organization.
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,

@@ -10,8 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Path, Query};
-use crate::State;
 use crate::accounts::scope::Scope;
+use crate::state::State;
 use crate::store::{Analytics, AnalyticsScope, now_ms};
 
 /// Time window.

@@ -18,8 +18,8 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path, Query};
 use super::projects::find_env;
 use super::webhooks::provider_of;
-use crate::State;
 use crate::accounts::scope::Scope;
+use crate::state::State;
 use crate::store::{WebhookSummary, now_ms};
 
 /// Events fetched per store round trip of a stream (bodies are up to

@@ -12,11 +12,11 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
-use crate::State;
 use crate::accounts::auth::random_secret;
 use crate::accounts::scope::Scope;
 use crate::domains::dns::challenge_name;
 use crate::domains::{HostKind, parse_hostname};
+use crate::state::State;
 use crate::store::{DomainKind, DomainRow, DomainStatus, NameKind, NewDomain, now_ms};
 
 /// A domain to add.

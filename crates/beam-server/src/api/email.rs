@@ -9,12 +9,12 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::accounts::{Accepted, hash_password, normalize_email, password_matches, rate_limit};
+use super::credentials::{Accepted, hash_password, normalize_email, password_matches, rate_limit};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Ip, Json};
-use crate::State;
 use crate::accounts::auth::{hash_secret, random_secret};
 use crate::accounts::password;
+use crate::state::State;
 use crate::store::{NewToken, TokenKind, now_ms};
 use beam_proto::Secret;
 

@@ -11,9 +11,9 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::State;
 use crate::accounts::auth::{AuthError, Principal};
 use crate::accounts::scope::Scope;
+use crate::state::State;
 use crate::store::TokenKind;
 
 /// The visitor's address, put into request extensions by whoever serves the API.

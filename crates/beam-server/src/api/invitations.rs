@@ -14,10 +14,10 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Ip, Json, Path};
-use crate::State;
 use crate::accounts::auth::{hash_secret, random_secret};
 use crate::accounts::password;
 use crate::accounts::scope::{Role, Scope};
+use crate::state::State;
 use crate::store::{InvitationRow, NewInvitation, TokenKind, now_ms};
 use beam_proto::Secret;
 
@@ -127,7 +127,7 @@ pub(crate) async fn invite(
     if req.role == Role::Owner && p.role != Role::Owner {
         return Err(ApiError::forbidden("only an owner can invite owners"));
     }
-    let email = super::accounts::normalize_email(&req.email)?;
+    let email = super::credentials::normalize_email(&req.email)?;
     let org = state
         .store
         .org(p.org_id)
@@ -263,7 +263,7 @@ pub async fn accept(
     headers: HeaderMap,
     Json(req): Json<AcceptRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Joined>)> {
-    super::accounts::rate_limit(&state, ip)?;
+    super::credentials::rate_limit(&state, ip)?;
     let now = now_ms();
     let invalid = || {
         ApiError::new(
@@ -347,7 +347,7 @@ pub async fn accept(
                 ))
             })?;
             password::check_policy(password.expose()).map_err(ApiError::invalid)?;
-            let hash = super::accounts::hash_password(&state, password).await?;
+            let hash = super::credentials::hash_password(&state, password).await?;
             match existing {
                 Some(u) => {
                     // An unverified registration of this address: whoever made

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod analytics;
+mod credentials;
 mod deliveries;
 mod domains;
 mod email;
@@ -27,8 +28,8 @@ use axum::routing::{get, post, put};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::State;
 use crate::accounts::scope::Scope;
+use crate::state::State;
 use error::ApiError;
 
 /// The OpenAPI description of `/api`.

@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
-use crate::State;
 use crate::accounts::scope::{Role, Scope};
+use crate::state::State;
 use crate::store::Limits;
 
 /// An organization with usage.

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Path};
-use crate::State;
 use crate::accounts::scope::Scope;
+use crate::state::State;
 use crate::store::EnvironmentRow;
 
 use super::projects::find_env;

@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
-use crate::State;
 use crate::accounts::auth::{generate_token, hash_secret};
 use crate::accounts::scope::{Scope, Scopes};
+use crate::state::State;
 use crate::store::{EnvironmentRow, NewToken, TokenKind, now_ms};
 
 /// A project environment to create (both parts are created when missing).

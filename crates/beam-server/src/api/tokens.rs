@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
-use crate::State;
 use crate::accounts::auth::{Principal, generate_token, hash_secret};
 use crate::accounts::scope::{Scope, Scopes};
+use crate::state::State;
 use crate::store::{NewToken, TokenKind, TokenRow, now_ms};
 
 /// A token, without its secret.

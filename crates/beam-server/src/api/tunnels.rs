@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
-use crate::State;
 use crate::accounts::auth::Principal;
 use crate::accounts::scope::Scope;
+use crate::state::State;
 use crate::store::{NameKind, PublicName, TunnelKey, TunnelRow, now_ms};
 use crate::tunnel::names;
 

@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{AgentAuth, Ip, Json, Path};
 use super::projects::find_env;
-use crate::State;
 use crate::parity::webhooks::Check;
+use crate::state::State;
 use crate::store::{EnvironmentRow, NewWebhook, now_ms};
 
 /// What the receiver answers once the event is stored.

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::State;
 use crate::domains::dns::VerifyError;
+use crate::state::State;
 use crate::store::{Check, DomainRow, DomainStatus, now_ms};
 
 /// What kind of host name a user asked for.

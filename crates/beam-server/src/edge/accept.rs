@@ -10,7 +10,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::State;
+use crate::state::State;
 
 /// Accepts visitor connections until `shutdown`; each connection is served on its
 /// own task (after a TLS handshake when `tls` is set), and asked to finish

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::edge::tls::{EdgeCerts, certified_key_from_pem};
 use crate::store::{CertRow, now_ms};
-use crate::{Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// How the server gets certificates from an ACME CA.
 #[derive(Debug, Clone)]

@@ -16,9 +16,9 @@ use hyper_util::rt::TokioIo;
 
 use super::error::EdgeError;
 use super::visitor::{AuthCheck, Refused, StreamPermit};
-use crate::State;
 use crate::body::{Body, Capped, Counted, boxed, empty};
 use crate::registry::Tunnel;
+use crate::state::State;
 use crate::telemetry::recorder::{Detail, Start, client_net, redact_headers};
 
 /// Who is asking, and how they reached the edge.
@@ -47,7 +47,7 @@ pub(super) async fn proxy(
     let tally = record(state, &visitor, tunnel, &req, seen);
     let origin = req.headers().get(header::ORIGIN).cloned();
     let upgrade = is_websocket_upgrade(req.headers());
-    if upgrade && !tunnel.policy.upgrade_allowed(origin.as_ref()) {
+    if upgrade && !tunnel.policy.cors.upgrade_allowed(origin.as_ref()) {
         return Err(EdgeError::OriginRefused {
             name: tunnel.name.to_string(),
         });
@@ -109,13 +109,13 @@ async fn admit(
         }
         Err(r) => return Err(refused(r, name())),
     };
-    if let Some((status, headers)) = policy.preflight(req.method(), req.headers()) {
+    if let Some((status, headers)) = policy.cors.preflight(req.method(), req.headers()) {
         let mut resp = Response::new(empty());
         *resp.status_mut() = status;
         *resp.headers_mut() = headers;
         return Ok(Admission::Answered(resp));
     }
-    if policy.needs_auth() {
+    if policy.credentials.needs_auth() {
         authorize(state, visitor, tunnel, req.headers()).await?;
         req.headers_mut().remove(header::AUTHORIZATION);
     }
@@ -151,8 +151,8 @@ async fn authorize(
     tunnel: &Tunnel,
     headers: &HeaderMap,
 ) -> Result<(), EdgeError> {
-    let policy = &tunnel.policy;
-    let check = policy
+    let credentials = &tunnel.policy.credentials;
+    let check = credentials
         .authorize(
             headers,
             visitor.peer.ip(),
@@ -164,7 +164,7 @@ async fn authorize(
     match check {
         AuthCheck::Granted => Ok(()),
         AuthCheck::Denied => Err(EdgeError::Unauthorized {
-            challenges: policy.challenges(&format!("beam tunnel {name}")),
+            challenges: credentials.challenges(&format!("beam tunnel {name}")),
             name,
         }),
         AuthCheck::Throttled(retry_after) => Err(EdgeError::RateLimited {
@@ -298,7 +298,7 @@ fn finish_headers(
         }
     });
     confine_cookies(resp.headers_mut(), host_only, &state.cfg.domain);
-    tunnel.policy.apply_cors(origin, resp.headers_mut());
+    tunnel.policy.cors.apply(origin, resp.headers_mut());
     if let Ok(v) = HeaderValue::from_str(request_id) {
         resp.headers_mut().insert(bh::REQUEST_ID, v);
     }

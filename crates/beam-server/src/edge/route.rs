@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use super::error::{EdgeError, Side};
 use super::proxy::{Visitor, proxy};
-use crate::State;
 use crate::body::{Body, Counted, boxed, empty};
+use crate::state::State;
 use crate::telemetry::recorder::{Finisher, Start};
 
 /// Where a request goes, decided from its host.

@@ -8,9 +8,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::State;
 use crate::body::empty;
 use crate::registry::Tunnel;
+use crate::state::State;
 
 /// Accepts visitors on `listener` until the tunnel ends (`stop`).
 pub(crate) async fn serve(

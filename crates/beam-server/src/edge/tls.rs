@@ -14,7 +14,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_util::sync::CancellationToken;
 
-use crate::Store;
+use crate::store::Store;
 use crate::tls::TlsError;
 
 /// Where the wildcard certificate comes from.

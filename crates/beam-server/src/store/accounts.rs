@@ -5,6 +5,16 @@ use sqlx::Row;
 use super::{Pool, Store, StoreError, on_pool};
 use crate::accounts::scope::Role;
 
+/// The built-in operator account and its organization: owner of the tokens
+/// `beam server` makes, and the only organization that sets plan limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operator {
+    /// The operator's user id.
+    pub user_id: i64,
+    /// The operator's organization.
+    pub org_id: i64,
+}
+
 /// A user as stored.
 #[derive(Debug, Clone)]
 pub struct UserRow {
@@ -376,7 +386,7 @@ impl Store {
     /// The built-in operator account (no password) and its organization, created
     /// on first use. Tokens made by `beam server` (bootstrap, `--dev`) belong to it,
     /// and so do tokens from before accounts existed.
-    pub async fn ensure_operator(&self, now: i64) -> Result<(i64, i64), StoreError> {
+    pub async fn ensure_operator(&self, now: i64) -> Result<Operator, StoreError> {
         // `.invalid` can never be a real address (RFC 2606), so no one can register it.
         const EMAIL: &str = "operator@beam.invalid";
         let user_id = match self.user_by_email(EMAIL).await? {
@@ -404,6 +414,6 @@ impl Store {
         on_pool!(self, p => sqlx::query(
             "UPDATE tokens SET user_id = $1, org_id = $2 WHERE user_id IS NULL")
             .bind(user_id).bind(org_id).execute(p).await.map(|_| ())?);
-        Ok((user_id, org_id))
+        Ok(Operator { user_id, org_id })
     }
 }

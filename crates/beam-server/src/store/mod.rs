@@ -17,7 +17,7 @@ mod tokens;
 mod tunnels;
 mod webhooks;
 
-pub use accounts::{Limits, MemberRow, OrgRow, UserRow};
+pub use accounts::{Limits, MemberRow, Operator, OrgRow, UserRow};
 pub use analytics::{
     Analytics, HourTotals, PathCount, RequestRecord, Scope as AnalyticsScope, hour_of, month_start,
 };

@@ -10,9 +10,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::{h2_handshake, refuse, send_ready};
-use crate::State;
 use crate::accounts::auth::{Principal, internal, random_secret};
 use crate::registry::AgentSession;
+use crate::state::State;
 use crate::store::EnvironmentRow;
 
 /// Runs one agent connection until it drops, is revoked or the server stops.

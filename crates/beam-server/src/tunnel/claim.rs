@@ -9,8 +9,8 @@ use beam_proto::{ErrorCode, Refusal};
 use tokio::net::TcpListener;
 
 use super::names;
-use crate::State;
 use crate::accounts::auth::internal;
+use crate::state::State;
 use crate::store::{Claim, NameKind, PublicName, now_ms};
 
 /// A name this session holds in the store.

@@ -23,8 +23,8 @@ use hyper::client::conn::http2::{Connection, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use crate::State;
 use crate::body::{Body, empty};
+use crate::state::State;
 
 /// Writes a refusal and closes. Errors are ignored: the peer may already be gone.
 async fn refuse<IO: AsyncWrite + Unpin>(io: &mut IO, refusal: Refusal) {

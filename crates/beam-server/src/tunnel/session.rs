@@ -15,11 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::claim::{Claimant, Claimed, claim_port, claim_subdomain};
 use super::{h2_handshake, refuse, send_ready};
-use crate::State;
 use crate::accounts::auth::{Principal, hash_secret, internal, random_secret};
 use crate::body::Body;
 use crate::edge::visitor::Policy;
 use crate::registry::Tunnel;
+use crate::state::State;
 use crate::store::{DomainKind, DomainRow, DomainStatus, PublicName, TunnelKey, TunnelRow, now_ms};
 
 /// Runs one tunnel connection until it drops, is kicked or the server stops.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::cli::{ConnArgs, parse_duration, parse_size};
+use super::parse::{parse_duration, parse_size};
+use crate::settings::ConnArgs;
 
 /// `beam connect`.
 #[derive(Debug, Args)]

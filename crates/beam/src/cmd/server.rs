@@ -265,7 +265,7 @@ enum TokenNote {
 async fn bootstrap(
     args: &ServerArgs,
     store: &Store,
-    operator: (i64, i64),
+    operator: beam_server::store::Operator,
     fingerprint: &str,
 ) -> anyhow::Result<TokenNote> {
     // From the environment only: a token in argv would show up in `ps`.

@@ -6,25 +6,26 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine;
-use beam_proto::Secret;
+use beam_proto::{BasicAuth, Protection, Secret};
 use http::header::{self, HeaderMap};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use super::Policy;
+use crate::accounts::throttle::Throttle;
 
 /// Credentials remembered as correct per tunnel. Only successes are cached:
 /// a visitor cannot fill or flush the cache with wrong guesses (there are
 /// only as many correct credentials as the owner made), so honest visitors
 /// keep their fast path during a flood.
-pub(super) const GOOD_CACHE: usize = 64;
+const GOOD_CACHE: usize = 64;
 
 /// argon2 checks one tunnel may run at once: a flood at one tunnel uses its
 /// own budget, not the server's.
-pub(super) const TUNNEL_HASH_BUDGET: usize = 2;
+const TUNNEL_HASH_BUDGET: usize = 2;
 
 /// argon2 checks one organization's tunnels may run at once together: an
 /// attacker with several tunnels of their own cannot fill the server's gate
@@ -50,7 +51,7 @@ impl OrgBudgets {
 /// Failed credentials per visitor address (IPv6: per /64) and tunnel per
 /// minute before the address is refused for the rest of the minute, without
 /// any hashing.
-pub(super) const FAILURES_PER_MINUTE: u32 = 10;
+const FAILURES_PER_MINUTE: u32 = 10;
 
 /// The result of checking a visitor's credentials.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,7 +66,53 @@ pub(crate) enum AuthCheck {
     Busy(u64),
 }
 
-impl Policy {
+/// A tunnel's visitor credentials (`--auth`, `--bearer`, as argon2 hashes)
+/// and what checking them remembers.
+pub(crate) struct Credentials {
+    basic: Option<BasicAuth>,
+    bearer: Option<String>,
+    /// SHA-256 of `Authorization` values proven correct, so argon2 runs once
+    /// per correct credential, not once per request.
+    granted: Mutex<HashSet<[u8; 32]>>,
+    /// This tunnel's share of credential checks.
+    hash_budget: Arc<Semaphore>,
+    /// Failed credentials per visitor address.
+    failures: Throttle,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Hashes stay out of logs.
+        f.debug_struct("Credentials")
+            .field("basic_auth", &self.basic.is_some())
+            .field("bearer", &self.bearer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// Checks the client's hashes; the tunnel is refused on a malformed one.
+    pub(crate) fn new(p: &Protection) -> Result<Self, String> {
+        if let Some(b) = &p.basic_auth {
+            if b.user.is_empty() || b.user.contains(':') || b.user.len() > 256 {
+                return Err("basic-auth user must be 1-256 bytes without ':'".into());
+            }
+            crate::accounts::password::check_client_hash(&b.hash)
+                .map_err(|e| format!("--auth: {e}"))?;
+        }
+        if let Some(h) = &p.bearer {
+            crate::accounts::password::check_client_hash(h)
+                .map_err(|e| format!("--bearer: {e}"))?;
+        }
+        Ok(Self {
+            basic: p.basic_auth.clone(),
+            bearer: p.bearer.clone(),
+            granted: Mutex::new(HashSet::new()),
+            hash_budget: Arc::new(Semaphore::new(TUNNEL_HASH_BUDGET)),
+            failures: Throttle::new(FAILURES_PER_MINUTE, Duration::from_secs(60)),
+        })
+    }
+
     /// Whether visitors must present credentials.
     pub(crate) fn needs_auth(&self) -> bool {
         self.basic.is_some() || self.bearer.is_some()

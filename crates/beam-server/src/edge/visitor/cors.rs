@@ -5,11 +5,9 @@
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
-use super::Policy;
-
 /// Which origins CORS answers for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Cors {
+pub(crate) enum Cors {
     /// CORS is the app's business: headers pass through untouched.
     Off,
     /// Any origin (`--cors '*'`).
@@ -18,16 +16,16 @@ pub(super) enum Cors {
     Origins(Vec<String>),
 }
 
-impl Policy {
+impl Cors {
     /// Whether CORS is handled at the edge for this tunnel.
-    pub(crate) fn cors_enabled(&self) -> bool {
-        self.cors != Cors::Off
+    pub(crate) fn enabled(&self) -> bool {
+        *self != Cors::Off
     }
 
     /// The `Access-Control-Allow-Origin` value for `origin`, if it is allowed.
     fn allow_origin(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
         let origin = origin?;
-        match &self.cors {
+        match self {
             Cors::Off => None,
             Cors::Any => Some(HeaderValue::from_static("*")),
             Cors::Origins(list) => {
@@ -41,7 +39,7 @@ impl Policy {
     /// allowlist set, a browser origin must be on it. Requests without `Origin`
     /// (non-browser clients) pass; CORS cannot protect against those.
     pub(crate) fn upgrade_allowed(&self, origin: Option<&HeaderValue>) -> bool {
-        match (&self.cors, origin) {
+        match (self, origin) {
             (Cors::Off | Cors::Any, _) | (_, None) => true,
             (Cors::Origins(_), Some(_)) => self.allow_origin(origin).is_some(),
         }
@@ -55,7 +53,7 @@ impl Policy {
         method: &Method,
         headers: &HeaderMap,
     ) -> Option<(StatusCode, HeaderMap)> {
-        if !self.cors_enabled()
+        if !self.enabled()
             || method != Method::OPTIONS
             || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
         {
@@ -90,8 +88,8 @@ impl Policy {
 
     /// Adds CORS headers to a response for an allowed origin (replacing the
     /// app's own, since the operator opted in to edge CORS).
-    pub(crate) fn apply_cors(&self, origin: Option<&HeaderValue>, resp: &mut HeaderMap) {
-        if !self.cors_enabled() {
+    pub(crate) fn apply(&self, origin: Option<&HeaderValue>, resp: &mut HeaderMap) {
+        if !self.enabled() {
             return;
         }
         resp.append(header::VARY, HeaderValue::from_static("Origin"));

@@ -6,26 +6,27 @@
 //! Everything here runs before a request enters the tunnel, so refused visitors
 //! cost the edge a header parse and never reach the developer's laptop.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use beam_proto::{BasicAuth, Protection};
+use beam_proto::Protection;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::accounts::throttle::canonical;
+use crate::accounts::throttle::client_key;
 use crate::config::ServerConfig;
 
 mod auth;
 mod cors;
 
-pub(crate) use auth::{AuthCheck, OrgBudgets};
-use auth::{FAILURES_PER_MINUTE, TUNNEL_HASH_BUDGET};
-use cors::{Cors, parse_cors};
+pub(crate) use auth::{AuthCheck, Credentials, OrgBudgets};
+pub(crate) use cors::Cors;
+use cors::parse_cors;
 
 /// One of a tunnel's stream slots, held until the response (or WebSocket) ends.
 pub(crate) type StreamPermit = OwnedSemaphorePermit;
@@ -33,31 +34,23 @@ pub(crate) type StreamPermit = OwnedSemaphorePermit;
 /// One tunnel's protection and limits, built at handshake from the client's
 /// [`Protection`] and the server's configuration.
 pub(crate) struct Policy {
-    basic: Option<BasicAuth>,
-    bearer: Option<String>,
+    /// `--auth` / `--bearer`.
+    pub(crate) credentials: Credentials,
+    /// `--cors`.
+    pub(crate) cors: Cors,
     allow: Vec<IpNet>,
     deny: Vec<IpNet>,
-    cors: Cors,
     /// Largest request body: the smaller of the tunnel's and the server's limit.
     pub(crate) max_body: Option<u64>,
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_tunnel: Option<DefaultDirectRateLimiter>,
     streams: Arc<Semaphore>,
-    /// SHA-256 of `Authorization` values proven correct, so argon2 runs once
-    /// per correct credential, not once per request.
-    granted: Mutex<HashSet<[u8; 32]>>,
-    /// This tunnel's share of credential checks.
-    hash_budget: Arc<Semaphore>,
-    /// Failed credentials per visitor address.
-    failures: crate::accounts::auth::Throttle,
 }
 
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Hashes stay out of logs.
         f.debug_struct("Policy")
-            .field("basic_auth", &self.basic.is_some())
-            .field("bearer", &self.bearer.is_some())
+            .field("credentials", &self.credentials)
             .field("allow", &self.allow)
             .field("deny", &self.deny)
             .field("cors", &self.cors)
@@ -85,17 +78,7 @@ pub(crate) enum Refused {
 impl Policy {
     /// Validates the client's protection request against the server's bounds.
     pub(crate) fn new(p: &Protection, cfg: &ServerConfig) -> Result<Self, String> {
-        if let Some(b) = &p.basic_auth {
-            if b.user.is_empty() || b.user.contains(':') || b.user.len() > 256 {
-                return Err("basic-auth user must be 1-256 bytes without ':'".into());
-            }
-            crate::accounts::password::check_client_hash(&b.hash)
-                .map_err(|e| format!("--auth: {e}"))?;
-        }
-        if let Some(h) = &p.bearer {
-            crate::accounts::password::check_client_hash(h)
-                .map_err(|e| format!("--bearer: {e}"))?;
-        }
+        let credentials = Credentials::new(p)?;
         let nets = |list: &[String], flag: &str| -> Result<Vec<IpNet>, String> {
             if list.len() > 256 {
                 return Err(format!("{flag}: at most 256 networks"));
@@ -130,8 +113,7 @@ impl Policy {
             .and_then(NonZeroU32::new)
             .map(|n| RateLimiter::direct(Quota::per_second(n)));
         Ok(Self {
-            basic: p.basic_auth.clone(),
-            bearer: p.bearer.clone(),
+            credentials,
             allow,
             deny,
             cors,
@@ -139,12 +121,6 @@ impl Policy {
             per_ip,
             per_tunnel,
             streams: Arc::new(Semaphore::new(cfg.max_streams_per_tunnel.max(1))),
-            granted: Mutex::new(HashSet::new()),
-            hash_budget: Arc::new(Semaphore::new(TUNNEL_HASH_BUDGET)),
-            failures: crate::accounts::auth::Throttle::new(
-                FAILURES_PER_MINUTE,
-                Duration::from_secs(60),
-            ),
         })
     }
 
@@ -213,28 +189,6 @@ pub(crate) fn check_token(
 fn retry_after(wait: Duration) -> u64 {
     let ms = wait.as_millis() as u64;
     ms.div_ceil(1000).max(1)
-}
-
-/// The key rate limits and failure counts use for a visitor: IPv4 as is,
-/// IPv6 by its /64 (one subscriber's network; anyone holding a /64 can use
-/// 2^64 addresses, so counting addresses would count nothing).
-pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
-    match canonical(ip) {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
-}
-
-/// IPv4-mapped IPv6 addresses are checked as IPv4, so `10.0.0.0/8` matches
-/// visitors on a dual-stack listener too.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 /// `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a /32 or /128).

@@ -75,7 +75,7 @@ fn cors_origins_are_validated_and_matched_exactly() {
         header::ACCESS_CONTROL_REQUEST_METHOD,
         HeaderValue::from_static("PUT"),
     );
-    let (status, out) = p.preflight(&Method::OPTIONS, &h).unwrap();
+    let (status, out) = p.cors.preflight(&Method::OPTIONS, &h).unwrap();
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
         out[header::ACCESS_CONTROL_ALLOW_ORIGIN],
@@ -86,16 +86,17 @@ fn cors_origins_are_validated_and_matched_exactly() {
         HeaderValue::from_static("https://evil.example"),
     );
     assert_eq!(
-        p.preflight(&Method::OPTIONS, &h).unwrap().0,
+        p.cors.preflight(&Method::OPTIONS, &h).unwrap().0,
         StatusCode::FORBIDDEN
     );
-    assert!(!p.upgrade_allowed(h.get(header::ORIGIN)));
+    assert!(!p.cors.upgrade_allowed(h.get(header::ORIGIN)));
     assert!(
-        p.upgrade_allowed(None),
+        p.cors.upgrade_allowed(None),
         "non-browser clients send no Origin"
     );
     assert!(
         policy(Protection::default())
+            .cors
             .preflight(&Method::OPTIONS, &h)
             .is_none()
     );

@@ -163,7 +163,7 @@ crate::both!(
             (StatusCode::CREATED, Some("member")),
             "{r:?}"
         );
-        assert_eq!(r.json["org_id"].as_i64(), Some(server.operator.1));
+        assert_eq!(r.json["org_id"].as_i64(), Some(server.operator.org_id));
         assert_eq!(
             server
                 .api("GET", "/api/me", Some(&attacker), None)
@@ -434,7 +434,7 @@ async fn invitations_without_mail_prove_nothing_and_die_with_their_inviter() {
             "POST",
             "/api/auth/login",
             None,
-            Some(json!({ "email": "bob@example.com", "password": "a chosen password", "org_id": server.operator.1 })),
+            Some(json!({ "email": "bob@example.com", "password": "a chosen password", "org_id": server.operator.org_id })),
         )
         .await
         .json["token"]

@@ -153,7 +153,7 @@ async fn token_in_org(server: &TestServer, session: &str, days: Option<u32>) -> 
             "/api/tokens",
             Some(session),
             Some(
-                json!({ "description": "laptop", "org_id": server.operator.1,
+                json!({ "description": "laptop", "org_id": server.operator.org_id,
                 "scopes": ["tunnels:write", "logs:read", "webhooks:read"],
                 "expires_in_days": days }),
             ),

@@ -200,7 +200,7 @@ async fn certificates_are_issued_on_first_visit_and_renewed_before_expiry() {
             .store
             .create_domain(
                 NewDomain {
-                    org_id: server.operator.1,
+                    org_id: server.operator.org_id,
                     hostname: host,
                     kind: beam_server::store::DomainKind::Custom,
                     status: beam_server::store::DomainStatus::Active,

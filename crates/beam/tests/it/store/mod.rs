@@ -33,12 +33,13 @@ async fn exercise(store: Store) {
     store.ping().await.unwrap();
     let now = now_ms();
     certificates(&store, now).await;
-    let (user, org) = store.ensure_operator(now).await.unwrap();
+    let operator = store.ensure_operator(now).await.unwrap();
     assert_eq!(
         store.ensure_operator(now).await.unwrap(),
-        (user, org),
+        operator,
         "created once"
     );
+    let (user, org) = (operator.user_id, operator.org_id);
 
     // Tokens: insert is idempotent per hash; lookups by hash.
     let a = store

@@ -11,7 +11,7 @@ use crate::support::*;
 /// agent token for it.
 pub async fn setup(server: &TestServer) -> (String, String) {
     assert_eq!(
-        server.operator.1, 1,
+        server.operator.org_id, 1,
         "sources() assumes the operator org is 1"
     );
     let admin = server.token.expose().to_string();

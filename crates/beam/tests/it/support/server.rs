@@ -28,7 +28,7 @@ pub struct TestServer {
     /// The `--metrics` listener (no token needed there).
     pub metrics_addr: SocketAddr,
     /// The server's clock (advance it to expire tokens).
-    pub clock: Arc<beam_server::accounts::revocation::Clock>,
+    pub clock: Arc<beam_server::accounts::clock::Clock>,
     pub token: Secret,
     pub fingerprint: String,
     pub store: Store,
@@ -36,7 +36,7 @@ pub struct TestServer {
     pub cfg: ServerConfig,
     pub dir: Arc<TempDir>,
     /// `(user id, organization id)` of the operator account that owns `token`.
-    pub operator: (i64, i64),
+    pub operator: beam_server::store::Operator,
     pg: Option<Arc<PgDb>>,
     shutdown: CancellationToken,
     handle: JoinHandle<()>,

@@ -74,8 +74,8 @@ async fn expired_token_is_refused() {
             &NewToken {
                 hash: &hash_secret(expired),
                 description: "old",
-                user_id: server.operator.0,
-                org_id: server.operator.1,
+                user_id: server.operator.user_id,
+                org_id: server.operator.org_id,
                 scopes: Scopes::all(),
                 kind: TokenKind::Api,
                 expires_at: Some(now_ms() - 1000),

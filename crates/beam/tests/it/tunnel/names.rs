@@ -18,7 +18,7 @@ async fn fifty_concurrent_claims_of_one_name_have_one_winner() {
         .unwrap()
         .unwrap()
         .id;
-    let org_id = server.operator.1;
+    let org_id = server.operator.org_id;
     let mut tasks = Vec::new();
     for i in 0..50 {
         let store = server.store.clone();
