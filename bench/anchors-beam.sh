@@ -3,6 +3,8 @@
 #   beam        tunnel connection over TLS (the default; certificate pinned from the config
 #               file that `beam server --dev` writes)
 #   beam-plain  the same over plaintext (`--insecure`, allowed on loopback)
+#   beam-before (only with BEAM_BEFORE_BIN=path): another beam binary over TLS, for a
+#               before/after comparison in the same run (e.g. a build of an older commit)
 # Usage: bash bench/anchors-beam.sh            (TOOLS, REPEATS, … pass through)
 # Build first: cargo build --release -p beam
 set -euo pipefail
@@ -21,5 +23,15 @@ export BEAM_CLIENT_CMD="$client" BEAM_PLAIN_CLIENT_CMD="${client//\$BEAM_BIN/\$B
 export BEAM_CLIENT2_CMD="$client2" BEAM_PLAIN_CLIENT2_CMD="${client2//\$BEAM_BIN/\$BEAM_PLAIN_BIN} --insecure"
 export BEAM_HOST_HEADER=bench.localhost BEAM_PLAIN_HOST_HEADER=bench.localhost
 export BEAM_IPERF=1 BEAM_PLAIN_IPERF=1
-export TOOLS="${TOOLS:-direct bore rathole beam beam-plain}"
+if [[ -n "${BEAM_BEFORE_BIN:-}" ]]; then
+  [[ -x "$BEAM_BEFORE_BIN" ]] || { echo "BEAM_BEFORE_BIN is not executable: $BEAM_BEFORE_BIN" >&2; exit 1; }
+  export BEAM_BEFORE_SERVER_CMD="${server//\$BEAM_BIN/\$BEAM_BEFORE_BIN}"
+  export BEAM_BEFORE_CLIENT_CMD="${client//\$BEAM_BIN/\$BEAM_BEFORE_BIN}"
+  export BEAM_BEFORE_CLIENT2_CMD="${client2//\$BEAM_BIN/\$BEAM_BEFORE_BIN}"
+  export BEAM_BEFORE_HOST_HEADER=bench.localhost BEAM_BEFORE_IPERF=1
+  default_tools="direct bore rathole beam-before beam beam-plain"
+else
+  default_tools="direct bore rathole beam beam-plain"
+fi
+export TOOLS="${TOOLS:-$default_tools}"
 exec bash "$harness" run
