@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# Runs ../shared/bench/anchors.sh with beam as two extra columns:
+# beam's tunnel benchmark: bench/anchors.sh (the harness, copied from the reference in
+# ../shared/bench so a fresh clone has everything) with these columns:
+#   direct      no tunnel, the baseline every ratio divides by
+#   nginx2      two nginx reverse proxies in series (bench/nginx2.sh): what two L7 hops cost
+#   bore, rathole  the peers, installed by `install`
 #   beam        tunnel connection over TLS (the default; certificate pinned from the config
 #               file that `beam server --dev` writes)
 #   beam-plain  the same over plaintext (`--insecure`, allowed on loopback)
 #   beam-before (only with BEAM_BEFORE_BIN=path): another beam binary over TLS, for a
 #               before/after comparison in the same run (e.g. a build of an older commit)
-# Usage: bash bench/anchors-beam.sh            (TOOLS, REPEATS, … pass through)
-# Build first: cargo build --release -p beam
+# Usage:
+#   bash bench/anchors-beam.sh install   # wrk, iperf3, nginx, hyperfine (apt), bore and rathole
+#   cargo build --release -p beam
+#   bash bench/anchors-beam.sh           # TOOLS, REPEATS, WRK_DURATION, … pass through
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-harness="${ANCHORS_SH:-$here/../../shared/bench/anchors.sh}"
+harness="${ANCHORS_SH:-$here/anchors.sh}"
+if [[ "${1:-run}" == install ]]; then
+  sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  sudo_if_needed env SKIP_APT="${SKIP_APT:-0}" ANCHORS_ROOT="${ANCHORS_ROOT:-/tmp/anchors}" \
+    PATH="$PATH" bash "$harness" install
+  exit
+fi
 bin="${BEAM_BIN:-${CARGO_TARGET_DIR:-$here/../target}/release/beam}"
 [[ -x "$bin" ]] || { echo "build beam first: cargo build --release -p beam ($bin)" >&2; exit 1; }
 
@@ -23,15 +35,17 @@ export BEAM_CLIENT_CMD="$client" BEAM_PLAIN_CLIENT_CMD="${client//\$BEAM_BIN/\$B
 export BEAM_CLIENT2_CMD="$client2" BEAM_PLAIN_CLIENT2_CMD="${client2//\$BEAM_BIN/\$BEAM_PLAIN_BIN} --insecure"
 export BEAM_HOST_HEADER=bench.localhost BEAM_PLAIN_HOST_HEADER=bench.localhost
 export BEAM_IPERF=1 BEAM_PLAIN_IPERF=1
+# Two nginx hops; HTTP only (no iperf3 forward).
+export NGINX2_SERVER_CMD="bash $here/nginx2.sh edge" NGINX2_CLIENT_CMD="bash $here/nginx2.sh client"
+export NGINX2_IPERF=0 NGINX2_VERSION_CMD="nginx -v"
+tools="direct nginx2 bore rathole"
 if [[ -n "${BEAM_BEFORE_BIN:-}" ]]; then
   [[ -x "$BEAM_BEFORE_BIN" ]] || { echo "BEAM_BEFORE_BIN is not executable: $BEAM_BEFORE_BIN" >&2; exit 1; }
   export BEAM_BEFORE_SERVER_CMD="${server//\$BEAM_BIN/\$BEAM_BEFORE_BIN}"
   export BEAM_BEFORE_CLIENT_CMD="${client//\$BEAM_BIN/\$BEAM_BEFORE_BIN}"
   export BEAM_BEFORE_CLIENT2_CMD="${client2//\$BEAM_BIN/\$BEAM_BEFORE_BIN}"
   export BEAM_BEFORE_HOST_HEADER=bench.localhost BEAM_BEFORE_IPERF=1
-  default_tools="direct bore rathole beam-before beam beam-plain"
-else
-  default_tools="direct bore rathole beam beam-plain"
+  tools="$tools beam-before"
 fi
-export TOOLS="${TOOLS:-$default_tools}"
+export TOOLS="${TOOLS:-$tools beam beam-plain}"
 exec bash "$harness" run
