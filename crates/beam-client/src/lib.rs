@@ -11,7 +11,8 @@
 //! - [`proxy`]: the handler for `beam http` / `beam tcp`: HTTP requests,
 //!   WebSocket upgrades and raw TCP streams to the local target (with PROXY v2
 //!   headers on request), and the live [`Stats`] for a status line.
-//! - [`local`]: dials the local target, with TLS for `--https` services.
+//! - [`local`]: dials the local target, with TLS for `--https` services;
+//!   [`origin`]: keep-alive HTTP/1.1 connections to it, one request at a time.
 //! - [`compress`]: opt-in gzip of responses.
 //! - [`api`]: a REST API client for the CLI, over the tunnel port's TLS.
 //! - [`webhook`]: delivers stored webhook events to a local app, re-signed.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod connect;
 pub mod handler;
 pub mod local;
+pub mod origin;
 pub mod proxy;
 mod verify;
 pub mod webhook;

@@ -12,11 +12,11 @@ use std::task::{Context, Poll};
 use beam_proto::TunnelKind;
 use beam_proto::headers::{self as bh, LocalFailure, strip_hop_by_hop};
 use http::header::{self, HeaderMap, HeaderValue};
+use http::uri::{Authority, PathAndQuery};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
 use crate::compress;
@@ -24,6 +24,7 @@ use crate::config::{HostHeader, LocalTarget, ProxyConfig};
 use crate::connect::{ConnectError, TunnelStream};
 use crate::handler::{Body, StreamHandler, empty, full, status};
 use crate::local::LocalDialer;
+use crate::origin::{OriginError, OriginPool};
 
 /// Live counters for a status line.
 #[derive(Debug, Default)]
@@ -44,14 +45,19 @@ impl Stats {
     }
 }
 
-/// Proxies streams to one local target.
+/// Proxies streams to one local target. Cloned once per stream, so it is one
+/// `Arc`.
 #[derive(Clone)]
-pub struct LocalProxy {
+pub struct LocalProxy(Arc<Inner>);
+
+struct Inner {
     kind: TunnelKind,
     target: LocalTarget,
+    /// The target's `Host` value, for `--host-header rewrite`.
+    target_host: HeaderValue,
     host_header: HostHeader,
     dialer: LocalDialer,
-    client: Client<LocalDialer, Body>,
+    origin: Arc<OriginPool>,
     compress: bool,
     proxy_protocol: bool,
     stats: Arc<Stats>,
@@ -62,24 +68,31 @@ impl LocalProxy {
     /// counting streams in `stats`.
     pub fn new(cfg: &ProxyConfig, kind: TunnelKind, stats: Arc<Stats>) -> Self {
         let dialer = LocalDialer::new(cfg.local.clone(), cfg.insecure_upstream);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(1024)
-            .build(dialer.clone());
-        Self {
+        let origin = OriginPool::new(dialer.clone());
+        let authority = cfg.local.authority();
+        Self(Arc::new(Inner {
             kind,
             target: cfg.local.clone(),
+            // A LocalTarget is validated when parsed; this cannot fail for one.
+            target_host: HeaderValue::from_str(&authority).expect("a valid host:port"),
             host_header: cfg.host_header.clone(),
             dialer,
-            client,
+            origin,
             compress: cfg.compress,
             proxy_protocol: cfg.proxy_protocol,
             stats,
-        }
+        }))
     }
 }
 
 impl StreamHandler for LocalProxy {
     /// Never fails: local errors become 502 pages.
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        self.0.handle(req).await
+    }
+}
+
+impl Inner {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let guard = StreamGuard::new(self.stats.clone());
@@ -95,30 +108,25 @@ impl StreamHandler for LocalProxy {
     }
 }
 
-impl LocalProxy {
+impl Inner {
     async fn http(&self, req: Request<Incoming>, guard: StreamGuard) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
-        let visitor_host = parts.uri.authority().map(|a| a.as_str().to_owned());
-        let path = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
+        let visitor_host = parts.uri.authority().cloned();
+        let path = parts.uri.path_and_query().cloned();
         // Only origin-form paths: never let a path change the authority we connect to.
-        if !path.starts_with('/') {
+        if path.as_ref().is_some_and(|p| !p.as_str().starts_with('/')) {
             return status(StatusCode::BAD_REQUEST);
         }
-        parts.uri = match Uri::try_from(format!("http://{}{}", self.target.authority(), path)) {
-            Ok(u) => u,
-            Err(_) => return status(StatusCode::BAD_REQUEST),
-        };
+        // Origin-form: the connection already goes to the target, and some
+        // dev servers reject an absolute URI.
+        parts.uri = Uri::from(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
         parts.version = Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
         self.set_host(&mut parts.headers, visitor_host);
         let gzip_ok =
             self.compress && parts.method != Method::HEAD && compress::accepts_gzip(&parts.headers);
         let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
-        match self.client.request(req).await {
+        match self.origin.send(req).await {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
@@ -138,25 +146,20 @@ impl LocalProxy {
                 };
                 Response::from_parts(parts, body)
             }
-            Err(e) => {
-                let failure = if e.is_connect() {
-                    LocalFailure::Refused
-                } else {
-                    LocalFailure::Failed
-                };
-                self.local_error(failure, &e)
-            }
+            Err(e @ OriginError::Connect(_)) => self.local_error(LocalFailure::Refused, &e),
+            Err(e) => self.local_error(LocalFailure::Failed, &e),
         }
     }
 
-    fn set_host(&self, headers: &mut HeaderMap, visitor_host: Option<String>) {
+    fn set_host(&self, headers: &mut HeaderMap, visitor_host: Option<Authority>) {
         let host = match (&self.host_header, visitor_host) {
-            (HostHeader::Preserve, Some(h)) => h,
-            _ => self.target.authority(),
+            (HostHeader::Preserve, Some(h)) => HeaderValue::from_str(h.as_str()).ok(),
+            _ => None,
         };
-        if let Ok(v) = HeaderValue::from_str(&host) {
-            headers.insert(header::HOST, v);
-        }
+        headers.insert(
+            header::HOST,
+            host.unwrap_or_else(|| self.target_host.clone()),
+        );
     }
 
     /// A 502 naming the local address, tagged so the edge can classify it.
@@ -190,7 +193,7 @@ impl LocalProxy {
     async fn websocket(&self, mut req: Request<Incoming>, guard: StreamGuard) -> Response<Body> {
         let tunnel_upgrade = hyper::upgrade::on(&mut req);
         let (mut parts, _) = req.into_parts();
-        let visitor_host = parts.uri.authority().map(|a| a.as_str().to_owned());
+        let visitor_host = parts.uri.authority().cloned();
         let path = parts
             .uri
             .path_and_query()

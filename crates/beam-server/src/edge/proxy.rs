@@ -53,8 +53,9 @@ pub(super) async fn proxy(
         });
     }
     let visitor_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let resp = forward(state, &visitor, tunnel, request_id, req, upgrade, tally).await?;
-    let resp = finish_headers(state, &visitor, tunnel, request_id, resp, origin.as_ref());
+    let id = id_header(request_id);
+    let resp = forward(state, &visitor, tunnel, &id, req, upgrade, tally).await?;
+    let resp = finish_headers(state, &visitor, tunnel, &id, resp, origin.as_ref());
     match visitor_upgrade {
         Some(on) if resp.status() == StatusCode::OK => Ok(splice_websocket(
             state, tunnel, request_id, on, resp, permit,
@@ -214,7 +215,7 @@ async fn forward(
     state: &State,
     visitor: &Visitor,
     tunnel: &Tunnel,
-    request_id: &str,
+    request_id: &HeaderValue,
     req: Request<Incoming>,
     upgrade: bool,
     tally: Option<Arc<AtomicU64>>,
@@ -279,14 +280,14 @@ fn finish_headers(
     state: &State,
     visitor: &Visitor,
     tunnel: &Tunnel,
-    request_id: &str,
+    request_id: &HeaderValue,
     mut resp: Response<Incoming>,
     origin: Option<&HeaderValue>,
 ) -> Response<Incoming> {
     if let Some(value) = resp.headers_mut().remove(bh::BEAM_ERROR) {
         let kind = LocalFailure::from_header(value.as_bytes()).kind();
         state.metrics.error(kind);
-        tracing::warn!(request_id, tunnel = %tunnel.name, kind, "local service error");
+        tracing::warn!(request_id = request_id.to_str().unwrap_or(""), tunnel = %tunnel.name, kind, "local service error");
     }
     strip_hop_by_hop(resp.headers_mut());
     let raw_host = visitor.raw_host.as_str();
@@ -299,9 +300,8 @@ fn finish_headers(
     });
     confine_cookies(resp.headers_mut(), host_only, &state.cfg.domain);
     tunnel.policy.cors.apply(origin, resp.headers_mut());
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.headers_mut().insert(bh::REQUEST_ID, v);
-    }
+    resp.headers_mut()
+        .insert(bh::REQUEST_ID, request_id.clone());
     resp
 }
 
@@ -363,7 +363,7 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 /// internal `beam-*` headers are removed, so no header an app reads for the
 /// client address or beam's signals can be forged from outside. beam is the
 /// first proxy a visitor reaches, so the chain starts here.
-fn set_forwarded(headers: &mut HeaderMap, visitor: &Visitor, request_id: &str) {
+fn set_forwarded(headers: &mut HeaderMap, visitor: &Visitor, request_id: &HeaderValue) {
     bh::strip_spoofable(headers);
     let ip = visitor.peer.ip().to_string();
     let mut set = |name: &'static str, value: &str| {
@@ -375,7 +375,17 @@ fn set_forwarded(headers: &mut HeaderMap, visitor: &Visitor, request_id: &str) {
     set(bh::REAL_IP, &ip);
     set(bh::FORWARDED_PROTO, visitor.scheme);
     set(bh::FORWARDED_HOST, &visitor.raw_host);
-    set(bh::REQUEST_ID, request_id);
+    headers.insert(bh::REQUEST_ID, request_id.clone());
+}
+
+/// The request id as a header value, made once and shared by the request and
+/// the response. Marked sensitive so HPACK sends it as a never-indexed literal:
+/// a value that changes on every request would otherwise evict the tunnel
+/// connection's stable table entries each time.
+fn id_header(request_id: &str) -> HeaderValue {
+    let mut v = HeaderValue::from_str(request_id).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    v.set_sensitive(true);
+    v
 }
 
 /// Makes every `Set-Cookie` of a tunnel's response host-only when its

@@ -476,3 +476,87 @@ async fn user_info_in_an_absolute_uri_never_reaches_the_local_service() {
         "{out}"
     );
 }
+
+/// A raw HTTP/1.1 origin that counts the connections it accepts and answers
+/// `ok` to every request; with `close_after_one`, it closes each connection
+/// shortly after its first answer, as a dev server's idle timeout would.
+async fn counting_origin(
+    close_after_one: bool,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                    if close_after_one {
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// Requests reuse keep-alive connections to the local service, and a
+/// connection the service closed while idle is replaced without the visitor
+/// seeing an error.
+#[tokio::test]
+async fn local_connections_are_reused_and_replaced_when_the_service_closes_them() {
+    use std::sync::atomic::Ordering;
+    let server = TestServer::start().await;
+    let (addr, accepted) = counting_origin(false).await;
+    let (_client, w) = server.http_client(addr).await;
+    let host = server.host(&w.name);
+    for _ in 0..20 {
+        assert_eq!(
+            get(server.public, &host, "/").await,
+            (StatusCode::OK, "ok".into())
+        );
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one keep-alive connection served all 20"
+    );
+
+    let (addr, accepted) = counting_origin(true).await;
+    let (_client, w) = server.http_client(addr).await;
+    let host = server.host(&w.name);
+    for _ in 0..10 {
+        assert_eq!(
+            get(server.public, &host, "/").await,
+            (StatusCode::OK, "ok".into())
+        );
+        // Long enough for the service to close the idle connection.
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        10,
+        "each closed connection was replaced"
+    );
+}
