@@ -92,6 +92,7 @@ pub async fn run<H: StreamHandler>(
                 std::env::consts::OS
             ),
             protection: cfg.protection.clone(),
+            http1_streams: cfg.http1_streams,
         };
         let attempt_result = tokio::select! {
             r = connect(&cfg, &hello) => r,

@@ -146,6 +146,10 @@ pub struct ClientConfig {
     pub keepalive_timeout: Duration,
     /// Visitor protection the edge enforces (HTTP tunnels).
     pub protection: beam_proto::Protection,
+    /// Take each visitor connection as one spliced byte stream (see
+    /// `Hello::http1_streams`); only for a handler that can, like a
+    /// [`ProxyConfig`] with [`ProxyConfig::streams_http1`].
+    pub http1_streams: bool,
 }
 
 impl ClientConfig {
@@ -161,6 +165,7 @@ impl ClientConfig {
             keepalive_interval: Duration::from_secs(15),
             keepalive_timeout: Duration::from_secs(20),
             protection: beam_proto::Protection::default(),
+            http1_streams: false,
         }
     }
 }
@@ -181,6 +186,13 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
+    /// Whether visitor connections can be spliced to the local service as
+    /// bytes: only when nothing here needs to see each request (gzip and a
+    /// rewritten `Host` do).
+    pub fn streams_http1(&self) -> bool {
+        !self.compress && self.host_header == HostHeader::Preserve
+    }
+
     /// Defaults for everything but the target.
     pub fn new(local: LocalTarget) -> Self {
         Self {

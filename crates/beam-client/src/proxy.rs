@@ -98,10 +98,12 @@ impl Inner {
         let guard = StreamGuard::new(self.stats.clone());
         // Each tunnel kind accepts only its own stream shapes: a TCP tunnel only
         // plain CONNECT, an HTTP tunnel requests and WebSocket upgrades.
-        let websocket = req.extensions().get::<hyper::ext::Protocol>().is_some();
-        match (self.kind, req.method() == Method::CONNECT, websocket) {
-            (TunnelKind::Tcp, true, false) => self.tcp(req, guard).await,
-            (TunnelKind::Http, true, true) => self.websocket(req, guard).await,
+        let protocol = req.extensions().get::<hyper::ext::Protocol>().cloned();
+        let connect = req.method() == Method::CONNECT;
+        match (self.kind, connect, protocol.as_ref().map(|p| p.as_str())) {
+            (TunnelKind::Tcp, true, None) => self.tcp(req, guard).await,
+            (TunnelKind::Http, true, Some(bh::HTTP1_STREAM)) => self.http1_stream(req, guard).await,
+            (TunnelKind::Http, true, Some(_)) => self.websocket(req, guard).await,
             (TunnelKind::Http, false, _) => self.http(req, guard).await,
             _ => status(StatusCode::METHOD_NOT_ALLOWED),
         }
@@ -243,6 +245,24 @@ impl Inner {
         parts.status = StatusCode::OK;
         parts.version = Version::HTTP_2;
         Response::from_parts(parts, empty())
+    }
+
+    /// One visitor connection's HTTP/1.1 bytes, spliced to one local
+    /// connection: the edge already parsed, checked and rewrote every request,
+    /// so this side only copies.
+    async fn http1_stream(&self, mut req: Request<Incoming>, guard: StreamGuard) -> Response<Body> {
+        let tunnel_upgrade = hyper::upgrade::on(&mut req);
+        let mut local = match self.connect_local().await {
+            Ok(s) => s,
+            Err(e) => return self.local_error(LocalFailure::Refused, &e),
+        };
+        tokio::spawn(async move {
+            let _guard = guard;
+            if let Ok(t) = tunnel_upgrade.await {
+                let _ = beam_proto::splice(&mut TokioIo::new(t), &mut local).await;
+            }
+        });
+        status(StatusCode::OK)
     }
 
     async fn tcp(&self, mut req: Request<Incoming>, guard: StreamGuard) -> Response<Body> {

@@ -18,6 +18,10 @@ pub const PEER_ADDR: &str = "beam-peer-addr";
 /// On a TCP tunnel's `CONNECT` stream: the public `ip:port` the visitor reached.
 pub const PUBLIC_ADDR: &str = "beam-public-addr";
 
+/// The `:protocol` of an extended `CONNECT` stream that carries one visitor's
+/// HTTP/1.1 connection as bytes (see `Hello::http1_streams`).
+pub const HTTP1_STREAM: &str = "beam-http1";
+
 /// Set by the tunnel client on a response it generated itself (not the local service),
 /// naming why, so the edge can classify the error and count it. Never reaches visitors.
 pub const BEAM_ERROR: &str = "beam-error";

@@ -26,6 +26,12 @@ pub struct Hello {
     /// What the edge must check before a visitor reaches this tunnel.
     #[serde(default, skip_serializing_if = "Protection::is_open")]
     pub protection: Protection,
+    /// The client takes a visitor's HTTP/1.1 connection as one byte stream
+    /// (extended `CONNECT` with `:protocol` [`crate::headers::HTTP1_STREAM`])
+    /// and splices it to one local connection, instead of one stream per
+    /// request. Older servers ignore the field and keep one stream per request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub http1_streams: bool,
 }
 
 /// Visitor protection the tunnel's owner asks the edge to enforce. The server

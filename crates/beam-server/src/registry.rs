@@ -39,6 +39,8 @@ pub struct Tunnel {
     pub listener: Option<Arc<TcpListener>>,
     /// Visitor protection and limits enforced at the edge.
     pub(crate) policy: Arc<crate::edge::visitor::Policy>,
+    /// The client takes each visitor connection as one HTTP/1.1 byte stream.
+    pub http1_streams: bool,
 }
 
 impl Tunnel {

@@ -22,6 +22,7 @@ fn hello_round_trips() {
             },
             lease: None,
             client: "test".into(),
+            http1_streams: true,
             protection: crate::Protection {
                 cors: vec!["https://a.example".into()],
                 ..Default::default()
@@ -94,7 +95,7 @@ proptest! {
     #[test]
     fn truncated_frames_are_errors(sub in "[a-z]{0,20}", cut in 0usize..40) {
         rt().block_on(async {
-            let hello = Hello { token: Secret::new("t"), tunnel: TunnelRequest::Http { subdomain: Some(sub), domain: None }, lease: None, client: String::new(), protection: Default::default() };
+            let hello = Hello { token: Secret::new("t"), tunnel: TunnelRequest::Http { subdomain: Some(sub), domain: None }, lease: None, client: String::new(), protection: Default::default(), http1_streams: false };
             let mut buf = Vec::new();
             write_frame(&mut buf, &hello).await.unwrap();
             let cut = cut.min(buf.len().saturating_sub(1));

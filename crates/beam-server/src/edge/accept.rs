@@ -59,8 +59,13 @@ async fn serve_conn<IO>(
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc_state = state.clone();
+    let conn = Arc::new(super::proxy::VisitorConn {
+        peer,
+        secure,
+        link: Default::default(),
+    });
     let svc = service_fn(move |req| {
-        super::route::handle(svc_state.clone(), api.clone(), peer, secure, req)
+        super::route::handle(svc_state.clone(), api.clone(), conn.clone(), req)
     });
     let (io, watcher) = crate::edge::io::watch(io);
     let conn = http1::Builder::new()

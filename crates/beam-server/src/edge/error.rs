@@ -108,6 +108,13 @@ pub enum EdgeError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The local service closed its connection after the request was sent
+    /// and before it answered.
+    #[error("the local service behind '{name}' closed the connection without answering")]
+    LocalClosed {
+        /// Subdomain or domain.
+        name: String,
+    },
     /// No response headers within the configured timeout.
     #[error("no response through tunnel '{name}' within {secs} s")]
     Timeout {
@@ -133,7 +140,7 @@ impl EdgeError {
             | Self::BodyTooLarge { .. }
             | Self::UriTooLong { .. } => Side::Visitor,
             Self::TunnelGone { .. } => Side::Tunnel,
-            Self::Timeout { .. } => Side::Local,
+            Self::Timeout { .. } | Self::LocalClosed { .. } => Side::Local,
         }
     }
 
@@ -146,6 +153,7 @@ impl EdgeError {
             Self::OverQuota { .. } => "over_quota",
             Self::TunnelGone { .. } => "tunnel_gone",
             Self::Timeout { .. } => "timeout",
+            Self::LocalClosed { .. } => "local_failed",
             Self::Unauthorized { .. } => "unauthorized",
             Self::AddressRefused { .. } | Self::OriginRefused { .. } => "forbidden",
             Self::RateLimited { .. } => "rate_limited",
@@ -164,7 +172,7 @@ impl EdgeError {
             Self::NoTunnel { .. } => StatusCode::NOT_FOUND,
             Self::Paused { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::OverQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::TunnelGone { .. } => StatusCode::BAD_GATEWAY,
+            Self::TunnelGone { .. } | Self::LocalClosed { .. } => StatusCode::BAD_GATEWAY,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::AddressRefused { .. } | Self::OriginRefused { .. } => StatusCode::FORBIDDEN,
@@ -191,6 +199,9 @@ impl EdgeError {
             ),
             Self::TunnelGone { name } => format!(
                 "502 Bad Gateway\n\nThe beam client serving '{name}' disconnected before it answered.\nIt reconnects on its own; try again in a few seconds.\n"
+            ),
+            Self::LocalClosed { name } => format!(
+                "502 Bad Gateway\n\nThe local service behind '{name}' closed the connection without answering.\nCheck its logs; then reload this page.\n"
             ),
             Self::Timeout { name, secs } => format!(
                 "504 Gateway Timeout\n\nThe local service behind '{name}' did not answer within {secs} s.\n"

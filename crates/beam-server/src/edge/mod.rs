@@ -4,7 +4,8 @@
 //!
 //! - [`accept`]: the listeners and each visitor connection (HTTP/1.1, TLS).
 //! - [`route`]: host → API, tunnel or custom domain; ACME answers; HTTPS redirects.
-//! - [`proxy`]: one request through a tunnel: admit → record → forward → finish.
+//! - [`proxy`]: one request through a tunnel: admit → record → forward → finish;
+//!   [`link`]: a visitor connection's byte stream to the tunnel client.
 //! - [`visitor`]: per-tunnel protection; [`error`]: what visitors see when it fails.
 //! - [`tcp`]: public ports of TCP tunnels; [`tls`], [`acme`]: edge certificates.
 
@@ -12,6 +13,7 @@ mod accept;
 pub mod acme;
 pub mod error;
 pub(crate) mod io;
+mod link;
 mod proxy;
 mod route;
 pub(crate) mod tcp;

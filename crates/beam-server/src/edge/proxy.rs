@@ -9,17 +9,29 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use beam_proto::headers::{self as bh, LocalFailure, strip_hop_by_hop};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::error::EdgeError;
+use super::link::LinkError;
 use super::visitor::{AuthCheck, Refused, StreamPermit};
 use crate::body::{Body, Capped, Counted, boxed, empty};
 use crate::registry::Tunnel;
 use crate::state::State;
 use crate::telemetry::recorder::{Detail, Start, client_net, redact_headers};
+
+/// One visitor connection, as every request on it sees it.
+pub(super) struct VisitorConn {
+    pub(super) peer: SocketAddr,
+    /// Arrived over TLS.
+    pub(super) secure: bool,
+    /// This connection's byte stream to a tunnel client, when the tunnel
+    /// takes visitor connections as streams.
+    pub(super) link: super::link::LinkSlot,
+}
 
 /// Who is asking, and how they reached the edge.
 pub(super) struct Visitor {
@@ -28,6 +40,8 @@ pub(super) struct Visitor {
     pub(super) scheme: &'static str,
     /// `Host` as the visitor sent it (port included, user-info removed).
     pub(super) raw_host: String,
+    /// The connection the request came on.
+    pub(super) conn: Arc<VisitorConn>,
 }
 
 /// Proxies a request through `tunnel`. Fills `seen` once the request counts for
@@ -222,16 +236,30 @@ async fn forward(
 ) -> Result<Response<Incoming>, EdgeError> {
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    parts.headers.remove(header::HOST);
     set_forwarded(&mut parts.headers, visitor, request_id);
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = Uri::builder()
-        .scheme("http")
-        .authority(visitor.raw_host.as_str())
-        .path_and_query(path)
-        .build()
-        .map_err(|_| EdgeError::BadHost)?;
-    parts.version = Version::HTTP_2;
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    // The visitor's connection as a byte stream (HTTP/1.1 on the wire,
+    // origin-form, Host as sent), or one HTTP/2 stream for this request.
+    let stream = tunnel.http1_streams && !upgrade;
+    if stream {
+        let host = HeaderValue::from_str(&visitor.raw_host).map_err(|_| EdgeError::BadHost)?;
+        parts.headers.insert(header::HOST, host);
+        parts.uri = Uri::from(path);
+        parts.version = Version::HTTP_11;
+    } else {
+        parts.headers.remove(header::HOST);
+        parts.uri = Uri::builder()
+            .scheme("http")
+            .authority(visitor.raw_host.as_str())
+            .path_and_query(path)
+            .build()
+            .map_err(|_| EdgeError::BadHost)?;
+        parts.version = Version::HTTP_2;
+    }
     parts.extensions = http::Extensions::new();
     let max_body = tunnel.policy.max_body;
     let too_large = Arc::new(AtomicBool::new(false));
@@ -249,27 +277,35 @@ async fn forward(
             None => boxed(counted),
         }
     };
-    let mut sender = tunnel.sender.clone();
+    let req = Request::from_parts(parts, body);
     let timeout = state.cfg.upstream_timeout;
-    let sent = tokio::time::timeout(
-        timeout,
-        sender.send_request(Request::from_parts(parts, body)),
-    );
-    match sent.await {
+    let sent = if stream {
+        let link = super::link::send(tunnel, &visitor.conn.link, &visitor.raw_host, req);
+        tokio::time::timeout(timeout, link).await
+    } else {
+        let h2 = tunnel.sender.clone().send_request(req);
+        tokio::time::timeout(timeout, async { h2.await.map_err(LinkError::Tunnel) }).await
+    };
+    let name = || tunnel.name.to_string();
+    match sent {
         Ok(Ok(r)) => Ok(r),
         Err(_) => Err(EdgeError::Timeout {
-            name: tunnel.name.to_string(),
+            name: name(),
             secs: timeout.as_secs(),
         }),
-        Ok(Err(e)) => match max_body.filter(|_| too_large.load(Ordering::Relaxed)) {
-            Some(limit) => Err(EdgeError::BodyTooLarge { limit }),
-            None => {
-                tracing::debug!(error = %e, "tunnel stream failed");
-                Err(EdgeError::TunnelGone {
-                    name: tunnel.name.to_string(),
-                })
-            }
-        },
+        Ok(Err(_)) if max_body.is_some() && too_large.load(Ordering::Relaxed) => {
+            Err(EdgeError::BodyTooLarge {
+                limit: max_body.unwrap_or_default(),
+            })
+        }
+        Ok(Err(LinkError::Tunnel(e))) => {
+            tracing::debug!(error = %e, "tunnel stream failed");
+            Err(EdgeError::TunnelGone { name: name() })
+        }
+        Ok(Err(LinkError::Broken(e))) => {
+            tracing::debug!(error = %e, "visitor link broke");
+            Err(EdgeError::LocalClosed { name: name() })
+        }
     }
 }
 

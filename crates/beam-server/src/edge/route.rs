@@ -3,7 +3,6 @@
 //! the HTTPS redirect are answered here, before any tunnel is involved.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
@@ -12,7 +11,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::error::{EdgeError, Side};
-use super::proxy::{Visitor, proxy};
+use super::proxy::{Visitor, VisitorConn, proxy};
 use crate::body::{Body, Counted, boxed, empty};
 use crate::state::State;
 use crate::telemetry::recorder::{Finisher, Start};
@@ -110,15 +109,14 @@ fn https_redirect(state: &State, raw_host: &str, req: &Request<Incoming>) -> Res
 pub(super) async fn handle(
     state: Arc<State>,
     api: axum::Router,
-    peer: SocketAddr,
-    secure: bool,
+    conn: Arc<VisitorConn>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let method = req.method().clone();
     let request_id = new_request_id();
     let mut seen: Option<Start> = None;
-    let resp = dispatch(&state, api, peer, secure, req, &request_id, &mut seen).await;
+    let resp = dispatch(&state, api, &conn, req, &request_id, &mut seen).await;
     let resp = resp.unwrap_or_else(|e| {
         state.metrics.error(e.kind());
         match e.side() {
@@ -151,12 +149,12 @@ pub(super) async fn handle(
 async fn dispatch(
     state: &Arc<State>,
     api: axum::Router,
-    peer: SocketAddr,
-    secure: bool,
+    conn: &Arc<VisitorConn>,
     req: Request<Incoming>,
     request_id: &str,
     seen: &mut Option<Start>,
 ) -> Result<Response<Body>, EdgeError> {
+    let (peer, secure) = (conn.peer, conn.secure);
     let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target_len > state.cfg.max_request_line {
         return Err(EdgeError::UriTooLong {
@@ -202,6 +200,7 @@ async fn dispatch(
         peer,
         scheme: if secure { "https" } else { "http" },
         raw_host,
+        conn: conn.clone(),
     };
     proxy(state, visitor, &tunnel, request_id, req, seen).await
 }

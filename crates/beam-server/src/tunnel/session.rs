@@ -56,7 +56,16 @@ pub(super) async fn run<IO>(
     let Some((sender, conn)) = welcome(&state, io, peer, &claimed, lease).await else {
         return claimed.release(&state).await;
     };
-    let tunnel = register(&state, &principal, &claimed, &record, admitted, sender);
+    let http1_streams = hello.http1_streams && hello.tunnel.kind() == TunnelKind::Http;
+    let tunnel = register(
+        &state,
+        &principal,
+        &claimed,
+        &record,
+        admitted,
+        sender,
+        http1_streams,
+    );
     serve(&state, &tunnel, &principal, &hello, peer, conn, shutdown).await;
     finish(&state, claimed, &tunnel, record.id).await;
 }
@@ -253,6 +262,7 @@ fn register(
     record: &TunnelRow,
     admitted: Admitted,
     sender: SendRequest<Body>,
+    http1_streams: bool,
 ) -> Arc<Tunnel> {
     let tunnel = Arc::new(Tunnel {
         session: claimed.session().to_string(),
@@ -267,6 +277,7 @@ fn register(
         kick: CancellationToken::new(),
         listener: claimed.listener.clone(),
         policy: admitted.policy,
+        http1_streams,
     });
     state.registry.insert(tunnel.clone());
     state.registry.insert_domains(&tunnel);

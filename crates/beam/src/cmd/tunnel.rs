@@ -255,6 +255,8 @@ async fn drive(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stats = Arc::new(Stats::default());
     let mut display = Display::new(json, local, protocol);
+    let mut cfg = cfg;
+    cfg.http1_streams = proxy.streams_http1();
     let handler = LocalProxy::new(&proxy, cfg.tunnel.kind(), stats.clone());
     let client = beam_client::run(cfg, handler, tx, shutdown_signal());
     tokio::pin!(client);

@@ -28,7 +28,8 @@ pub struct ClientSetup {
 
 impl TestClient {
     /// A tunnel client proxying to its local target.
-    pub fn start(cfg: ClientSetup) -> Self {
+    pub fn start(mut cfg: ClientSetup) -> Self {
+        cfg.conn.http1_streams = cfg.proxy.streams_http1();
         let stats = Arc::new(Stats::default());
         let proxy = LocalProxy::new(&cfg.proxy, cfg.conn.tunnel.kind(), stats.clone());
         Self::serve(cfg.conn, proxy, stats)

@@ -24,6 +24,7 @@ fn hello(token: &str) -> Hello {
         lease: None,
         client: "test".into(),
         protection: Default::default(),
+        http1_streams: false,
     }
 }
 

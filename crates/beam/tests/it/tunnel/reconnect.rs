@@ -109,6 +109,7 @@ async fn a_reconnect_that_dies_mid_handshake_keeps_the_lease_valid() {
         lease,
         client: "test".into(),
         protection: Default::default(),
+        http1_streams: false,
     };
     let (first, stream) = connect(&cfg.conn, &hello(None)).await.unwrap();
     drop(stream);
