@@ -2,9 +2,11 @@
 //! accounts and tokens, tunnels and plan limits and analytics, the OpenAPI document.
 
 mod accounts;
+mod members;
 mod membership;
 mod openapi;
 mod revocation;
+mod tcp;
 mod tokens;
 mod tunnels;
 

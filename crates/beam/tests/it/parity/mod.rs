@@ -2,11 +2,13 @@
 //! and health, through the real server and real `beam agent` processes.
 
 mod agent;
+mod agent_cli;
 mod ingest;
 mod inspect;
 mod logs;
 mod sync;
 mod sync_guards;
+mod sync_memory;
 mod webhook_cli;
 mod webhook_helpers;
 mod webhooks;
