@@ -151,3 +151,65 @@ async fn per_request_streams_share_the_clients_keep_alive_pool() {
         "each closed connection was replaced"
     );
 }
+
+/// A visitor connection that made one request and then went quiet does not
+/// keep a connection to the developer's machine open: the edge closes idle
+/// visitor connections after the header-read timeout, and the link and its
+/// local connection close with it.
+#[tokio::test]
+async fn idle_visitor_connections_release_their_local_connection() {
+    use std::sync::atomic::{AtomicIsize, Ordering};
+    let server =
+        TestServer::start_with(|c| c.header_read_timeout = std::time::Duration::from_millis(300))
+            .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let open = std::sync::Arc::new(AtomicIsize::new(0));
+    let count = open.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let count = count.clone();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = s.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if s.write_all(answer).await.is_err() {
+                        break;
+                    }
+                }
+                count.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let (_client, w) = server.http_client(addr).await;
+    let host = server.host(&w.name);
+    let mut visitor = tokio::net::TcpStream::connect(server.public).await.unwrap();
+    let req = format!("GET / HTTP/1.1\r\nhost: {host}\r\n\r\n");
+    visitor.write_all(req.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !got.ends_with(b"ok") {
+        let n = within("answer", visitor.read(&mut chunk)).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        1,
+        "the request opened one local connection"
+    );
+    // Idle: the edge closes the visitor connection, and the local one follows.
+    let n = within("idle close", visitor.read(&mut chunk))
+        .await
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the idle visitor connection was closed");
+    eventually("local connection closed", || {
+        let open = open.load(Ordering::SeqCst);
+        async move { (open == 0).then_some(()) }
+    })
+    .await;
+}
