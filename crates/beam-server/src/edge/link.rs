@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 
 use crate::body::{Body, empty};
+use crate::edge::visitor::StreamPermit;
 use crate::registry::Tunnel;
 
 /// The link of one visitor connection, if it has one.
@@ -24,6 +25,15 @@ struct Link {
     /// The tunnel session it belongs to: a reconnected tunnel needs a new link.
     session: String,
     sender: SendRequest<Body>,
+    /// Its place among the tunnel's links, freed when the visitor connection ends.
+    permit: StreamPermit,
+}
+
+/// What a request on a linked visitor connection goes with: the connection's
+/// link, or a place to open one.
+pub(super) enum Ticket {
+    Link(SendRequest<Body>, StreamPermit),
+    Open(StreamPermit),
 }
 
 /// Why a request did not get an answer over the link.
@@ -38,19 +48,30 @@ pub(super) enum LinkError {
 }
 
 impl LinkSlot {
-    fn take(&self, session: &str) -> Option<SendRequest<Body>> {
+    /// This connection's link to `tunnel`, or a place to open one; `None`
+    /// when the tunnel has its maximum of links (the request then goes as a
+    /// stream of its own, which holds nothing on the developer's machine).
+    pub(super) fn ticket(&self, tunnel: &Tunnel) -> Option<Ticket> {
         let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match slot.take() {
-            Some(l) if l.session == session && !l.sender.is_closed() => Some(l.sender),
-            _ => None,
+            Some(l) if l.session == tunnel.session && !l.sender.is_closed() => {
+                Some(Ticket::Link(l.sender, l.permit))
+            }
+            // A stale link's place is reused for its replacement.
+            Some(l) if l.session == tunnel.session => Some(Ticket::Open(l.permit)),
+            _ => {
+                drop(slot);
+                tunnel.policy.link_permit().map(Ticket::Open)
+            }
         }
     }
 
-    fn put(&self, session: &str, sender: SendRequest<Body>) {
+    fn put(&self, session: &str, sender: SendRequest<Body>, permit: StreamPermit) {
         let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
         *slot = Some(Link {
             session: session.to_string(),
             sender,
+            permit,
         });
     }
 }
@@ -63,12 +84,17 @@ impl LinkSlot {
 pub(super) async fn send(
     tunnel: &Tunnel,
     slot: &LinkSlot,
+    ticket: Ticket,
     authority: &str,
     mut req: Request<Body>,
 ) -> Result<Response<Incoming>, LinkError> {
+    let (mut current, permit) = match ticket {
+        Ticket::Link(s, p) => (Some(s), p),
+        Ticket::Open(p) => (None, p),
+    };
     let mut fresh = false;
     loop {
-        let mut sender = match slot.take(&tunnel.session) {
+        let mut sender = match current.take() {
             Some(s) => s,
             None => {
                 fresh = true;
@@ -88,7 +114,7 @@ pub(super) async fn send(
             Ok(resp) => {
                 // Ready again once this response's body has been read, which
                 // happens before the visitor's next request on this connection.
-                slot.put(&tunnel.session, sender);
+                slot.put(&tunnel.session, sender, permit);
                 return Ok(resp);
             }
             Err(mut e) => match e.take_message() {

@@ -244,7 +244,10 @@ async fn forward(
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     // The visitor's connection as a byte stream (HTTP/1.1 on the wire,
     // origin-form, Host as sent), or one HTTP/2 stream for this request.
-    let stream = tunnel.http1_streams && !upgrade;
+    let ticket = (tunnel.http1_streams && !upgrade)
+        .then(|| visitor.conn.link.ticket(tunnel))
+        .flatten();
+    let stream = ticket.is_some();
     if stream {
         let host = HeaderValue::from_str(&visitor.raw_host).map_err(|_| EdgeError::BadHost)?;
         parts.headers.insert(header::HOST, host);
@@ -279,8 +282,9 @@ async fn forward(
     };
     let req = Request::from_parts(parts, body);
     let timeout = state.cfg.upstream_timeout;
-    let sent = if stream {
-        let link = super::link::send(tunnel, &visitor.conn.link, &visitor.raw_host, req);
+    let sent = if let Some(ticket) = ticket {
+        let slot = &visitor.conn.link;
+        let link = super::link::send(tunnel, slot, ticket, &visitor.raw_host, req);
         tokio::time::timeout(timeout, link).await
     } else {
         let h2 = tunnel.sender.clone().send_request(req);

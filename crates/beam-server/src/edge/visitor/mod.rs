@@ -45,6 +45,9 @@ pub(crate) struct Policy {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_tunnel: Option<DefaultDirectRateLimiter>,
     streams: Arc<Semaphore>,
+    /// Visitor connections carried as byte streams at once: each holds a
+    /// connection to the developer's machine, so they are capped like streams.
+    links: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Policy {
@@ -121,6 +124,7 @@ impl Policy {
             per_ip,
             per_tunnel,
             streams: Arc::new(Semaphore::new(cfg.max_streams_per_tunnel.max(1))),
+            links: Arc::new(Semaphore::new(cfg.max_streams_per_tunnel.max(1))),
         })
     }
 
@@ -153,6 +157,12 @@ impl Policy {
             .clone()
             .try_acquire_owned()
             .map_err(|_| Refused::Streams)
+    }
+
+    /// A place for one more visitor connection carried as a byte stream, if
+    /// the tunnel has not reached its maximum.
+    pub(crate) fn link_permit(&self) -> Option<StreamPermit> {
+        self.links.clone().try_acquire_owned().ok()
     }
 
     /// Forgets rate-limit state of addresses that went quiet (called periodically).

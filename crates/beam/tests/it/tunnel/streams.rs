@@ -152,16 +152,12 @@ async fn per_request_streams_share_the_clients_keep_alive_pool() {
     );
 }
 
-/// A visitor connection that made one request and then went quiet does not
-/// keep a connection to the developer's machine open: the edge closes idle
-/// visitor connections after the header-read timeout, and the link and its
-/// local connection close with it.
-#[tokio::test]
-async fn idle_visitor_connections_release_their_local_connection() {
+/// An origin answering `ok` to every request that counts its open connections.
+async fn open_counting_origin() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicIsize>,
+) {
     use std::sync::atomic::{AtomicIsize, Ordering};
-    let server =
-        TestServer::start_with(|c| c.header_read_timeout = std::time::Duration::from_millis(300))
-            .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let open = std::sync::Arc::new(AtomicIsize::new(0));
@@ -185,6 +181,68 @@ async fn idle_visitor_connections_release_their_local_connection() {
             });
         }
     });
+    (addr, open)
+}
+
+/// One request on a new raw visitor connection, which stays open.
+async fn one_request(server: &TestServer, host: &str) -> tokio::net::TcpStream {
+    let mut visitor = tokio::net::TcpStream::connect(server.public).await.unwrap();
+    let req = format!("GET / HTTP/1.1\r\nhost: {host}\r\n\r\n");
+    visitor.write_all(req.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !got.ends_with(b"ok") {
+        let n = within("answer", visitor.read(&mut chunk)).await.unwrap();
+        assert!(
+            n > 0,
+            "closed before answering: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&chunk[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    visitor
+}
+
+/// Visitor connections carried as byte streams are capped per tunnel
+/// (`--max-streams-per-tunnel`): past the cap, requests still go through, as
+/// streams of their own that share the client's pool, so many open visitor
+/// connections cannot open as many connections on the developer's machine.
+#[tokio::test]
+async fn byte_streams_are_capped_per_tunnel_and_requests_past_the_cap_still_pass() {
+    use std::sync::atomic::Ordering;
+    let server = TestServer::start_with(|c| c.max_streams_per_tunnel = 2).await;
+    let (addr, open) = open_counting_origin().await;
+    let (_client, w) = server.http_client(addr).await;
+    let host = server.host(&w.name);
+    let mut visitors = Vec::new();
+    for _ in 0..5 {
+        visitors.push(one_request(&server, &host).await);
+    }
+    // Two links, plus the one pooled connection the other three shared.
+    eventually("local connections settle", || {
+        let n = open.load(Ordering::SeqCst);
+        async move { (n == 3).then_some(()) }
+    })
+    .await;
+    drop(visitors);
+}
+
+/// A visitor connection that made one request and then went quiet does not
+/// keep a connection to the developer's machine open: the edge closes idle
+/// visitor connections after the header-read timeout, and the link and its
+/// local connection close with it.
+#[tokio::test]
+async fn idle_visitor_connections_release_their_local_connection() {
+    use std::sync::atomic::Ordering;
+    let server =
+        TestServer::start_with(|c| c.header_read_timeout = std::time::Duration::from_millis(300))
+            .await;
+    let (addr, open) = open_counting_origin().await;
     let (_client, w) = server.http_client(addr).await;
     let host = server.host(&w.name);
     let mut visitor = tokio::net::TcpStream::connect(server.public).await.unwrap();
