@@ -168,7 +168,8 @@ pub struct ServerArgs {
     /// How long a rate-limited request is held before its 429 (a tarpit for floods).
     #[arg(long, env = "BEAM_RATE_LIMIT_DELAY", default_value = "250ms", value_parser = parse_duration, help_heading = "Edge limits")]
     pub rate_limit_delay: Duration,
-    /// Requests in flight per tunnel before visitors get 503.
+    /// Requests in flight per tunnel before visitors get 503; also the most
+    /// visitor connections carried as byte streams (each holds a local connection).
     #[arg(
         long,
         env = "BEAM_MAX_STREAMS",
