@@ -50,25 +50,9 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
         "--fingerprint",
         server.fingerprint.as_str(),
     ];
-    let policy_arg = policy.display().to_string();
-    let _agent = crate::support::parity::start_agent(
-        &server,
-        home.path(),
-        &agent,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--database-env",
-            "PROD_DB",
-            "--sync-policy",
-            &policy_arg,
-        ],
-        &[
-            ("PROD_DB", &db_url),
-            ("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key"),
-        ],
-    )
-    .await;
+    let _agent =
+        crate::support::parity::start_sync_agent(&server, home.path(), &agent, &policy, &db_url)
+            .await;
 
     let run = |args: &[&str]| {
         let mut c = crate::support::beam(home.path());
@@ -374,25 +358,9 @@ async fn sync_reads_a_sqlite_production_database_read_only() {
         "--fingerprint",
         server.fingerprint.as_str(),
     ];
-    let policy_arg = policy.display().to_string();
-    let _agent = crate::support::parity::start_agent(
-        &server,
-        home.path(),
-        &agent,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--database-env",
-            "PROD_DB",
-            "--sync-policy",
-            &policy_arg,
-        ],
-        &[
-            ("PROD_DB", &prod_url),
-            ("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key"),
-        ],
-    )
-    .await;
+    let _agent =
+        crate::support::parity::start_sync_agent(&server, home.path(), &agent, &policy, &prod_url)
+            .await;
     let mut c = crate::support::beam(home.path());
     c.args([
         "sync",

@@ -48,25 +48,9 @@ async fn streaming_a_million_rows_keeps_agent_and_cli_memory_flat() {
         "--fingerprint",
         server.fingerprint.as_str(),
     ];
-    let policy_arg = policy.display().to_string();
-    let _agent = crate::support::parity::start_agent(
-        &server,
-        home.path(),
-        &agent,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--database-env",
-            "PROD_DB",
-            "--sync-policy",
-            &policy_arg,
-        ],
-        &[
-            ("PROD_DB", &db_url),
-            ("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key"),
-        ],
-    )
-    .await;
+    let _agent =
+        crate::support::parity::start_sync_agent(&server, home.path(), &agent, &policy, &db_url)
+            .await;
     let agent_before = peak_rss_kib(_agent.pid()).unwrap();
 
     let out = work.path().join("users.ndjson");

@@ -134,3 +134,33 @@ pub async fn start_agent(
         .await;
     agent
 }
+
+/// A production agent serving sync for `shop/production` from the database at
+/// `db_url`, with the policy file `policy` and a fixed pseudonym key.
+pub async fn start_sync_agent(
+    server: &TestServer,
+    home: &std::path::Path,
+    token: &str,
+    policy: &std::path::Path,
+    db_url: &str,
+) -> Watched {
+    let policy = policy.display().to_string();
+    start_agent(
+        server,
+        home,
+        token,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-env",
+            "PROD_DB",
+            "--sync-policy",
+            &policy,
+        ],
+        &[
+            ("PROD_DB", db_url),
+            ("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key"),
+        ],
+    )
+    .await
+}

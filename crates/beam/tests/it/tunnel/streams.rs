@@ -271,3 +271,36 @@ async fn idle_visitor_connections_release_their_local_connection() {
     })
     .await;
 }
+
+/// Two visitors on one tunnel never share a byte stream: each keep-alive
+/// connection gets its own link, so one visitor's answers cannot reach the other.
+#[tokio::test]
+async fn visitors_on_one_tunnel_never_see_each_others_answers() {
+    let (server, _origin, _client, host) = http_tunnel().await;
+    let mut senders = Vec::new();
+    for _ in 0..2 {
+        let stream = tokio::net::TcpStream::connect(server.public).await.unwrap();
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        senders.push(sender);
+    }
+    for round in 0..5 {
+        for (who, sender) in senders.iter_mut().enumerate() {
+            sender.ready().await.unwrap();
+            let req = Request::get("/headers")
+                .header("host", host.as_str())
+                .header("x-visitor", format!("{who}-{round}"))
+                .body(full(""))
+                .unwrap();
+            let resp = within("response", sender.send_request(req)).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let seen: serde_json::Value =
+                serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes())
+                    .unwrap();
+            assert_eq!(seen["x-visitor"], format!("{who}-{round}"), "{seen}");
+        }
+    }
+}
