@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 use beam_proto::Secret;
 
 use crate::config::TlsMode;
-use crate::connect::{ConnectError, dial};
+use crate::connect::{ConnectError, dial_via};
+use crate::egress::HttpProxy;
 
 /// Largest API response the client reads.
 const MAX_RESPONSE: usize = 8 << 20;
@@ -49,6 +50,8 @@ pub struct ApiClient {
     pub tls: TlsMode,
     /// Bearer token.
     pub token: Option<Secret>,
+    /// The HTTP proxy to reach the server through, if any.
+    pub egress: Option<HttpProxy>,
 }
 
 #[derive(serde::Deserialize)]
@@ -85,7 +88,8 @@ impl ApiClient {
 
     /// Opens one HTTP/1.1 connection to the API.
     async fn open(&self) -> Result<SendRequest<Full<Bytes>>, ApiError> {
-        let stream = dial(&self.server, &self.tls, beam_proto::API_ALPN).await?;
+        let alpn = [beam_proto::API_ALPN];
+        let stream = dial_via(&self.server, &self.tls, &alpn, self.egress.as_ref()).await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ApiError::Protocol(e.to_string()))?;

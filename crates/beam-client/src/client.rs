@@ -33,6 +33,9 @@ pub enum Event {
         /// True when this is a reconnect and the public URL changed (the name
         /// was lost after the grace period).
         url_changed: bool,
+        /// The way the connection took, in words (`tls to host:port`,
+        /// `websocket wss://…`, through which proxy).
+        via: String,
     },
     /// The connection ended; a retry follows after `retry_in`.
     Disconnected {
@@ -80,6 +83,8 @@ pub async fn run<H: StreamHandler>(
     let mut lease: Option<Secret> = None;
     let mut last_url: Option<String> = None;
     let mut attempt: u32 = 0;
+    // The route that worked last, tried first on reconnect.
+    let mut route = None;
     loop {
         let _ = events.send(Event::Connecting { attempt });
         let hello = Hello {
@@ -95,15 +100,17 @@ pub async fn run<H: StreamHandler>(
             http1_streams: cfg.http1_streams,
         };
         let attempt_result = tokio::select! {
-            r = connect(&cfg, &hello) => r,
+            r = connect(&cfg, &hello, route) => r,
             () = &mut shutdown => return Ok(()),
         };
         let reason = match attempt_result {
-            Ok((welcome, _)) if !cfg.protection.is_open() && !welcome.enforced => {
+            Ok((welcome, ..)) if !cfg.protection.is_open() && !welcome.enforced => {
                 return Err(ClientError::Unprotected(cfg.server.clone()));
             }
-            Ok((welcome, stream)) => {
+            Ok((welcome, stream, taken)) => {
                 attempt = 0;
+                route = Some(taken);
+                let via = crate::carrier::describe(&cfg, taken);
                 lease = Some(welcome.lease.clone());
                 request = match &request {
                     TunnelRequest::Http { domain, .. } => TunnelRequest::Http {
@@ -162,7 +169,8 @@ pub async fn run<H: StreamHandler>(
                         Some(msg) = control.recv() => match msg {
                             Control::Ready => {
                                 if let Some(welcome) = welcome.take() {
-                                    let _ = events.send(Event::Connected { welcome, url_changed });
+                                    let via = via.clone();
+                                    let _ = events.send(Event::Connected { welcome, url_changed, via });
                                 }
                             }
                             Control::Stop(reason) => {

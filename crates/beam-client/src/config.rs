@@ -150,6 +150,12 @@ pub struct ClientConfig {
     /// `Hello::http1_streams`); only for a handler that can, like a
     /// [`ProxyConfig`] with [`ProxyConfig::streams_http1`].
     pub http1_streams: bool,
+    /// Which ways to the server may be tried (`--transport`).
+    pub transport: crate::carrier::Transport,
+    /// The server's HTTPS port, for the `auto` and `websocket` transports.
+    pub edge_port: u16,
+    /// The HTTP proxy to reach the server through (`HTTPS_PROXY`…), if any.
+    pub egress: Option<crate::egress::HttpProxy>,
 }
 
 impl ClientConfig {
@@ -166,6 +172,9 @@ impl ClientConfig {
             keepalive_timeout: Duration::from_secs(20),
             protection: beam_proto::Protection::default(),
             http1_streams: false,
+            transport: crate::carrier::Transport::Auto,
+            edge_port: 443,
+            egress: None,
         }
     }
 }
@@ -183,6 +192,8 @@ pub struct ProxyConfig {
     pub compress: bool,
     /// Send a PROXY protocol v2 header to the local service on each TCP connection.
     pub proxy_protocol: bool,
+    /// Speak HTTP/2 to the local service (gRPC): h2c, or ALPN `h2` over TLS.
+    pub upstream_http2: bool,
 }
 
 impl ProxyConfig {
@@ -190,7 +201,7 @@ impl ProxyConfig {
     /// bytes: only when nothing here needs to see each request (gzip and a
     /// rewritten `Host` do).
     pub fn streams_http1(&self) -> bool {
-        !self.compress && self.host_header == HostHeader::Preserve
+        !self.compress && !self.upstream_http2 && self.host_header == HostHeader::Preserve
     }
 
     /// Defaults for everything but the target.
@@ -201,6 +212,7 @@ impl ProxyConfig {
             insecure_upstream: false,
             compress: false,
             proxy_protocol: false,
+            upstream_http2: false,
         }
     }
 }

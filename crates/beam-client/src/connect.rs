@@ -1,5 +1,7 @@
-//! Opening a tunnel connection: TCP (with `TCP_NODELAY`), TLS unless plaintext was
-//! asked for, then the beam handshake. Returns the stream ready for HTTP/2.
+//! Opening a tunnel connection: TCP (with `TCP_NODELAY`, through an HTTP
+//! proxy when one is set), TLS unless plaintext was asked for, then the beam
+//! handshake, along each route the transport allows until one answers.
+//! Returns the stream ready for HTTP/2.
 
 use std::sync::Arc;
 
@@ -9,7 +11,9 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
+use crate::carrier::{CarrierStream, Route, open, routes};
 use crate::config::{ClientConfig, TlsMode};
+use crate::egress::HttpProxy;
 use crate::verify::Pinned;
 
 /// The connection after a successful handshake.
@@ -47,6 +51,14 @@ pub enum ConnectError {
         /// Why.
         message: String,
     },
+    /// The HTTP proxy refused or failed the `CONNECT`.
+    #[error("{message}")]
+    Proxy {
+        /// What happened, for the user (never the proxy password).
+        message: String,
+        /// Whether retrying can help (a 407 cannot).
+        fatal: bool,
+    },
     /// The whole attempt took longer than the connect timeout.
     #[error("connecting to {0} timed out")]
     Timeout(String),
@@ -57,14 +69,14 @@ impl ConnectError {
     pub fn is_fatal(&self) -> bool {
         match self {
             Self::Refused(r) => r.code.is_fatal(),
-            Self::Tls { fatal, .. } => *fatal,
+            Self::Tls { fatal, .. } | Self::Proxy { fatal, .. } => *fatal,
             _ => false,
         }
     }
 }
 
 /// rustls client configuration for `mode`, offering `alpn`.
-pub(crate) fn tls_config(mode: &TlsMode, alpn: &[u8]) -> Arc<rustls::ClientConfig> {
+pub(crate) fn tls_config(mode: &TlsMode, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -84,28 +96,72 @@ pub(crate) fn tls_config(mode: &TlsMode, alpn: &[u8]) -> Arc<rustls::ClientConfi
             builder.with_root_certificates(roots).with_no_client_auth()
         }
     };
-    cfg.alpn_protocols = vec![alpn.to_vec()];
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
     Arc::new(cfg)
 }
 
-/// Connects, authenticates and returns the server's welcome and the stream.
+/// Connects along the routes the transport allows (`first`, the one that
+/// worked last time, ahead), authenticates, and returns the server's welcome,
+/// the stream and the route taken. A refusal from the server ends the
+/// search (another route reaches the same server); any other failure moves
+/// on to the next route. When every route fails, the first route's error
+/// is returned: it is the one the user configured.
 pub async fn connect(
     cfg: &ClientConfig,
     hello: &Hello,
-) -> Result<(Welcome, TunnelStream), ConnectError> {
-    tokio::time::timeout(cfg.connect_timeout, connect_inner(cfg, hello))
-        .await
-        .unwrap_or_else(|_| Err(ConnectError::Timeout(cfg.server.clone())))
+    first: Option<Route>,
+) -> Result<(Welcome, CarrierStream, Route), ConnectError> {
+    let routes = routes(cfg, first);
+    let mut first_error = None;
+    for (i, route) in routes.iter().enumerate() {
+        // A blackholed port must not use up the whole budget when there
+        // are other routes to try.
+        let limit = if i + 1 < routes.len() {
+            cfg.connect_timeout.min(FALLBACK_AFTER)
+        } else {
+            cfg.connect_timeout
+        };
+        let attempt = tokio::time::timeout(limit, attempt(cfg, hello, *route)).await;
+        match attempt.unwrap_or_else(|_| Err(ConnectError::Timeout(cfg.server.clone()))) {
+            Ok((welcome, stream)) => return Ok((welcome, stream, *route)),
+            Err(e @ ConnectError::Refused(_)) => return Err(e),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| ConnectError::Timeout(cfg.server.clone())))
 }
 
+/// How long `auto` waits on one route before trying the next.
+const FALLBACK_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// TCP (with `TCP_NODELAY`) and, unless plaintext, TLS offering `alpn`: the
-/// tunnel protocol (`beam/1`) or the API over HTTP/1.1 (`http/1.1`).
-pub async fn dial(server: &str, tls: &TlsMode, alpn: &[u8]) -> Result<TunnelStream, ConnectError> {
+/// tunnel protocol (`beam/1`) or the API over HTTP/1.1 (`http/1.1`). Always
+/// direct: the local service is dialled with this too.
+pub async fn dial(
+    server: &str,
+    tls: &TlsMode,
+    alpn: &[&[u8]],
+) -> Result<TunnelStream, ConnectError> {
+    dial_via(server, tls, alpn, None).await
+}
+
+/// [`dial`], through `proxy` when there is one.
+pub async fn dial_via(
+    server: &str,
+    tls: &TlsMode,
+    alpn: &[&[u8]],
+    proxy: Option<&HttpProxy>,
+) -> Result<TunnelStream, ConnectError> {
     let unreachable = |source| ConnectError::Unreachable {
         server: server.to_string(),
         source,
     };
-    let tcp = TcpStream::connect(server).await.map_err(unreachable)?;
+    let tcp = match proxy {
+        Some(p) => p.connect(server).await?,
+        None => TcpStream::connect(server).await.map_err(unreachable)?,
+    };
     tcp.set_nodelay(true).map_err(unreachable)?;
     match tls {
         TlsMode::Plaintext => Ok(Either::Left(tcp)),
@@ -145,12 +201,14 @@ pub async fn dial(server: &str, tls: &TlsMode, alpn: &[u8]) -> Result<TunnelStre
     }
 }
 
-async fn connect_inner(
+/// One route: open it, then the beam handshake.
+async fn attempt(
     cfg: &ClientConfig,
     hello: &Hello,
-) -> Result<(Welcome, TunnelStream), ConnectError> {
+    route: Route,
+) -> Result<(Welcome, CarrierStream), ConnectError> {
     let server = cfg.server.clone();
-    let mut stream = dial(&cfg.server, &cfg.tls, beam_proto::ALPN).await?;
+    let mut stream = open(cfg, route).await?;
     let hs = |e: beam_proto::ProtoError| ConnectError::Handshake {
         server: server.clone(),
         message: e.to_string(),

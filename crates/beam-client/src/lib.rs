@@ -4,7 +4,9 @@
 //! # Layout
 //! - [`config`]: [`ClientConfig`] (where and how to connect) and
 //!   [`ProxyConfig`] (what the local proxy exposes), built once by the caller.
-//! - [`connect`]: TCP + TLS (pinned fingerprint or web PKI) + the beam handshake.
+//! - [`connect`]: TCP + TLS (pinned fingerprint or web PKI) + the beam handshake;
+//!   [`carrier`]: the routes to the server (tunnel port, HTTPS port, WebSocket)
+//!   that `--transport` allows; [`egress`]: `HTTPS_PROXY` / `NO_PROXY`.
 //! - [`client`]: the reconnect loop with full-jitter backoff and lease reuse,
 //!   the server's control messages (ready, stop), and the events a UI shows.
 //! - [`handler`]: the [`StreamHandler`] trait a connection serves with.
@@ -12,7 +14,8 @@
 //!   WebSocket upgrades and raw TCP streams to the local target (with PROXY v2
 //!   headers on request), and the live [`Stats`] for a status line.
 //! - [`local`]: dials the local target, with TLS for `--https` services;
-//!   [`origin`]: keep-alive HTTP/1.1 connections to it, one request at a time.
+//!   [`origin`]: keep-alive HTTP/1.1 connections to it, one request at a time;
+//!   [`origin_h2`]: one multiplexed HTTP/2 connection (`--upstream-http2`).
 //! - [`compress`]: opt-in gzip of responses.
 //! - [`api`]: a REST API client for the CLI, over the tunnel port's TLS.
 //! - [`webhook`]: delivers stored webhook events to a local app, re-signed.
@@ -22,18 +25,22 @@
 //! server's store, API or ACME code, so the client builds and tests without them.
 
 pub mod api;
+pub mod carrier;
 pub mod client;
 pub mod compress;
 pub mod config;
 pub mod connect;
+pub mod egress;
 pub mod handler;
 pub mod local;
 pub mod origin;
+pub mod origin_h2;
 pub mod proxy;
 mod verify;
 pub mod webhook;
 
 pub use api::{ApiClient, ApiError};
+pub use carrier::Transport;
 pub use client::{ClientError, Event, run};
 pub use config::{Backoff, ClientConfig, HostHeader, LocalTarget, ProxyConfig, TlsMode};
 pub use handler::{Body, BoxError, StreamHandler};

@@ -38,7 +38,12 @@ impl LocalDialer {
 
     /// Opens one connection (TLS offering `http/1.1` for https targets).
     pub async fn dial(&self) -> Result<TunnelStream, ConnectError> {
-        dial(&self.target.authority(), &self.tls, b"http/1.1").await
+        self.dial_alpn(&[b"http/1.1"]).await
+    }
+
+    /// Opens one connection, offering `alpn` when the target speaks TLS.
+    pub async fn dial_alpn(&self, alpn: &[&[u8]]) -> Result<TunnelStream, ConnectError> {
+        dial(&self.target.authority(), &self.tls, alpn).await
     }
 }
 

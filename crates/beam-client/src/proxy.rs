@@ -14,7 +14,7 @@ use beam_proto::headers::{self as bh, LocalFailure, strip_hop_by_hop};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::{Authority, PathAndQuery};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Either};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
@@ -25,6 +25,7 @@ use crate::connect::{ConnectError, TunnelStream};
 use crate::handler::{Body, StreamHandler, empty, full, status};
 use crate::local::LocalDialer;
 use crate::origin::{OriginError, OriginPool};
+use crate::origin_h2::OriginH2;
 
 /// Live counters for a status line.
 #[derive(Debug, Default)]
@@ -58,6 +59,8 @@ struct Inner {
     host_header: HostHeader,
     dialer: LocalDialer,
     origin: Arc<OriginPool>,
+    /// The HTTP/2 connection, with `--upstream-http2`.
+    origin_h2: Option<Arc<OriginH2>>,
     compress: bool,
     proxy_protocol: bool,
     stats: Arc<Stats>,
@@ -69,6 +72,7 @@ impl LocalProxy {
     pub fn new(cfg: &ProxyConfig, kind: TunnelKind, stats: Arc<Stats>) -> Self {
         let dialer = LocalDialer::new(cfg.local.clone(), cfg.insecure_upstream);
         let origin = OriginPool::new(dialer.clone());
+        let origin_h2 = cfg.upstream_http2.then(|| OriginH2::new(dialer.clone()));
         let authority = cfg.local.authority();
         Self(Arc::new(Inner {
             kind,
@@ -78,6 +82,7 @@ impl LocalProxy {
             host_header: cfg.host_header.clone(),
             dialer,
             origin,
+            origin_h2,
             compress: cfg.compress,
             proxy_protocol: cfg.proxy_protocol,
             stats,
@@ -119,16 +124,42 @@ impl Inner {
         if path.as_ref().is_some_and(|p| !p.as_str().starts_with('/')) {
             return status(StatusCode::BAD_REQUEST);
         }
-        // Origin-form: the connection already goes to the target, and some
-        // dev servers reject an absolute URI.
-        parts.uri = Uri::from(path.unwrap_or_else(|| PathAndQuery::from_static("/")));
-        parts.version = Version::HTTP_11;
+        let path = path.unwrap_or_else(|| PathAndQuery::from_static("/"));
         strip_hop_by_hop(&mut parts.headers);
         self.set_host(&mut parts.headers, visitor_host);
         let gzip_ok =
             self.compress && parts.method != Method::HEAD && compress::accepts_gzip(&parts.headers);
-        let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
-        match self.origin.send(req).await {
+        let sent = match &self.origin_h2 {
+            Some(h2) => {
+                // HTTP/2 carries the host as `:authority`, in an absolute URI.
+                let host = parts.headers.remove(header::HOST);
+                let host = host
+                    .as_ref()
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("localhost");
+                parts.uri = match Uri::builder()
+                    .scheme(if self.target.https { "https" } else { "http" })
+                    .authority(host)
+                    .path_and_query(path)
+                    .build()
+                {
+                    Ok(u) => u,
+                    Err(_) => return status(StatusCode::BAD_REQUEST),
+                };
+                parts.version = Version::HTTP_2;
+                let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+                h2.send(req).await.map(|r| r.map(Either::Right))
+            }
+            None => {
+                // Origin-form: the connection already goes to the target, and
+                // some dev servers reject an absolute URI.
+                parts.uri = Uri::from(path);
+                parts.version = Version::HTTP_11;
+                let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+                self.origin.send(req).await.map(|r| r.map(Either::Left))
+            }
+        };
+        match sent {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);

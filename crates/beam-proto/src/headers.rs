@@ -90,8 +90,16 @@ pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     for name in named {
         headers.remove(name);
     }
+    // `TE: trailers` is the one TE value HTTP/2 allows, and gRPC servers
+    // require it: it says the client (beam, end to end) accepts trailers.
+    let trailers = headers
+        .get(http::header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     for name in HOP_BY_HOP {
         headers.remove(*name);
+    }
+    if trailers {
+        headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
     }
 }
 

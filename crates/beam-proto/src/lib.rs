@@ -10,6 +10,7 @@
 //! - [`headers`]: header names that carry meaning between the edge and the client.
 //! - [`logs`]: log entries, drop markers and log queries between agent and reader.
 //! - [`webhook`]: webhook events and the providers' signature schemes.
+//! - [`ws`]: a WebSocket as a byte stream (the tunnel's WebSocket carrier).
 //! - [`service`]: the production agent's routes and headers, relayed by the server.
 //!
 //! The handshake is deliberately tiny and readable in a packet capture (bore-style JSON),
@@ -27,6 +28,7 @@ pub mod service;
 pub mod splice;
 pub mod time;
 pub mod webhook;
+pub mod ws;
 
 pub use codec::{ProtoError, read_frame, read_preamble, write_frame, write_preamble};
 pub use control::Control;
@@ -74,6 +76,15 @@ pub const H2_CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// ALPN protocol id used on the TLS tunnel connection.
 pub const ALPN: &[u8] = b"beam/1";
+
+/// ALPN marker a tunnel client offers beside `http/1.1` when it carries the
+/// tunnel inside a WebSocket on the server's HTTPS port: the server then
+/// presents its tunnel certificate (so pinning works as on the tunnel port)
+/// and still speaks HTTP/1.1 for the upgrade.
+pub const WS_CARRIER_ALPN: &[u8] = b"beam-ws";
+
+/// Path of the WebSocket that carries a tunnel connection on the HTTPS edge.
+pub const WS_CARRIER_PATH: &str = "/_beam/tunnel";
 
 /// ALPN protocol id of the API on the tunnel port: the CLI (`beam login`, `beam
 /// list`, …) reaches the API over the same pinned TLS as its tunnels.

@@ -217,10 +217,11 @@ impl Server {
             ),
             registry: Registry::default(),
             metrics: self.metrics.clone(),
-            tls: self.tls.map(tokio_rustls::TlsAcceptor::from),
+            tls: self.tls.clone().map(tokio_rustls::TlsAcceptor::from),
             store: self.store.clone(),
             cfg: self.cfg,
             tasks: tasks.clone(),
+            shutdown: cancel.clone(),
         });
 
         let purge = {
@@ -260,10 +261,10 @@ impl Server {
             cancel.clone(),
         ));
         if let Some(https) = listeners.https {
-            let tls = self.edge_certs.server_config()?;
+            let tls = edge::EdgeTls::new(self.edge_certs.server_config()?, self.tls.as_ref());
             tasks.spawn(edge::serve(
                 https,
-                Some(tokio_rustls::TlsAcceptor::from(tls)),
+                Some(tls),
                 state.clone(),
                 api.clone(),
                 cancel.clone(),

@@ -24,6 +24,9 @@ pub(crate) struct State {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(crate) tasks: TaskTracker,
+    /// Cancelled when the server shuts down (sessions started outside a
+    /// listener's own loop, e.g. carried in a WebSocket, end with it).
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
     pub(crate) dns: domains::dns::Verifier,
     pub(crate) auth_limiter: DefaultKeyedRateLimiter<IpAddr>,
     pub(crate) recorder: Arc<telemetry::recorder::Recorder>,

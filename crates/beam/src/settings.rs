@@ -7,8 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use beam_client::{ApiClient, TlsMode};
+use beam_client::egress::HttpProxy;
+use beam_client::{ApiClient, ClientConfig, TlsMode, Transport};
 use beam_proto::Secret;
+use beam_proto::TunnelRequest;
 use clap::Args;
 use serde::Deserialize;
 
@@ -32,9 +34,22 @@ pub struct ConnArgs {
     /// Connect without TLS (loopback servers, or servers started with --insecure).
     #[arg(long)]
     pub insecure: bool,
+    /// How to reach the server: auto (the tunnel port, then the HTTPS port,
+    /// then a WebSocket on it), tls (the tunnel port only) or websocket
+    /// (wss://SERVER:EDGE_PORT/_beam/tunnel only). HTTPS_PROXY, ALL_PROXY and
+    /// NO_PROXY are honoured by all three.
+    #[arg(long, env = "BEAM_TRANSPORT", default_value = "auto", value_parser = parse_transport)]
+    pub transport: Transport,
+    /// The server's HTTPS port, for the auto and websocket transports.
+    #[arg(long, env = "BEAM_EDGE_PORT", default_value_t = 443)]
+    pub edge_port: u16,
     /// Global config file [default: $BEAM_CONFIG or ~/.config/beam/config.toml].
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+fn parse_transport(s: &str) -> Result<Transport, String> {
+    s.parse()
 }
 
 /// `beam.toml`: per-project defaults. Unknown keys are errors, so a typo does
@@ -113,6 +128,12 @@ pub struct Settings {
     pub global_path: PathBuf,
     /// The global file's values.
     pub global: UserConfig,
+    /// `--transport`.
+    pub transport: Transport,
+    /// `--edge-port`.
+    pub edge_port: u16,
+    /// The proxy for connections to the server, from the environment.
+    pub egress: Option<HttpProxy>,
 }
 
 impl Settings {
@@ -155,6 +176,8 @@ impl Settings {
             .filter(|t| !t.is_empty())
             .map(Secret::new)
             .or(global.token.clone().filter(|_| server == saved_for));
+        let host = server.rsplit_once(':').map_or(server.as_str(), |(h, _)| h);
+        let egress = HttpProxy::from_env(|k| std::env::var(k).ok(), host)?;
         Ok(Self {
             server,
             tls,
@@ -162,6 +185,9 @@ impl Settings {
             project,
             global_path,
             global,
+            transport: args.transport,
+            edge_port: args.edge_port,
+            egress,
         })
     }
 
@@ -196,7 +222,19 @@ impl Settings {
             server: self.server.clone(),
             tls: self.tls.clone(),
             token,
+            egress: self.egress.clone(),
         }
+    }
+
+    /// A tunnel connection's configuration for this server: TLS, transport
+    /// and proxy as resolved, asking for `tunnel` with `token`.
+    pub fn client_config(&self, token: Secret, tunnel: TunnelRequest) -> ClientConfig {
+        let mut cfg = ClientConfig::new(self.server.clone(), token, tunnel);
+        cfg.tls = self.tls.clone();
+        cfg.transport = self.transport;
+        cfg.edge_port = self.edge_port;
+        cfg.egress = self.egress.clone();
+        cfg
     }
 }
 
@@ -261,6 +299,8 @@ mod tests {
             fingerprint: None,
             insecure: false,
             config: Some(global.clone()),
+            transport: Transport::Auto,
+            edge_port: 443,
         };
         let project = ProjectConfig {
             server: Some("project:2".into()),
@@ -298,6 +338,8 @@ mod tests {
             fingerprint: None,
             insecure: false,
             config: Some(global),
+            transport: Transport::Auto,
+            edge_port: 443,
         };
         if std::env::var_os("BEAM_TOKEN").is_some() {
             return; // an explicit token in the environment is the user's choice

@@ -27,6 +27,12 @@ pub enum EdgeError {
     /// `CONNECT` to an HTTP tunnel: a forward-proxy request, not something to tunnel.
     #[error("CONNECT is not proxied through HTTP tunnels")]
     Connect,
+    /// A WebSocket upgrade on the tunnel carrier path without a valid key.
+    #[error("tunnel carrier upgrade without Sec-WebSocket-Key")]
+    BadCarrier,
+    /// A tunnel carried over plain HTTP from a non-loopback address.
+    #[error("plaintext tunnel carrier from a remote address")]
+    PlaintextCarrier,
     /// No tunnel with that name.
     #[error("no tunnel is serving {host}")]
     NoTunnel {
@@ -130,6 +136,7 @@ impl EdgeError {
     pub fn side(&self) -> Side {
         match self {
             Self::BadHost | Self::Connect | Self::NoTunnel { .. } => Side::Visitor,
+            Self::BadCarrier | Self::PlaintextCarrier => Side::Visitor,
             Self::Paused { .. } | Self::OverQuota { .. } => Side::Visitor,
             Self::Unauthorized { .. }
             | Self::AddressRefused { .. }
@@ -147,7 +154,8 @@ impl EdgeError {
     /// `type` label for `beam_errors_total`.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::BadHost | Self::Connect => "bad_request",
+            Self::BadHost | Self::Connect | Self::BadCarrier => "bad_request",
+            Self::PlaintextCarrier => "plaintext_refused",
             Self::NoTunnel { .. } => "no_tunnel",
             Self::Paused { .. } => "paused",
             Self::OverQuota { .. } => "over_quota",
@@ -167,7 +175,8 @@ impl EdgeError {
     /// HTTP status for the visitor.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadHost => StatusCode::BAD_REQUEST,
+            Self::BadHost | Self::BadCarrier => StatusCode::BAD_REQUEST,
+            Self::PlaintextCarrier => StatusCode::FORBIDDEN,
             Self::Connect => StatusCode::METHOD_NOT_ALLOWED,
             Self::NoTunnel { .. } => StatusCode::NOT_FOUND,
             Self::Paused { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -187,6 +196,8 @@ impl EdgeError {
     pub fn page(&self) -> String {
         match self {
             Self::BadHost => "400 Bad Request\n\nbeam routes requests by their Host header, and this request had none.\n".into(),
+            Self::BadCarrier => "400 Bad Request\n\nThe beam tunnel carrier is a WebSocket: send Sec-WebSocket-Key with the upgrade.\n".into(),
+            Self::PlaintextCarrier => "403 Forbidden\n\nThis server accepts tunnels over plain HTTP only from its own machine; connect over HTTPS.\n".into(),
             Self::Connect => "405 Method Not Allowed\n\nbeam HTTP tunnels do not proxy CONNECT; expose raw TCP with `beam tcp`.\n".into(),
             Self::NoTunnel { host } => format!(
                 "404 Not Found\n\nNo tunnel has the name {host}.\nIf this is your tunnel, start it with `beam http <port>` and check the URL it prints.\n"

@@ -28,6 +28,8 @@ pub(super) struct VisitorConn {
     pub(super) peer: SocketAddr,
     /// Arrived over TLS.
     pub(super) secure: bool,
+    /// HTTP/2: many requests at once, so none of them owns a byte stream.
+    pub(super) multiplexed: bool,
     /// This connection's byte stream to a tunnel client, when the tunnel
     /// takes visitor connections as streams.
     pub(super) link: super::link::LinkSlot,
@@ -244,7 +246,7 @@ async fn forward(
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     // The visitor's connection as a byte stream (HTTP/1.1 on the wire,
     // origin-form, Host as sent), or one HTTP/2 stream for this request.
-    let ticket = (tunnel.http1_streams && !upgrade)
+    let ticket = (tunnel.http1_streams && !upgrade && !visitor.conn.multiplexed)
         .then(|| visitor.conn.link.ticket(tunnel))
         .flatten();
     let stream = ticket.is_some();
@@ -387,7 +389,7 @@ fn splice_websocket(
 }
 
 /// Is this an HTTP/1.1 WebSocket upgrade request?
-fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+pub(super) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let has_token = |name: HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
             v.to_str()

@@ -169,7 +169,14 @@ async fn dispatch(
     if !secure && state.cfg.https_redirect {
         return Ok(https_redirect(state, &raw_host, &req));
     }
-    let tunnel = match route(&host, &state.cfg.domain) {
+    let route = route(&host, &state.cfg.domain);
+    if req.uri().path() == beam_proto::WS_CARRIER_PATH
+        && super::proxy::is_websocket_upgrade(req.headers())
+        && is_servers_own(state, &route, &host)
+    {
+        return super::carrier::accept(state, conn, req);
+    }
+    let tunnel = match route {
         Route::Api => match crate::api::call(api, peer, req).await {
             Ok(resp) => return Ok(resp),
             Err(never) => match never {},
@@ -203,6 +210,17 @@ async fn dispatch(
         conn: conn.clone(),
     };
     proxy(state, visitor, &tunnel, request_id, req, seen).await
+}
+
+/// Whether `host` names the server itself (its API host, or a name that is
+/// neither a tunnel nor a custom domain), where the tunnel carrier lives: a
+/// tenant's own `/_beam/tunnel` path stays theirs.
+fn is_servers_own(state: &State, route: &Route, host: &str) -> bool {
+    match route {
+        Route::Api => true,
+        Route::Tunnel(_) => false,
+        Route::Unknown => state.registry.domain(host).is_none(),
+    }
 }
 
 /// A random 128-bit request id in hex.

@@ -106,7 +106,8 @@ impl EdgeCerts {
         })
     }
 
-    /// rustls configuration of the HTTPS listener: TLS 1.2 and 1.3, HTTP/1.1.
+    /// rustls configuration of the HTTPS listener: TLS 1.2 and 1.3, HTTP/2
+    /// preferred over HTTP/1.1.
     pub fn server_config(self: &Arc<Self>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
@@ -114,7 +115,7 @@ impl EdgeCerts {
             .map_err(|e| TlsError::Crypto(e.to_string()))?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(cfg))
     }
 

@@ -90,7 +90,7 @@ async fn accept(
 
 /// Plaintext tunnels only from loopback (both ends on this machine), unless the
 /// operator said `--insecure`. IPv4-mapped IPv6 loopback counts as loopback.
-fn plaintext_allowed(peer: SocketAddr, insecure: bool) -> bool {
+pub(crate) fn plaintext_allowed(peer: SocketAddr, insecure: bool) -> bool {
     let ip = match peer.ip() {
         std::net::IpAddr::V6(v6) => v6
             .to_ipv4_mapped()
@@ -102,7 +102,7 @@ fn plaintext_allowed(peer: SocketAddr, insecure: bool) -> bool {
 }
 
 /// Reads and authenticates the hello, then runs the session it asks for.
-async fn handshake<IO>(
+pub(crate) async fn handshake<IO>(
     state: Arc<State>,
     mut io: IO,
     peer: SocketAddr,

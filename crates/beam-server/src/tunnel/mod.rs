@@ -16,7 +16,7 @@ mod claim;
 pub mod names;
 mod session;
 
-pub(crate) use accept::serve;
+pub(crate) use accept::{handshake, plaintext_allowed, serve};
 
 use beam_proto::{Refusal, Reply, write_frame};
 use hyper::client::conn::http2::{Connection, SendRequest};

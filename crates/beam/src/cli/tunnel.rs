@@ -81,6 +81,9 @@ pub struct HttpArgs {
     /// Accept any certificate from an HTTPS local service (self-signed dev certs).
     #[arg(long)]
     pub insecure_upstream: bool,
+    /// Speak HTTP/2 to the local service (gRPC): h2c, or h2 over TLS with --https.
+    #[arg(long)]
+    pub upstream_http2: bool,
 }
 
 /// `--host-header` values.

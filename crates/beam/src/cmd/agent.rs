@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use beam_agent::agent::AgentServices;
 use beam_agent::logs::{Limits, LogBuffer, Masker};
-use beam_client::{ApiClient, ClientConfig, Event};
+use beam_client::Event;
 use beam_proto::TunnelRequest;
 use tokio_util::sync::CancellationToken;
 
@@ -152,7 +152,9 @@ async fn run_agent(
     let status = tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
             match ev {
-                Event::Connected { .. } => eprintln!("beam agent: connected, publishing {name}"),
+                Event::Connected { via, .. } => {
+                    eprintln!("beam agent: connected via {via}, publishing {name}")
+                }
                 Event::Disconnected { reason, retry_in } => eprintln!(
                     "beam agent: offline ({reason}); retrying in {:.1} s (the app keeps running)",
                     retry_in.as_secs_f32()
@@ -182,11 +184,7 @@ async fn prepare(
     let token = settings.require_token()?;
     let name = format!("{project}/{environment}");
     let publisher = beam_agent::ingest::WebhookPublisher {
-        api: ApiClient {
-            server: settings.server.clone(),
-            tls: settings.tls.clone(),
-            token: Some(token.clone()),
-        },
+        api: settings.client(Some(token.clone())),
         project: project.clone(),
         environment: environment.clone(),
         secrets,
@@ -195,8 +193,7 @@ async fn prepare(
         project,
         environment,
     };
-    let mut cfg = ClientConfig::new(settings.server.clone(), token, request);
-    cfg.tls = settings.tls.clone();
+    let cfg = settings.client_config(token, request);
     let mut services = AgentServices::new(buffer, name);
     services.flags = beam_agent::flags::FlagSource {
         file: args.flags_file.clone(),

@@ -3,7 +3,6 @@
 //! accepts; an admin never adds an existing account by its address.
 
 use anyhow::Context;
-use beam_client::ApiClient;
 use http::Method;
 use serde_json::{Value, json};
 
@@ -74,11 +73,7 @@ pub async fn run(cmd: OrgCommand) -> anyhow::Result<()> {
         OrgCommand::Accept { token, conn } => {
             let settings = Settings::resolve(&conn)?;
             let body = |password: Option<String>| json!({ "token": token, "password": password });
-            let anon = ApiClient {
-                server: settings.server.clone(),
-                tls: settings.tls.clone(),
-                token: settings.token.clone(),
-            };
+            let anon = settings.client(settings.token.clone());
             let r: Result<Value, _> = anon
                 .call(Method::POST, "/api/invitations/accept", Some(&body(None)))
                 .await;

@@ -27,9 +27,10 @@ fn client_config(
 ) -> anyhow::Result<(ClientConfig, ProxyConfig)> {
     let local = LocalTarget::parse(&args.target).map_err(anyhow::Error::msg)?;
     let token = settings.require_token()?;
-    let mut cfg = ClientConfig::new(settings.server.clone(), token, tunnel);
-    cfg.tls = settings.tls.clone();
-    Ok((cfg, ProxyConfig::new(local)))
+    Ok((
+        settings.client_config(token, tunnel),
+        ProxyConfig::new(local),
+    ))
 }
 
 /// Runs `beam http`.
@@ -50,6 +51,7 @@ pub async fn run_http(args: HttpArgs) -> anyhow::Result<()> {
     proxy.local.https |= args.https;
     proxy.insecure_upstream = args.insecure_upstream;
     proxy.compress = args.compress;
+    proxy.upstream_http2 = args.upstream_http2;
     cfg.protection = protection(&args).await?;
     let local = proxy.local.url();
     drive(cfg, proxy, local, "http", args.common.json).await
@@ -174,6 +176,7 @@ impl Display {
             Event::Connected {
                 welcome,
                 url_changed,
+                via,
             } => {
                 let first = !self.shown_url;
                 self.shown_url = true;
@@ -187,6 +190,7 @@ impl Display {
                         "protocol": self.protocol,
                         "reconnected": !first,
                         "url_changed": url_changed,
+                        "via": via,
                     });
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "{line}");
@@ -206,9 +210,12 @@ impl Display {
                     };
                     self.bar
                         .suspend(|| println!("{url} → {}{note}", self.local));
+                    if self.tty {
+                        self.bar.suspend(|| eprintln!("  via {via}"));
+                    }
                 }
                 if !self.tty {
-                    eprintln!("online");
+                    eprintln!("online via {via}");
                 }
             }
             Event::Disconnected { reason, retry_in } => {

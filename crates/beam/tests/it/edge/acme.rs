@@ -8,16 +8,12 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use beam_server::edge::acme::AcmeConfig;
 use beam_server::store::{CertRow, NewDomain, now_ms};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use tokio::net::TcpStream;
+use rustls::pki_types::CertificateDer;
 
 use crate::support::DnsServer;
 use crate::support::*;
@@ -95,7 +91,7 @@ impl Pebble {
             );
         let pebble = Self { child, _dir: dir };
         eventually("pebble listening", || async {
-            TcpStream::connect(("127.0.0.1", port))
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .ok()
                 .map(|_| ())
@@ -105,56 +101,9 @@ impl Pebble {
     }
 }
 
-/// Accepts any certificate: the test compares the presented one with the store.
-#[derive(Debug)]
-struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// The leaf the HTTPS edge presents for `sni`, if the handshake succeeds.
 async fn presented(addr: std::net::SocketAddr, sni: &str) -> Option<CertificateDer<'static>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
-    let tcp = TcpStream::connect(addr).await.ok()?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
-        .await
-        .ok()?;
+    let tls = tls_connect(addr, sni, &[]).await.ok()?;
     Some(tls.get_ref().1.peer_certificates()?[0].clone().into_owned())
 }
 

@@ -9,6 +9,7 @@ mod origin;
 pub mod parity;
 mod server;
 mod store;
+mod tls;
 
 pub use cli::*;
 pub use client::*;
@@ -17,6 +18,7 @@ pub use mail::*;
 pub use origin::*;
 pub use server::*;
 pub use store::*;
+pub use tls::*;
 
 use std::time::Duration;
 

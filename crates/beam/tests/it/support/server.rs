@@ -165,6 +165,9 @@ impl TestServer {
     pub fn conn_config(&self, tunnel: TunnelRequest) -> ClientConfig {
         let mut cfg = ClientConfig::new(self.tunnel.to_string(), self.token.clone(), tunnel);
         cfg.tls = TlsMode::Pinned(self.fingerprint.clone());
+        // The tunnel port only, unless a test asks for another transport.
+        cfg.transport = beam_client::Transport::Tls;
+        cfg.edge_port = self.https.port();
         cfg.backoff = Backoff {
             base: Duration::from_millis(20),
             cap: Duration::from_millis(200),

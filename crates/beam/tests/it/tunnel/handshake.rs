@@ -189,13 +189,13 @@ async fn failed_attempts_are_throttled_per_ip() {
         server.public,
     );
     for _ in 0..10 {
-        match connect(&cfg.conn, &hello("beam_bad")).await {
+        match connect(&cfg.conn, &hello("beam_bad"), None).await {
             Err(ConnectError::Refused(r)) => assert_eq!(r.code, ErrorCode::Unauthorized),
             other => panic!("{other:?}"),
         }
     }
     // Further guesses are refused with a retry time…
-    match connect(&cfg.conn, &hello("beam_bad_again")).await {
+    match connect(&cfg.conn, &hello("beam_bad_again"), None).await {
         Err(ConnectError::Refused(r)) => {
             assert_eq!(r.code, ErrorCode::Throttled);
             assert!(r.retry_after_secs.is_some_and(|s| (1..=60).contains(&s)));
@@ -210,7 +210,7 @@ async fn failed_attempts_are_throttled_per_ip() {
     // …but a valid token from the same address (a colleague behind the same
     // NAT) is never refused because someone else failed.
     assert!(
-        connect(&cfg.conn, &hello(server.token.expose()))
+        connect(&cfg.conn, &hello(server.token.expose()), None)
             .await
             .is_ok(),
         "a valid token was refused for others' failures"
@@ -228,7 +228,7 @@ async fn wrong_pinned_fingerprint_is_a_fatal_tls_error() {
         server.public,
     );
     cfg.conn.tls = TlsMode::Pinned(format!("sha256:{}", "00".repeat(32)));
-    let err = connect(&cfg.conn, &hello(server.token.expose()))
+    let err = connect(&cfg.conn, &hello(server.token.expose()), None)
         .await
         .unwrap_err();
     assert!(err.is_fatal(), "{err}");

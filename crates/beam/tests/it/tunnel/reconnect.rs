@@ -111,15 +111,15 @@ async fn a_reconnect_that_dies_mid_handshake_keeps_the_lease_valid() {
         protection: Default::default(),
         http1_streams: false,
     };
-    let (first, stream) = connect(&cfg.conn, &hello(None)).await.unwrap();
+    let (first, stream, _) = connect(&cfg.conn, &hello(None), None).await.unwrap();
     drop(stream);
     // Reconnect with the lease, then vanish without using the new Welcome.
-    let (_second, stream) = connect(&cfg.conn, &hello(Some(first.lease.clone())))
+    let (_second, stream, _) = connect(&cfg.conn, &hello(Some(first.lease.clone())), None)
         .await
         .unwrap();
     drop(stream);
     // The lease the client still holds is the first one: it must still work.
-    let (third, _stream) = connect(&cfg.conn, &hello(Some(first.lease.clone())))
+    let (third, _stream, _) = connect(&cfg.conn, &hello(Some(first.lease.clone())), None)
         .await
         .unwrap();
     assert_eq!(third.name, "sticky");
