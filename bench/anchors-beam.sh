@@ -7,6 +7,8 @@
 #   beam        tunnel connection over TLS (the default; certificate pinned from the config
 #               file that `beam server --dev` writes)
 #   beam-plain  the same over plaintext (`--insecure`, allowed on loopback)
+#   beam-ws     the tunnel connection inside a WebSocket on the server's HTTPS port
+#               (`--transport websocket`): what the carrier for locked-down networks costs
 #   beam-before (only with BEAM_BEFORE_BIN=path): another beam binary over TLS, for a
 #               before/after comparison in the same run (e.g. a build of an older commit)
 # Usage:
@@ -35,6 +37,11 @@ export BEAM_CLIENT_CMD="$client" BEAM_PLAIN_CLIENT_CMD="${client//\$BEAM_BIN/\$B
 export BEAM_CLIENT2_CMD="$client2" BEAM_PLAIN_CLIENT2_CMD="${client2//\$BEAM_BIN/\$BEAM_PLAIN_BIN} --insecure"
 export BEAM_HOST_HEADER=bench.localhost BEAM_PLAIN_HOST_HEADER=bench.localhost
 export BEAM_IPERF=1 BEAM_PLAIN_IPERF=1
+# The dev server's HTTPS edge is 127.0.0.1:8443 (columns run one at a time).
+export BEAM_WS_BIN="$bin" BEAM_WS_SERVER_CMD="${server//\$BEAM_BIN/\$BEAM_WS_BIN}"
+export BEAM_WS_CLIENT_CMD="${client//\$BEAM_BIN/\$BEAM_WS_BIN} --transport websocket --edge-port 8443"
+export BEAM_WS_CLIENT2_CMD="${client2//\$BEAM_BIN/\$BEAM_WS_BIN} --transport websocket --edge-port 8443"
+export BEAM_WS_HOST_HEADER=bench.localhost BEAM_WS_IPERF=1
 # Two nginx hops; HTTP only (no iperf3 forward).
 export NGINX2_SERVER_CMD="bash $here/nginx2.sh edge" NGINX2_CLIENT_CMD="bash $here/nginx2.sh client"
 export NGINX2_IPERF=0 NGINX2_VERSION_CMD="nginx -v"
@@ -47,5 +54,5 @@ if [[ -n "${BEAM_BEFORE_BIN:-}" ]]; then
   export BEAM_BEFORE_HOST_HEADER=bench.localhost BEAM_BEFORE_IPERF=1
   tools="$tools beam-before"
 fi
-export TOOLS="${TOOLS:-$tools beam beam-plain}"
+export TOOLS="${TOOLS:-$tools beam beam-plain beam-ws}"
 exec bash "$harness" run

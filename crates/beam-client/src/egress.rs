@@ -144,11 +144,15 @@ impl HttpProxy {
             .map_err(|e| self.refused(target, e))?;
         match status {
             200..=299 => Ok(tcp),
-            407 => Err(ConnectError::Proxy {
+            // 407 is the standard answer; some proxies (tinyproxy) say 401
+            // to wrong credentials.
+            401 | 407 => Err(ConnectError::Proxy {
                 message: match self.auth {
-                    Some(_) => format!("proxy {self} rejected the credentials in its URL (407)"),
+                    Some(_) => {
+                        format!("proxy {self} rejected the credentials in its URL ({status})")
+                    }
                     None => format!(
-                        "proxy {self} wants credentials (407): put user:password@ in the proxy URL"
+                        "proxy {self} wants credentials ({status}): put user:password@ in the proxy URL"
                     ),
                 },
                 fatal: true,
@@ -344,7 +348,7 @@ mod tests {
         for (url, why) in [
             ("socks5://u:secret@h:1080", "only http://"),
             ("http://u:secret@h:1080/path", "no path"),
-            ("http://u:secret@:1", "bad host"),
+            ("http://u:secret@:1", "no host"),
         ] {
             let e = HttpProxy::parse("HTTPS_PROXY", url)
                 .unwrap_err()

@@ -214,12 +214,17 @@ mod tests {
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
         h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
-        h.insert("te", HeaderValue::from_static("trailers"));
+        h.insert("te", HeaderValue::from_static("gzip"));
         h.append("set-cookie", HeaderValue::from_static("a=1"));
         h.append("set-cookie", HeaderValue::from_static("b=2"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 2);
         assert_eq!(h.get_all("set-cookie").iter().count(), 2);
+        // `TE: trailers` alone survives: gRPC needs it end to end.
+        let mut h = HeaderMap::new();
+        h.insert("te", HeaderValue::from_static("Trailers"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.get("te").unwrap(), "trailers");
     }
 
     #[test]

@@ -153,7 +153,7 @@ async fn run_agent(
         while let Some(ev) = rx.recv().await {
             match ev {
                 Event::Connected { via, .. } => {
-                    eprintln!("beam agent: connected via {via}, publishing {name}")
+                    eprintln!("beam agent: connected, publishing {name} (via {via})")
                 }
                 Event::Disconnected { reason, retry_in } => eprintln!(
                     "beam agent: offline ({reason}); retrying in {:.1} s (the app keeps running)",

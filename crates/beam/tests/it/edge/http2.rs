@@ -313,10 +313,13 @@ async fn continuation_flood_is_cut_off() {
     assert!(server.metric("beam_errors_total{type=\"h2_flood\"}") >= 1.0);
 }
 
+/// Makes the `i`th frame of a flood.
+type FrameMaker = Box<dyn Fn(u32) -> Vec<u8> + Send>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_ping_and_empty_frame_floods_are_cut_off() {
     let (server, _origin, _victim, host, _b, bystander) = two_tunnels().await;
-    let floods: [(&str, Box<dyn Fn(u32) -> Vec<u8> + Send>); 3] = [
+    let floods: [(&str, FrameMaker); 3] = [
         (
             "SETTINGS",
             Box::new(|_| frame(SETTINGS, 0, 0, &[0, 4, 0, 1, 0, 0])),
