@@ -14,8 +14,9 @@ use serde::de::DeserializeOwned;
 use beam_proto::Secret;
 
 use crate::config::TlsMode;
-use crate::connect::{ConnectError, dial_via};
+use crate::dial::dial_via;
 use crate::egress::HttpProxy;
+use crate::error::ConnectError;
 
 /// Largest API response the client reads.
 const MAX_RESPONSE: usize = 8 << 20;

@@ -5,43 +5,16 @@
 //! worked for reconnects, so a network that allows only HTTPS out still gets
 //! a tunnel.
 
-use std::str::FromStr;
-
 use beam_proto::ws::WsIo;
 use tokio_util::either::Either;
 
+pub use crate::config::Transport;
 use crate::config::{ClientConfig, TlsMode};
-use crate::connect::{ConnectError, TunnelStream, dial_via};
+use crate::dial::{TunnelStream, dial_via};
+use crate::error::ConnectError;
 
 /// A tunnel connection as it reached the server.
 pub type CarrierStream = Either<TunnelStream, WsIo<TunnelStream>>;
-
-/// What `--transport` allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Transport {
-    /// Direct first, then the HTTPS port, then a WebSocket on it.
-    #[default]
-    Auto,
-    /// The beam protocol over TLS to `--server` only.
-    Tls,
-    /// A WebSocket on the server's HTTPS port only.
-    WebSocket,
-}
-
-impl FromStr for Transport {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(Self::Auto),
-            "tls" => Ok(Self::Tls),
-            "websocket" | "ws" => Ok(Self::WebSocket),
-            _ => Err(format!(
-                "'{s}' is not a transport: use auto, tls or websocket"
-            )),
-        }
-    }
-}
 
 /// One way to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::mpsc;
 
 use crate::config::ClientConfig;
-use crate::connect::{ConnectError, connect};
+use crate::connect::connect;
+use crate::error::ConnectError;
 use crate::handler::{StreamHandler, status};
 
 /// What the client is doing, for the UI.

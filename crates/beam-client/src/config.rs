@@ -2,6 +2,7 @@
 //! ([`ClientConfig`]) apart from what the local proxy does ([`ProxyConfig`]),
 //! so a handler that never dials a local service needs no local target.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use beam_proto::{Secret, TunnelRequest};
@@ -124,6 +125,33 @@ impl Backoff {
     }
 }
 
+/// What `--transport` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// Direct first, then the HTTPS port, then a WebSocket on it.
+    #[default]
+    Auto,
+    /// The beam protocol over TLS to `--server` only.
+    Tls,
+    /// A WebSocket on the server's HTTPS port only.
+    WebSocket,
+}
+
+impl FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "tls" => Ok(Self::Tls),
+            "websocket" | "ws" => Ok(Self::WebSocket),
+            _ => Err(format!(
+                "'{s}' is not a transport: use auto, tls or websocket"
+            )),
+        }
+    }
+}
+
 /// Where and how to connect: everything the tunnel connection itself needs,
 /// whatever answers its streams.
 #[derive(Debug, Clone)]
@@ -151,7 +179,7 @@ pub struct ClientConfig {
     /// [`ProxyConfig`] with [`ProxyConfig::streams_http1`].
     pub http1_streams: bool,
     /// Which ways to the server may be tried (`--transport`).
-    pub transport: crate::carrier::Transport,
+    pub transport: Transport,
     /// The server's HTTPS port, for the `auto` and `websocket` transports.
     pub edge_port: u16,
     /// The HTTP proxy to reach the server through (`HTTPS_PROXY`…), if any.
@@ -172,7 +200,7 @@ impl ClientConfig {
             keepalive_timeout: Duration::from_secs(20),
             protection: beam_proto::Protection::default(),
             http1_streams: false,
-            transport: crate::carrier::Transport::Auto,
+            transport: Transport::Auto,
             edge_port: 443,
             egress: None,
         }

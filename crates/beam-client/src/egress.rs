@@ -9,7 +9,7 @@ use beam_proto::Secret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::connect::ConnectError;
+use crate::error::ConnectError;
 
 /// Largest proxy response head read before giving up on it.
 const MAX_HEAD: usize = 8 * 1024;

@@ -4,9 +4,10 @@
 //! # Layout
 //! - [`config`]: [`ClientConfig`] (where and how to connect) and
 //!   [`ProxyConfig`] (what the local proxy exposes), built once by the caller.
-//! - [`connect`]: TCP + TLS (pinned fingerprint or web PKI) + the beam handshake;
-//!   [`carrier`]: the routes to the server (tunnel port, HTTPS port, WebSocket)
-//!   that `--transport` allows; [`egress`]: `HTTPS_PROXY` / `NO_PROXY`.
+//! - [`connect`]: the beam handshake along the routes [`carrier`] allows
+//!   (tunnel port, HTTPS port, WebSocket); [`dial`]: TCP + TLS (pinned
+//!   fingerprint or web PKI) to one address; [`egress`]: `HTTPS_PROXY` /
+//!   `NO_PROXY`; [`error`]: why connecting failed.
 //! - [`client`]: the reconnect loop with full-jitter backoff and lease reuse,
 //!   the server's control messages (ready, stop), and the events a UI shows.
 //! - [`handler`]: the [`StreamHandler`] trait a connection serves with.
@@ -30,7 +31,9 @@ pub mod client;
 pub mod compress;
 pub mod config;
 pub mod connect;
+pub mod dial;
 pub mod egress;
+pub mod error;
 pub mod handler;
 pub mod local;
 pub mod origin;
@@ -40,8 +43,7 @@ mod verify;
 pub mod webhook;
 
 pub use api::{ApiClient, ApiError};
-pub use carrier::Transport;
 pub use client::{ClientError, Event, run};
-pub use config::{Backoff, ClientConfig, HostHeader, LocalTarget, ProxyConfig, TlsMode};
+pub use config::{Backoff, ClientConfig, HostHeader, LocalTarget, ProxyConfig, TlsMode, Transport};
 pub use handler::{Body, BoxError, StreamHandler};
 pub use proxy::{LocalProxy, Stats};

@@ -13,7 +13,8 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 
 use crate::config::{LocalTarget, TlsMode};
-use crate::connect::{ConnectError, TunnelStream, dial};
+use crate::dial::{TunnelStream, dial};
+use crate::error::ConnectError;
 
 /// Dials the configured local target, never another address.
 #[derive(Debug, Clone)]

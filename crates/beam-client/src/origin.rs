@@ -14,7 +14,7 @@ use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
-use crate::connect::ConnectError;
+use crate::error::ConnectError;
 use crate::handler::Body;
 use crate::local::LocalDialer;
 

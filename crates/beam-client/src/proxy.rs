@@ -21,7 +21,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::compress;
 use crate::config::{HostHeader, LocalTarget, ProxyConfig};
-use crate::connect::{ConnectError, TunnelStream};
+use crate::dial::TunnelStream;
+use crate::error::ConnectError;
 use crate::handler::{Body, StreamHandler, empty, full, status};
 use crate::local::LocalDialer;
 use crate::origin::{OriginError, OriginPool};
