@@ -45,7 +45,7 @@ pub enum ApiError {
 /// Where and how to reach the API.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
-    /// Tunnel listener address, `host:port`.
+    /// Tunnel listener address, `host:port`, or several separated by commas.
     pub server: String,
     /// Transport protection (same as tunnels).
     pub tls: TlsMode,
@@ -87,10 +87,28 @@ impl ApiClient {
         self.send(Method::GET, path, None::<&()>).await
     }
 
+    /// Connects to the first address of `server` that answers (several when
+    /// the server runs as a cluster); the first failure when none does.
+    async fn dial(&self) -> Result<crate::dial::TunnelStream, ConnectError> {
+        let alpn = [beam_proto::API_ALPN];
+        let mut first_error = None;
+        for server in crate::config::servers(&self.server) {
+            match dial_via(server, &self.tls, &alpn, self.egress.as_ref()).await {
+                Ok(s) => return Ok(s),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| ConnectError::Unreachable {
+            server: self.server.clone(),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        }))
+    }
+
     /// Opens one HTTP/1.1 connection to the API.
     async fn open(&self) -> Result<SendRequest<Full<Bytes>>, ApiError> {
-        let alpn = [beam_proto::API_ALPN];
-        let stream = dial_via(&self.server, &self.tls, &alpn, self.egress.as_ref()).await?;
+        let stream = self.dial().await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ApiError::Protocol(e.to_string()))?;

@@ -16,31 +16,39 @@ use crate::error::ConnectError;
 /// A tunnel connection as it reached the server.
 pub type CarrierStream = Either<TunnelStream, WsIo<TunnelStream>>;
 
-/// One way to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One way to one server: a tunnel address from `--server` (a list when
+/// the server runs as several nodes), and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// The tunnel port (`--server`).
-    Direct,
-    /// The HTTPS port, ALPN `beam/1`.
-    EdgeTls,
-    /// A WebSocket on the HTTPS port.
-    WebSocket,
+    /// The tunnel port.
+    Direct(String),
+    /// That host's HTTPS port, ALPN `beam/1`.
+    EdgeTls(String),
+    /// A WebSocket on that host's HTTPS port.
+    WebSocket(String),
 }
 
-/// The routes `cfg` allows, in the order to try them, `first` (the one
-/// that worked last time) ahead of the others.
+/// The routes `cfg` allows, in the order to try them: every address
+/// directly, then (with `auto`) every HTTPS port, then every WebSocket;
+/// `first` (the one that worked last time) ahead of the others.
 pub(crate) fn routes(cfg: &ClientConfig, first: Option<Route>) -> Vec<Route> {
+    let servers: Vec<String> = cfg.servers().map(String::from).collect();
+    let each = |make: fn(String) -> Route| servers.iter().cloned().map(make).collect::<Vec<_>>();
     let mut routes = match cfg.transport {
-        Transport::Tls => vec![Route::Direct],
-        Transport::WebSocket => vec![Route::WebSocket],
+        Transport::Tls => each(Route::Direct),
+        Transport::WebSocket => each(Route::WebSocket),
         Transport::Auto => {
-            let mut v = vec![Route::Direct];
+            let mut v = each(Route::Direct);
             // The HTTPS port speaks beam only over TLS, and is worth a try
             // only when it is not the port just tried.
-            if cfg.tls != TlsMode::Plaintext && edge_addr(cfg) != cfg.server {
-                v.push(Route::EdgeTls);
+            if cfg.tls != TlsMode::Plaintext {
+                v.extend(
+                    each(Route::EdgeTls)
+                        .into_iter()
+                        .filter(|r| matches!(r, Route::EdgeTls(s) if edge_addr(cfg, s) != *s)),
+                );
             }
-            v.push(Route::WebSocket);
+            v.extend(each(Route::WebSocket));
             v
         }
     };
@@ -51,24 +59,21 @@ pub(crate) fn routes(cfg: &ClientConfig, first: Option<Route>) -> Vec<Route> {
     routes
 }
 
-/// `host:port` of the server's HTTPS port.
-fn edge_addr(cfg: &ClientConfig) -> String {
-    let host = cfg
-        .server
-        .rsplit_once(':')
-        .map_or(cfg.server.as_str(), |(h, _)| h);
+/// `host:port` of `server`'s HTTPS port.
+fn edge_addr(cfg: &ClientConfig, server: &str) -> String {
+    let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
     format!("{host}:{}", cfg.edge_port)
 }
 
 /// The route in words, for the UI: `tls to HOST:PORT`, `websocket wss://…`,
 /// with the proxy when there is one.
-pub fn describe(cfg: &ClientConfig, route: Route) -> String {
+pub fn describe(cfg: &ClientConfig, route: &Route) -> String {
     let plain = cfg.tls == TlsMode::Plaintext;
     let how = match route {
-        Route::Direct if plain => format!("plaintext to {}", cfg.server),
-        Route::Direct => format!("tls to {}", cfg.server),
-        Route::EdgeTls => format!("tls to the HTTPS port {}", edge_addr(cfg)),
-        Route::WebSocket => format!("websocket {}", ws_url(cfg)),
+        Route::Direct(s) if plain => format!("plaintext to {s}"),
+        Route::Direct(s) => format!("tls to {s}"),
+        Route::EdgeTls(s) => format!("tls to the HTTPS port {}", edge_addr(cfg, s)),
+        Route::WebSocket(s) => format!("websocket {}", ws_url(cfg, s)),
     };
     match &cfg.egress {
         Some(p) => format!("{how} through proxy {p}"),
@@ -76,7 +81,7 @@ pub fn describe(cfg: &ClientConfig, route: Route) -> String {
     }
 }
 
-fn ws_url(cfg: &ClientConfig) -> String {
+fn ws_url(cfg: &ClientConfig, server: &str) -> String {
     let scheme = if cfg.tls == TlsMode::Plaintext {
         "ws"
     } else {
@@ -84,28 +89,28 @@ fn ws_url(cfg: &ClientConfig) -> String {
     };
     format!(
         "{scheme}://{}{}",
-        edge_addr(cfg),
+        edge_addr(cfg, server),
         beam_proto::WS_CARRIER_PATH
     )
 }
 
 /// Opens the connection along `route`, ready for the beam handshake.
-pub(crate) async fn open(cfg: &ClientConfig, route: Route) -> Result<CarrierStream, ConnectError> {
+pub(crate) async fn open(cfg: &ClientConfig, route: &Route) -> Result<CarrierStream, ConnectError> {
     let proxy = cfg.egress.as_ref();
     match route {
-        Route::Direct => dial_via(&cfg.server, &cfg.tls, &[beam_proto::ALPN], proxy)
+        Route::Direct(s) => dial_via(s, &cfg.tls, &[beam_proto::ALPN], proxy)
             .await
             .map(Either::Left),
-        Route::EdgeTls => dial_via(&edge_addr(cfg), &cfg.tls, &[beam_proto::ALPN], proxy)
+        Route::EdgeTls(s) => dial_via(&edge_addr(cfg, s), &cfg.tls, &[beam_proto::ALPN], proxy)
             .await
             .map(Either::Left),
-        Route::WebSocket => {
-            let edge = edge_addr(cfg);
+        Route::WebSocket(s) => {
+            let edge = edge_addr(cfg, s);
             // `beam-ws` asks the server for its tunnel certificate, so a
             // pinned fingerprint verifies here as on the tunnel port.
             let alpn: &[&[u8]] = &[b"http/1.1", beam_proto::WS_CARRIER_ALPN];
             let stream = dial_via(&edge, &cfg.tls, alpn, proxy).await?;
-            let (ws, _) = tokio_tungstenite::client_async(ws_url(cfg), stream)
+            let (ws, _) = tokio_tungstenite::client_async(ws_url(cfg, s), stream)
                 .await
                 .map_err(|e| ConnectError::Handshake {
                     server: edge.clone(),
@@ -140,26 +145,34 @@ mod tests {
     #[test]
     fn auto_tries_direct_then_the_https_port_then_websocket() {
         let auto = cfg(Transport::Auto, TlsMode::WebPki);
+        let a = || "beam.example.com:8081".to_string();
         use Route::*;
-        assert_eq!(routes(&auto, None), [Direct, EdgeTls, WebSocket]);
-        assert_eq!(routes(&auto, Some(WebSocket)), [WebSocket, Direct, EdgeTls]);
         assert_eq!(
-            routes(&cfg(Transport::Auto, TlsMode::Plaintext), None),
-            [Direct, WebSocket]
+            routes(&auto, None),
+            [Direct(a()), EdgeTls(a()), WebSocket(a())]
         );
         assert_eq!(
-            routes(&cfg(Transport::Tls, TlsMode::WebPki), Some(WebSocket)),
-            [Direct]
+            routes(&auto, Some(WebSocket(a()))),
+            [WebSocket(a()), Direct(a()), EdgeTls(a())]
+        );
+        assert_eq!(
+            routes(&cfg(Transport::Auto, TlsMode::Plaintext), None),
+            [Direct(a()), WebSocket(a())]
+        );
+        assert_eq!(
+            routes(&cfg(Transport::Tls, TlsMode::WebPki), Some(WebSocket(a()))),
+            [Direct(a())]
         );
         assert_eq!(
             routes(&cfg(Transport::WebSocket, TlsMode::WebPki), None),
-            [WebSocket]
+            [WebSocket(a())]
         );
         let mut on_443 = cfg(Transport::Auto, TlsMode::WebPki);
         on_443.server = "beam.example.com:443".into();
-        assert_eq!(routes(&on_443, None), [Direct, WebSocket]);
+        let b = || "beam.example.com:443".to_string();
+        assert_eq!(routes(&on_443, None), [Direct(b()), WebSocket(b())]);
         assert_eq!(
-            describe(&auto, WebSocket),
+            describe(&auto, &WebSocket(a())),
             "websocket wss://beam.example.com:443/_beam/tunnel"
         );
         assert_eq!("WS".parse::<Transport>(), Ok(Transport::WebSocket));
@@ -169,5 +182,28 @@ mod tests {
                 .unwrap_err()
                 .contains("auto, tls or websocket")
         );
+    }
+
+    #[test]
+    fn several_servers_are_each_tried_directly_first() {
+        let mut c = cfg(Transport::Auto, TlsMode::WebPki);
+        c.server = "a.example:8081, b.example:8081".into();
+        use Route::*;
+        let (a, b) = (
+            || "a.example:8081".to_string(),
+            || "b.example:8081".to_string(),
+        );
+        assert_eq!(
+            routes(&c, None),
+            [
+                Direct(a()),
+                Direct(b()),
+                EdgeTls(a()),
+                EdgeTls(b()),
+                WebSocket(a()),
+                WebSocket(b())
+            ]
+        );
+        assert_eq!(routes(&c, Some(Direct(b())))[0], Direct(b()));
     }
 }

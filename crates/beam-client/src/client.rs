@@ -101,7 +101,7 @@ pub async fn run<H: StreamHandler>(
             http1_streams: cfg.http1_streams,
         };
         let attempt_result = tokio::select! {
-            r = connect(&cfg, &hello, route) => r,
+            r = connect(&cfg, &hello, route.clone()) => r,
             () = &mut shutdown => return Ok(()),
         };
         let reason = match attempt_result {
@@ -110,8 +110,8 @@ pub async fn run<H: StreamHandler>(
             }
             Ok((welcome, stream, taken)) => {
                 attempt = 0;
+                let via = crate::carrier::describe(&cfg, &taken);
                 route = Some(taken);
-                let via = crate::carrier::describe(&cfg, taken);
                 lease = Some(welcome.lease.clone());
                 request = match &request {
                     TunnelRequest::Http { domain, .. } => TunnelRequest::Http {

@@ -152,11 +152,18 @@ impl FromStr for Transport {
     }
 }
 
+/// The addresses in a `--server` value: `host:port`, or several separated
+/// by commas; empty entries are ignored.
+pub fn servers(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// Where and how to connect: everything the tunnel connection itself needs,
 /// whatever answers its streams.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// Tunnel listener, `host:port`.
+    /// Tunnel listener, `host:port`, or several separated by commas (the
+    /// nodes of a cluster), tried in turn.
     pub server: String,
     /// API token.
     pub token: Secret,
@@ -187,6 +194,12 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// The tunnel addresses in `server`: one, or several separated by commas
+    /// (the nodes of a cluster), tried in turn.
+    pub fn servers(&self) -> impl Iterator<Item = &str> {
+        servers(&self.server)
+    }
+
     /// Defaults for everything but the essentials.
     pub fn new(server: String, token: Secret, tunnel: TunnelRequest) -> Self {
         Self {

@@ -30,9 +30,9 @@ pub async fn connect(
         } else {
             cfg.connect_timeout
         };
-        let attempt = tokio::time::timeout(limit, attempt(cfg, hello, *route)).await;
+        let attempt = tokio::time::timeout(limit, attempt(cfg, hello, route)).await;
         match attempt.unwrap_or_else(|_| Err(ConnectError::Timeout(cfg.server.clone()))) {
-            Ok((welcome, stream)) => return Ok((welcome, stream, *route)),
+            Ok((welcome, stream)) => return Ok((welcome, stream, route.clone())),
             Err(e @ ConnectError::Refused(_)) => return Err(e),
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -49,7 +49,7 @@ const FALLBACK_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 async fn attempt(
     cfg: &ClientConfig,
     hello: &Hello,
-    route: Route,
+    route: &Route,
 ) -> Result<(Welcome, CarrierStream), ConnectError> {
     let server = cfg.server.clone();
     let mut stream = open(cfg, route).await?;

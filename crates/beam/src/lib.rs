@@ -1,9 +1,11 @@
 //! The `beam` command line: argument definitions ([`cli`]), what each command
-//! does ([`cmd`]), the user's settings and config file, and terminal helpers.
+//! does ([`cmd`]), the user's settings and config file, the server's data
+//! lock ([`datalock`]), and terminal helpers.
 //! The binary (`main.rs`) parses, starts the runtime and dispatches.
 
 pub mod cli;
 pub mod cmd;
+pub mod datalock;
 pub mod ndjson;
 pub mod settings;
 pub mod signal;

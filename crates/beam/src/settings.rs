@@ -25,7 +25,8 @@ pub const PROJECT_FILE: &str = "beam.toml";
 /// How to reach the server: shared by every command that talks to it.
 #[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
-    /// beam server tunnel address [default: project file, config file, else 127.0.0.1:8081].
+    /// beam server tunnel address, or several separated by commas (a cluster's
+    /// nodes, tried in turn) [default: project file, config file, else 127.0.0.1:8081].
     #[arg(long, env = "BEAM_SERVER")]
     pub server: Option<String>,
     /// Pin the server certificate by fingerprint (sha256:…) [default: project or config file].
@@ -176,7 +177,8 @@ impl Settings {
             .filter(|t| !t.is_empty())
             .map(Secret::new)
             .or(global.token.clone().filter(|_| server == saved_for));
-        let host = server.rsplit_once(':').map_or(server.as_str(), |(h, _)| h);
+        let first = beam_client::config::servers(&server).next().unwrap_or("");
+        let host = first.rsplit_once(':').map_or(first, |(h, _)| h);
         let egress = HttpProxy::from_env(|k| std::env::var(k).ok(), host)?;
         Ok(Self {
             server,

@@ -169,6 +169,19 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
             format!("sqlite://{}", file.display())
         }
     };
+    // One server per SQLite database, held until exit.
+    let _lock = match crate::datalock::sqlite_file(&db_url) {
+        Some(db) => {
+            let about = format!(
+                "pid {}, tunnel {}, http {}",
+                std::process::id(),
+                args.tunnel_addr,
+                args.http_addr
+            );
+            Some(crate::datalock::lock(&db, &about)?)
+        }
+        None => None,
+    };
     let store = Store::connect(&db_url)
         .await
         .context("cannot open the store")?;

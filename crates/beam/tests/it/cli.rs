@@ -465,3 +465,85 @@ crate::both!(
         assert!(out.contains("as alice@example.com"), "{out}");
     }
 );
+
+/// Starts `beam server --dev` on `data` with OS-picked ports and waits for its
+/// banner (by then it holds the data lock and has saved the config).
+async fn dev_server(home: &std::path::Path, data: &std::path::Path) -> Kill {
+    let mut server = Kill(
+        beam(home)
+            .args([
+                "server",
+                "--dev",
+                "--http",
+                "127.0.0.1:0",
+                "--tunnel",
+                "127.0.0.1:0",
+            ])
+            .args(["--https", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(server.0.stdout.take().unwrap());
+    let ready = tokio::task::spawn_blocking(move || {
+        let mut banner = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "server exited:\n{banner}"
+            );
+            banner.push_str(&line);
+            if line.contains("beam server is ready") {
+                std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+                return;
+            }
+        }
+    });
+    within("server banner", ready).await.unwrap();
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_one_data_directory_is_refused_naming_the_first() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let first = dev_server(home.path(), &data).await;
+    let config = home.path().join(".config/beam/config.toml");
+    let saved = std::fs::read_to_string(&config).unwrap();
+
+    let mut second = beam(home.path());
+    second
+        .args([
+            "server",
+            "--dev",
+            "--http",
+            "127.0.0.1:0",
+            "--tunnel",
+            "127.0.0.1:0",
+        ])
+        .args(["--https", "127.0.0.1:0", "--data-dir"])
+        .arg(&data);
+    let (code, _, err) = output(second);
+    assert_eq!(code, 1, "{err}");
+    let pid = first.0.id();
+    assert!(
+        err.contains(&format!(
+            "another beam server (pid {pid}, tunnel 127.0.0.1:"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&data.join("beam.db").display().to_string()),
+        "{err}"
+    );
+    assert!(err.contains("--data-dir"), "{err}");
+    // The refused server touched nothing: the saved config still points at the first.
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), saved);
+
+    // Once the first is gone (even killed), the directory is free again.
+    drop(first);
+    let _again = dev_server(home.path(), &data).await;
+}

@@ -306,3 +306,35 @@ async fn the_cli_honours_https_proxy_and_a_wrong_proxy_password_is_fatal() {
     assert!(err.contains("rejected the credentials"), "{err}");
     assert!(!err.contains("wrong"), "the password leaked: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_server_addresses_are_tried_in_turn_by_tunnels_and_the_api() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let dead = closed_port().await;
+    let list = format!("{dead}, {}", server.tunnel);
+    let (_client, host, via) = connect_with(&server, &origin, |c| {
+        c.transport = Transport::Tls;
+        c.server = list.clone();
+    })
+    .await;
+    assert_eq!(via, format!("tls to {}", server.tunnel));
+    assert_serves(&server, &host).await;
+
+    let api = beam_client::ApiClient {
+        server: list,
+        tls: beam_client::TlsMode::Pinned(server.fingerprint.clone()),
+        token: Some(server.token.clone()),
+        egress: None,
+    };
+    let tunnels: serde_json::Value = api
+        .call(http::Method::GET, "/api/tunnels", None::<&()>)
+        .await
+        .unwrap();
+    assert!(
+        tunnels
+            .to_string()
+            .contains(host.split('.').next().unwrap()),
+        "{tunnels}"
+    );
+}
