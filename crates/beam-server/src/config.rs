@@ -85,6 +85,11 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// WebSocket and TCP streams with no bytes either way for this long are closed.
     pub idle_timeout: Duration,
+    /// How often this node renews its lease in the store.
+    pub node_heartbeat: Duration,
+    /// A node without a heartbeat for this long is dead: the names and
+    /// tunnels it held are released.
+    pub node_lease: Duration,
     /// Wildcard certificate files of the HTTPS edge; self-signed when `None`.
     pub edge_cert: Option<crate::edge::tls::WildcardFiles>,
     /// Plain HTTP answers with a redirect to HTTPS (ACME challenges excepted).
@@ -154,6 +159,8 @@ impl ServerConfig {
             max_request_line: 8 * 1024,
             max_header_bytes: 32 * 1024,
             idle_timeout: Duration::from_secs(3600),
+            node_heartbeat: Duration::from_secs(2),
+            node_lease: Duration::from_secs(6),
             edge_cert: None,
             https_redirect: false,
             https_port: None,

@@ -104,6 +104,8 @@ pub struct Server {
     dns: domains::dns::Verifier,
     operator: store::Operator,
     clock: Arc<accounts::clock::Clock>,
+    /// This process's node id in the store (random per start).
+    node_id: String,
     edge_certs: Arc<edge::tls::EdgeCerts>,
     acme: Option<(
         tokio::sync::mpsc::Sender<String>,
@@ -112,9 +114,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Prepares a server: migrates the store and starts the grace period of names
-    /// held by connections of an earlier process (they are gone now, and their
-    /// clients will come back with their leases). `tls` is the tunnel listener's
+    /// Prepares a server: migrates the store, joins it as a new node, and
+    /// starts the grace period of names held by nodes that are gone (an earlier
+    /// process of this one, or a node of a shared database whose heartbeat
+    /// lease ran out); their clients come back with their leases. Names and
+    /// tunnels of live nodes are left alone. `tls` is the tunnel listener's
     /// TLS config; without it only plaintext loopback clients can connect.
     pub async fn new(
         cfg: ServerConfig,
@@ -123,12 +127,15 @@ impl Server {
     ) -> Result<Self, ServerError> {
         store.migrate().await?;
         let now = store::now_ms();
-        let until = now + cfg.grace.as_millis() as i64;
-        let held = store.release_all(until).await?;
-        if held > 0 {
-            tracing::info!(held, "names from a previous run are held for their clients");
+        let node_id = beam_proto::hex::encode(&rand::random::<[u8; 8]>());
+        store.node_join(&node_id, "", now).await?;
+        let released = release_orphans(&store, &cfg, now).await?;
+        if released.names > 0 {
+            tracing::info!(
+                held = released.names,
+                "names from a previous run are held for their clients"
+            );
         }
-        store.disconnect_all_tunnels(now).await?;
         let operator = store.ensure_operator(now).await?;
         let dns = domains::dns::Verifier::new(cfg.dns_resolver).map_err(ServerError::Dns)?;
         // Bounded: a flood of handshakes for unknown names drops misses instead
@@ -149,6 +156,7 @@ impl Server {
             dns,
             operator,
             clock: Arc::default(),
+            node_id,
         })
     }
 
@@ -222,6 +230,7 @@ impl Server {
             cfg: self.cfg,
             tasks: tasks.clone(),
             shutdown: cancel.clone(),
+            node_id: self.node_id.clone(),
         });
 
         let purge = {
@@ -251,6 +260,7 @@ impl Server {
             cancel.clone(),
         ));
         tasks.spawn(purge);
+        tasks.spawn(heartbeat_loop(state.clone(), cancel.clone()));
         // Built once: every connection (edge and tunnel port) shares it.
         let api = api::router(state.clone());
         tasks.spawn(edge::serve(
@@ -315,9 +325,57 @@ impl Server {
         {
             tracing::warn!("some connections did not finish within 5 s");
         }
-        let until = store::now_ms() + state.cfg.grace.as_millis() as i64;
-        self.store.release_all(until).await?;
+        // Leaving first makes everything this node still holds an orphan.
+        self.store.node_leave(&self.node_id).await?;
+        release_orphans(&self.store, &state.cfg, store::now_ms()).await?;
         Ok(())
+    }
+}
+
+/// Releases what nodes without a heartbeat within the lease held.
+async fn release_orphans(
+    store: &Store,
+    cfg: &ServerConfig,
+    now: i64,
+) -> Result<store::Released, store::StoreError> {
+    let alive_since = now - cfg.node_lease.as_millis() as i64;
+    let until = now + cfg.grace.as_millis() as i64;
+    store.release_orphans(alive_since, now, until).await
+}
+
+/// Renews this node's lease every `node_heartbeat`, and releases what nodes
+/// whose lease ran out held, so their clients can take their names back on
+/// any node.
+async fn heartbeat_loop(state: Arc<State>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(state.cfg.node_heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = cancel.cancelled() => return,
+        }
+        let now = store::now_ms();
+        let beat = match state.store.node_heartbeat(&state.node_id, now).await {
+            // Declared dead while the database was out of reach: join again.
+            Ok(false) => state.store.node_join(&state.node_id, "", now).await,
+            Ok(true) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = beat {
+            tracing::warn!(error = %e, "node heartbeat failed");
+            continue;
+        }
+        match release_orphans(&state.store, &state.cfg, now).await {
+            Ok(r) if r.names + r.tunnels > 0 => {
+                tracing::info!(
+                    names = r.names,
+                    tunnels = r.tunnels,
+                    "released what a dead node held"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "releasing a dead node's names failed"),
+        }
     }
 }
 

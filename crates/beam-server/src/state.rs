@@ -27,6 +27,8 @@ pub(crate) struct State {
     /// Cancelled when the server shuts down (sessions started outside a
     /// listener's own loop, e.g. carried in a WebSocket, end with it).
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
+    /// This node's id in the store: on the names and tunnels it holds.
+    pub(crate) node_id: String,
     pub(crate) dns: domains::dns::Verifier,
     pub(crate) auth_limiter: DefaultKeyedRateLimiter<IpAddr>,
     pub(crate) recorder: Arc<telemetry::recorder::Recorder>,

@@ -27,6 +27,7 @@ migrations! {
     5 => "0005_projects.sql",
     6 => "0006_webhooks.sql",
     7 => "0007_security.sql",
+    8 => "0008_nodes.sql",
 }
 
 impl Store {

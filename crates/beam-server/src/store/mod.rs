@@ -11,6 +11,7 @@ mod certificates;
 mod domains;
 mod invitations;
 mod migrate;
+mod nodes;
 mod projects;
 mod reservations;
 mod tokens;
@@ -24,6 +25,7 @@ pub use analytics::{
 pub use certificates::CertRow;
 pub use domains::{Check, DomainKind, DomainRow, DomainStatus, NewDomain};
 pub use invitations::{InvitationRow, NewInvitation};
+pub use nodes::{NodeRow, Released};
 pub use projects::EnvironmentRow;
 pub use reservations::{Claim, NameKind, PublicName};
 pub use tokens::{NewToken, TokenKind, TokenRow};

@@ -82,6 +82,8 @@ pub struct Claim<'a> {
     pub presented_lease_hash: Option<&'a [u8]>,
     /// Session id of the connection taking the name.
     pub session: &'a str,
+    /// The node whose connection takes it.
+    pub node: &'a str,
     /// Current time, unix milliseconds.
     pub now: i64,
 }
@@ -96,16 +98,16 @@ impl Store {
         // A lease hash that can match nothing when the caller has none.
         let presented: &[u8] = c.presented_lease_hash.unwrap_or(&[]);
         let n = on_pool!(self, p => sqlx::query(
-            "INSERT INTO reservations (kind, name, token_id, lease_hash, session, expires_at, org_id) \
-             VALUES ($1, $2, $3, $4, $5, NULL, $8) \
+            "INSERT INTO reservations (kind, name, token_id, lease_hash, session, expires_at, org_id, node_id) \
+             VALUES ($1, $2, $3, $4, $5, NULL, $8, $9) \
              ON CONFLICT (kind, name) DO UPDATE SET token_id = excluded.token_id, \
                lease_hash = excluded.lease_hash, session = excluded.session, expires_at = NULL, \
-               org_id = excluded.org_id \
+               org_id = excluded.org_id, node_id = excluded.node_id \
              WHERE (reservations.expires_at IS NOT NULL AND reservations.expires_at < $6 \
                     AND (reservations.persistent = FALSE OR reservations.org_id = $8)) \
                 OR (reservations.lease_hash = $7 AND reservations.token_id = $3)")
             .bind(c.kind.as_str()).bind(c.name).bind(c.token_id).bind(c.new_lease_hash)
-            .bind(c.session).bind(c.now).bind(presented).bind(c.org_id)
+            .bind(c.session).bind(c.now).bind(presented).bind(c.org_id).bind(c.node)
             .execute(p).await?.rows_affected());
         Ok(n == 1)
     }
@@ -138,15 +140,6 @@ impl Store {
             .bind(kind.as_str()).bind(name).bind(session)
             .execute(p).await.map(|_| ())?);
         Ok(())
-    }
-
-    /// Starts the grace period of every name held by a connection. Called at start
-    /// (connections of a previous process are gone) and at shutdown.
-    pub async fn release_all(&self, expires_at: i64) -> Result<u64, StoreError> {
-        let n = on_pool!(self, p => sqlx::query(
-            "UPDATE reservations SET expires_at = $1 WHERE expires_at IS NULL")
-            .bind(expires_at).execute(p).await?.rows_affected());
-        Ok(n)
     }
 
     /// Deletes reservations whose grace period ended (API reservations stay).

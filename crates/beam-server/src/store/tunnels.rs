@@ -46,10 +46,12 @@ pub struct TunnelRow {
     pub bytes_in: i64,
     /// Response bytes to visitors.
     pub bytes_out: i64,
+    /// The server node whose connection serves it (last one, once disconnected).
+    pub node: Option<String>,
 }
 
 const COLUMNS: &str = "id, org_id, user_id, kind, name, status, paused, reserved, public_url, \
-                       config, created_at, connected_at, disconnected_at, requests, bytes_in, bytes_out";
+                       config, created_at, connected_at, disconnected_at, requests, bytes_in, bytes_out, node_id";
 
 macro_rules! tunnel_of {
     ($r:expr) => {{
@@ -78,6 +80,7 @@ macro_rules! tunnel_of {
             requests: r.try_get("requests")?,
             bytes_in: r.try_get("bytes_in")?,
             bytes_out: r.try_get("bytes_out")?,
+            node: r.try_get("node_id")?,
         }
     }};
 }
@@ -103,25 +106,28 @@ fn kind_str(kind: NameKind) -> &'static str {
 }
 
 impl Store {
-    /// Records a connect: creates the row or marks it connected. Returns the row.
+    /// Records a connect on `node`: creates the row or marks it connected.
+    /// Returns the row.
     pub async fn tunnel_connected(
         &self,
         key: TunnelKey<'_>,
         public_url: &str,
         config: &serde_json::Value,
+        node: &str,
         now: i64,
     ) -> Result<TunnelRow, StoreError> {
         let sql = format!(
-            "INSERT INTO tunnels (org_id, user_id, kind, name, status, public_url, config, created_at, connected_at) \
-             VALUES ($1, $2, $3, $4, 'connected', $5, $6, $7, $7) \
+            "INSERT INTO tunnels (org_id, user_id, kind, name, status, public_url, config, created_at, connected_at, node_id) \
+             VALUES ($1, $2, $3, $4, 'connected', $5, $6, $7, $7, $8) \
              ON CONFLICT (org_id, kind, name) DO UPDATE SET status = 'connected', user_id = excluded.user_id, \
-               public_url = excluded.public_url, config = excluded.config, connected_at = excluded.connected_at \
+               public_url = excluded.public_url, config = excluded.config, connected_at = excluded.connected_at, \
+               node_id = excluded.node_id \
              RETURNING {COLUMNS}"
         );
         let row = on_pool!(self, p => {
             let r = sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(key.org_id).bind(key.user_id).bind(kind_str(key.kind)).bind(key.name)
-                .bind(public_url).bind(config.to_string()).bind(now)
+                .bind(public_url).bind(config.to_string()).bind(now).bind(node)
                 .fetch_one(p).await?;
             tunnel_of!(r)
         });
@@ -134,15 +140,6 @@ impl Store {
             "UPDATE tunnels SET status = 'disconnected', disconnected_at = $1 WHERE id = $2")
             .bind(now).bind(id).execute(p).await.map(|_| ())?);
         Ok(())
-    }
-
-    /// Marks every tunnel disconnected: run at start, when no connection can be open.
-    pub async fn disconnect_all_tunnels(&self, now: i64) -> Result<u64, StoreError> {
-        let n = on_pool!(self, p => sqlx::query(
-            "UPDATE tunnels SET status = 'disconnected', disconnected_at = $1 \
-             WHERE status IN ('connecting', 'connected')")
-            .bind(now).execute(p).await?.rows_affected());
-        Ok(n)
     }
 
     /// Creates a reserved tunnel definition (API), or marks an existing row of the

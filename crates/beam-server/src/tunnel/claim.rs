@@ -63,6 +63,7 @@ impl Claimant<'_> {
             new_lease_hash: self.lease_hash,
             presented_lease_hash: self.presented.map(|h| h.as_slice()),
             session: self.session,
+            node: &state.node_id,
             now: now_ms(),
         };
         state.store.claim(&c).await.map_err(|e| {

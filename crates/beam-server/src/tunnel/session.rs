@@ -162,7 +162,7 @@ async fn record(
     };
     state
         .store
-        .tunnel_connected(key, &claimed.public_url, &config, now_ms())
+        .tunnel_connected(key, &claimed.public_url, &config, &state.node_id, now_ms())
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "recording the tunnel failed");

@@ -24,16 +24,17 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<6} {:<5} {:<28} {:<13} {:>9} {:>10} {:>10}  URL",
-        "ID", "KIND", "NAME", "STATUS", "REQUESTS", "IN", "OUT"
+        "{:<6} {:<5} {:<28} {:<13} {:<16} {:>9} {:>10} {:>10}  URL",
+        "ID", "KIND", "NAME", "STATUS", "NODE", "REQUESTS", "IN", "OUT"
     );
     for t in rows {
         println!(
-            "{:<6} {:<5} {:<28} {:<13} {:>9} {:>10} {:>10}  {}",
+            "{:<6} {:<5} {:<28} {:<13} {:<16} {:>9} {:>10} {:>10}  {}",
             t["id"],
             t["kind"].as_str().unwrap_or_default(),
             t["name"].as_str().unwrap_or_default(),
             t["status"].as_str().unwrap_or_default(),
+            t["node"].as_str().unwrap_or("-"),
             t["requests"],
             human_bytes(t["bytes_in"].as_i64().unwrap_or(0)),
             human_bytes(t["bytes_out"].as_i64().unwrap_or(0)),

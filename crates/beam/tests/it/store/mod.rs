@@ -5,15 +5,21 @@
 use beam_server::accounts::scope::Scopes;
 use beam_server::store::{Claim, NameKind, NewToken, Store, TokenKind, now_ms};
 
+mod nodes;
 mod records;
 
 use crate::support::{Backend, PgDb, test_store};
 use records::{accounts_and_records, certificates};
 
 /// Migrations shipped with this version.
-const MIGRATIONS: usize = 7;
+const MIGRATIONS: usize = 8;
 
-fn token<'a>(hash: &'a [u8], user: i64, org: i64, expires_at: Option<i64>) -> NewToken<'a> {
+pub(super) fn token<'a>(
+    hash: &'a [u8],
+    user: i64,
+    org: i64,
+    expires_at: Option<i64>,
+) -> NewToken<'a> {
     NewToken {
         hash,
         description: "t",
@@ -80,6 +86,7 @@ async fn exercise(store: Store) {
         new_lease_hash: lease,
         presented_lease_hash: presented,
         session,
+        node: "n1",
         now,
     };
     // Free name: claimed. Held name: refused, even for the same token without lease.
@@ -145,8 +152,10 @@ async fn exercise(store: Store) {
         ..claim("x", a, b"L5", None, "s5", now)
     };
     assert!(store.claim(&port).await.unwrap());
-    // release_all / purge_expired.
-    assert_eq!(store.release_all(now + 5).await.unwrap(), 2);
+    // A node that never joined holds nothing live: its names are released
+    // (as a new process releases an earlier one's) / purge_expired.
+    let released = store.release_orphans(now, now, now + 5).await.unwrap();
+    assert_eq!(released.names, 2);
     assert_eq!(store.purge_expired(now + 6).await.unwrap(), 2);
     store.forget(NameKind::Subdomain, "x", "s4").await.unwrap();
 }

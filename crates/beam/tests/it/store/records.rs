@@ -128,6 +128,7 @@ pub(super) async fn accounts_and_records(store: Store) {
         new_lease_hash: b"L",
         presented_lease_hash: None,
         session,
+        node: "n1",
         now: now + 1,
     };
     assert!(
@@ -205,13 +206,20 @@ pub(super) async fn accounts_and_records(store: Store) {
             key,
             "http://web.localhost",
             &serde_json::json!({"client": "x"}),
+            "n1",
             now,
         )
         .await
         .unwrap();
     assert_eq!((t.status.as_str(), t.paused), ("connected", false));
     let again = store
-        .tunnel_connected(key, "http://web.localhost", &serde_json::json!({}), now + 1)
+        .tunnel_connected(
+            key,
+            "http://web.localhost",
+            &serde_json::json!({}),
+            "n1",
+            now + 1,
+        )
         .await
         .unwrap();
     assert_eq!(again.id, t.id, "same row on reconnect");

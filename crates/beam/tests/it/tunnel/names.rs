@@ -34,6 +34,7 @@ async fn fifty_concurrent_claims_of_one_name_have_one_winner() {
                     new_lease_hash: &lease,
                     presented_lease_hash: None,
                     session: &session,
+                    node: "n1",
                     now: now_ms(),
                 })
                 .await

@@ -1,0 +1,112 @@
+//! The server nodes sharing the database, with heartbeat leases: what lets a
+//! node joining a shared PostgreSQL database leave alone the names and tunnels
+//! live nodes hold, and release those of a node that died (`kill -9`, lost
+//! machine) once its lease has run out.
+
+use sqlx::Row;
+
+use super::{Pool, Store, StoreError, on_pool};
+
+/// One node as the database knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRow {
+    /// Random id chosen at start.
+    pub id: String,
+    /// Its node-to-node address, when it has one.
+    pub addr: String,
+    /// Unix ms.
+    pub started_at: i64,
+    /// Last heartbeat, unix ms.
+    pub heartbeat_at: i64,
+}
+
+/// What [`Store::release_orphans`] released.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Released {
+    /// Live names moved into their grace period.
+    pub names: u64,
+    /// Connected tunnels marked disconnected.
+    pub tunnels: u64,
+}
+
+/// Names, tunnels and nodes whose node has no heartbeat since `$2` (or no
+/// node at all: rows from before nodes were recorded).
+const ORPHAN: &str =
+    "(node_id IS NULL OR node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $2))";
+
+impl Store {
+    /// Records this node as alive (a restart with the same id refreshes it).
+    pub async fn node_join(&self, id: &str, addr: &str, now: i64) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query(
+            "INSERT INTO nodes (id, addr, started_at, heartbeat_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, heartbeat_at = excluded.heartbeat_at")
+            .bind(id).bind(addr).bind(now).execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Renews this node's lease. `false` when its row is gone (another node
+    /// declared it dead): the caller joins again.
+    pub async fn node_heartbeat(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let n = on_pool!(self, p => sqlx::query("UPDATE nodes SET heartbeat_at = $1 WHERE id = $2")
+            .bind(now).bind(id).execute(p).await?.rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Removes this node (clean shutdown, after its sessions ended).
+    pub async fn node_leave(&self, id: &str) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(id).execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Nodes with a heartbeat since `alive_since`, oldest first.
+    pub async fn nodes(&self, alive_since: i64) -> Result<Vec<NodeRow>, StoreError> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT id, addr, started_at, heartbeat_at FROM nodes \
+                 WHERE heartbeat_at >= $1 ORDER BY started_at, id")
+                .bind(alive_since).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| Ok(NodeRow {
+                    id: r.try_get("id")?,
+                    addr: r.try_get("addr")?,
+                    started_at: r.try_get("started_at")?,
+                    heartbeat_at: r.try_get("heartbeat_at")?,
+                }))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })
+        .map_err(Into::into)
+    }
+
+    /// Releases what nodes without a heartbeat since `alive_since` held:
+    /// their live names start a grace period ending at `grace_until` (their
+    /// clients come back with leases, to any node), their connected tunnels
+    /// become disconnected at `now`, and their node rows are deleted. Names
+    /// and tunnels of live nodes are never touched.
+    pub async fn release_orphans(
+        &self,
+        alive_since: i64,
+        now: i64,
+        grace_until: i64,
+    ) -> Result<Released, StoreError> {
+        let names = format!(
+            "UPDATE reservations SET expires_at = $1 WHERE expires_at IS NULL AND {ORPHAN}"
+        );
+        let tunnels = format!(
+            "UPDATE tunnels SET status = 'disconnected', disconnected_at = $1 \
+             WHERE status IN ('connecting', 'connected') AND {ORPHAN}"
+        );
+        let released = on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let names = sqlx::query(sqlx::AssertSqlSafe(names.as_str()))
+                .bind(grace_until).bind(alive_since).execute(&mut *tx).await?.rows_affected();
+            let tunnels = sqlx::query(sqlx::AssertSqlSafe(tunnels.as_str()))
+                .bind(now).bind(alive_since).execute(&mut *tx).await?.rows_affected();
+            sqlx::query("DELETE FROM nodes WHERE heartbeat_at < $1")
+                .bind(alive_since).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Released { names, tunnels }
+        });
+        Ok(released)
+    }
+}
