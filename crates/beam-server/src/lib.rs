@@ -231,6 +231,7 @@ impl Server {
             tasks: tasks.clone(),
             shutdown: cancel.clone(),
             node_id: self.node_id.clone(),
+            heartbeat_ok: std::sync::atomic::AtomicI64::new(store::now_ms()),
         });
 
         let purge = {
@@ -365,6 +366,9 @@ async fn heartbeat_loop(state: Arc<State>, cancel: CancellationToken) {
             tracing::warn!(error = %e, "node heartbeat failed");
             continue;
         }
+        state
+            .heartbeat_ok
+            .store(now, std::sync::atomic::Ordering::Relaxed);
         match release_orphans(&state.store, &state.cfg, now).await {
             Ok(r) if r.names + r.tunnels > 0 => {
                 tracing::info!(

@@ -29,6 +29,8 @@ pub(crate) struct State {
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
     /// This node's id in the store: on the names and tunnels it holds.
     pub(crate) node_id: String,
+    /// When the store last took this node's heartbeat, unix ms (`/ready`).
+    pub(crate) heartbeat_ok: std::sync::atomic::AtomicI64,
     pub(crate) dns: domains::dns::Verifier,
     pub(crate) auth_limiter: DefaultKeyedRateLimiter<IpAddr>,
     pub(crate) recorder: Arc<telemetry::recorder::Recorder>,

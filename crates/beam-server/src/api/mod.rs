@@ -250,23 +250,39 @@ async fn health() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
-/// Readiness: the store answers a query.
+/// Readiness: the store answers a query, and it took this node's heartbeat
+/// within the node lease (past it, other nodes treat this one as dead and
+/// release its names).
 async fn ready(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({ "status": "ready", "store": state.store.backend() })),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(
-                    serde_json::json!({ "status": "unavailable", "reason": "store unreachable" }),
-                ),
-            )
-        }
+    let unavailable = |reason: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "status": "unavailable", "reason": reason, "node": state.node_id,
+            })),
+        )
+    };
+    if let Err(e) = state.store.ping().await {
+        tracing::warn!(error = %e, "readiness check failed");
+        return unavailable("store unreachable".into());
     }
+    let last = state
+        .heartbeat_ok
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let silent = crate::store::now_ms() - last;
+    if silent > state.cfg.node_lease.as_millis() as i64 {
+        return unavailable(format!(
+            "the store has not taken this node's heartbeat for {} s (lease {} s): other nodes may treat it as gone",
+            silent / 1000,
+            state.cfg.node_lease.as_secs()
+        ));
+    }
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({
+            "status": "ready", "store": state.store.backend(), "node": state.node_id,
+        })),
+    )
 }
 
 /// Prometheus text exposition on the API host: server-wide numbers about

@@ -390,3 +390,28 @@ async fn user_info_in_an_absolute_uri_never_reaches_the_local_service() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_turns_503_when_the_store_stops_taking_this_nodes_heartbeat() {
+    // A heartbeat far apart from a short lease: the node's membership goes
+    // stale after the first beat, as when the database is out of reach.
+    let server = TestServer::start_with(|c| {
+        c.node_heartbeat = std::time::Duration::from_secs(3600);
+        c.node_lease = std::time::Duration::from_millis(500);
+    })
+    .await;
+    let api = format!("api.localhost:{}", server.public.port());
+    let (status, body) = get(server.public, &api, "/ready").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["node"].as_str().map(str::len), Some(16), "{body}");
+    let body = eventually("ready turns 503", || async {
+        let (status, body) = get(server.public, &api, "/ready").await;
+        (status == StatusCode::SERVICE_UNAVAILABLE).then_some(body)
+    })
+    .await;
+    assert!(
+        body.contains("has not taken this node's heartbeat"),
+        "{body}"
+    );
+}
