@@ -159,7 +159,7 @@ impl ServerConfig {
             max_request_line: 8 * 1024,
             max_header_bytes: 32 * 1024,
             idle_timeout: Duration::from_secs(3600),
-            node_heartbeat: Duration::from_secs(2),
+            node_heartbeat: Duration::from_secs(1),
             node_lease: Duration::from_secs(6),
             edge_cert: None,
             https_redirect: false,

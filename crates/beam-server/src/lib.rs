@@ -344,6 +344,38 @@ async fn release_orphans(
     store.release_orphans(alive_since, now, until).await
 }
 
+/// Applies to this node's live tunnels what other nodes' API calls changed
+/// in the store: a pause or resume, or a stop (the row deleted). On one node
+/// the API applies these at once and this finds nothing to do.
+async fn reconcile(state: &State) -> Result<(), store::StoreError> {
+    let rows: std::collections::HashMap<i64, bool> = state
+        .store
+        .node_tunnels(&state.node_id)
+        .await?
+        .into_iter()
+        .collect();
+    for live in state.registry.all() {
+        match rows.get(&live.id) {
+            Some(&paused) if paused != live.is_paused() => live.set_paused(paused),
+            Some(_) => {}
+            None => {
+                let reason = "this tunnel was stopped through the API (beam stop)";
+                state.registry.stop(&live, reason).await;
+                let kind = live.name.kind();
+                api::tunnels::release_stopped_name(
+                    state,
+                    live.org_id,
+                    kind,
+                    &live.name.key(),
+                    Some(&live.session),
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Renews this node's lease every `node_heartbeat`, and releases what nodes
 /// whose lease ran out held, so their clients can take their names back on
 /// any node.
@@ -369,6 +401,9 @@ async fn heartbeat_loop(state: Arc<State>, cancel: CancellationToken) {
         state
             .heartbeat_ok
             .store(now, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = reconcile(&state).await {
+            tracing::warn!(error = %e, "syncing live tunnels with the store failed");
+        }
         match release_orphans(&state.store, &state.cfg, now).await {
             Ok(r) if r.names + r.tunnels > 0 => {
                 tracing::info!(

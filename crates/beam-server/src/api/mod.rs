@@ -15,7 +15,7 @@ mod org;
 mod parity;
 mod projects;
 mod tokens;
-mod tunnels;
+pub(crate) mod tunnels;
 mod webhooks;
 
 use std::sync::Arc;

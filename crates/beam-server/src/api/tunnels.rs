@@ -290,20 +290,35 @@ pub async fn delete(
     } else {
         NameKind::Subdomain
     };
-    // A reserved subdomain (`beam domains add NAME.<domain>`) keeps the name.
-    let host = format!("{}.{}", row.name, state.cfg.domain);
+    release_stopped_name(&state, p.org_id, kind, &row.name, stopped.as_deref()).await?;
+    state.store.delete_tunnel(p.org_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends the organization's hold on a stopped tunnel's name, including the
+/// live claim of `stopped_session` when this node just stopped it. A
+/// subdomain reserved as a domain (`beam domains add NAME.<domain>`) keeps
+/// the name. Shared by the API and by a node that learns its tunnel was
+/// stopped through another node.
+pub(crate) async fn release_stopped_name(
+    state: &State,
+    org_id: i64,
+    kind: NameKind,
+    name: &str,
+    stopped_session: Option<&str>,
+) -> Result<(), crate::store::StoreError> {
+    let host = format!("{name}.{}", state.cfg.domain);
     let kept = kind == NameKind::Subdomain
         && state
             .store
             .domain_by_host(&host)
             .await?
-            .is_some_and(|d| d.org_id == p.org_id);
+            .is_some_and(|d| d.org_id == org_id);
     if !kept {
         state
             .store
-            .unreserve(kind, &row.name, p.org_id, stopped.as_deref())
+            .unreserve(kind, name, org_id, stopped_session)
             .await?;
     }
-    state.store.delete_tunnel(p.org_id, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -78,6 +78,20 @@ impl Store {
         .map_err(Into::into)
     }
 
+    /// `(id, paused)` of every tunnel row this node serves (or served last).
+    /// A live tunnel missing here was stopped (its row deleted) through
+    /// another node's API.
+    pub async fn node_tunnels(&self, node: &str) -> Result<Vec<(i64, bool)>, StoreError> {
+        on_pool!(self, p => {
+            let rows = sqlx::query("SELECT id, paused FROM tunnels WHERE node_id = $1")
+                .bind(node).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("paused")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })
+        .map_err(Into::into)
+    }
+
     /// Releases what nodes without a heartbeat since `alive_since` held:
     /// their live names start a grace period ending at `grace_until` (their
     /// clients come back with leases, to any node), their connected tunnels

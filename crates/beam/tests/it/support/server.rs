@@ -161,6 +161,26 @@ impl TestServer {
         s
     }
 
+    /// A second node on this server's database (a cluster of two on
+    /// PostgreSQL): its own listeners and process state, the same store,
+    /// token and operator.
+    pub async fn join(&self) -> Self {
+        let bind = || TcpListener::bind("127.0.0.1:0");
+        let (public, tunnel, https) = (
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+            bind().await.unwrap(),
+        );
+        let mut cfg = self.cfg.clone();
+        cfg.public_port = Some(public.local_addr().unwrap().port());
+        cfg.https_port = Some(https.local_addr().unwrap().port());
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let mut s = Self::launch(dir, cfg, self.store.clone(), public, tunnel, https).await;
+        s.token = self.token.clone();
+        s.pg = self.pg.clone();
+        s
+    }
+
     /// The connection half of a client config: this server, pinned, fast retries.
     pub fn conn_config(&self, tunnel: TunnelRequest) -> ClientConfig {
         let mut cfg = ClientConfig::new(self.tunnel.to_string(), self.token.clone(), tunnel);

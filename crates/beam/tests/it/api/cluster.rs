@@ -1,0 +1,91 @@
+//! Two server nodes on one PostgreSQL database: an API call answered by one
+//! node reaches a tunnel connected to the other (pause, resume, stop), and a
+//! joining node leaves the first node's live tunnel alone.
+
+use std::time::Duration;
+
+use beam_proto::TunnelRequest;
+use http::StatusCode;
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_stop_reach_a_tunnel_on_another_node() {
+    let a = TestServer::start_on(Backend::Postgres, |c| {
+        c.node_heartbeat = Duration::from_millis(200);
+    })
+    .await;
+    let origin = Origin::start().await;
+    let (client, w) = a.http_client(origin.addr).await;
+    let host = a.host(&w.name);
+    // Node b joins: a's tunnel stays connected and keeps serving.
+    let b = a.join().await;
+    // The operator token opened the tunnel, and it may manage it on any node.
+    let token = a.token.expose().to_string();
+    let rows = b.api("GET", "/api/tunnels", Some(&token), None).await;
+    let row = rows
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == w.name.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["status"], "connected", "{row}");
+    let id = row["id"].as_i64().unwrap();
+    assert_eq!(get(a.public, &host, "/hello").await.0, StatusCode::OK);
+
+    // Paused through b: a's edge answers 503 soon after.
+    let r = b
+        .api(
+            "PUT",
+            &format!("/api/tunnels/{id}"),
+            Some(&token),
+            Some(json!({"paused": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    eventually("paused on node a", || async {
+        (get(a.public, &host, "/hello").await.0 == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+    })
+    .await;
+    let r = b
+        .api(
+            "PUT",
+            &format!("/api/tunnels/{id}"),
+            Some(&token),
+            Some(json!({"paused": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    eventually("resumed on node a", || async {
+        (get(a.public, &host, "/hello").await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+
+    // Stopped through b: the client on a is told to exit, visitors get 404,
+    // and the name is free at once for a new client on either node.
+    let r = b
+        .api("DELETE", &format!("/api/tunnels/{id}"), Some(&token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+    let err = within("client stopped", client.handle).await;
+    let err = err.unwrap().unwrap_err().to_string();
+    assert!(err.contains("stopped through the API"), "{err}");
+    assert_eq!(
+        get(a.public, &host, "/hello").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let mut again = b.client_config(
+        TunnelRequest::Http {
+            subdomain: Some(w.name.clone()),
+            domain: None,
+        },
+        origin.addr,
+    );
+    again.conn.server = b.tunnel.to_string();
+    let mut c2 = TestClient::start(again);
+    assert_eq!(c2.connected().await.name, w.name);
+    client.shutdown.cancel();
+}
