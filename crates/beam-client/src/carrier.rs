@@ -32,6 +32,15 @@ pub enum Route {
 /// directly, then (with `auto`) every HTTPS port, then every WebSocket;
 /// `first` (the one that worked last time) ahead of the others.
 pub(crate) fn routes(cfg: &ClientConfig, first: Option<Route>) -> Vec<Route> {
+    ordered(cfg, first, None)
+}
+
+/// [`routes`] with `last` (a draining node's) behind all the others.
+pub(crate) fn ordered(
+    cfg: &ClientConfig,
+    first: Option<Route>,
+    last: Option<&Route>,
+) -> Vec<Route> {
     let servers: Vec<String> = cfg.servers().map(String::from).collect();
     let each = |make: fn(String) -> Route| servers.iter().cloned().map(make).collect::<Vec<_>>();
     let mut routes = match cfg.transport {
@@ -55,6 +64,10 @@ pub(crate) fn routes(cfg: &ClientConfig, first: Option<Route>) -> Vec<Route> {
     if let Some(pos) = first.and_then(|f| routes.iter().position(|r| *r == f)) {
         let r = routes.remove(pos);
         routes.insert(0, r);
+    }
+    if let Some(pos) = last.and_then(|l| routes.iter().position(|r| r == l)) {
+        let r = routes.remove(pos);
+        routes.push(r);
     }
     routes
 }
@@ -205,5 +218,9 @@ mod tests {
             ]
         );
         assert_eq!(routes(&c, Some(Direct(b())))[0], Direct(b()));
+        // Moving off a draining node: it goes last.
+        let moved = ordered(&c, None, Some(&Direct(a())));
+        assert_eq!(moved[..2], [Direct(b()), EdgeTls(a())]);
+        assert_eq!(moved.last(), Some(&Direct(a())));
     }
 }

@@ -14,8 +14,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::mpsc;
 
+use crate::carrier::{Route, ordered};
 use crate::config::ClientConfig;
-use crate::connect::connect;
+use crate::connect::connect_along;
 use crate::error::ConnectError;
 use crate::handler::{StreamHandler, status};
 
@@ -84,8 +85,10 @@ pub async fn run<H: StreamHandler>(
     let mut lease: Option<Secret> = None;
     let mut last_url: Option<String> = None;
     let mut attempt: u32 = 0;
-    // The route that worked last, tried first on reconnect.
-    let mut route = None;
+    // The route that worked last, tried first on reconnect, and the route of
+    // a node that asked us to move, tried last.
+    let mut route: Option<Route> = None;
+    let mut moved_from: Option<Route> = None;
     loop {
         let _ = events.send(Event::Connecting { attempt });
         let hello = Hello {
@@ -101,9 +104,11 @@ pub async fn run<H: StreamHandler>(
             http1_streams: cfg.http1_streams,
         };
         let attempt_result = tokio::select! {
-            r = connect(&cfg, &hello, route.clone()) => r,
+            r = connect_along(&cfg, &hello, ordered(&cfg, route.clone(), moved_from.as_ref())) => r,
             () = &mut shutdown => return Ok(()),
         };
+        // Set when a draining node asked us to move: reconnect without a delay.
+        let mut continue_now = false;
         let reason = match attempt_result {
             Ok((welcome, ..)) if !cfg.protection.is_open() && !welcome.enforced => {
                 return Err(ClientError::Unprotected(cfg.server.clone()));
@@ -112,6 +117,7 @@ pub async fn run<H: StreamHandler>(
                 attempt = 0;
                 let via = crate::carrier::describe(&cfg, &taken);
                 route = Some(taken);
+                moved_from = None;
                 lease = Some(welcome.lease.clone());
                 request = match &request {
                     TunnelRequest::Http { domain, .. } => TunnelRequest::Http {
@@ -179,6 +185,19 @@ pub async fn run<H: StreamHandler>(
                                 let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
                                 return Err(ClientError::Stopped(reason));
                             }
+                            Control::Move => {
+                                // Streams in flight finish; the next connection
+                                // goes to another node first, at once.
+                                conn.as_mut().graceful_shutdown();
+                                let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                                moved_from = route.take();
+                                let _ = events.send(Event::Disconnected {
+                                    reason: "the server node is shutting down: moving to another".into(),
+                                    retry_in: Duration::ZERO,
+                                });
+                                continue_now = true;
+                                break String::new();
+                            }
                         },
                         () = &mut shutdown => {
                             conn.as_mut().graceful_shutdown();
@@ -218,6 +237,9 @@ pub async fn run<H: StreamHandler>(
                 e.to_string()
             }
         };
+        if continue_now {
+            continue;
+        }
         let retry_in = cfg.backoff.delay(attempt);
         attempt = attempt.saturating_add(1);
         let _ = events.send(Event::Disconnected { reason, retry_in });

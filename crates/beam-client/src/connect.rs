@@ -20,7 +20,15 @@ pub async fn connect(
     hello: &Hello,
     first: Option<Route>,
 ) -> Result<(Welcome, CarrierStream, Route), ConnectError> {
-    let routes = routes(cfg, first);
+    connect_along(cfg, hello, routes(cfg, first)).await
+}
+
+/// [`connect`] along `routes`, in that order.
+pub(crate) async fn connect_along(
+    cfg: &ClientConfig,
+    hello: &Hello,
+    routes: Vec<Route>,
+) -> Result<(Welcome, CarrierStream, Route), ConnectError> {
     let mut first_error = None;
     for (i, route) in routes.iter().enumerate() {
         // A blackholed port must not use up the whole budget when there

@@ -1,12 +1,13 @@
-//! The server's control messages on a tunnel connection: "you are routable"
-//! and "you were stopped, do not come back". They travel as ordinary HTTP/2
+//! The server's control messages on a tunnel connection: "you are routable",
+//! "you were stopped, do not come back" and "this node is draining, move to
+//! another". They travel as ordinary HTTP/2
 //! streams from the server, told apart from visitor streams by an authority no
 //! visitor request can carry (the edge always sets the visitor's host and
 //! strips `beam-*` headers from visitors).
 
 use http::{HeaderValue, Method, Request};
 
-/// Header naming the message (`ready` or `stop`).
+/// Header naming the message (`ready`, `stop` or `move`).
 pub const HEADER: &str = "beam-control";
 /// Header carrying a stop's reason, shown to the user.
 pub const REASON_HEADER: &str = "beam-reason";
@@ -23,6 +24,11 @@ pub enum Control {
     /// The tunnel was stopped through the API or `beam stop`: reconnecting
     /// would bring back what the user stopped.
     Stop(String),
+    /// This server node is shutting down while others serve the same
+    /// database: reconnect now, to another node first, with the lease.
+    /// (Older clients read an unknown message as `Ready` and reconnect when
+    /// the node closes.)
+    Move,
 }
 
 impl Control {
@@ -31,6 +37,7 @@ impl Control {
         let (path, kind) = match self {
             Control::Ready => ("ready", "ready"),
             Control::Stop(_) => ("stop", "stop"),
+            Control::Move => ("move", "move"),
         };
         let mut req = Request::new(body);
         *req.method_mut() = Method::POST;
@@ -63,6 +70,7 @@ impl Control {
                     .unwrap_or(DEFAULT_REASON)
                     .to_string(),
             ),
+            b"move" => Control::Move,
             _ => Control::Ready,
         })
     }
@@ -74,7 +82,11 @@ mod tests {
 
     #[test]
     fn messages_round_trip_and_visitor_requests_are_not_control() {
-        for msg in [Control::Ready, Control::Stop("over quota".into())] {
+        for msg in [
+            Control::Ready,
+            Control::Stop("over quota".into()),
+            Control::Move,
+        ] {
             assert_eq!(Control::parse(&msg.request(())), Some(msg));
         }
         // A reason that cannot be a header still stops the tunnel.

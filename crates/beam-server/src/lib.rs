@@ -318,6 +318,7 @@ impl Server {
 
         shutdown.await;
         tracing::info!("shutting down");
+        drain(&state).await;
         cancel.cancel();
         tasks.close();
         if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
@@ -330,6 +331,44 @@ impl Server {
         self.store.node_leave(&self.node_id).await?;
         release_orphans(&self.store, &state.cfg, store::now_ms()).await?;
         Ok(())
+    }
+}
+
+/// When other nodes serve the same database, asks every client of this node
+/// to move to another one now (they reconnect with their leases, so they keep
+/// their names) and waits up to 5 s for them to go, so a rolling restart does
+/// not leave tunnels offline until the node is back. Alone, it moves nobody:
+/// there is nowhere to go, and clients come back after the restart.
+async fn drain(state: &State) {
+    let now = store::now_ms();
+    let alive_since = now - state.cfg.node_lease.as_millis() as i64;
+    let others = match state.store.nodes(alive_since).await {
+        Ok(nodes) => nodes.iter().filter(|n| n.id != state.node_id).count(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list nodes; not moving clients");
+            0
+        }
+    };
+    let live = state.registry.all();
+    if others == 0 || live.is_empty() {
+        return;
+    }
+    tracing::info!(
+        tunnels = live.len(),
+        nodes = others,
+        "moving clients to other nodes"
+    );
+    let asks = live.iter().map(|t| {
+        let mut sender = t.sender.clone();
+        let req = beam_proto::Control::Move.request(crate::body::empty());
+        async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), sender.send_request(req)).await;
+        }
+    });
+    futures_util::future::join_all(asks).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline && !state.registry.all().is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

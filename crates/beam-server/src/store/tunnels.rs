@@ -134,11 +134,18 @@ impl Store {
         Ok(row)
     }
 
-    /// Records a disconnect.
-    pub async fn tunnel_disconnected(&self, id: i64, now: i64) -> Result<(), StoreError> {
+    /// Records a disconnect on `node`; nothing when the tunnel has meanwhile
+    /// reconnected on another node (a client moving off a draining node).
+    pub async fn tunnel_disconnected(
+        &self,
+        id: i64,
+        node: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         on_pool!(self, p => sqlx::query(
-            "UPDATE tunnels SET status = 'disconnected', disconnected_at = $1 WHERE id = $2")
-            .bind(now).bind(id).execute(p).await.map(|_| ())?);
+            "UPDATE tunnels SET status = 'disconnected', disconnected_at = $1 \
+             WHERE id = $2 AND (node_id = $3 OR node_id IS NULL)")
+            .bind(now).bind(id).bind(node).execute(p).await.map(|_| ())?);
         Ok(())
     }
 

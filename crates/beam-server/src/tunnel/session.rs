@@ -344,7 +344,12 @@ async fn finish(state: &State, claimed: Claimed, tunnel: &Tunnel, record_id: i64
         .registry
         .get(&tunnel.name)
         .is_some_and(|t| t.session != tunnel.session);
-    if !replaced && let Err(e) = state.store.tunnel_disconnected(record_id, now_ms()).await {
+    if !replaced
+        && let Err(e) = state
+            .store
+            .tunnel_disconnected(record_id, &state.node_id, now_ms())
+            .await
+    {
         tracing::warn!(error = %e, "could not record the disconnect");
     }
     state.registry.remove(&tunnel.name, &tunnel.session);

@@ -89,3 +89,55 @@ async fn pause_resume_and_stop_reach_a_tunnel_on_another_node() {
     assert_eq!(c2.connected().await.name, w.name);
     client.shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_node_moves_its_clients_to_another_node_with_their_names() {
+    let a = TestServer::start_on(Backend::Postgres, |_| {}).await;
+    let b = a.join().await;
+    let origin = Origin::start().await;
+    let mut cfg = a.client_config(
+        TunnelRequest::Http {
+            subdomain: None,
+            domain: None,
+        },
+        origin.addr,
+    );
+    cfg.conn.server = format!("{},{}", a.tunnel, b.tunnel);
+    let mut client = TestClient::start(cfg);
+    let first = client.connected().await;
+    // Both nodes serve the same organization's view of the tunnel.
+    let host_b = b.host(&first.name);
+
+    // SIGTERM on a: the client is asked to move, and comes back on b under
+    // the same name, without being told to exit.
+    let b_tunnel = b.tunnel.to_string();
+    a.stop().await;
+    let (welcome, via) = within("moved to node b", async {
+        loop {
+            match client.events.recv().await {
+                Some(beam_client::Event::Connected { welcome, via, .. }) => return (welcome, via),
+                Some(_) => {}
+                None => panic!("the client stopped instead of moving"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(welcome.name, first.name);
+    assert_eq!(via, format!("tls to {b_tunnel}"));
+    let (status, body) = get(b.public, &host_b, "/hello").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "hello from origin")
+    );
+    let token = b.token.expose().to_string();
+    let rows = b.api("GET", "/api/tunnels", Some(&token), None).await;
+    let row = rows
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == first.name.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(row["status"], "connected", "{row}");
+}

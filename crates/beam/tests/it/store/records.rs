@@ -351,7 +351,7 @@ pub(super) async fn accounts_and_records(store: Store) {
     assert!(store.delete_domain(org_a, d.id).await.unwrap().is_some());
 
     // Deleting a tunnel takes its analytics; retention purges old rows.
-    store.tunnel_disconnected(t.id, now).await.unwrap();
+    store.tunnel_disconnected(t.id, "n1", now).await.unwrap();
     assert_eq!(
         store
             .purge_requests(now + 1, hour_of(now) + 1)

@@ -147,6 +147,12 @@ impl TestServer {
         }
     }
 
+    /// Stops the server gracefully (as SIGTERM does) and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        within("server shutdown", self.handle).await.unwrap();
+    }
+
     /// Stops the server and starts a new one on the same ports and database.
     pub async fn restart(self) -> Self {
         let (public, tunnel, https) = (self.public, self.tunnel, self.https);
@@ -163,7 +169,7 @@ impl TestServer {
 
     /// A second node on this server's database (a cluster of two on
     /// PostgreSQL): its own listeners and process state, the same store,
-    /// token and operator.
+    /// tunnel certificate, token and operator.
     pub async fn join(&self) -> Self {
         let bind = || TcpListener::bind("127.0.0.1:0");
         let (public, tunnel, https) = (
@@ -174,7 +180,9 @@ impl TestServer {
         let mut cfg = self.cfg.clone();
         cfg.public_port = Some(public.local_addr().unwrap().port());
         cfg.https_port = Some(https.local_addr().unwrap().port());
-        let dir = Arc::new(tempfile::tempdir().unwrap());
+        // The same tunnel certificate, as nodes of one cluster share it (clients
+        // pin one fingerprint for all of them).
+        let dir = self.dir.clone();
         let mut s = Self::launch(dir, cfg, self.store.clone(), public, tunnel, https).await;
         s.token = self.token.clone();
         s.pg = self.pg.clone();
