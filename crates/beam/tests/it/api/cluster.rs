@@ -141,3 +141,43 @@ async fn a_draining_node_moves_its_clients_to_another_node_with_their_names() {
         .clone();
     assert_eq!(row["status"], "connected", "{row}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_racing_for_one_name_across_three_nodes_one_wins() {
+    let a = TestServer::start_on(Backend::Postgres, |_| {}).await;
+    let nodes = [a.join().await, a.join().await];
+    let tunnels = [a.tunnel, nodes[0].tunnel, nodes[1].tunnel];
+    let origin = Origin::start().await;
+    let mut clients: Vec<TestClient> = (0..50)
+        .map(|i| {
+            let mut cfg = a.client_config(
+                TunnelRequest::Http {
+                    subdomain: Some("race".into()),
+                    domain: None,
+                },
+                origin.addr,
+            );
+            cfg.conn.server = tunnels[i % 3].to_string();
+            TestClient::start(cfg)
+        })
+        .collect();
+    let mut winners = 0;
+    for c in clients.iter_mut() {
+        match c.outcome().await {
+            Ok(w) => {
+                assert_eq!(w.name, "race");
+                winners += 1;
+            }
+            Err(e) => {
+                let refusal = refusal_of(e);
+                assert_eq!(
+                    refusal.code,
+                    beam_proto::ErrorCode::NameTaken,
+                    "{}",
+                    refusal.message
+                );
+            }
+        }
+    }
+    assert_eq!(winners, 1, "exactly one client holds the name");
+}
