@@ -297,11 +297,13 @@ impl Server {
             state.cfg.cert_reload,
             cancel.clone(),
         ));
+        // Cancelled first at shutdown, so a draining node takes no new clients.
+        let stop_tunnels = cancel.child_token();
         tasks.spawn(tunnel::serve(
             listeners.tunnel,
             state.clone(),
             api,
-            cancel.clone(),
+            stop_tunnels.clone(),
         ));
         if let Some(listener) = listeners.metrics {
             let router = api::metrics_router(state.clone());
@@ -318,6 +320,7 @@ impl Server {
 
         shutdown.await;
         tracing::info!("shutting down");
+        stop_tunnels.cancel();
         drain(&state).await;
         cancel.cancel();
         tasks.close();

@@ -20,17 +20,20 @@ use crate::state::State;
 /// First byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
 
-/// Accepts tunnel connections until `shutdown`.
+/// Accepts tunnel connections until `stop_accepting` (a draining node stops
+/// taking new clients before it asks its own to move); the sessions run until
+/// the server's shutdown.
 pub(crate) async fn serve(
     listener: TcpListener,
     state: Arc<State>,
     api: axum::Router,
-    shutdown: CancellationToken,
+    stop_accepting: CancellationToken,
 ) {
-    while let Some((stream, peer)) = crate::accept::next(&listener, &shutdown, "tunnel").await {
+    while let Some((stream, peer)) = crate::accept::next(&listener, &stop_accepting, "tunnel").await
+    {
         let state = state.clone();
         let api = api.clone();
-        let shutdown = shutdown.clone();
+        let shutdown = state.shutdown.clone();
         state.tasks.clone().spawn(async move {
             accept(state, api, stream, peer, shutdown).await;
         });
