@@ -262,9 +262,15 @@ async fn ready(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
             })),
         )
     };
-    if let Err(e) = state.store.ping().await {
-        tracing::warn!(error = %e, "readiness check failed");
-        return unavailable("store unreachable".into());
+    // Bounded: a probe must answer even while the pool waits for a
+    // database that is gone.
+    match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            return unavailable("store unreachable".into());
+        }
+        Err(_) => return unavailable("store unreachable (no answer within 2 s)".into()),
     }
     let last = state
         .heartbeat_ok

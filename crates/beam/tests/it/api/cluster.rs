@@ -181,3 +181,71 @@ async fn fifty_clients_racing_for_one_name_across_three_nodes_one_wins() {
     }
     assert_eq!(winners, 1, "exactly one client holds the name");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_keeps_tunnels_serving_and_loses_no_request_count() {
+    // PostgreSQL through a relay this test can cut: the database goes away
+    // for this server only.
+    let (db, url) = PgDb::create().await;
+    let hostport = url
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let target = tokio::net::lookup_host(&hostport)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let relay = Relay::start(target).await;
+    let relayed = url.replace(&hostport, &relay.addr.to_string());
+    let store = beam_server::store::Store::connect(&relayed).await.unwrap();
+    let server = TestServer::start_with_store(store, Some(std::sync::Arc::new(db)), |_| {}).await;
+    let origin = Origin::start().await;
+    let (_client, w) = server.http_client(origin.addr).await;
+    let host = server.host(&w.name);
+    let api = format!("api.localhost:{}", server.public.port());
+    let mut served = 0;
+    for _ in 0..5 {
+        assert_eq!(get(server.public, &host, "/hello").await.0, StatusCode::OK);
+        served += 1;
+    }
+
+    relay.cut();
+    // Visitors keep reaching the tunnel; /ready says the store is gone.
+    for _ in 0..20 {
+        assert_eq!(get(server.public, &host, "/hello").await.0, StatusCode::OK);
+        served += 1;
+    }
+    let (status, body) = get(server.public, &api, "/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("store unreachable"), "{body}");
+    // Long enough for several failed analytics writes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    relay.restore();
+    eventually("ready again", || async {
+        (get(server.public, &api, "/ready").await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(get(server.public, &host, "/hello").await.0, StatusCode::OK);
+        served += 1;
+    }
+    // Every request is counted, those during the outage included.
+    let token = server.token.expose().to_string();
+    eventually("all requests counted", || async {
+        let rows = server.api("GET", "/api/tunnels", Some(&token), None).await;
+        let row = rows
+            .json
+            .as_array()?
+            .iter()
+            .find(|t| t["name"] == w.name.as_str())?
+            .clone();
+        (row["requests"] == served).then_some(())
+    })
+    .await;
+}

@@ -59,7 +59,29 @@ impl TestServer {
 
     pub async fn start_on(backend: Backend, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         init();
+        // The data directory also holds the SQLite file: it lives as long as the server.
         let dir = Arc::new(tempfile::tempdir().unwrap());
+        let (store, pg) = test_store(backend, dir.path()).await;
+        Self::start_in(dir, store, pg, tweak).await
+    }
+
+    /// A server on `store` (e.g. PostgreSQL reached through a relay the test
+    /// can cut).
+    pub async fn start_with_store(
+        store: Store,
+        pg: Option<Arc<PgDb>>,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        init();
+        Self::start_in(Arc::new(tempfile::tempdir().unwrap()), store, pg, tweak).await
+    }
+
+    async fn start_in(
+        dir: Arc<TempDir>,
+        store: Store,
+        pg: Option<Arc<PgDb>>,
+        tweak: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tunnel = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let https = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -70,7 +92,6 @@ impl TestServer {
         // Analytics reach the store promptly, so tests wait on them, not on a timer.
         cfg.analytics_flush = Duration::from_millis(50);
         tweak(&mut cfg);
-        let (store, pg) = test_store(backend, dir.path()).await;
         let mut s = Self::launch(dir, cfg, store, public, tunnel, https).await;
         s.pg = pg;
         let token = generate_token();
