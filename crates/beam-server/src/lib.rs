@@ -438,7 +438,13 @@ async fn heartbeat_loop(state: Arc<State>, cancel: CancellationToken) {
         };
         if let Err(e) = beat {
             tracing::warn!(error = %e, "node heartbeat failed");
+            state.metrics.node_heartbeat_ok.set(0);
             continue;
+        }
+        state.metrics.node_heartbeat_ok.set(1);
+        let alive_since = now - state.cfg.node_lease.as_millis() as i64;
+        if let Ok(nodes) = state.store.nodes(alive_since).await {
+            state.metrics.cluster_nodes.set(nodes.len() as i64);
         }
         state
             .heartbeat_ok

@@ -51,6 +51,10 @@ pub struct Metrics {
     bytes_in: Counter,
     bytes_out: Counter,
     errors: Family<Labels, Counter>,
+    /// Nodes with a current lease in the store, this one included.
+    pub(crate) cluster_nodes: Gauge,
+    /// Whether the store took this node's last heartbeat (1) or not (0).
+    pub(crate) node_heartbeat_ok: Gauge,
 }
 
 impl Default for Metrics {
@@ -90,6 +94,18 @@ impl Metrics {
             bytes.clone(),
         );
         registry.register("beam_errors", "Edge errors by type", errors.clone());
+        let cluster_nodes = Gauge::default();
+        registry.register(
+            "beam_cluster_nodes",
+            "Server nodes with a current lease in the store, this one included",
+            cluster_nodes.clone(),
+        );
+        let node_heartbeat_ok = Gauge::default();
+        registry.register(
+            "beam_node_heartbeat_ok",
+            "1 when the store took this node's last heartbeat, else 0",
+            node_heartbeat_ok.clone(),
+        );
         // The two directions are fixed: resolve them once instead of per request.
         let bytes_in = bytes
             .get_or_create(&vec![("direction", "in".into())])
@@ -105,6 +121,8 @@ impl Metrics {
             bytes_in,
             bytes_out,
             errors,
+            cluster_nodes,
+            node_heartbeat_ok,
         }
     }
 

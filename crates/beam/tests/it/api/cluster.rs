@@ -249,3 +249,21 @@ async fn a_database_outage_keeps_tunnels_serving_and_loses_no_request_count() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_the_cluster_nodes() {
+    let a = TestServer::start_on(Backend::Postgres, |c| {
+        c.node_heartbeat = Duration::from_millis(100);
+    })
+    .await;
+    eventually("a sees itself", || async {
+        (a.metric("beam_cluster_nodes ") == 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(a.metric("beam_node_heartbeat_ok "), 1.0);
+    let _b = a.join().await;
+    eventually("a sees b", || async {
+        (a.metric("beam_cluster_nodes ") == 2.0).then_some(())
+    })
+    .await;
+}
