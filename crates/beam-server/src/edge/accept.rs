@@ -144,13 +144,28 @@ impl Conn {
         }
     }
 
-    fn visitor(&self, secure: bool, multiplexed: bool) -> Arc<super::proxy::VisitorConn> {
-        Arc::new(super::proxy::VisitorConn {
+    /// The service answering every request of this connection: routing by
+    /// host, with what the connection is (peer, TLS, multiplexed) attached.
+    fn service(
+        &self,
+        secure: bool,
+        multiplexed: bool,
+    ) -> impl hyper::service::Service<
+        http::Request<hyper::body::Incoming>,
+        Response = http::Response<crate::body::Body>,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static {
+        let conn = Arc::new(super::proxy::VisitorConn {
             peer: self.peer,
             secure,
             multiplexed,
             link: Default::default(),
-        })
+        });
+        let (state, api) = (self.state.clone(), self.api.clone());
+        service_fn(move |req| super::route::handle(state.clone(), api.clone(), conn.clone(), req))
     }
 
     /// Serves HTTP/1.1 on one visitor connection.
@@ -158,17 +173,13 @@ impl Conn {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let svc = self.service(secure, false);
         let Self {
             state,
-            api,
             peer,
             shutdown,
+            ..
         } = &self;
-        let (svc_state, api) = (state.clone(), api.clone());
-        let conn = self.visitor(secure, false);
-        let svc = service_fn(move |req| {
-            super::route::handle(svc_state.clone(), api.clone(), conn.clone(), req)
-        });
         let (io, watcher) = crate::edge::io::watch(io);
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -199,17 +210,13 @@ impl Conn {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let svc = self.service(secure, true);
         let Self {
             state,
-            api,
             peer,
             shutdown,
+            ..
         } = &self;
-        let (svc_state, api) = (state.clone(), api.clone());
-        let conn = self.visitor(secure, true);
-        let svc = service_fn(move |req| {
-            super::route::handle(svc_state.clone(), api.clone(), conn.clone(), req)
-        });
         let io = TokioIo::new(super::h2::Guarded::new(io));
         let conn = super::h2::builder(&state.cfg).serve_connection(io, svc);
         tokio::pin!(conn);

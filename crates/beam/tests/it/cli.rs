@@ -8,18 +8,9 @@ use crate::support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quick_start_server_dev_then_beam_http() {
     let home = tempfile::tempdir().unwrap();
+    // The default data directory under HOME, as in the README's quick start.
     let mut server = Kill(
-        beam(home.path())
-            .args([
-                "server",
-                "--dev",
-                "--http",
-                "127.0.0.1:0",
-                "--tunnel",
-                "127.0.0.1:0",
-                "--https",
-                "127.0.0.1:0",
-            ])
+        dev_server_cmd(home.path(), None)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -75,17 +66,7 @@ async fn quick_start_server_dev_then_beam_http() {
             .spawn()
             .unwrap(),
     );
-    let stdout = client.0.stdout.take().unwrap();
-    let line = within(
-        "client's JSON line",
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-            line
-        }),
-    )
-    .await
-    .unwrap();
+    let line = first_line(&mut client.0).await;
     let v: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     assert_eq!(v["event"], "connected");
@@ -212,6 +193,23 @@ fn bad_input_gets_clear_errors() {
 
     let (code, err) = run(home.path(), &["http", "3000", "--token", "beam_x"], &[]);
     assert_eq!(code, 2, "tokens are not accepted as flags: {err}");
+
+    let (code, err) = run(home.path(), &["http", "3000", "--transport", "quic"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("use auto, tls or websocket"), "{err}");
+
+    // A proxy URL beam cannot use: named, explained, its password masked.
+    let proxy = [
+        ("BEAM_TOKEN", "beam_x"),
+        ("HTTPS_PROXY", "socks5://u:hunter2@p:1080"),
+    ];
+    let (code, err) = run(home.path(), &["http", "3000"], &proxy);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("HTTPS_PROXY") && err.contains("only http:// proxies"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "the proxy password leaked: {err}");
 }
 
 #[tokio::test]
@@ -466,21 +464,30 @@ crate::both!(
     }
 );
 
-/// Starts `beam server --dev` on `data` with OS-picked ports and waits for its
-/// banner (by then it holds the data lock and has saved the config).
+/// `beam server --dev` with OS-picked ports, on `data` or the default data
+/// directory.
+fn dev_server_cmd(home: &std::path::Path, data: Option<&std::path::Path>) -> Command {
+    let mut c = beam(home);
+    c.args([
+        "server",
+        "--dev",
+        "--http",
+        "127.0.0.1:0",
+        "--tunnel",
+        "127.0.0.1:0",
+    ])
+    .args(["--https", "127.0.0.1:0"]);
+    if let Some(data) = data {
+        c.arg("--data-dir").arg(data);
+    }
+    c
+}
+
+/// Starts [`dev_server_cmd`] and waits for its banner (by then it holds the
+/// data lock and has saved the config).
 async fn dev_server(home: &std::path::Path, data: &std::path::Path) -> Kill {
     let mut server = Kill(
-        beam(home)
-            .args([
-                "server",
-                "--dev",
-                "--http",
-                "127.0.0.1:0",
-                "--tunnel",
-                "127.0.0.1:0",
-            ])
-            .args(["--https", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
+        dev_server_cmd(home, Some(data))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -514,19 +521,7 @@ async fn a_second_server_on_one_data_directory_is_refused_naming_the_first() {
     let config = home.path().join(".config/beam/config.toml");
     let saved = std::fs::read_to_string(&config).unwrap();
 
-    let mut second = beam(home.path());
-    second
-        .args([
-            "server",
-            "--dev",
-            "--http",
-            "127.0.0.1:0",
-            "--tunnel",
-            "127.0.0.1:0",
-        ])
-        .args(["--https", "127.0.0.1:0", "--data-dir"])
-        .arg(&data);
-    let (code, _, err) = output(second);
+    let (code, _, err) = output(dev_server_cmd(home.path(), Some(&data)));
     assert_eq!(code, 1, "{err}");
     let pid = first.0.id();
     assert!(

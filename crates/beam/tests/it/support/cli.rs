@@ -33,3 +33,19 @@ pub fn beam(home: &std::path::Path) -> Command {
         .env("NO_COLOR", "1");
     c
 }
+
+/// The first line a child writes on stdout (e.g. `beam http --json`'s
+/// connected event), without stalling the test's runtime.
+pub async fn first_line(child: &mut std::process::Child) -> String {
+    let stdout = child.stdout.take().expect("stdout piped");
+    super::within(
+        "the child's first line",
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+            line
+        }),
+    )
+    .await
+    .unwrap()
+}

@@ -3,7 +3,6 @@
 //! HTTP proxy (tinyproxy, a real proxy process, allowing only CONNECT to the
 //! HTTPS port). `auto` falls back and says which way it took.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use beam_client::carrier::Transport;
@@ -280,17 +279,7 @@ async fn the_cli_honours_https_proxy_and_a_wrong_proxy_password_is_fatal() {
     };
 
     let mut client = Kill(run("s3cret").stdout(Stdio::piped()).spawn().unwrap());
-    let stdout = client.0.stdout.take().unwrap();
-    let line = within(
-        "client's JSON line",
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-            line
-        }),
-    )
-    .await
-    .unwrap();
+    let line = first_line(&mut client.0).await;
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
     let via = v["via"].as_str().unwrap();
     assert!(via.starts_with("tls to the HTTPS port"), "{via}");
