@@ -13,7 +13,7 @@ use tokio_util::either::Either;
 use crate::config::TlsMode;
 use crate::egress::HttpProxy;
 use crate::error::ConnectError;
-use crate::verify::Pinned;
+use beam_proto::verify::Pinned;
 
 /// A connection after TCP (and TLS unless plaintext).
 pub type TunnelStream = Either<TcpStream, TlsStream<TcpStream>>;

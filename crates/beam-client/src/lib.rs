@@ -39,7 +39,6 @@ pub mod local;
 pub mod origin;
 pub mod origin_h2;
 pub mod proxy;
-mod verify;
 pub mod webhook;
 
 pub use api::{ApiClient, ApiError};

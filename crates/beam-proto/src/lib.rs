@@ -12,6 +12,8 @@
 //! - [`webhook`]: webhook events and the providers' signature schemes.
 //! - [`ws`]: a WebSocket as a byte stream (the tunnel's WebSocket carrier).
 //! - [`service`]: the production agent's routes and headers, relayed by the server.
+//! - [`verify`]: TLS certificate checks by pinned fingerprint, or by the
+//!   handshake signature alone (peers authenticated by other means).
 //!
 //! The handshake is deliberately tiny and readable in a packet capture (bore-style JSON),
 //! because everything after it is standard HTTP/2.
@@ -27,6 +29,7 @@ pub mod secret;
 pub mod service;
 pub mod splice;
 pub mod time;
+pub mod verify;
 pub mod webhook;
 pub mod ws;
 

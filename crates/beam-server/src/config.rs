@@ -112,6 +112,8 @@ pub struct ServerConfig {
     /// Longest a password or visitor-credential check waits for a hashing
     /// slot before the caller gets 503 with `Retry-After`.
     pub hash_queue: Duration,
+    /// Node-to-node forwarding (a cluster on PostgreSQL); off when `None`.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
     /// How often every live connection's token, membership and role are
     /// re-checked (API changes are applied at once as well).
     pub revalidate_every: Duration,
@@ -173,6 +175,7 @@ impl ServerConfig {
             env_check_limit: 20,
             hash_queue: Duration::from_secs(2),
             revalidate_every: Duration::from_secs(2),
+            cluster: None,
         }
     }
 

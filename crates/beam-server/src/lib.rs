@@ -37,6 +37,7 @@ mod accept;
 pub mod accounts;
 pub mod api;
 pub mod body;
+pub mod cluster;
 pub mod config;
 pub mod domains;
 pub mod edge;
@@ -79,6 +80,9 @@ pub struct Listeners {
     /// `GET /metrics` without a token, if the operator chose an address for it
     /// (on the API host `/metrics` needs an operator token).
     pub metrics: Option<TcpListener>,
+    /// Other nodes of the cluster (`--node-addr`); used with
+    /// [`ServerConfig::cluster`].
+    pub node: Option<TcpListener>,
 }
 
 /// Errors that stop the server from starting.
@@ -128,7 +132,7 @@ impl Server {
         store.migrate().await?;
         let now = store::now_ms();
         let node_id = beam_proto::hex::encode(&rand::random::<[u8; 8]>());
-        store.node_join(&node_id, "", now).await?;
+        store.node_join(&node_id, node_addr(&cfg), now).await?;
         let released = release_orphans(&store, &cfg, now).await?;
         if released.names > 0 {
             tracing::info!(
@@ -193,6 +197,11 @@ impl Server {
         let tasks = TaskTracker::new();
         let per_minute = std::num::NonZeroU32::new(self.cfg.auth_rate_per_minute.max(1))
             .unwrap_or(std::num::NonZeroU32::MIN);
+        // Clustering needs the tunnel certificate for the node listener's TLS.
+        let clustered = match (&self.cfg.cluster, &self.tls) {
+            (Some(c), Some(_)) => Some(cluster::Cluster::new(c.clone())),
+            _ => None,
+        };
         let state = Arc::new(State {
             dns: self.dns.clone(),
             auth_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
@@ -232,6 +241,7 @@ impl Server {
             shutdown: cancel.clone(),
             node_id: self.node_id.clone(),
             heartbeat_ok: std::sync::atomic::AtomicI64::new(store::now_ms()),
+            cluster: clustered,
         });
 
         let purge = {
@@ -297,6 +307,17 @@ impl Server {
             state.cfg.cert_reload,
             cancel.clone(),
         ));
+        if let (Some(listener), Some(tls), Some(_)) = (listeners.node, &self.tls, &state.cluster) {
+            let mut node_tls = (**tls).clone();
+            node_tls.alpn_protocols = vec![cluster::auth::ALPN.to_vec()];
+            tasks.spawn(cluster::serve(
+                listener,
+                tokio_rustls::TlsAcceptor::from(Arc::new(node_tls)),
+                state.clone(),
+                api.clone(),
+                cancel.clone(),
+            ));
+        }
         // Cancelled first at shutdown, so a draining node takes no new clients.
         let stop_tunnels = cancel.child_token();
         tasks.spawn(tunnel::serve(
@@ -375,6 +396,11 @@ async fn drain(state: &State) {
     }
 }
 
+/// The address other nodes dial to reach this one; empty when not clustered.
+fn node_addr(cfg: &ServerConfig) -> &str {
+    cfg.cluster.as_ref().map_or("", |c| c.node_addr.as_str())
+}
+
 /// Releases what nodes without a heartbeat within the lease held.
 async fn release_orphans(
     store: &Store,
@@ -432,7 +458,10 @@ async fn heartbeat_loop(state: Arc<State>, cancel: CancellationToken) {
         let now = store::now_ms();
         let beat = match state.store.node_heartbeat(&state.node_id, now).await {
             // Declared dead while the database was out of reach: join again.
-            Ok(false) => state.store.node_join(&state.node_id, "", now).await,
+            Ok(false) => {
+                let addr = node_addr(&state.cfg);
+                state.store.node_join(&state.node_id, addr, now).await
+            }
             Ok(true) => Ok(()),
             Err(e) => Err(e),
         };
@@ -445,6 +474,7 @@ async fn heartbeat_loop(state: Arc<State>, cancel: CancellationToken) {
         let alive_since = now - state.cfg.node_lease.as_millis() as i64;
         if let Ok(nodes) = state.store.nodes(alive_since).await {
             state.metrics.cluster_nodes.set(nodes.len() as i64);
+            cluster::sync(&state, &nodes).await;
         }
         state
             .heartbeat_ok

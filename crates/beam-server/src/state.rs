@@ -60,6 +60,8 @@ pub(crate) struct State {
     pub(crate) env_checks: parity::envcap::EnvCheckCap,
     /// Every live connection's access, re-checked so revocation reaches it.
     pub(crate) revocation: Arc<accounts::revocation::Revocation>,
+    /// Forwarding to and from the other nodes, when clustered.
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
 
 impl State {

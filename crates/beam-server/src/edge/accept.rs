@@ -79,6 +79,7 @@ pub(crate) async fn serve(
                 api,
                 peer,
                 shutdown,
+                forwarded: false,
             };
             match tls {
                 None => conn.plain(stream).await,
@@ -88,12 +89,37 @@ pub(crate) async fn serve(
     }
 }
 
+/// Serves a visitor connection another node of the cluster forwarded (HTTP/1.1
+/// on a node-to-node stream) as if it had arrived here from `peer`: the
+/// visitor policy, limits and analytics apply here, where the tunnel is.
+pub(crate) async fn serve_forwarded<IO>(
+    state: Arc<State>,
+    api: axum::Router,
+    io: IO,
+    peer: SocketAddr,
+    secure: bool,
+    shutdown: CancellationToken,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = Conn {
+        state,
+        api,
+        peer,
+        shutdown,
+        forwarded: true,
+    };
+    conn.http1(io, secure).await
+}
+
 /// One accepted connection and what serving it needs.
 struct Conn {
     state: Arc<State>,
     api: axum::Router,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    /// Forwarded by another node: never forwarded again.
+    forwarded: bool,
 }
 
 impl Conn {
@@ -162,7 +188,9 @@ impl Conn {
             peer: self.peer,
             secure,
             multiplexed,
+            forwarded: self.forwarded,
             link: Default::default(),
+            node_link: Default::default(),
         });
         let (state, api) = (self.state.clone(), self.api.clone());
         service_fn(move |req| super::route::handle(state.clone(), api.clone(), conn.clone(), req))

@@ -45,6 +45,13 @@ pub enum EdgeError {
         /// Subdomain.
         name: String,
     },
+    /// The tunnel is held by another node of the cluster, which could not
+    /// be reached (or the tunnel is moving and did not arrive in time).
+    #[error("the node serving '{name}' could not be reached")]
+    NodeUnreachable {
+        /// Subdomain or domain.
+        name: String,
+    },
     /// The tunnel was paused through the API.
     #[error("tunnel '{name}' is paused")]
     Paused {
@@ -146,7 +153,7 @@ impl EdgeError {
             | Self::AuthBusy { .. }
             | Self::BodyTooLarge { .. }
             | Self::UriTooLong { .. } => Side::Visitor,
-            Self::TunnelGone { .. } => Side::Tunnel,
+            Self::TunnelGone { .. } | Self::NodeUnreachable { .. } => Side::Tunnel,
             Self::Timeout { .. } | Self::LocalClosed { .. } => Side::Local,
         }
     }
@@ -160,6 +167,7 @@ impl EdgeError {
             Self::Paused { .. } => "paused",
             Self::OverQuota { .. } => "over_quota",
             Self::TunnelGone { .. } => "tunnel_gone",
+            Self::NodeUnreachable { .. } => "node_unreachable",
             Self::Timeout { .. } => "timeout",
             Self::LocalClosed { .. } => "local_failed",
             Self::Unauthorized { .. } => "unauthorized",
@@ -181,7 +189,9 @@ impl EdgeError {
             Self::NoTunnel { .. } => StatusCode::NOT_FOUND,
             Self::Paused { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::OverQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::TunnelGone { .. } | Self::LocalClosed { .. } => StatusCode::BAD_GATEWAY,
+            Self::TunnelGone { .. } | Self::LocalClosed { .. } | Self::NodeUnreachable { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::AddressRefused { .. } | Self::OriginRefused { .. } => StatusCode::FORBIDDEN,
@@ -210,6 +220,9 @@ impl EdgeError {
             ),
             Self::TunnelGone { name } => format!(
                 "502 Bad Gateway\n\nThe beam client serving '{name}' disconnected before it answered.\nIt reconnects on its own; try again in a few seconds.\n"
+            ),
+            Self::NodeUnreachable { name } => format!(
+                "502 Bad Gateway\n\nThe beam server node serving '{name}' could not be reached from this one.\nThe tunnel's client moves to a working node on its own; try again in a few seconds.\n"
             ),
             Self::LocalClosed { name } => format!(
                 "502 Bad Gateway\n\nThe local service behind '{name}' closed the connection without answering.\nCheck its logs; then reload this page.\n"
@@ -259,7 +272,7 @@ impl EdgeError {
             Self::RateLimited { retry_after, .. } | Self::AuthBusy { retry_after, .. } => {
                 h.insert(header::RETRY_AFTER, (*retry_after).into());
             }
-            Self::TooManyStreams { .. } => {
+            Self::TooManyStreams { .. } | Self::NodeUnreachable { .. } => {
                 h.insert(header::RETRY_AFTER, 1u64.into());
             }
             Self::BodyTooLarge { .. } | Self::UriTooLong { .. } => {

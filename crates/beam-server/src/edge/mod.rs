@@ -25,4 +25,6 @@ pub mod tls;
 pub(crate) mod visitor;
 mod x509;
 
-pub(crate) use accept::{EdgeTls, serve};
+pub(crate) use accept::{EdgeTls, serve, serve_forwarded};
+pub(crate) use proxy::is_websocket_upgrade;
+pub(crate) use route::{Route, route};

@@ -30,9 +30,14 @@ pub(super) struct VisitorConn {
     pub(super) secure: bool,
     /// HTTP/2: many requests at once, so none of them owns a byte stream.
     pub(super) multiplexed: bool,
+    /// Arrived from another node of the cluster: answered here, never
+    /// forwarded again.
+    pub(super) forwarded: bool,
     /// This connection's byte stream to a tunnel client, when the tunnel
     /// takes visitor connections as streams.
     pub(super) link: super::link::LinkSlot,
+    /// This connection's link to another node, for tunnels held there.
+    pub(super) node_link: crate::cluster::NodeLink,
 }
 
 /// Who is asking, and how they reached the edge.
@@ -389,7 +394,7 @@ fn splice_websocket(
 }
 
 /// Is this an HTTP/1.1 WebSocket upgrade request?
-pub(super) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+pub(crate) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let has_token = |name: HeaderName, token: &str| {
         headers.get_all(name).iter().any(|v| {
             v.to_str()

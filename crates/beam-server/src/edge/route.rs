@@ -150,7 +150,7 @@ async fn dispatch(
     state: &Arc<State>,
     api: axum::Router,
     conn: &Arc<VisitorConn>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     request_id: &str,
     seen: &mut Option<Start>,
 ) -> Result<Response<Body>, EdgeError> {
@@ -181,12 +181,31 @@ async fn dispatch(
             Ok(resp) => return Ok(resp),
             Err(never) => match never {},
         },
-        Route::Tunnel(name) => state
-            .registry
-            .http(&name)
-            .ok_or_else(|| EdgeError::NoTunnel {
-                host: format!("{name}.{}", state.cfg.domain),
-            })?,
+        Route::Tunnel(name) => match state.registry.http(&name) {
+            Some(t) => t,
+            None if conn.forwarded || state.cluster.is_none() => {
+                return Err(EdgeError::NoTunnel {
+                    host: format!("{name}.{}", state.cfg.domain),
+                });
+            }
+            // Another node may hold it.
+            None => {
+                let from = crate::cluster::From {
+                    peer,
+                    secure,
+                    multiplexed: conn.multiplexed,
+                    link: &conn.node_link,
+                };
+                let host = (host.as_str(), raw_host.as_str());
+                match crate::cluster::elsewhere(state, from, &name, host, req).await? {
+                    crate::cluster::Elsewhere::Answered(resp) => return Ok(resp),
+                    crate::cluster::Elsewhere::Here(t, r) => {
+                        req = r;
+                        t
+                    }
+                }
+            }
+        },
         // Not ours by name: maybe a verified custom domain.
         Route::Unknown => {
             let t = state

@@ -25,7 +25,7 @@ pub use analytics::{
 pub use certificates::CertRow;
 pub use domains::{Check, DomainKind, DomainRow, DomainStatus, NewDomain};
 pub use invitations::{InvitationRow, NewInvitation};
-pub use nodes::{NodeRow, Released};
+pub use nodes::{NameHolder, NodeRow, Released};
 pub use projects::EnvironmentRow;
 pub use reservations::{Claim, NameKind, PublicName};
 pub use tokens::{NewToken, TokenKind, TokenRow};

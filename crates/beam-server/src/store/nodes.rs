@@ -20,6 +20,19 @@ pub struct NodeRow {
     pub heartbeat_at: i64,
 }
 
+/// Who holds a live public name, as [`Store::name_holder`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameHolder {
+    /// The node whose connection holds it (`None` on rows from before nodes
+    /// were recorded).
+    pub node_id: Option<String>,
+    /// That node's node-to-node address; empty when it has none or its row
+    /// is gone.
+    pub addr: String,
+    /// Its last heartbeat, unix ms; `None` when its row is gone (dead).
+    pub heartbeat_at: Option<i64>,
+}
+
 /// What [`Store::release_orphans`] released.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Released {
@@ -73,6 +86,57 @@ impl Store {
                     started_at: r.try_get("started_at")?,
                     heartbeat_at: r.try_get("heartbeat_at")?,
                 }))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })
+        .map_err(Into::into)
+    }
+
+    /// The holder of a live name (held by a connection, not in its grace
+    /// period or merely reserved); `None` when nobody holds it now.
+    pub async fn name_holder(
+        &self,
+        kind: super::NameKind,
+        name: &str,
+    ) -> Result<Option<NameHolder>, StoreError> {
+        on_pool!(self, p => {
+            let row = sqlx::query(
+                "SELECT r.node_id, n.addr, n.heartbeat_at FROM reservations r \
+                 LEFT JOIN nodes n ON n.id = r.node_id \
+                 WHERE r.kind = $1 AND r.name = $2 AND r.expires_at IS NULL")
+                .bind(kind.as_str()).bind(name).fetch_optional(p).await?;
+            row.map(|r| Ok::<_, sqlx::Error>(NameHolder {
+                node_id: r.try_get("node_id")?,
+                addr: r.try_get::<Option<String>, _>("addr")?.unwrap_or_default(),
+                heartbeat_at: r.try_get("heartbeat_at")?,
+            }))
+            .transpose()
+        })
+        .map_err(Into::into)
+    }
+
+    /// `(port, node id, node address)` of every TCP port held live by a
+    /// connection on another node than `me` with a heartbeat since
+    /// `alive_since` and a node address.
+    pub async fn tcp_holders(
+        &self,
+        me: &str,
+        alive_since: i64,
+    ) -> Result<Vec<(u16, String, String)>, StoreError> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT r.name, n.id, n.addr FROM reservations r JOIN nodes n ON n.id = r.node_id \
+                 WHERE r.kind = 'tcp' AND r.expires_at IS NULL AND n.id <> $1 \
+                 AND n.heartbeat_at >= $2 AND n.addr <> ''")
+                .bind(me).bind(alive_since).fetch_all(p).await?;
+            rows.iter()
+                .filter_map(|r| {
+                    let port: Result<String, _> = r.try_get("name");
+                    match port.map(|p| p.parse::<u16>()) {
+                        Ok(Ok(port)) => Some(Ok((port, r.try_get("id").ok()?, r.try_get("addr").ok()?))),
+                        Ok(Err(_)) => None,
+                        Err(e) => Some(Err(e)),
+                    }
+                })
                 .collect::<Result<Vec<_>, sqlx::Error>>()
         })
         .map_err(Into::into)

@@ -4,7 +4,7 @@
 use super::{Pool, Store, StoreError, on_pool};
 
 /// Which namespace a reservation lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NameKind {
     /// A subdomain label.
     Subdomain,

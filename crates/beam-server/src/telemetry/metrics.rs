@@ -55,6 +55,8 @@ pub struct Metrics {
     pub(crate) cluster_nodes: Gauge,
     /// Whether the store took this node's last heartbeat (1) or not (0).
     pub(crate) node_heartbeat_ok: Gauge,
+    forwarded: Family<Labels, Counter>,
+    forward_duration: Histogram,
 }
 
 impl Default for Metrics {
@@ -106,6 +108,18 @@ impl Metrics {
             "1 when the store took this node's last heartbeat, else 0",
             node_heartbeat_ok.clone(),
         );
+        let forwarded = Family::<Labels, Counter>::default();
+        registry.register(
+            "beam_forwarded_requests",
+            "Visitor requests this node forwarded to the node holding their tunnel, by status class",
+            forwarded.clone(),
+        );
+        let forward_duration = Histogram::new(DURATION_BUCKETS);
+        registry.register(
+            "beam_forward_duration_seconds",
+            "Time from forwarding a request to another node to its response headers",
+            forward_duration.clone(),
+        );
         // The two directions are fixed: resolve them once instead of per request.
         let bytes_in = bytes
             .get_or_create(&vec![("direction", "in".into())])
@@ -123,6 +137,8 @@ impl Metrics {
             errors,
             cluster_nodes,
             node_heartbeat_ok,
+            forwarded,
+            forward_duration,
         }
     }
 
@@ -164,6 +180,22 @@ impl Metrics {
     /// Counter of bytes to visitors (`direction="out"`).
     pub fn bytes_out(&self) -> Counter {
         self.bytes_out.clone()
+    }
+
+    /// Counts a request forwarded to another node, answered with `status`
+    /// after `seconds`.
+    pub fn forwarded(&self, status: u16, seconds: f64) {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.forwarded
+            .get_or_create(&vec![("status", class.to_string())])
+            .inc();
+        self.forward_duration.observe(seconds);
     }
 
     /// Counts one error of `kind`.

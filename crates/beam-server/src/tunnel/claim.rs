@@ -144,6 +144,10 @@ pub(crate) async fn claim_port(
         {
             return Ok(l);
         }
+        // Another node held it and this one mirrored its port.
+        if let Some(l) = state.cluster.as_ref().and_then(|c| c.take_port(port)) {
+            return Ok(l);
+        }
         TcpListener::bind((state.cfg.tcp_bind, port))
             .await
             .map(Arc::new)

@@ -68,6 +68,21 @@ pub struct ServerArgs {
     /// private). On the API host `/metrics` needs an operator token.
     #[arg(long = "metrics", env = "BEAM_METRICS_ADDR", value_name = "ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Join a cluster of nodes on one PostgreSQL database: the address other
+    /// nodes dial to reach this one (a name or IP they can reach, not 0.0.0.0).
+    /// Needs --database postgres://… and the cluster secret in
+    /// BEAM_CLUSTER_SECRET or BEAM_CLUSTER_SECRET_FILE (never a flag).
+    #[arg(long, env = "BEAM_NODE_ADDR", value_name = "HOST:PORT")]
+    pub node_addr: Option<String>,
+    /// Where the node listener binds, when it differs from --node-addr (e.g.
+    /// 0.0.0.0:7000 behind NAT) [default: --node-addr].
+    #[arg(
+        long,
+        env = "BEAM_NODE_BIND",
+        value_name = "ADDR",
+        requires = "node_addr"
+    )]
+    pub node_bind: Option<SocketAddr>,
     /// PEM certificate chain for <domain> and *.<domain> on the HTTPS edge; reloaded
     /// when the file changes [default: self-signed].
     #[arg(long, env = "BEAM_EDGE_CERT", requires = "edge_key")]

@@ -9,6 +9,7 @@ pub mod flags;
 pub mod health;
 pub mod logs;
 pub mod manage;
+pub mod node;
 pub mod org;
 pub mod projects;
 pub mod server;

@@ -182,6 +182,13 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let node = match super::node::listener(&args, &db_url).await? {
+        Some((listener, cluster)) => {
+            cfg.cluster = Some(cluster);
+            Some(listener)
+        }
+        None => None,
+    };
     let store = Store::connect(&db_url)
         .await
         .context("cannot open the store")?;
@@ -209,6 +216,7 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
                 tunnel,
                 https,
                 metrics,
+                node,
             },
             shutdown_signal(),
         )
@@ -377,6 +385,13 @@ fn print_banner(
         "  listen      {} (tunnel clients, TLS {})",
         args.tunnel_addr, fingerprint
     );
+    if let Some(c) = &cfg.cluster {
+        let _ = writeln!(
+            out,
+            "  node        {} (other nodes of the cluster; secret from the environment)",
+            c.node_addr
+        );
+    }
     let _ = writeln!(
         out,
         "  tcp ports   {}-{} on {}",

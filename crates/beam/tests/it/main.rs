@@ -8,6 +8,7 @@ mod support;
 
 mod api;
 mod cli;
+mod cluster;
 mod edge;
 mod parity;
 mod store;

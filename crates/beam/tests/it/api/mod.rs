@@ -2,7 +2,6 @@
 //! accounts and tokens, tunnels and plan limits and analytics, the OpenAPI document.
 
 mod accounts;
-mod cluster;
 mod members;
 mod membership;
 mod openapi;

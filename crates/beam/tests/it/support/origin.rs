@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Barrier, Notify};
 
 use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
@@ -292,4 +293,78 @@ pub fn origin_upgrade(mut req: Request<Incoming>) -> Response<TestBody> {
         .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
         .body(full(""))
         .unwrap()
+}
+
+/// `size` bytes up (a streamed body the origin counts) and `size` bytes down
+/// (the origin's pattern, checked byte by byte as it arrives, never
+/// collected) through `host` at `public`.
+pub async fn stream_both_ways(public: SocketAddr, host: &str, size: u64) {
+    // Upload: a streamed request body, counted by the origin.
+    let (mut tx, body) =
+        http_body_util::channel::Channel::<Bytes, std::convert::Infallible>::new(2);
+    tokio::spawn(async move {
+        let chunk = Bytes::from(vec![7u8; 1 << 20]);
+        for _ in 0..(size >> 20) {
+            if tx.send_data(chunk.clone()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let req = Request::post("/count")
+        .body(body.map_err(|n| match n {}).boxed_unsync())
+        .unwrap();
+    let resp = visit(public, host, req).await;
+    let n = within("upload", resp.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(n, size.to_string());
+
+    // Download: checked byte by byte as it arrives, never collected.
+    let resp = visit(
+        public,
+        host,
+        Request::get(format!("/bytes/{size}"))
+            .body(full(""))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut seen = 0u64;
+    while let Some(chunk) = next_data(&mut body).await {
+        for (i, b) in chunk.iter().enumerate() {
+            assert_eq!(
+                *b,
+                pattern_byte(seen + i as u64),
+                "byte {}",
+                seen + i as u64
+            );
+        }
+        seen += chunk.len() as u64;
+    }
+    assert_eq!(seen, size);
+}
+
+/// A WebSocket to the origin's `/ws` echo through `host` at `public`: a
+/// text and a 300 kB binary message come back unchanged.
+pub async fn websocket_echo(public: SocketAddr, host: &str) {
+    let stream = tokio::net::TcpStream::connect(public).await.unwrap();
+    let url = format!("ws://{}/ws", host);
+    let (mut ws, resp) = within("ws handshake", tokio_tungstenite::client_async(url, stream))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    ws.send(Message::text("hello ws")).await.unwrap();
+    assert_eq!(
+        within("echo", ws.next()).await.unwrap().unwrap(),
+        Message::text("hello ws")
+    );
+    let big = vec![42u8; 300_000];
+    ws.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(
+        within("echo", ws.next()).await.unwrap().unwrap(),
+        Message::binary(big)
+    );
+    ws.close(None).await.unwrap();
 }

@@ -27,6 +27,8 @@ pub struct TestServer {
     pub tunnel: SocketAddr,
     /// The `--metrics` listener (no token needed there).
     pub metrics_addr: SocketAddr,
+    /// The node listener, when clustered.
+    pub node: Option<SocketAddr>,
     /// The server's clock (advance it to expire tokens).
     pub clock: Arc<beam_server::accounts::clock::Clock>,
     pub token: Secret,
@@ -41,6 +43,9 @@ pub struct TestServer {
     shutdown: CancellationToken,
     handle: JoinHandle<()>,
 }
+
+/// The cluster secret of test clusters.
+pub const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789";
 
 /// A random high port range for TCP tunnels (allocation retries on busy ports).
 fn tcp_range() -> std::ops::RangeInclusive<u16> {
@@ -116,6 +121,17 @@ impl TestServer {
         https: TcpListener,
     ) -> Self {
         let cert = TunnelCert::load_or_create(dir.path(), &["localhost".into()]).unwrap();
+        // Clustered: a node listener, recorded as this node's address.
+        let mut cfg = cfg;
+        let node = match &mut cfg.cluster {
+            Some(c) => {
+                let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                c.node_addr = l.local_addr().unwrap().to_string();
+                Some(l)
+            }
+            None => None,
+        };
+        let node_addr = node.as_ref().map(|l| l.local_addr().unwrap());
         let server = Server::new(
             cfg.clone(),
             store.clone(),
@@ -127,6 +143,7 @@ impl TestServer {
         let operator = server.operator();
         let clock = server.clock();
         let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+
         let metrics_addr = metrics_listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let (public_addr, tunnel_addr, https_addr) = (
@@ -143,6 +160,7 @@ impl TestServer {
                         tunnel,
                         https: Some(https),
                         metrics: Some(metrics_listener),
+                        node,
                     },
                     stop.cancelled_owned(),
                 )
@@ -154,6 +172,7 @@ impl TestServer {
             https: https_addr,
             tunnel: tunnel_addr,
             metrics_addr,
+            node: node_addr,
             clock,
             token: Secret::default(),
             fingerprint: cert.fingerprint,
@@ -192,6 +211,28 @@ impl TestServer {
     /// PostgreSQL): its own listeners and process state, the same store,
     /// tunnel certificate, token and operator.
     pub async fn join(&self) -> Self {
+        self.join_with(|_| {}).await
+    }
+
+    /// The first node of a cluster on a fresh PostgreSQL database: a node
+    /// listener, the test cluster secret, a fast heartbeat. More nodes come
+    /// with [`join`](Self::join).
+    pub async fn cluster(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_on(Backend::Postgres, |c| {
+            c.cluster = Some(beam_server::cluster::ClusterConfig::new(
+                "",
+                Secret::new(CLUSTER_SECRET),
+            ));
+            c.node_heartbeat = Duration::from_millis(200);
+            tweak(c)
+        })
+        .await
+    }
+
+    /// [`join`](Self::join) with changes to the new node's configuration.
+    /// A clustered node gets its own loopback address for TCP tunnel ports
+    /// (127.0.0.N), as nodes on separate machines would.
+    pub async fn join_with(&self, tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         let bind = || TcpListener::bind("127.0.0.1:0");
         let (public, tunnel, https) = (
             bind().await.unwrap(),
@@ -201,6 +242,13 @@ impl TestServer {
         let mut cfg = self.cfg.clone();
         cfg.public_port = Some(public.local_addr().unwrap().port());
         cfg.https_port = Some(https.local_addr().unwrap().port());
+        if cfg.cluster.is_some() {
+            static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(2);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 250 + 2;
+            cfg.tcp_bind = std::net::Ipv4Addr::new(127, 0, 0, n).into();
+            cfg.tcp_host = cfg.tcp_bind.to_string();
+        }
+        tweak(&mut cfg);
         // The same tunnel certificate, as nodes of one cluster share it (clients
         // pin one fingerprint for all of them).
         let dir = self.dir.clone();

@@ -1,6 +1,5 @@
 //! HTTP through a tunnel: routing, headers, streaming and concurrency.
 
-use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -166,51 +165,7 @@ async fn large_bodies_stream_both_ways_without_buffering() {
     let (server, _origin, _client, host) = http_tunnel().await;
     let before = peak_rss();
 
-    // Upload: a streamed request body, counted by the origin.
-    let (mut tx, body) =
-        http_body_util::channel::Channel::<Bytes, std::convert::Infallible>::new(2);
-    tokio::spawn(async move {
-        let chunk = Bytes::from(vec![7u8; 1 << 20]);
-        for _ in 0..(SIZE >> 20) {
-            if tx.send_data(chunk.clone()).await.is_err() {
-                return;
-            }
-        }
-    });
-    let req = Request::post("/count")
-        .body(body.map_err(|n| match n {}).boxed_unsync())
-        .unwrap();
-    let resp = visit(server.public, &host, req).await;
-    let n = within("upload", resp.into_body().collect())
-        .await
-        .unwrap()
-        .to_bytes();
-    assert_eq!(n, SIZE.to_string());
-
-    // Download: checked byte by byte as it arrives, never collected.
-    let resp = visit(
-        server.public,
-        &host,
-        Request::get(format!("/bytes/{SIZE}"))
-            .body(full(""))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut body = resp.into_body();
-    let mut seen = 0u64;
-    while let Some(chunk) = next_data(&mut body).await {
-        for (i, b) in chunk.iter().enumerate() {
-            assert_eq!(
-                *b,
-                pattern_byte(seen + i as u64),
-                "byte {}",
-                seen + i as u64
-            );
-        }
-        seen += chunk.len() as u64;
-    }
-    assert_eq!(seen, SIZE);
+    stream_both_ways(server.public, &host, SIZE).await;
 
     let grew = peak_rss().saturating_sub(before);
     assert!(

@@ -1,9 +1,7 @@
 //! WebSockets end to end: visitor (HTTP/1.1 upgrade) → edge → extended CONNECT over
 //! HTTP/2 → client → local HTTP/1.1 upgrade.
 
-use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::*;
 
@@ -12,24 +10,7 @@ async fn websocket_echo_through_the_tunnel() {
     let server = TestServer::start().await;
     let origin = Origin::start().await;
     let (_client, w) = server.http_client(origin.addr).await;
-    let stream = tokio::net::TcpStream::connect(server.public).await.unwrap();
-    let url = format!("ws://{}/ws", server.host(&w.name));
-    let (mut ws, resp) = within("ws handshake", tokio_tungstenite::client_async(url, stream))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
-    ws.send(Message::text("hello ws")).await.unwrap();
-    assert_eq!(
-        within("echo", ws.next()).await.unwrap().unwrap(),
-        Message::text("hello ws")
-    );
-    let big = vec![42u8; 300_000];
-    ws.send(Message::binary(big.clone())).await.unwrap();
-    assert_eq!(
-        within("echo", ws.next()).await.unwrap().unwrap(),
-        Message::binary(big)
-    );
-    ws.close(None).await.unwrap();
+    websocket_echo(server.public, &server.host(&w.name)).await;
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use beam_proto::fingerprint;
+use crate::fingerprint;
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
@@ -13,13 +13,14 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 /// Accepts exactly one certificate, or with no fingerprint any certificate
 /// (`--insecure-upstream`: a local service with a self-signed certificate).
 #[derive(Debug)]
-pub(crate) struct Pinned {
+pub struct Pinned {
     expected: Option<String>,
     provider: Arc<CryptoProvider>,
 }
 
 impl Pinned {
-    pub(crate) fn new(expected: &str, provider: Arc<CryptoProvider>) -> Self {
+    /// Accepts only the certificate with fingerprint `expected` (`sha256:…`).
+    pub fn new(expected: &str, provider: Arc<CryptoProvider>) -> Self {
         Self {
             expected: Some(expected.trim().to_ascii_lowercase()),
             provider,
@@ -27,7 +28,7 @@ impl Pinned {
     }
 
     /// Any certificate whose key signs the handshake.
-    pub(crate) fn any(provider: Arc<CryptoProvider>) -> Self {
+    pub fn any(provider: Arc<CryptoProvider>) -> Self {
         Self {
             expected: None,
             provider,

@@ -1,0 +1,198 @@
+//! Several `beam server` nodes on one PostgreSQL database serving as one:
+//! any node answers any visitor. A request for a tunnel another node holds
+//! is forwarded to that node over an authenticated, encrypted node-to-node
+//! connection, and TCP tunnel ports are open on every node.
+//!
+//! - [`auth`]: how nodes trust each other (the cluster secret, proven per TLS session).
+//! - `peers`: the connections to other nodes, dialed on first use.
+//! - `listen`: the node listener (`--node-addr`) and the streams it serves.
+//! - `placement`: which node holds a name, from the store, cached briefly.
+//! - `forward`: a visitor request through another node.
+//! - `tcp`: TCP tunnel ports mirrored on every node.
+//!
+//! Nodes find each other in the store: each records its node address in the
+//! `nodes` table with its heartbeat, and each live name records the node whose
+//! connection holds it.
+
+pub(crate) mod auth;
+mod forward;
+mod listen;
+mod peers;
+mod placement;
+mod tcp;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use beam_proto::Secret;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+
+pub(crate) use forward::{From, NodeLink};
+pub(crate) use listen::serve;
+
+use crate::body::Body;
+use crate::edge::error::EdgeError;
+use crate::registry::Tunnel;
+use crate::state::State;
+use crate::store::NameKind;
+
+/// Extended `CONNECT` protocol of a forwarded visitor connection (HTTP/1.1 inside).
+const VISITOR: &str = "beam-visitor";
+/// Extended `CONNECT` protocol of a forwarded TCP tunnel visitor.
+const TCP: &str = "beam-tcp";
+/// The visitor's address, as the first node saw it.
+const NODE_PEER: &str = "beam-node-peer";
+/// `1` when the visitor reached the first node over TLS.
+const NODE_SECURE: &str = "beam-node-secure";
+/// The TCP tunnel port a forwarded TCP visitor connected to.
+const NODE_PORT: &str = "beam-node-port";
+
+/// Node-to-node settings; clustering is on when the server has them.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The address other nodes dial to reach this one (`--node-addr`),
+    /// recorded in the store with this node's heartbeat.
+    pub node_addr: String,
+    /// Shared by every node of the cluster: each node-to-node connection is
+    /// trusted only once both ends proved they know it.
+    pub secret: Secret,
+    /// How long a visitor request waits for a tunnel whose client is moving
+    /// between nodes (a drained or dead node) before it gets `502`.
+    pub move_wait: Duration,
+}
+
+impl ClusterConfig {
+    /// Clustering on `node_addr` with `secret`; requests wait up to 5 s for
+    /// a moving tunnel (a client reconnects within about a second).
+    pub fn new(node_addr: impl Into<String>, secret: Secret) -> Self {
+        Self {
+            node_addr: node_addr.into(),
+            secret,
+            move_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A node's cluster state.
+pub(crate) struct Cluster {
+    pub(crate) cfg: ClusterConfig,
+    peers: peers::Peers,
+    placement: placement::Placement,
+    mirrors: tcp::Mirrors,
+}
+
+impl Cluster {
+    pub(crate) fn new(cfg: ClusterConfig) -> Self {
+        Self {
+            peers: peers::Peers::new(cfg.secret.clone()),
+            placement: Default::default(),
+            mirrors: Default::default(),
+            cfg,
+        }
+    }
+
+    /// The listener of `port` when this node mirrors it, handed over to a
+    /// TCP tunnel that now holds the port here.
+    pub(crate) fn take_port(&self, port: u16) -> Option<Arc<TcpListener>> {
+        self.mirrors.take(port)
+    }
+}
+
+/// What became of a request for a tunnel this node does not hold.
+pub(crate) enum Elsewhere {
+    /// Another node answered.
+    Answered(Response<Body>),
+    /// The tunnel arrived here while the request waited.
+    Here(Arc<Tunnel>, Request<Incoming>),
+}
+
+/// Serves a request for subdomain `name` that no tunnel of this node holds:
+/// forwarded to the node that does, or, while the tunnel moves between
+/// nodes, held until it arrives somewhere (at most `move_wait`).
+pub(crate) async fn elsewhere(
+    state: &State,
+    visitor: From<'_>,
+    name: &str,
+    (host, raw_host): (&str, &str),
+    mut req: Request<Incoming>,
+) -> Result<Elsewhere, EdgeError> {
+    let not_found = || EdgeError::NoTunnel {
+        host: host.to_string(),
+    };
+    let Some(cluster) = &state.cluster else {
+        return Err(not_found());
+    };
+    let deadline = tokio::time::Instant::now() + cluster.cfg.move_wait;
+    loop {
+        if let Some(t) = state.registry.http(name) {
+            return Ok(Elsewhere::Here(t, req));
+        }
+        let alive_since = crate::store::now_ms() - state.cfg.node_lease.as_millis() as i64;
+        let place = cluster
+            .placement
+            .find(
+                &state.store,
+                &state.node_id,
+                NameKind::Subdomain,
+                name,
+                alive_since,
+            )
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "looking up a tunnel's node failed");
+                EdgeError::NodeUnreachable {
+                    name: name.to_string(),
+                }
+            })?;
+        match place {
+            placement::Place::Nowhere => return Err(not_found()),
+            placement::Place::Moving => {}
+            placement::Place::Remote { node, addr } => {
+                match forward::forward(state, visitor, (&node, &addr), (host, raw_host), req).await
+                {
+                    forward::Forwarded::Answered(Ok(resp)) => return Ok(Elsewhere::Answered(resp)),
+                    forward::Forwarded::Answered(Err(e)) => {
+                        tracing::debug!(node, error = %e, "forwarded request failed");
+                        return Err(EdgeError::NodeUnreachable {
+                            name: name.to_string(),
+                        });
+                    }
+                    forward::Forwarded::NotSent(back) => {
+                        req = back;
+                        cluster.placement.forget(NameKind::Subdomain, name);
+                    }
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(EdgeError::NodeUnreachable {
+                name: name.to_string(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// On every heartbeat: forgets connections to nodes that are gone, and
+/// mirrors the TCP ports other live nodes hold.
+pub(crate) async fn sync(state: &Arc<State>, alive: &[crate::store::NodeRow]) {
+    let Some(cluster) = &state.cluster else {
+        return;
+    };
+    let ids: std::collections::HashSet<&str> = alive.iter().map(|n| n.id.as_str()).collect();
+    cluster.peers.retain(&ids);
+    let alive_since = crate::store::now_ms() - state.cfg.node_lease.as_millis() as i64;
+    match state.store.tcp_holders(&state.node_id, alive_since).await {
+        Ok(rows) => {
+            let remote: HashMap<u16, (String, String)> = rows
+                .into_iter()
+                .map(|(port, node, addr)| (port, (node, addr)))
+                .collect();
+            cluster.mirrors.sync(state, remote).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "listing other nodes' TCP ports failed"),
+    }
+}

@@ -1,0 +1,163 @@
+//! Which node holds a public name, from the store's reservations (the row a
+//! claim writes atomically), cached briefly so a busy name costs one query
+//! per second per node, not one per request. Lookups that miss the cache are
+//! bounded, so a flood of made-up subdomains cannot queue work on the
+//! database that real visitors wait behind.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::store::{NameHolder, NameKind, Store, StoreError};
+
+/// How long an answer is reused.
+const TTL: Duration = Duration::from_secs(1);
+
+/// Store lookups in flight at once; more misses than this are answered
+/// "nowhere" without asking.
+const LOOKUPS: usize = 16;
+
+/// Most names kept; past it the cache starts over (a flood of random names
+/// must not grow memory).
+const MAX_ENTRIES: usize = 100_000;
+
+/// Where a name is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// By another live node, reachable at `addr`.
+    Remote {
+        /// Its node id.
+        node: String,
+        /// Its node-to-node address.
+        addr: String,
+    },
+    /// Held by a connection that is not serving yet or any more: this node
+    /// (the client is registering), a node whose lease ran out (its client is
+    /// reconnecting elsewhere), or a node without a node address.
+    Moving,
+    /// Not held by any connection.
+    Nowhere,
+}
+
+/// The cache of places.
+pub(crate) struct Placement {
+    cache: Mutex<HashMap<(NameKind, String), (Place, Instant)>>,
+    lookups: Semaphore,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Self {
+            cache: Mutex::default(),
+            lookups: Semaphore::new(LOOKUPS),
+        }
+    }
+}
+
+impl Placement {
+    /// Where `name` is served, as seen from node `me` at `now` (unix ms),
+    /// nodes silent since `alive_since` counting as dead.
+    pub(crate) async fn find(
+        &self,
+        store: &Store,
+        me: &str,
+        kind: NameKind,
+        name: &str,
+        alive_since: i64,
+    ) -> Result<Place, StoreError> {
+        let key = (kind, name.to_string());
+        if let Some((place, at)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            && at.elapsed() < TTL
+        {
+            return Ok(place.clone());
+        }
+        let Ok(_permit) = self.lookups.try_acquire() else {
+            return Ok(Place::Nowhere);
+        };
+        let holder = store.name_holder(kind, name).await?;
+        let place = classify(holder, me, alive_since);
+        // Only settled answers are kept: a moving name is asked again.
+        if place != Place::Moving {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= MAX_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, (place.clone(), Instant::now()));
+        }
+        Ok(place)
+    }
+
+    /// Drops what is known about `name` (forwarding there failed).
+    pub(crate) fn forget(&self, kind: NameKind, name: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(kind, name.to_string()));
+    }
+}
+
+/// The place a stored holder stands for.
+fn classify(holder: Option<NameHolder>, me: &str, alive_since: i64) -> Place {
+    let Some(h) = holder else {
+        return Place::Nowhere;
+    };
+    match h.node_id {
+        Some(node)
+            if node != me
+                && !h.addr.is_empty()
+                && h.heartbeat_at.is_some_and(|t| t >= alive_since) =>
+        {
+            Place::Remote { node, addr: h.addr }
+        }
+        _ => Place::Moving,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(node: &str, addr: &str, beat: Option<i64>) -> Option<NameHolder> {
+        Some(NameHolder {
+            node_id: Some(node.into()),
+            addr: addr.into(),
+            heartbeat_at: beat,
+        })
+    }
+
+    #[test]
+    fn a_name_is_remote_only_on_a_live_other_node_with_an_address() {
+        let remote = Place::Remote {
+            node: "b".into(),
+            addr: "10.0.0.2:7000".into(),
+        };
+        assert_eq!(classify(None, "a", 100), Place::Nowhere);
+        assert_eq!(
+            classify(holder("b", "10.0.0.2:7000", Some(150)), "a", 100),
+            remote
+        );
+        // Its lease ran out, or its row is gone: the client is moving.
+        assert_eq!(
+            classify(holder("b", "10.0.0.2:7000", Some(50)), "a", 100),
+            Place::Moving
+        );
+        assert_eq!(classify(holder("b", "", None), "a", 100), Place::Moving);
+        // Held here but not registered yet.
+        assert_eq!(
+            classify(holder("a", "10.0.0.1:7000", Some(150)), "a", 100),
+            Place::Moving
+        );
+        // A node without a node address cannot be forwarded to.
+        assert_eq!(
+            classify(holder("b", "", Some(150)), "a", 100),
+            Place::Moving
+        );
+    }
+}

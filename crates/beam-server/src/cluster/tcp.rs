@@ -1,0 +1,192 @@
+//! TCP tunnel ports across nodes. A TCP tunnel's port is bound on the node
+//! whose connection holds it; every other node binds the same port too (a
+//! mirror) and forwards each visitor connection to the holder as one
+//! `beam-tcp` stream, so a load balancer or DNS name may send TCP visitors
+//! to any node. When the tunnel moves to a node that mirrors its port, the
+//! mirror's listener is handed to the tunnel: the port never closes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use http::header::HeaderValue;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use super::{NODE_PEER, NODE_PORT, TCP};
+use crate::body::{Body, empty};
+use crate::state::State;
+
+/// A port this node mirrors, and the node it forwards to.
+struct Mirror {
+    listener: Arc<TcpListener>,
+    target: Arc<Mutex<(String, String)>>,
+    stop: CancellationToken,
+}
+
+/// The ports this node mirrors.
+#[derive(Default)]
+pub(crate) struct Mirrors(Mutex<HashMap<u16, Mirror>>);
+
+impl Mirrors {
+    /// Hands `port`'s listener to a tunnel that now holds the port here.
+    pub(crate) fn take(&self, port: u16) -> Option<Arc<TcpListener>> {
+        let m = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&port)?;
+        m.stop.cancel();
+        Some(m.listener)
+    }
+
+    /// Mirrors exactly the ports in `remote` (`port → (node, addr)`, held on
+    /// other live nodes) that this node does not hold itself.
+    pub(crate) async fn sync(&self, state: &Arc<State>, remote: HashMap<u16, (String, String)>) {
+        let stale: Vec<Mirror> = {
+            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let gone: Vec<u16> = map
+                .keys()
+                .filter(|p| !remote.contains_key(p))
+                .copied()
+                .collect();
+            gone.iter().filter_map(|p| map.remove(p)).collect()
+        };
+        for m in stale {
+            m.stop.cancel();
+        }
+        for (port, target) in remote {
+            if state.registry.tcp(port).is_some() {
+                continue;
+            }
+            if let Some(m) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&port) {
+                *m.target.lock().unwrap_or_else(|e| e.into_inner()) = target;
+                continue;
+            }
+            let listener = match TcpListener::bind((state.cfg.tcp_bind, port)).await {
+                Ok(l) => Arc::new(l),
+                Err(e) => {
+                    tracing::warn!(port, error = %e, "cannot mirror another node's TCP tunnel port");
+                    continue;
+                }
+            };
+            let m = Mirror {
+                listener: listener.clone(),
+                target: Arc::new(Mutex::new(target)),
+                stop: state.shutdown.child_token(),
+            };
+            tokio::spawn(accept(
+                listener,
+                m.target.clone(),
+                state.clone(),
+                m.stop.clone(),
+            ));
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(port, m);
+        }
+    }
+}
+
+/// Forwards each visitor of a mirrored port to the port's holder.
+async fn accept(
+    listener: Arc<TcpListener>,
+    target: Arc<Mutex<(String, String)>>,
+    state: Arc<State>,
+    stop: CancellationToken,
+) {
+    while let Some((visitor, peer)) = crate::accept::next(&listener, &stop, "tcp mirror").await {
+        let (node, addr) = target.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let state = state.clone();
+        state.tasks.clone().spawn(async move {
+            if let Err(e) = relay(&state, &node, &addr, visitor, peer).await {
+                state.metrics.error("node_unreachable");
+                tracing::debug!(node, error = %e, "forwarding a TCP visitor failed");
+            }
+        });
+    }
+}
+
+/// One visitor connection to the holder node, spliced.
+async fn relay(
+    state: &State,
+    node: &str,
+    addr: &str,
+    mut visitor: TcpStream,
+    peer: SocketAddr,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let Some(cluster) = &state.cluster else {
+        return Ok(());
+    };
+    let port = visitor.local_addr()?.port();
+    let mut h2 = match cluster.peers.sender(node, addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            cluster.peers.forget(node);
+            return Err(e.into());
+        }
+    };
+    let mut req = Request::new(empty());
+    *req.method_mut() = Method::CONNECT;
+    *req.version_mut() = Version::HTTP_2;
+    *req.uri_mut() = Uri::builder()
+        .scheme("http")
+        .authority(format!("tcp.beam:{port}"))
+        .path_and_query("/")
+        .build()?;
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static(TCP));
+    req.headers_mut()
+        .insert(NODE_PEER, HeaderValue::from_str(&peer.to_string())?);
+    req.headers_mut().insert(NODE_PORT, port.into());
+    let mut resp = h2.send_request(req).await?;
+    if resp.status() != StatusCode::OK {
+        return Err(format!("node answered {}", resp.status()).into());
+    }
+    let mut io = TokioIo::new(hyper::upgrade::on(&mut resp).await?);
+    let done = beam_proto::splice_idle(&mut visitor, &mut io, state.cfg.idle_timeout).await;
+    done.result.map_err(Into::into)
+}
+
+/// The holder's side: a `beam-tcp` stream for one of this node's TCP
+/// tunnels, relayed to its client like a visitor of its own port.
+pub(crate) fn accept_stream(
+    state: &Arc<State>,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let port = req
+        .headers()
+        .get(NODE_PORT)
+        .and_then(|v| v.to_str().ok()?.parse::<u16>().ok());
+    let Some(tunnel) = port.and_then(|p| state.registry.tcp(p)) else {
+        return super::listen::status(StatusCode::NOT_FOUND);
+    };
+    // Paused or over its bandwidth: refused here as on the port itself.
+    if tunnel.is_paused() || state.over_quota(tunnel.org_id) {
+        state.metrics.error(if tunnel.is_paused() {
+            "paused"
+        } else {
+            "over_quota"
+        });
+        return super::listen::status(StatusCode::FORBIDDEN);
+    }
+    let public = SocketAddr::new(state.cfg.tcp_bind, port.unwrap_or_default());
+    let on = hyper::upgrade::on(&mut req);
+    let state = state.clone();
+    state.tasks.clone().spawn(async move {
+        match on.await {
+            Ok(io) => {
+                let stop = tunnel.kick.clone();
+                crate::edge::tcp::relay(&state, &tunnel, TokioIo::new(io), (peer, public), stop)
+                    .await
+            }
+            Err(e) => tracing::debug!(error = %e, "forwarded TCP stream failed"),
+        }
+    });
+    super::listen::status(StatusCode::OK)
+}

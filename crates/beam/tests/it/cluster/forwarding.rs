@@ -1,0 +1,158 @@
+//! Visitors reach every tunnel through every node: a request, a WebSocket, a
+//! 64 MiB body each way and a TCP connection that arrive at a node without
+//! the tunnel are forwarded to the node that holds it, where the tunnel's
+//! protection and analytics apply once. A node with another cluster secret
+//! is refused.
+
+use std::time::Duration;
+
+use beam_proto::{Protection, Secret, TunnelRequest};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitors_reach_a_tunnel_through_every_node() {
+    let a = TestServer::cluster(|_| {}).await;
+    let (b, c) = (a.join().await, a.join().await);
+    let origin = Origin::start().await;
+    let (client, w) = a.http_client(origin.addr).await;
+    let host = a.host(&w.name);
+
+    for node in [&a, &b, &c] {
+        let (status, body) = get(node.public, &host, "/hello").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "hello from origin")
+        );
+    }
+    // Keep-alive requests on one visitor connection reuse its link to a.
+    let (status, seen) = get(b.public, &host, "/headers").await;
+    assert_eq!(status, StatusCode::OK);
+    let seen: serde_json::Value = serde_json::from_str(&seen).unwrap();
+    // The holder sets the forwarding headers from the visitor as the first
+    // node saw it, not from the node hop.
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1", "{seen}");
+    assert_eq!(seen["x-forwarded-host"], host.as_str(), "{seen}");
+
+    websocket_echo(b.public, &host).await;
+    stream_both_ways(c.public, &host, 64 << 20).await;
+
+    // b and c forwarded; a served everything, and counted each request once.
+    assert!(b.metric("beam_forwarded_requests_total{status=\"2xx\"}") >= 2.0);
+    assert!(c.metric("beam_forwarded_requests_total{status=\"2xx\"}") >= 2.0);
+    assert_eq!(a.metric("beam_forwarded_requests_total"), 0.0);
+    let token = a.token.expose().to_string();
+    eventually("requests counted once, at the holder", || async {
+        let rows = c.api("GET", "/api/tunnels", Some(&token), None).await;
+        let row = rows
+            .json
+            .as_array()?
+            .iter()
+            .find(|t| t["name"] == w.name.as_str())?
+            .clone();
+        // /hello ×3, /headers, the WebSocket, /count and /bytes.
+        (row["requests"] == 7).then_some(())
+    })
+    .await;
+
+    // Gone everywhere once the client stops.
+    client.handle.abort();
+    for node in [&b, &c] {
+        eventually("no tunnel on every node", || async {
+            (get(node.public, &host, "/hello").await.0 == StatusCode::NOT_FOUND).then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_visitor_meets_the_tunnels_protection_at_the_holder() {
+    let a = TestServer::cluster(|_| {}).await;
+    let b = a.join().await;
+    let origin = Origin::start().await;
+    let bearer = beam_server::accounts::password::hash(Secret::new("s3cret-token"))
+        .await
+        .unwrap();
+    let protection = Protection {
+        bearer: Some(bearer),
+        ..Default::default()
+    };
+    let (_c, host) = a.protected_client(origin.addr, protection).await;
+    let ask = |auth: Option<&'static str>| {
+        let mut req = Request::get("/headers");
+        if let Some(v) = auth {
+            req = req.header("authorization", v);
+        }
+        visit(b.public, &host, req.body(full("")).unwrap())
+    };
+    assert_eq!(ask(None).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        ask(Some("Bearer nope")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let ok = ask(Some("Bearer s3cret-token")).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let seen = ok.into_body().collect().await.unwrap().to_bytes();
+    let seen: serde_json::Value = serde_json::from_slice(&seen).unwrap();
+    assert!(
+        seen.get("authorization").is_none(),
+        "the app never sees beam's credential"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_secret_is_refused() {
+    let a = TestServer::cluster(|_| {}).await;
+    let stranger = a
+        .join_with(|c| {
+            let cluster = c.cluster.as_mut().unwrap();
+            cluster.secret = Secret::new("not-the-cluster-secret-at-all");
+            cluster.move_wait = Duration::from_millis(300);
+        })
+        .await;
+    let origin = Origin::start().await;
+    let (_client, w) = a.http_client(origin.addr).await;
+    let host = a.host(&w.name);
+    let (status, page) = get(stranger.public, &host, "/hello").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{page}");
+    assert!(page.contains("could not be reached"), "{page}");
+    assert!(a.metric("beam_errors_total{type=\"node_refused\"}") >= 1.0);
+    assert!(stranger.metric("beam_errors_total{type=\"node_unreachable\"}") >= 1.0);
+
+    // Not a node at all: a plain HTTP request on the node port gets nothing.
+    let mut raw = tokio::net::TcpStream::connect(a.node.unwrap())
+        .await
+        .unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = within("closed", raw.read_to_end(&mut buf)).await;
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("HTTP/1.1 200"),
+        "{buf:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_tunnel_port_is_open_on_every_node() {
+    let a = TestServer::cluster(|_| {}).await;
+    let b = a.join().await;
+    let echo = tcp_echo().await;
+    let mut client = TestClient::start(a.client_config(TunnelRequest::Tcp { port: None }, echo));
+    let port: u16 = client.connected().await.name.parse().unwrap();
+    // b mirrors the port on its own address within a heartbeat.
+    let mut s = eventually("b opens the port", || async {
+        tokio::net::TcpStream::connect((b.cfg.tcp_bind, port))
+            .await
+            .ok()
+    })
+    .await;
+    s.write_all(b"through b").await.unwrap();
+    let mut got = [0u8; 9];
+    within("echo", s.read_exact(&mut got)).await.unwrap();
+    assert_eq!(&got, b"through b");
+}

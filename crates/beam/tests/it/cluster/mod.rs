@@ -1,0 +1,6 @@
+//! Several server nodes on one PostgreSQL database: API calls through any
+//! node reach tunnels on any other (`nodes`), visitors reach every tunnel
+//! through every node over authenticated node-to-node links (`forwarding`).
+
+mod forwarding;
+mod nodes;
