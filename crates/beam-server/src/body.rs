@@ -11,6 +11,13 @@ use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use prometheus_client::metrics::counter::Counter;
 
+/// An empty response with `status`.
+pub fn bare(status: http::StatusCode) -> http::Response<Body> {
+    let mut r = http::Response::new(empty());
+    *r.status_mut() = status;
+    r
+}
+
 /// Boxed error for bodies from different sources (hyper, axum, our own).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

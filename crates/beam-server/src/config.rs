@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use beam_proto::Secret;
+
 use crate::store::Limits;
 
 /// Everything the server needs to know besides its listeners, store and TLS keys.
@@ -113,7 +115,7 @@ pub struct ServerConfig {
     /// slot before the caller gets 503 with `Retry-After`.
     pub hash_queue: Duration,
     /// Node-to-node forwarding (a cluster on PostgreSQL); off when `None`.
-    pub cluster: Option<crate::cluster::ClusterConfig>,
+    pub cluster: Option<ClusterConfig>,
     /// How often every live connection's token, membership and role are
     /// re-checked (API changes are applied at once as well).
     pub revalidate_every: Duration,
@@ -198,5 +200,31 @@ impl ServerConfig {
     /// The public URL of TCP port `port`.
     pub fn tcp_url(&self, port: u16) -> String {
         format!("tcp://{}:{}", self.tcp_host, port)
+    }
+}
+
+/// Node-to-node settings; clustering is on when the server has them.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The address other nodes dial to reach this one (`--node-addr`),
+    /// recorded in the store with this node's heartbeat.
+    pub node_addr: String,
+    /// Shared by every node of the cluster: each node-to-node connection is
+    /// trusted only once both ends proved they know it.
+    pub secret: Secret,
+    /// How long a visitor request waits for a tunnel whose client is moving
+    /// between nodes (a drained or dead node) before it gets `502`.
+    pub move_wait: Duration,
+}
+
+impl ClusterConfig {
+    /// Clustering on `node_addr` with `secret`; requests wait up to 5 s for
+    /// a moving tunnel (a client reconnects within about a second).
+    pub fn new(node_addr: impl Into<String>, secret: Secret) -> Self {
+        Self {
+            node_addr: node_addr.into(),
+            secret,
+            move_wait: Duration::from_secs(5),
+        }
     }
 }

@@ -199,7 +199,7 @@ impl Server {
             .unwrap_or(std::num::NonZeroU32::MIN);
         // Clustering needs the tunnel certificate for the node listener's TLS.
         let clustered = match (&self.cfg.cluster, &self.tls) {
-            (Some(c), Some(_)) => Some(cluster::Cluster::new(c.clone())),
+            (Some(c), Some(_)) => Some(cluster::node::Cluster::new(c.clone())),
             _ => None,
         };
         let state = Arc::new(State {
@@ -310,7 +310,7 @@ impl Server {
         if let (Some(listener), Some(tls), Some(_)) = (listeners.node, &self.tls, &state.cluster) {
             let mut node_tls = (**tls).clone();
             node_tls.alpn_protocols = vec![cluster::auth::ALPN.to_vec()];
-            tasks.spawn(cluster::serve(
+            tasks.spawn(cluster::listen::serve(
                 listener,
                 tokio_rustls::TlsAcceptor::from(Arc::new(node_tls)),
                 state.clone(),

@@ -61,7 +61,7 @@ pub(crate) struct State {
     /// Every live connection's access, re-checked so revocation reaches it.
     pub(crate) revocation: Arc<accounts::revocation::Revocation>,
     /// Forwarding to and from the other nodes, when clustered.
-    pub(crate) cluster: Option<crate::cluster::Cluster>,
+    pub(crate) cluster: Option<crate::cluster::node::Cluster>,
 }
 
 impl State {

@@ -9,8 +9,6 @@
 //! with backpressure, and a WebSocket becomes a byte splice once both sides
 //! switched protocols.
 
-use std::sync::Mutex;
-
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -19,37 +17,10 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
-use super::{NODE_PEER, NODE_SECURE, VISITOR};
+use super::link::NodeLink;
+use super::wire::{NODE_PEER, NODE_SECURE, VISITOR};
 use crate::body::{Body, boxed, empty};
 use crate::state::State;
-
-/// A visitor connection's link to another node, when it has one.
-#[derive(Default)]
-pub(crate) struct NodeLink(Mutex<Option<Held>>);
-
-struct Held {
-    node: String,
-    host: String,
-    sender: http1::SendRequest<Body>,
-}
-
-impl NodeLink {
-    fn take(&self, node: &str, host: &str) -> Option<http1::SendRequest<Body>> {
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.take() {
-            Some(h) if h.node == node && h.host == host && !h.sender.is_closed() => Some(h.sender),
-            _ => None,
-        }
-    }
-
-    fn put(&self, node: &str, host: &str, sender: http1::SendRequest<Body>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Held {
-            node: node.to_string(),
-            host: host.to_string(),
-            sender,
-        });
-    }
-}
 
 /// What became of a request.
 pub(crate) enum Forwarded {
@@ -107,7 +78,7 @@ pub(crate) async fn forward(
             }
         },
     };
-    let upgrade = crate::edge::is_websocket_upgrade(req.headers());
+    let upgrade = crate::edge::proxy::is_websocket_upgrade(req.headers());
     let visitor_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let resp = match sender.send_request(as_http1(req, raw_host)).await {
         Ok(r) => r,

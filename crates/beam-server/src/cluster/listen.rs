@@ -15,9 +15,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::{NODE_PEER, NODE_SECURE, TCP, VISITOR};
-use crate::body::{Body, empty};
-use crate::edge::{Route, route};
+use super::wire::{NODE_PEER, NODE_SECURE, TCP, VISITOR};
+use crate::body::{Body, bare};
+use crate::edge::route::{Route, route};
 use crate::state::State;
 
 /// How long TLS and the proofs may take on an accepted connection.
@@ -120,14 +120,14 @@ fn stream(
         .get::<hyper::ext::Protocol>()
         .map(|p| p.as_str().to_string());
     if req.method() != Method::CONNECT {
-        return status(StatusCode::BAD_REQUEST);
+        return bare(StatusCode::BAD_REQUEST);
     }
     let peer = req
         .headers()
         .get(NODE_PEER)
         .and_then(|v| v.to_str().ok()?.parse::<SocketAddr>().ok());
     let Some(peer) = peer else {
-        return status(StatusCode::BAD_REQUEST);
+        return bare(StatusCode::BAD_REQUEST);
     };
     match protocol.as_deref() {
         Some(VISITOR) => {
@@ -142,7 +142,7 @@ fn stream(
                 Route::Api => false,
             };
             if !held {
-                return status(StatusCode::NOT_FOUND);
+                return bare(StatusCode::NOT_FOUND);
             }
             let secure = req.headers().get(NODE_SECURE).is_some_and(|v| v == "1");
             let on = hyper::upgrade::on(&mut req);
@@ -150,20 +150,15 @@ fn stream(
                 match on.await {
                     Ok(io) => {
                         let io = TokioIo::new(io);
-                        crate::edge::serve_forwarded(state, api, io, peer, secure, shutdown).await
+                        crate::edge::accept::serve_forwarded(state, api, io, peer, secure, shutdown)
+                            .await
                     }
                     Err(e) => tracing::debug!(error = %e, "forwarded visitor stream failed"),
                 }
             });
-            status(StatusCode::OK)
+            bare(StatusCode::OK)
         }
         Some(TCP) => super::tcp::accept_stream(&state, req, peer),
-        _ => status(StatusCode::BAD_REQUEST),
+        _ => bare(StatusCode::BAD_REQUEST),
     }
-}
-
-pub(super) fn status(code: StatusCode) -> Response<Body> {
-    let mut r = Response::new(empty());
-    *r.status_mut() = code;
-    r
 }

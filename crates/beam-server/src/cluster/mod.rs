@@ -8,7 +8,9 @@
 //! - `listen`: the node listener (`--node-addr`) and the streams it serves.
 //! - `placement`: which node holds a name, from the store, cached briefly.
 //! - `forward`: a visitor request through another node.
-//! - `tcp`: TCP tunnel ports mirrored on every node.
+//! - `tcp` (with `mirrors`): TCP tunnel ports mirrored on every node.
+//! - `node`: what a clustered node keeps; `link`: a visitor connection's
+//!   kept link; `wire`: the names node-to-node streams use.
 //!
 //! Nodes find each other in the store: each records its node address in the
 //! `nodes` table with its heartbeat, and each live name records the node whose
@@ -16,90 +18,29 @@
 
 pub(crate) mod auth;
 mod forward;
-mod listen;
+pub(crate) mod link;
+pub(crate) mod listen;
+mod mirrors;
+pub(crate) mod node;
 mod peers;
 mod placement;
 mod tcp;
+mod wire;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use beam_proto::Secret;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use tokio::net::TcpListener;
 
-pub(crate) use forward::{From, NodeLink};
-pub(crate) use listen::serve;
+pub(crate) use forward::From;
 
 use crate::body::Body;
 use crate::edge::error::EdgeError;
 use crate::registry::Tunnel;
 use crate::state::State;
 use crate::store::NameKind;
-
-/// Extended `CONNECT` protocol of a forwarded visitor connection (HTTP/1.1 inside).
-const VISITOR: &str = "beam-visitor";
-/// Extended `CONNECT` protocol of a forwarded TCP tunnel visitor.
-const TCP: &str = "beam-tcp";
-/// The visitor's address, as the first node saw it.
-const NODE_PEER: &str = "beam-node-peer";
-/// `1` when the visitor reached the first node over TLS.
-const NODE_SECURE: &str = "beam-node-secure";
-/// The TCP tunnel port a forwarded TCP visitor connected to.
-const NODE_PORT: &str = "beam-node-port";
-
-/// Node-to-node settings; clustering is on when the server has them.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    /// The address other nodes dial to reach this one (`--node-addr`),
-    /// recorded in the store with this node's heartbeat.
-    pub node_addr: String,
-    /// Shared by every node of the cluster: each node-to-node connection is
-    /// trusted only once both ends proved they know it.
-    pub secret: Secret,
-    /// How long a visitor request waits for a tunnel whose client is moving
-    /// between nodes (a drained or dead node) before it gets `502`.
-    pub move_wait: Duration,
-}
-
-impl ClusterConfig {
-    /// Clustering on `node_addr` with `secret`; requests wait up to 5 s for
-    /// a moving tunnel (a client reconnects within about a second).
-    pub fn new(node_addr: impl Into<String>, secret: Secret) -> Self {
-        Self {
-            node_addr: node_addr.into(),
-            secret,
-            move_wait: Duration::from_secs(5),
-        }
-    }
-}
-
-/// A node's cluster state.
-pub(crate) struct Cluster {
-    pub(crate) cfg: ClusterConfig,
-    peers: peers::Peers,
-    placement: placement::Placement,
-    mirrors: tcp::Mirrors,
-}
-
-impl Cluster {
-    pub(crate) fn new(cfg: ClusterConfig) -> Self {
-        Self {
-            peers: peers::Peers::new(cfg.secret.clone()),
-            placement: Default::default(),
-            mirrors: Default::default(),
-            cfg,
-        }
-    }
-
-    /// The listener of `port` when this node mirrors it, handed over to a
-    /// TCP tunnel that now holds the port here.
-    pub(crate) fn take_port(&self, port: u16) -> Option<Arc<TcpListener>> {
-        self.mirrors.take(port)
-    }
-}
 
 /// What became of a request for a tunnel this node does not hold.
 pub(crate) enum Elsewhere {
@@ -191,7 +132,7 @@ pub(crate) async fn sync(state: &Arc<State>, alive: &[crate::store::NodeRow]) {
                 .into_iter()
                 .map(|(port, node, addr)| (port, (node, addr)))
                 .collect();
-            cluster.mirrors.sync(state, remote).await;
+            tcp::sync(state, &cluster.mirrors, remote).await;
         }
         Err(e) => tracing::warn!(error = %e, "listing other nodes' TCP ports failed"),
     }

@@ -16,79 +16,42 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::{NODE_PEER, NODE_PORT, TCP};
+use super::mirrors::{Mirror, Mirrors};
+use super::wire::{NODE_PEER, NODE_PORT, TCP};
 use crate::body::{Body, empty};
 use crate::state::State;
 
-/// A port this node mirrors, and the node it forwards to.
-struct Mirror {
-    listener: Arc<TcpListener>,
-    target: Arc<Mutex<(String, String)>>,
-    stop: CancellationToken,
-}
-
-/// The ports this node mirrors.
-#[derive(Default)]
-pub(crate) struct Mirrors(Mutex<HashMap<u16, Mirror>>);
-
-impl Mirrors {
-    /// Hands `port`'s listener to a tunnel that now holds the port here.
-    pub(crate) fn take(&self, port: u16) -> Option<Arc<TcpListener>> {
-        let m = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&port)?;
-        m.stop.cancel();
-        Some(m.listener)
-    }
-
-    /// Mirrors exactly the ports in `remote` (`port → (node, addr)`, held on
-    /// other live nodes) that this node does not hold itself.
-    pub(crate) async fn sync(&self, state: &Arc<State>, remote: HashMap<u16, (String, String)>) {
-        let stale: Vec<Mirror> = {
-            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            let gone: Vec<u16> = map
-                .keys()
-                .filter(|p| !remote.contains_key(p))
-                .copied()
-                .collect();
-            gone.iter().filter_map(|p| map.remove(p)).collect()
+/// Mirrors exactly the ports in `remote` (`port → (node, addr)`, held on
+/// other live nodes) that this node does not hold itself.
+pub(crate) async fn sync(
+    state: &Arc<State>,
+    mirrors: &Mirrors,
+    remote: HashMap<u16, (String, String)>,
+) {
+    mirrors.retain(|p| remote.contains_key(&p));
+    for (port, target) in remote {
+        if state.registry.tcp(port).is_some() || mirrors.retarget(port, &target) {
+            continue;
+        }
+        let listener = match TcpListener::bind((state.cfg.tcp_bind, port)).await {
+            Ok(l) => Arc::new(l),
+            Err(e) => {
+                tracing::warn!(port, error = %e, "cannot mirror another node's TCP tunnel port");
+                continue;
+            }
         };
-        for m in stale {
-            m.stop.cancel();
-        }
-        for (port, target) in remote {
-            if state.registry.tcp(port).is_some() {
-                continue;
-            }
-            if let Some(m) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&port) {
-                *m.target.lock().unwrap_or_else(|e| e.into_inner()) = target;
-                continue;
-            }
-            let listener = match TcpListener::bind((state.cfg.tcp_bind, port)).await {
-                Ok(l) => Arc::new(l),
-                Err(e) => {
-                    tracing::warn!(port, error = %e, "cannot mirror another node's TCP tunnel port");
-                    continue;
-                }
-            };
-            let m = Mirror {
-                listener: listener.clone(),
-                target: Arc::new(Mutex::new(target)),
-                stop: state.shutdown.child_token(),
-            };
-            tokio::spawn(accept(
-                listener,
-                m.target.clone(),
-                state.clone(),
-                m.stop.clone(),
-            ));
-            self.0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(port, m);
-        }
+        let m = Mirror {
+            listener: listener.clone(),
+            target: Arc::new(Mutex::new(target)),
+            stop: state.shutdown.child_token(),
+        };
+        tokio::spawn(accept(
+            listener,
+            m.target.clone(),
+            state.clone(),
+            m.stop.clone(),
+        ));
+        mirrors.insert(port, m);
     }
 }
 
@@ -164,7 +127,7 @@ pub(crate) fn accept_stream(
         .get(NODE_PORT)
         .and_then(|v| v.to_str().ok()?.parse::<u16>().ok());
     let Some(tunnel) = port.and_then(|p| state.registry.tcp(p)) else {
-        return super::listen::status(StatusCode::NOT_FOUND);
+        return crate::body::bare(StatusCode::NOT_FOUND);
     };
     // Paused or over its bandwidth: refused here as on the port itself.
     if tunnel.is_paused() || state.over_quota(tunnel.org_id) {
@@ -173,7 +136,7 @@ pub(crate) fn accept_stream(
         } else {
             "over_quota"
         });
-        return super::listen::status(StatusCode::FORBIDDEN);
+        return crate::body::bare(StatusCode::FORBIDDEN);
     }
     let public = SocketAddr::new(state.cfg.tcp_bind, port.unwrap_or_default());
     let on = hyper::upgrade::on(&mut req);
@@ -188,5 +151,5 @@ pub(crate) fn accept_stream(
             Err(e) => tracing::debug!(error = %e, "forwarded TCP stream failed"),
         }
     });
-    super::listen::status(StatusCode::OK)
+    crate::body::bare(StatusCode::OK)
 }

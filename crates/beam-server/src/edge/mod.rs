@@ -11,20 +11,18 @@
 //! - [`visitor`]: per-tunnel protection; [`error`]: what visitors see when it fails.
 //! - [`tcp`]: public ports of TCP tunnels; [`tls`], [`acme`]: edge certificates.
 
-mod accept;
+pub(crate) mod accept;
 pub mod acme;
 mod carrier;
 pub mod error;
 pub(crate) mod h2;
 pub(crate) mod io;
 mod link;
-mod proxy;
-mod route;
+pub(crate) mod proxy;
+pub(crate) mod route;
 pub(crate) mod tcp;
 pub mod tls;
 pub(crate) mod visitor;
 mod x509;
 
-pub(crate) use accept::{EdgeTls, serve, serve_forwarded};
-pub(crate) use proxy::is_websocket_upgrade;
-pub(crate) use route::{Route, route};
+pub(crate) use accept::{EdgeTls, serve};

@@ -37,7 +37,7 @@ pub(super) struct VisitorConn {
     /// takes visitor connections as streams.
     pub(super) link: super::link::LinkSlot,
     /// This connection's link to another node, for tunnels held there.
-    pub(super) node_link: crate::cluster::NodeLink,
+    pub(super) node_link: crate::cluster::link::NodeLink,
 }
 
 /// Who is asking, and how they reached the edge.

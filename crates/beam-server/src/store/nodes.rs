@@ -95,7 +95,7 @@ impl Store {
     /// period or merely reserved); `None` when nobody holds it now.
     pub async fn name_holder(
         &self,
-        kind: super::NameKind,
+        kind: super::reservations::NameKind,
         name: &str,
     ) -> Result<Option<NameHolder>, StoreError> {
         on_pool!(self, p => {

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use beam_proto::Secret;
-use beam_server::cluster::ClusterConfig;
+use beam_server::config::ClusterConfig;
 use tokio::net::TcpListener;
 
 use crate::cli::ServerArgs;

@@ -219,7 +219,7 @@ impl TestServer {
     /// with [`join`](Self::join).
     pub async fn cluster(tweak: impl FnOnce(&mut ServerConfig)) -> Self {
         Self::start_on(Backend::Postgres, |c| {
-            c.cluster = Some(beam_server::cluster::ClusterConfig::new(
+            c.cluster = Some(beam_server::config::ClusterConfig::new(
                 "",
                 Secret::new(CLUSTER_SECRET),
             ));
