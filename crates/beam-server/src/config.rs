@@ -114,6 +114,10 @@ pub struct ServerConfig {
     /// Longest a password or visitor-credential check waits for a hashing
     /// slot before the caller gets 503 with `Retry-After`.
     pub hash_queue: Duration,
+    /// How long a draining node of a cluster keeps serving visitors after its
+    /// clients moved, so load balancers polling `/ready` stop sending new
+    /// ones before it closes its listeners.
+    pub drain_linger: Duration,
     /// Node-to-node forwarding (a cluster on PostgreSQL); off when `None`.
     pub cluster: Option<ClusterConfig>,
     /// How often every live connection's token, membership and role are
@@ -178,6 +182,7 @@ impl ServerConfig {
             hash_queue: Duration::from_secs(2),
             revalidate_every: Duration::from_secs(2),
             cluster: None,
+            drain_linger: Duration::ZERO,
         }
     }
 

@@ -241,6 +241,7 @@ impl Server {
             shutdown: cancel.clone(),
             node_id: self.node_id.clone(),
             heartbeat_ok: std::sync::atomic::AtomicI64::new(store::now_ms()),
+            draining: std::sync::atomic::AtomicBool::new(false),
             cluster: clustered,
         });
 
@@ -341,6 +342,9 @@ impl Server {
 
         shutdown.await;
         tracing::info!("shutting down");
+        state
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         stop_tunnels.cancel();
         drain(&state).await;
         cancel.cancel();
@@ -361,8 +365,11 @@ impl Server {
 /// When other nodes serve the same database, asks every client of this node
 /// to move to another one now (they reconnect with their leases, so they keep
 /// their names) and waits up to 5 s for them to go, so a rolling restart does
-/// not leave tunnels offline until the node is back. Alone, it moves nobody:
-/// there is nowhere to go, and clients come back after the restart.
+/// not leave tunnels offline until the node is back. Then it keeps serving
+/// visitors for `drain_linger` (forwarding them to where their tunnels
+/// went) while load balancers see `/ready` fail and stop sending new ones.
+/// Alone, it moves nobody and does not linger: there is nowhere to go, and
+/// clients come back after the restart.
 async fn drain(state: &State) {
     let now = store::now_ms();
     let alive_since = now - state.cfg.node_lease.as_millis() as i64;
@@ -373,8 +380,24 @@ async fn drain(state: &State) {
             0
         }
     };
+    if others == 0 {
+        return;
+    }
+    move_clients(state, others).await;
+    if !state.cfg.drain_linger.is_zero() {
+        tracing::info!(
+            secs = state.cfg.drain_linger.as_secs_f64(),
+            "serving visitors while load balancers notice the drain"
+        );
+        tokio::time::sleep(state.cfg.drain_linger).await;
+    }
+}
+
+/// Sends `Control::Move` to every client of this node and waits up to 5 s
+/// for their sessions to end.
+async fn move_clients(state: &State, others: usize) {
     let live = state.registry.all();
-    if others == 0 || live.is_empty() {
+    if live.is_empty() {
         return;
     }
     tracing::info!(
@@ -382,6 +405,13 @@ async fn drain(state: &State) {
         nodes = others,
         "moving clients to other nodes"
     );
+    // With forwarding, visitors of these tunnels now wait for them on their
+    // next node; without it, they keep using the old connection until it ends.
+    if state.cluster.is_some() {
+        for t in &live {
+            t.moving.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     let asks = live.iter().map(|t| {
         let mut sender = t.sender.clone();
         let req = beam_proto::Control::Move.request(crate::body::empty());

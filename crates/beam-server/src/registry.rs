@@ -29,6 +29,10 @@ pub struct Tunnel {
     pub token_id: i64,
     /// Visitors get 503 while set.
     pub paused: AtomicBool,
+    /// Set once this (draining) node asked the client to move to another
+    /// node: new visitor requests wait for the tunnel there instead of
+    /// opening streams on a connection the client is closing.
+    pub moving: AtomicBool,
     /// Custom domains routed to this tunnel.
     pub domains: Vec<String>,
     /// Opens streams to the client.
@@ -47,6 +51,11 @@ impl Tunnel {
     /// Whether visitors are refused.
     pub fn is_paused(&self) -> bool {
         self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Whether the client was asked to move to another node.
+    pub fn is_moving(&self) -> bool {
+        self.moving.load(Ordering::Relaxed)
     }
 
     /// Pauses or resumes.

@@ -29,6 +29,9 @@ pub(crate) struct State {
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
     /// This node's id in the store: on the names and tunnels it holds.
     pub(crate) node_id: String,
+    /// Set when shutdown began: `/ready` fails so load balancers stop
+    /// sending visitors while the node drains.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
     /// When the store last took this node's heartbeat, unix ms (`/ready`).
     pub(crate) heartbeat_ok: std::sync::atomic::AtomicI64,
     pub(crate) dns: domains::dns::Verifier,

@@ -262,6 +262,9 @@ async fn ready(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
             })),
         )
     };
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return unavailable("draining: this node is shutting down".into());
+    }
     // Bounded: a probe must answer even while the pool waits for a
     // database that is gone.
     match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {

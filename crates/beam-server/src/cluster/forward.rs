@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 
 use super::link::NodeLink;
-use super::wire::{NODE_PEER, NODE_SECURE, VISITOR};
+use super::wire::{NODE_HOPS, NODE_PEER, NODE_SECURE, VISITOR};
 use crate::body::{Body, boxed, empty};
 use crate::state::State;
 
@@ -39,6 +39,8 @@ pub(crate) struct From<'a> {
     pub(crate) secure: bool,
     /// HTTP/2: requests run in parallel, so none may keep the link.
     pub(crate) multiplexed: bool,
+    /// Node-to-node hops the visitor connection already took.
+    pub(crate) hops: u8,
     pub(crate) link: &'a NodeLink,
 }
 
@@ -138,6 +140,7 @@ async fn open(
     if let Ok(v) = HeaderValue::from_str(&visitor.peer.to_string()) {
         h.insert(NODE_PEER, v);
     }
+    h.insert(NODE_HOPS, u16::from(visitor.hops + 1).into());
     h.insert(
         NODE_SECURE,
         HeaderValue::from_static(if visitor.secure { "1" } else { "0" }),

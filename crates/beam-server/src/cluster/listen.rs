@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{NODE_PEER, NODE_SECURE, TCP, VISITOR};
+use super::wire::{NODE_HOPS, NODE_PEER, NODE_SECURE, TCP, VISITOR};
 use crate::body::{Body, bare};
 use crate::edge::route::{Route, route};
 use crate::state::State;
@@ -137,7 +137,7 @@ fn stream(
                 .map(|a| a.host().trim_end_matches('.').to_ascii_lowercase())
                 .unwrap_or_default();
             let held = match route(&host, &state.cfg.domain) {
-                Route::Tunnel(name) => state.registry.http(&name).is_some(),
+                Route::Tunnel(name) => state.registry.http(&name).is_some_and(|t| !t.is_moving()),
                 Route::Unknown => state.registry.domain(&host).is_some(),
                 Route::Api => false,
             };
@@ -145,13 +145,20 @@ fn stream(
                 return bare(StatusCode::NOT_FOUND);
             }
             let secure = req.headers().get(NODE_SECURE).is_some_and(|v| v == "1");
+            let hops = req
+                .headers()
+                .get(NODE_HOPS)
+                .and_then(|v| v.to_str().ok()?.parse::<u8>().ok())
+                .unwrap_or(super::MAX_HOPS);
             let on = hyper::upgrade::on(&mut req);
             state.tasks.clone().spawn(async move {
                 match on.await {
                     Ok(io) => {
                         let io = TokioIo::new(io);
-                        crate::edge::accept::serve_forwarded(state, api, io, peer, secure, shutdown)
-                            .await
+                        crate::edge::accept::serve_forwarded(
+                            state, api, io, peer, secure, hops, shutdown,
+                        )
+                        .await
                     }
                     Err(e) => tracing::debug!(error = %e, "forwarded visitor stream failed"),
                 }

@@ -42,6 +42,10 @@ use crate::registry::Tunnel;
 use crate::state::State;
 use crate::store::NameKind;
 
+/// Node-to-node hops a visitor connection may take: the first node's, and
+/// one more when the tunnel moved on while the request was on its way.
+pub(crate) const MAX_HOPS: u8 = 2;
+
 /// What became of a request for a tunnel this node does not hold.
 pub(crate) enum Elsewhere {
     /// Another node answered.
@@ -68,7 +72,7 @@ pub(crate) async fn elsewhere(
     };
     let deadline = tokio::time::Instant::now() + cluster.cfg.move_wait;
     loop {
-        if let Some(t) = state.registry.http(name) {
+        if let Some(t) = state.registry.http(name).filter(|t| !t.is_moving()) {
             return Ok(Elsewhere::Here(t, req));
         }
         let alive_since = crate::store::now_ms() - state.cfg.node_lease.as_millis() as i64;

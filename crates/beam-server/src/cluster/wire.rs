@@ -9,5 +9,7 @@ pub(crate) const TCP: &str = "beam-tcp";
 pub(crate) const NODE_PEER: &str = "beam-node-peer";
 /// `1` when the visitor reached the first node over TLS.
 pub(crate) const NODE_SECURE: &str = "beam-node-secure";
+/// How many node-to-node hops the visitor connection has taken.
+pub(crate) const NODE_HOPS: &str = "beam-node-hops";
 /// The TCP tunnel port a forwarded TCP visitor connected to.
 pub(crate) const NODE_PORT: &str = "beam-node-port";

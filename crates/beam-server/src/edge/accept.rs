@@ -79,7 +79,7 @@ pub(crate) async fn serve(
                 api,
                 peer,
                 shutdown,
-                forwarded: false,
+                hops: 0,
             };
             match tls {
                 None => conn.plain(stream).await,
@@ -98,6 +98,7 @@ pub(crate) async fn serve_forwarded<IO>(
     io: IO,
     peer: SocketAddr,
     secure: bool,
+    hops: u8,
     shutdown: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -107,7 +108,7 @@ pub(crate) async fn serve_forwarded<IO>(
         api,
         peer,
         shutdown,
-        forwarded: true,
+        hops,
     };
     conn.http1(io, secure).await
 }
@@ -118,8 +119,8 @@ struct Conn {
     api: axum::Router,
     peer: SocketAddr,
     shutdown: CancellationToken,
-    /// Forwarded by another node: never forwarded again.
-    forwarded: bool,
+    /// Node-to-node hops the connection took to get here (0: a visitor's own).
+    hops: u8,
 }
 
 impl Conn {
@@ -188,7 +189,7 @@ impl Conn {
             peer: self.peer,
             secure,
             multiplexed,
-            forwarded: self.forwarded,
+            hops: self.hops,
             link: Default::default(),
             node_link: Default::default(),
         });

@@ -30,9 +30,11 @@ pub(super) struct VisitorConn {
     pub(super) secure: bool,
     /// HTTP/2: many requests at once, so none of them owns a byte stream.
     pub(super) multiplexed: bool,
-    /// Arrived from another node of the cluster: answered here, never
-    /// forwarded again.
-    pub(super) forwarded: bool,
+    /// Node-to-node hops it took to get here: a visitor connection arrives
+    /// with 0; a forwarded one is forwarded again (its tunnel moved on
+    /// meanwhile) only up to `cluster::MAX_HOPS`, so a stale view of where
+    /// a tunnel is can never bounce a request around.
+    pub(super) hops: u8,
     /// This connection's byte stream to a tunnel client, when the tunnel
     /// takes visitor connections as streams.
     pub(super) link: super::link::LinkSlot,

@@ -181,9 +181,9 @@ async fn dispatch(
             Ok(resp) => return Ok(resp),
             Err(never) => match never {},
         },
-        Route::Tunnel(name) => match state.registry.http(&name) {
+        Route::Tunnel(name) => match state.registry.http(&name).filter(|t| !t.is_moving()) {
             Some(t) => t,
-            None if conn.forwarded || state.cluster.is_none() => {
+            None if conn.hops >= crate::cluster::MAX_HOPS || state.cluster.is_none() => {
                 return Err(EdgeError::NoTunnel {
                     host: format!("{name}.{}", state.cfg.domain),
                 });
@@ -194,6 +194,7 @@ async fn dispatch(
                     peer,
                     secure,
                     multiplexed: conn.multiplexed,
+                    hops: conn.hops,
                     link: &conn.node_link,
                 };
                 let host = (host.as_str(), raw_host.as_str());

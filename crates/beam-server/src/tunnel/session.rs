@@ -272,6 +272,7 @@ fn register(
         user_id: p.user_id,
         token_id: p.token_id,
         paused: record.paused.into(),
+        moving: false.into(),
         domains: admitted.domain.into_iter().map(|d| d.hostname).collect(),
         sender,
         kick: CancellationToken::new(),
@@ -336,7 +337,14 @@ async fn finish(state: &State, claimed: Claimed, tunnel: &Tunnel, record_id: i64
     // Start the grace period before leaving the registry: a client reconnecting in
     // between finds the old entry and takes over its TCP listener instead of racing
     // the old one for the port.
-    claimed.release(state).await;
+    // A client this draining node asked to move keeps the name live: it is
+    // reconnecting to another node, and visitors wait for it there rather
+    // than get 404 for a name in its grace period. If it never arrives, the
+    // node's leaving releases the name like any orphan.
+    let moving = tunnel.is_moving();
+    if !moving {
+        claimed.release(state).await;
+    }
     state.registry.remove_domains_of(tunnel);
     // Only the last session of a name marks the record disconnected (a takeover
     // by a newer session of the same tunnel already marked it connected).
@@ -345,6 +353,7 @@ async fn finish(state: &State, claimed: Claimed, tunnel: &Tunnel, record_id: i64
         .get(&tunnel.name)
         .is_some_and(|t| t.session != tunnel.session);
     if !replaced
+        && !moving
         && let Err(e) = state
             .store
             .tunnel_disconnected(record_id, &state.node_id, now_ms())

@@ -83,6 +83,11 @@ pub struct ServerArgs {
         requires = "node_addr"
     )]
     pub node_bind: Option<SocketAddr>,
+    /// On SIGTERM in a cluster: how long to keep serving visitors after the
+    /// node's clients moved, while load balancers see /ready fail (set it
+    /// above their health-check interval).
+    #[arg(long, env = "BEAM_DRAIN_LINGER", default_value = "2s", value_parser = parse_duration)]
+    pub drain_linger: Duration,
     /// PEM certificate chain for <domain> and *.<domain> on the HTTPS edge; reloaded
     /// when the file changes [default: self-signed].
     #[arg(long, env = "BEAM_EDGE_CERT", requires = "edge_key")]

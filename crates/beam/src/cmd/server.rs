@@ -107,6 +107,7 @@ pub fn config_from(args: &ServerArgs, http_port: u16, https_port: Option<u16>) -
     cfg.max_header_bytes = usize::try_from(args.max_header_bytes).unwrap_or(usize::MAX);
     cfg.header_read_timeout = args.header_timeout;
     cfg.idle_timeout = args.idle_timeout;
+    cfg.drain_linger = args.drain_linger;
     cfg.api_url = args
         .api_url
         .clone()

@@ -4,3 +4,4 @@
 
 mod forwarding;
 mod nodes;
+mod rolling;

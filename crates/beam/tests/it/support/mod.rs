@@ -1,6 +1,7 @@
 //! Test harness: servers, clients, local origins, stores, a mail catcher and a
 //! DNS server, all in-process on `127.0.0.1:0`. One module per concern.
 
+mod balancer;
 mod cli;
 mod client;
 mod dns;
@@ -12,6 +13,7 @@ mod server;
 mod store;
 mod tls;
 
+pub use balancer::*;
 pub use cli::*;
 pub use client::*;
 pub use dns::*;
