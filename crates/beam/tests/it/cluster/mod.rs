@@ -2,6 +2,7 @@
 //! node reach tunnels on any other (`nodes`), visitors reach every tunnel
 //! through every node over authenticated node-to-node links (`forwarding`).
 
+mod failover;
 mod forwarding;
 mod nodes;
 mod rolling;
