@@ -1,8 +1,8 @@
 //! Which node holds a public name, from the store's reservations (the row a
 //! claim writes atomically), cached briefly so a busy name costs one query
 //! per second per node, not one per request. Lookups that miss the cache are
-//! bounded, so a flood of made-up subdomains cannot queue work on the
-//! database that real visitors wait behind.
+//! bounded, so a flood of made-up subdomains cannot queue more than a few
+//! queries on the database, and busy names keep their last answer meanwhile.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,9 +16,11 @@ use crate::store::{NameHolder, NameKind, Store, StoreError};
 /// How long an answer is reused.
 const TTL: Duration = Duration::from_secs(1);
 
-/// Store lookups in flight at once; more misses than this are answered
-/// "nowhere" without asking.
+/// Store lookups in flight at once per node.
 const LOOKUPS: usize = 16;
+
+/// How long a lookup for a name with no cached answer waits for a slot.
+const QUEUE: Duration = Duration::from_millis(500);
 
 /// Most names kept; past it the cache starts over (a flood of random names
 /// must not grow memory).
@@ -69,17 +71,30 @@ impl Placement {
         alive_since: i64,
     ) -> Result<Place, StoreError> {
         let key = (kind, name.to_string());
-        if let Some((place, at)) = self
+        let cached = self
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
+            .cloned();
+        if let Some((place, at)) = &cached
             && at.elapsed() < TTL
         {
             return Ok(place.clone());
         }
-        let Ok(_permit) = self.lookups.try_acquire() else {
-            return Ok(Place::Nowhere);
+        // Lookups are bounded. A busy name whose answer just expired keeps
+        // its last answer while a few requests ask again; a name nobody
+        // asked about recently waits briefly for a lookup slot and is
+        // otherwise not found.
+        let _permit = match self.lookups.try_acquire() {
+            Ok(p) => p,
+            Err(_) => match cached {
+                Some((place, _)) => return Ok(place),
+                None => match tokio::time::timeout(QUEUE, self.lookups.acquire()).await {
+                    Ok(Ok(p)) => p,
+                    _ => return Ok(Place::Nowhere),
+                },
+            },
         };
         let holder = store.name_holder(kind, name).await?;
         let place = classify(holder, me, alive_since);
@@ -123,6 +138,38 @@ fn classify(holder: Option<NameHolder>, me: &str, alive_since: i64) -> Place {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With every lookup slot taken (a flood of made-up names), a busy name
+    /// keeps its last answer and an unknown name is not found after a short
+    /// wait; neither waits on the store.
+    #[tokio::test]
+    async fn with_every_lookup_slot_taken_busy_names_keep_their_last_answer() {
+        let dir = std::env::temp_dir().join(format!("beam-placement-{}", rand::random::<u64>()));
+        let store = Store::connect(&format!("sqlite://{}", dir.display()))
+            .await
+            .unwrap();
+        // Time stands still from here: the wait below is measured exactly.
+        tokio::time::pause();
+        let p = Placement::default();
+        let remote = Place::Remote {
+            node: "b".into(),
+            addr: "10.0.0.2:7000".into(),
+        };
+        let stale = Instant::now().checked_sub(TTL * 2).unwrap();
+        p.cache.lock().unwrap().insert(
+            (NameKind::Subdomain, "busy".into()),
+            (remote.clone(), stale),
+        );
+        let _flood = p.lookups.try_acquire_many(LOOKUPS as u32).unwrap();
+        let busy = p.find(&store, "a", NameKind::Subdomain, "busy", 0).await;
+        assert_eq!(busy.unwrap(), remote);
+        let started = Instant::now();
+        let unknown = p.find(&store, "a", NameKind::Subdomain, "nobody", 0).await;
+        assert_eq!(unknown.unwrap(), Place::Nowhere);
+        let waited = started.elapsed();
+        assert!(waited >= QUEUE && waited < QUEUE * 2, "{waited:?}");
+        let _ = std::fs::remove_file(&dir);
+    }
 
     fn holder(node: &str, addr: &str, beat: Option<i64>) -> Option<NameHolder> {
         Some(NameHolder {

@@ -294,7 +294,11 @@ async fn bootstrap(
     if let Ok(t) = std::env::var("BEAM_BOOTSTRAP_TOKEN")
         && !t.is_empty()
     {
-        store_operator_token(store, operator, &t, "bootstrap (BEAM_BOOTSTRAP_TOKEN)").await?;
+        // Once: every node of a cluster, and every restart, sees the same
+        // variable (a token that was revoked since stays revoked).
+        if store.find_token(&hash_secret(&t)).await?.is_none() {
+            store_operator_token(store, operator, &t, "bootstrap (BEAM_BOOTSTRAP_TOKEN)").await?;
+        }
     }
     let path = default_path();
     if args.dev {

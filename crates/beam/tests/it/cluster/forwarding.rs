@@ -37,6 +37,27 @@ async fn visitors_reach_a_tunnel_through_every_node() {
     assert_eq!(seen["x-forwarded-for"], "127.0.0.1", "{seen}");
     assert_eq!(seen["x-forwarded-host"], host.as_str(), "{seen}");
 
+    // A burst of new connections once b's cached placement expired: more at
+    // once than b looks up in the store, and a flood of made-up names
+    // alongside. Every request for the real tunnel is answered by it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let burst = (0..64).map(|i| {
+        let (host, bogus) = (host.clone(), format!("nobody-{i}.localhost"));
+        let public = b.public;
+        tokio::spawn(async move {
+            let (real, made_up) = tokio::join!(
+                try_get(public, &host, "/hello"),
+                try_get(public, &bogus, "/hello")
+            );
+            (real.map(|r| r.0), made_up.map(|r| r.0))
+        })
+    });
+    for r in futures_util::future::join_all(burst).await {
+        let (real, made_up) = r.unwrap();
+        assert_eq!(real, Ok(StatusCode::OK));
+        assert_eq!(made_up, Ok(StatusCode::NOT_FOUND));
+    }
+
     websocket_echo(b.public, &host).await;
     stream_both_ways(c.public, &host, 64 << 20).await;
 
@@ -53,8 +74,8 @@ async fn visitors_reach_a_tunnel_through_every_node() {
             .iter()
             .find(|t| t["name"] == w.name.as_str())?
             .clone();
-        // /hello ×3, /headers, the WebSocket, /count and /bytes.
-        (row["requests"] == 7).then_some(())
+        // /hello ×3, /headers, the burst's 64, the WebSocket, /count and /bytes.
+        (row["requests"] == 71).then_some(())
     })
     .await;
 
