@@ -95,8 +95,5 @@ async fn a_rolling_restart_under_load_fails_no_request() {
     // The tunnel kept its name on whichever node holds it now.
     let (status, _) = try_get(public.addr, &host, "/hello").await.unwrap();
     assert_eq!(status, StatusCode::OK);
-    assert!(
-        client.handle.is_finished() == false,
-        "the client kept running"
-    );
+    assert!(!client.handle.is_finished(), "the client kept running");
 }
