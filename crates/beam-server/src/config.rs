@@ -104,6 +104,9 @@ pub struct ServerConfig {
     pub acme: Option<crate::edge::acme::AcmeConfig>,
     /// Production signing secrets of webhook sources (public receiver).
     pub webhook_sources: crate::parity::webhooks::Sources,
+    /// How often a developer's webhook stream looks for events on its own,
+    /// in case a notification from another node was lost.
+    pub webhook_poll: Duration,
     /// How long stored webhook events stay deliverable.
     pub webhook_retention: Duration,
     /// Largest webhook body the public receiver accepts (413 above it).
@@ -178,6 +181,7 @@ impl ServerConfig {
             // Three days: a developer away over a weekend still gets Friday's events.
             webhook_retention: Duration::from_secs(72 * 3600),
             webhook_max_body: 1 << 20,
+            webhook_poll: Duration::from_secs(30),
             env_check_limit: 20,
             hash_queue: Duration::from_secs(2),
             revalidate_every: Duration::from_secs(2),

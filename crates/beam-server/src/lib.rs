@@ -273,6 +273,7 @@ impl Server {
         ));
         tasks.spawn(purge);
         tasks.spawn(heartbeat_loop(state.clone(), cancel.clone()));
+        tasks.spawn(notify_loop(state.clone(), cancel.clone()));
         // Built once: every connection (edge and tunnel port) shares it.
         let api = api::router(state.clone());
         tasks.spawn(edge::serve(
@@ -522,6 +523,43 @@ async fn heartbeat_loop(state: Arc<State>, cancel: CancellationToken) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "releasing a dead node's names failed"),
+        }
+    }
+}
+
+/// Wakes this node's waiters on what other nodes announce (PostgreSQL
+/// `LISTEN`): a webhook event stored by another node reaches developers
+/// streaming from this one at once. After a lost connection everyone looks
+/// once, since notifications sent meanwhile are gone. Nothing on SQLite.
+async fn notify_loop(state: Arc<State>, cancel: CancellationToken) {
+    use store::notify::{Heard, WEBHOOKS};
+    let mut listener = loop {
+        match state.store.listen(&[WEBHOOKS]).await {
+            Ok(Some(l)) => break l,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for other nodes' changes; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    () = cancel.cancelled() => return,
+                }
+            }
+        }
+    };
+    loop {
+        let heard = tokio::select! {
+            h = listener.next() => h,
+            () = cancel.cancelled() => return,
+        };
+        match heard {
+            Ok(Heard::Channel(_) | Heard::Reconnected) => state.webhooks.stored(),
+            Err(e) => {
+                tracing::warn!(error = %e, "listening for other nodes' changes failed");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = cancel.cancelled() => return,
+                }
+            }
         }
     }
 }

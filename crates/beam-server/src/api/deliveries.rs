@@ -105,6 +105,7 @@ pub async fn stream(
         provider,
         patterns,
         wake: state.webhooks.subscribe(),
+        poll: state.cfg.webhook_poll,
         idle_since: tokio::time::Instant::now(),
     };
     let body = futures_util::stream::unfold(cursor, |mut c| async move {
@@ -136,6 +137,8 @@ struct Cursor {
     provider: Option<Provider>,
     patterns: Vec<String>,
     wake: tokio::sync::watch::Receiver<u64>,
+    /// How often to look without being woken.
+    poll: Duration,
     idle_since: tokio::time::Instant,
 }
 
@@ -185,8 +188,9 @@ impl Cursor {
                 // Events stored on this node wake the stream at once.
                 r = self.wake.changed() => if r.is_err() { return None },
                 () = self.kick.cancelled() => {}
-                // Other nodes' events are picked up by polling.
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                // Other nodes' events arrive by notification; this only
+                // covers one that was lost.
+                () = tokio::time::sleep(self.poll) => {}
                 () = tokio::time::sleep_until(heartbeat_at) => {
                     self.idle_since = tokio::time::Instant::now();
                     return Some(Bytes::from_static(b"\n"));

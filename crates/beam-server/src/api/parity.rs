@@ -101,8 +101,8 @@ pub(super) async fn agent_call(
     ),
     ApiError,
 > {
-    let Some(agent) = state.registry.agents(env.id).pop() else {
-        return Err(ApiError::new(
+    let offline = || {
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "agent_offline",
             format!(
@@ -110,19 +110,37 @@ pub(super) async fn agent_call(
                 project = env.project,
                 name = env.name
             ),
-        ));
+        )
     };
-    let mut sender = agent.sender.clone();
-    let resp = sender.send_request(req).await.map_err(|e| {
-        tracing::debug!(error = %e, "agent request failed");
+    let failed = || {
         ApiError::new(
             StatusCode::BAD_GATEWAY,
             "agent_failed",
             "the agent disconnected before answering; retry",
         )
-    })?;
+    };
+    let (resp, gone) = match state.registry.agents(env.id).pop() {
+        Some(agent) => {
+            let mut sender = agent.sender.clone();
+            let resp = sender.send_request(req).await.map_err(|e| {
+                tracing::debug!(error = %e, "agent request failed");
+                failed()
+            })?;
+            (resp, agent.kick.clone())
+        }
+        // In a cluster the agent may be connected to another node; the
+        // relayed answer ends when that node's agent goes.
+        None => match crate::cluster::agents::relay(state, env.id, req).await {
+            Ok(resp) => (resp, CancellationToken::new()),
+            Err(crate::cluster::agents::RelayError::Offline) => return Err(offline()),
+            Err(e) => {
+                tracing::debug!(error = %e, "relaying to another node's agent failed");
+                return Err(failed());
+            }
+        },
+    };
     if resp.status() == StatusCode::OK {
-        return Ok((resp, agent.kick.clone()));
+        return Ok((resp, gone));
     }
     // The agent explains (a bad --grep, no flags configured); pass it on.
     let status = resp.status();

@@ -78,6 +78,10 @@ async fn store_event(
         .await?;
     if !duplicate {
         state.webhooks.stored();
+        // Developers streaming from other nodes of a cluster.
+        if let Err(e) = state.store.notify(crate::store::notify::WEBHOOKS).await {
+            tracing::warn!(error = %e, "announcing a webhook event to other nodes failed");
+        }
     }
     if state.webhooks.purge_due(now) {
         let before = now - state.cfg.webhook_retention.as_millis() as i64;

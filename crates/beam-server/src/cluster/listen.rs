@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{NODE_HOPS, NODE_PEER, NODE_SECURE, TCP, VISITOR};
+use super::wire::{NODE_AGENT, NODE_HOPS, NODE_PEER, NODE_SECURE, TCP, VISITOR};
 use crate::body::{Body, bare};
 use crate::edge::route::{Route, route};
 use crate::state::State;
@@ -76,7 +76,13 @@ async fn serve_node(
         let (state, shutdown) = (state.clone(), shutdown.clone());
         service_fn(move |req| {
             let (state, api, shutdown) = (state.clone(), api.clone(), shutdown.clone());
-            async move { Ok::<_, std::convert::Infallible>(stream(state, api, req, shutdown)) }
+            async move {
+                let resp = match req.headers().get(NODE_AGENT).cloned() {
+                    Some(env) => super::agents::serve(&state, req, &env).await,
+                    None => stream(state, api, req, shutdown),
+                };
+                Ok::<_, std::convert::Infallible>(resp)
+            }
         })
     };
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -108,7 +114,8 @@ async fn serve_node(
 
 /// One stream from another node: a visitor connection (`beam-visitor`) or
 /// a TCP tunnel stream (`beam-tcp`) for a tunnel this node holds; `404` when
-/// it holds no such tunnel (the other node looks again).
+/// it holds no such tunnel (the other node looks again). (Relayed agent
+/// requests, marked `beam-node-agent`, go to `agents::serve` instead.)
 fn stream(
     state: Arc<State>,
     api: axum::Router,

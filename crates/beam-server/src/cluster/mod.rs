@@ -8,6 +8,7 @@
 //! - `listen`: the node listener (`--node-addr`) and the streams it serves.
 //! - `placement`: which node holds a name, from the store, cached briefly.
 //! - `forward`: a visitor request through another node.
+//! - `agents`: parity calls relayed to the node an agent is connected to.
 //! - `tcp` (with `mirrors`): TCP tunnel ports mirrored on every node.
 //! - `node`: what a clustered node keeps; `link`: a visitor connection's
 //!   kept link; `wire`: the names node-to-node streams use.
@@ -16,6 +17,7 @@
 //! `nodes` table with its heartbeat, and each live name records the node whose
 //! connection holds it.
 
+pub(crate) mod agents;
 pub(crate) mod auth;
 mod forward;
 pub(crate) mod link;

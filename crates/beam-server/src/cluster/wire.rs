@@ -11,5 +11,7 @@ pub(crate) const NODE_PEER: &str = "beam-node-peer";
 pub(crate) const NODE_SECURE: &str = "beam-node-secure";
 /// How many node-to-node hops the visitor connection has taken.
 pub(crate) const NODE_HOPS: &str = "beam-node-hops";
+/// On a relayed agent request: the environment whose agent answers it.
+pub(crate) const NODE_AGENT: &str = "beam-node-agent";
 /// The TCP tunnel port a forwarded TCP visitor connected to.
 pub(crate) const NODE_PORT: &str = "beam-node-port";

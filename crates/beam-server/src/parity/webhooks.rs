@@ -251,8 +251,9 @@ impl Hub {
         })
     }
 
-    /// Tells waiting streams on this node that something was stored. Streams
-    /// also poll once a second, which covers events stored by other nodes.
+    /// Tells waiting streams on this node that something was stored (here,
+    /// or on another node: see `notify_loop`). Streams also look every
+    /// `webhook_poll`, in case a notification was lost.
     pub(crate) fn stored(&self) {
         self.stored.send_modify(|n| *n = n.wrapping_add(1));
     }

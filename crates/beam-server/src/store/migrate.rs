@@ -28,6 +28,7 @@ migrations! {
     6 => "0006_webhooks.sql",
     7 => "0007_security.sql",
     8 => "0008_nodes.sql",
+    9 => "0009_agent_sessions.sql",
 }
 
 impl Store {

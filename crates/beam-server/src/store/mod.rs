@@ -12,6 +12,7 @@ mod domains;
 mod invitations;
 mod migrate;
 mod nodes;
+pub mod notify;
 mod projects;
 mod reservations;
 mod tokens;

@@ -142,6 +142,46 @@ impl Store {
         .map_err(Into::into)
     }
 
+    /// Records that agent `session` of environment `env_id` is connected to `node`.
+    pub async fn agent_connected(
+        &self,
+        session: &str,
+        env_id: i64,
+        node: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query(
+            "INSERT INTO agent_sessions (session, env_id, node_id, connected_at) VALUES ($1, $2, $3, $4)")
+            .bind(session).bind(env_id).bind(node).bind(now).execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// Forgets agent `session` (it disconnected).
+    pub async fn agent_disconnected(&self, session: &str) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query("DELETE FROM agent_sessions WHERE session = $1")
+            .bind(session).execute(p).await.map(|_| ())?);
+        Ok(())
+    }
+
+    /// `(node id, node address)` of the live node other than `me` with the
+    /// newest agent of `env_id`, when that node has a node address.
+    pub async fn agent_node(
+        &self,
+        env_id: i64,
+        me: &str,
+        alive_since: i64,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        on_pool!(self, p => {
+            let row = sqlx::query(
+                "SELECT n.id, n.addr FROM agent_sessions s JOIN nodes n ON n.id = s.node_id \
+                 WHERE s.env_id = $1 AND n.id <> $2 AND n.heartbeat_at >= $3 AND n.addr <> '' \
+                 ORDER BY s.connected_at DESC LIMIT 1")
+                .bind(env_id).bind(me).bind(alive_since).fetch_optional(p).await?;
+            row.map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("addr")?))).transpose()
+        })
+        .map_err(Into::into)
+    }
+
     /// `(id, paused)` of every tunnel row this node serves (or served last).
     /// A live tunnel missing here was stopped (its row deleted) through
     /// another node's API.
@@ -159,7 +199,8 @@ impl Store {
     /// Releases what nodes without a heartbeat since `alive_since` held:
     /// their live names start a grace period ending at `grace_until` (their
     /// clients come back with leases, to any node), their connected tunnels
-    /// become disconnected at `now`, and their node rows are deleted. Names
+    /// become disconnected at `now`, their agents are forgotten, and their
+    /// node rows are deleted. Names
     /// and tunnels of live nodes are never touched.
     pub async fn release_orphans(
         &self,
@@ -180,6 +221,9 @@ impl Store {
                 .bind(grace_until).bind(alive_since).execute(&mut *tx).await?.rows_affected();
             let tunnels = sqlx::query(sqlx::AssertSqlSafe(tunnels.as_str()))
                 .bind(now).bind(alive_since).execute(&mut *tx).await?.rows_affected();
+            sqlx::query(
+                "DELETE FROM agent_sessions WHERE node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= $1)")
+                .bind(alive_since).execute(&mut *tx).await?;
             sqlx::query("DELETE FROM nodes WHERE heartbeat_at < $1")
                 .bind(alive_since).execute(&mut *tx).await?;
             tx.commit().await?;

@@ -58,6 +58,14 @@ pub(super) async fn run<IO>(
         kick: CancellationToken::new(),
     });
     state.registry.insert_agent(env.id, agent.clone());
+    // Other nodes of a cluster relay parity calls here.
+    if let Err(e) = state
+        .store
+        .agent_connected(&session, env.id, &state.node_id, crate::store::now_ms())
+        .await
+    {
+        tracing::warn!(error = %e, "could not record the agent's node");
+    }
     // An agent token revoked (or its creator leaving the organization) ends
     // the agent's connection too.
     let kick = agent.kick.clone();
@@ -78,6 +86,9 @@ pub(super) async fn run<IO>(
     }
     gauge.dec();
     state.registry.remove_agent(env.id, &session);
+    if let Err(e) = state.store.agent_disconnected(&session).await {
+        tracing::warn!(error = %e, "could not forget the agent's node");
+    }
     tracing::info!(session, environment = %name, "agent disconnected");
 }
 

@@ -260,3 +260,55 @@ async fn metrics_count_the_cluster_nodes() {
     })
     .await;
 }
+
+/// A developer whose calls reach another node than the production agent's
+/// gets the same answers: the node relays to the agent's node. Once the
+/// agent is gone, every node says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parity_calls_on_any_node_reach_the_agent_on_another() {
+    let a = TestServer::cluster(|_| {}).await;
+    let c = a.join().await;
+    let (admin, agent_token) = crate::support::parity::setup(&a).await;
+    let dev = a.api_token(&admin, &["flags:read", "logs:read"]).await;
+    let work = tempfile::tempdir().unwrap();
+    let flags = work.path().join("flags.toml");
+    std::fs::write(&flags, "[flags.new-checkout]\nenabled = true\n").unwrap();
+    let flags_arg = flags.display().to_string();
+    let home = tempfile::tempdir().unwrap();
+    let agent = crate::support::parity::start_agent(
+        &a,
+        home.path(),
+        &agent_token,
+        &["--listen", "127.0.0.1:0", "--flags-file", &flags_arg],
+        &[],
+    )
+    .await;
+    let path = "/api/projects/shop/production/flags";
+    let here = a.api("GET", path, Some(&dev), None).await;
+    assert_eq!(here.status, StatusCode::OK, "{here:?}");
+    let there = c.api("GET", path, Some(&dev), None).await;
+    assert_eq!(there.status, StatusCode::OK, "{there:?}");
+    assert_eq!(there.json, here.json);
+    assert!(there.json.to_string().contains("new-checkout"), "{there:?}");
+    // A token without the scope is refused by the node it reaches, as ever.
+    let weak = a.api_token(&admin, &["tunnels:read"]).await;
+    let r = c.api("GET", path, Some(&weak), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    // Logs stream through the relay too.
+    let r = c
+        .api(
+            "GET",
+            "/api/projects/shop/production/logs?follow=false&tail=5",
+            Some(&dev),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+
+    drop(agent);
+    eventually("every node says the agent is offline", || async {
+        let r = c.api("GET", path, Some(&dev), None).await;
+        (r.status == StatusCode::SERVICE_UNAVAILABLE && r.code() == "agent_offline").then_some(())
+    })
+    .await;
+}

@@ -308,3 +308,34 @@ crate::both!(
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
     }
 );
+
+/// A webhook received by one node of a cluster reaches a developer streaming
+/// from another at once: the stream's own look-up is set to an hour, and the
+/// event must come before the stream's first idle heartbeat (after which the
+/// stream also looks), so only the receiving node's notification
+/// (PostgreSQL `NOTIFY`) can have woken it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_received_by_one_node_reaches_a_stream_on_another() {
+    let a = TestServer::cluster(|c| {
+        c.webhook_sources = sources();
+        c.webhook_poll = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let c = a.join().await;
+    let (admin, _agent) = setup(&a).await;
+    let dev = a.api_token(&admin, &["webhooks:read"]).await;
+    let (status, mut stream) = open_stream(&c, &dev, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let body = b"{\"id\":\"evt_across\",\"type\":\"invoice.paid\"}";
+    let r = send_stripe(&a, body, PROD_STRIPE).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let first = within("the event", next_data(&mut stream)).await.unwrap();
+    assert_ne!(
+        first[0], b'\n',
+        "a heartbeat came first: the stream was not woken"
+    );
+    let mut pending = first.to_vec();
+    let ev: WebhookEvent = next_event(&mut stream, &mut pending).await;
+    assert_eq!(ev.id, r.json["id"].as_i64().unwrap());
+    assert_eq!(ev.body, body);
+}

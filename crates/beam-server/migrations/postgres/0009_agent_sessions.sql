@@ -1,0 +1,10 @@
+-- Production agents connected to each node, so a parity call answered by any
+-- node of a cluster reaches the environment's agent on the node it is
+-- connected to. Rows of dead nodes go with them (release of orphans).
+CREATE TABLE agent_sessions (
+    session      TEXT   PRIMARY KEY,
+    env_id       BIGINT NOT NULL,
+    node_id      TEXT   NOT NULL,
+    connected_at BIGINT NOT NULL
+);
+CREATE INDEX agent_sessions_env ON agent_sessions (env_id);
