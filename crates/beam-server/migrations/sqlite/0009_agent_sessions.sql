@@ -8,3 +8,7 @@ CREATE TABLE agent_sessions (
     connected_at BIGINT NOT NULL
 );
 CREATE INDEX agent_sessions_env ON agent_sessions (env_id);
+
+-- Each node reads its own tunnels' rows on every heartbeat (cross-node stop
+-- and pause): an index, not a scan of every tunnel ever recorded.
+CREATE INDEX tunnels_node ON tunnels (node_id);
