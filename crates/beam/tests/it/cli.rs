@@ -542,3 +542,70 @@ async fn a_second_server_on_one_data_directory_is_refused_naming_the_first() {
     drop(first);
     let _again = dev_server(home.path(), &data).await;
 }
+
+/// `beam server --node-addr`: each mistake in joining a cluster is named
+/// before anything is opened, and the secret is never printed.
+#[test]
+fn cluster_flags_get_clear_errors() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let data = data.to_str().unwrap();
+    let base = [
+        "server",
+        "--http",
+        "127.0.0.1:0",
+        "--tunnel",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ];
+    let server = |extra: &[&str], env: &[(&str, &str)]| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        run(home.path(), &args, env)
+    };
+    let pg = ["--database", "postgres://beam@127.0.0.1:1/none"];
+    let secret = ("BEAM_CLUSTER_SECRET", "a-long-enough-cluster-secret");
+
+    let (code, err) = server(&["--node-addr", "127.0.0.1:0"], &[secret]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("a cluster shares one PostgreSQL database"),
+        "{err}"
+    );
+
+    let node = [pg[0], pg[1], "--node-addr", "127.0.0.1:0"];
+    let (code, err) = server(&node, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--node-addr needs the cluster secret"),
+        "{err}"
+    );
+
+    let (code, err) = server(&node, &[("BEAM_CLUSTER_SECRET", "tiny-sec")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("too short"), "{err}");
+    assert!(!err.contains("tiny-sec"), "the secret leaked: {err}");
+
+    let file = home.path().join("no-such-secret");
+    let file_env = ("BEAM_CLUSTER_SECRET_FILE", file.to_str().unwrap());
+    let (code, err) = server(&node, &[secret, file_env]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not both"), "{err}");
+    let (code, err) = server(&node, &[file_env]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot read the cluster secret from BEAM_CLUSTER_SECRET_FILE"),
+        "{err}"
+    );
+
+    let (code, err) = server(&[pg[0], pg[1], "--node-addr", "0.0.0.0:7000"], &[secret]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("must be one they can reach") && err.contains("--node-bind"),
+        "{err}"
+    );
+    let (code, err) = server(&[pg[0], pg[1], "--node-addr", "node-one"], &[secret]);
+    assert_eq!(code, 1);
+    assert!(err.contains("expected HOST:PORT"), "{err}");
+    assert!(!err.contains(secret.1), "the secret leaked: {err}");
+}
