@@ -9,7 +9,7 @@
 #   - then runs compose.yaml's nodes and balancer as plain processes
 #     (deploy/compose_as_processes.py) and a request through them.
 # Usage: scripts/deploy-check.sh [BEAM_BIN]   (default: the debug build)
-# Needs PostgreSQL on 127.0.0.1:5432 (scripts/test starts it). Installs
+# Needs PostgreSQL at BEAM_TEST_POSTGRES (default 127.0.0.1:5432; scripts/test starts it). Installs
 # prometheus (promtool), haproxy and openssl (Debian) and check-jsonschema and
 # kubernetes-validate (PyPI, into ~/.cache/beam-deploy-venv) when missing.
 set -euo pipefail
@@ -52,8 +52,10 @@ if command -v systemd-analyze >/dev/null; then
   systemd-analyze verify "$unit_dir/beam-server.service"
 fi
 say "compose.yaml's nodes and balancer as processes"
+# The same PostgreSQL server the tests use, a throwaway database on it.
+admin="${BEAM_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
 db="beam_deploy_$$"
-psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db" >/dev/null
-trap 'psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null' EXIT
+psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
+trap 'psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null' EXIT
 "$venv/bin/python" deploy/compose_as_processes.py "${1:-${CARGO_TARGET_DIR:-target}/debug/beam}" \
-  "postgres://postgres@127.0.0.1:5432/$db"
+  "${admin%/*}/$db"
