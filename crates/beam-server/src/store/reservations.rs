@@ -112,6 +112,21 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Names held live by connections of token `token_id`, on every node,
+    /// other than `except` (the name being claimed).
+    pub async fn live_names_of_token(
+        &self,
+        token_id: i64,
+        except: (NameKind, &str),
+    ) -> Result<i64, StoreError> {
+        let n: i64 = on_pool!(self, p => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM reservations WHERE token_id = $1 AND expires_at IS NULL \
+             AND NOT (kind = $2 AND name = $3)")
+            .bind(token_id).bind(except.0.as_str()).bind(except.1)
+            .fetch_one(p).await?);
+        Ok(n)
+    }
+
     /// Starts the grace period of a name if `session` still holds it (a lease
     /// takeover may already have moved it to a newer session).
     pub async fn release(

@@ -123,13 +123,32 @@ async fn claim(state: &State, hello: &Hello, p: &Principal) -> Result<(Claimed, 
         TunnelRequest::Tcp { port } => claim_port(state, *port, &who).await?,
         TunnelRequest::Agent { .. } => unreachable!("agents run their own session"),
     };
-    // A session this one replaces (same name) does not count.
-    let open = state
-        .registry
-        .all()
-        .iter()
-        .filter(|t| t.token_id == p.token_id && t.name != claimed.name)
-        .count();
+    // A session this one replaces (same name) does not count. In a cluster
+    // the token's tunnels on every node count (the store's live names; two
+    // nodes admitting at the same instant can overshoot by one each).
+    let open = match &state.cluster {
+        None => state
+            .registry
+            .all()
+            .iter()
+            .filter(|t| t.token_id == p.token_id && t.name != claimed.name)
+            .count(),
+        Some(_) => {
+            let except = (claimed.name.kind(), claimed.name.key());
+            match state
+                .store
+                .live_names_of_token(p.token_id, (except.0, &except.1))
+                .await
+            {
+                Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
+                Err(e) => {
+                    claimed.release(state).await;
+                    tracing::error!(error = %e, "counting the token's tunnels failed");
+                    return Err(internal());
+                }
+            }
+        }
+    };
     let max = state.cfg.max_tunnels_per_token;
     if open >= max {
         claimed.release(state).await;

@@ -312,3 +312,27 @@ async fn parity_calls_on_any_node_reach_the_agent_on_another() {
     })
     .await;
 }
+
+/// `--max-tunnels-per-token` counts the token's tunnels on every node: two
+/// connected through two nodes, a third through the third node is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tunnels_per_token_cap_holds_across_nodes() {
+    let a = TestServer::cluster(|c| c.max_tunnels_per_token = 2).await;
+    let (b, c) = (a.join().await, a.join().await);
+    let origin = Origin::start().await;
+    let (_one, _) = a.http_client(origin.addr).await;
+    let (_two, _) = b.http_client(origin.addr).await;
+    let third = TestClient::start(c.client_config(
+        TunnelRequest::Http {
+            subdomain: None,
+            domain: None,
+        },
+        origin.addr,
+    ));
+    let r = third.refused().await;
+    assert_eq!(r.code, beam_proto::ErrorCode::LimitReached, "{r:?}");
+    assert!(
+        r.message.contains("already has 2 tunnels connected"),
+        "{r:?}"
+    );
+}
