@@ -12,3 +12,8 @@ CREATE INDEX agent_sessions_env ON agent_sessions (env_id);
 -- Each node reads its own tunnels' rows on every heartbeat (cross-node stop
 -- and pause): an index, not a scan of every tunnel ever recorded.
 CREATE INDEX tunnels_node ON tunnels (node_id);
+
+-- The custom domain a connected tunnel serves, so any node finds the node
+-- holding a custom domain's tunnel.
+ALTER TABLE tunnels ADD COLUMN domain TEXT;
+CREATE INDEX tunnels_domain ON tunnels (domain);

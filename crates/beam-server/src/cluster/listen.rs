@@ -145,7 +145,7 @@ fn stream(
                 .unwrap_or_default();
             let held = match route(&host, &state.cfg.domain) {
                 Route::Tunnel(name) => state.registry.http(&name).is_some_and(|t| !t.is_moving()),
-                Route::Unknown => state.registry.domain(&host).is_some(),
+                Route::Unknown => state.registry.domain(&host).is_some_and(|t| !t.is_moving()),
                 Route::Api => false,
             };
             if !held {

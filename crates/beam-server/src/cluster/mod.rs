@@ -37,12 +37,12 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 pub(crate) use forward::From;
+pub(crate) use placement::Target;
 
 use crate::body::Body;
 use crate::edge::error::EdgeError;
 use crate::registry::Tunnel;
 use crate::state::State;
-use crate::store::NameKind;
 
 /// Node-to-node hops a visitor connection may take: the first node's, and
 /// one more when the tunnel moved on while the request was on its way.
@@ -56,43 +56,48 @@ pub(crate) enum Elsewhere {
     Here(Arc<Tunnel>, Request<Incoming>),
 }
 
-/// Serves a request for subdomain `name` that no tunnel of this node holds:
-/// forwarded to the node that does, or, while the tunnel moves between
-/// nodes, held until it arrives somewhere (at most `move_wait`).
+/// This node's tunnel for `target`, unless its client is moving away.
+pub(crate) fn held_here(state: &State, target: &Target) -> Option<Arc<Tunnel>> {
+    let t = match target {
+        Target::Name(_, name) => state.registry.http(name),
+        Target::Domain(host) => state.registry.domain(host),
+    };
+    t.filter(|t| !t.is_moving())
+}
+
+/// Serves a request for `target` (a subdomain or a custom domain) that no
+/// tunnel of this node holds: forwarded to the node that does, or, while the
+/// tunnel moves between nodes, held until it arrives somewhere (at most
+/// `move_wait`).
 pub(crate) async fn elsewhere(
     state: &State,
     visitor: From<'_>,
-    name: &str,
+    target: Target,
     (host, raw_host): (&str, &str),
     mut req: Request<Incoming>,
 ) -> Result<Elsewhere, EdgeError> {
     let not_found = || EdgeError::NoTunnel {
         host: host.to_string(),
     };
+    let unreachable = || EdgeError::NodeUnreachable {
+        name: target.shown().to_string(),
+    };
     let Some(cluster) = &state.cluster else {
         return Err(not_found());
     };
     let deadline = tokio::time::Instant::now() + cluster.cfg.move_wait;
     loop {
-        if let Some(t) = state.registry.http(name).filter(|t| !t.is_moving()) {
+        if let Some(t) = held_here(state, &target) {
             return Ok(Elsewhere::Here(t, req));
         }
         let alive_since = crate::store::now_ms() - state.cfg.node_lease.as_millis() as i64;
         let place = cluster
             .placement
-            .find(
-                &state.store,
-                &state.node_id,
-                NameKind::Subdomain,
-                name,
-                alive_since,
-            )
+            .find(&state.store, &state.node_id, &target, alive_since)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "looking up a tunnel's node failed");
-                EdgeError::NodeUnreachable {
-                    name: name.to_string(),
-                }
+                unreachable()
             })?;
         match place {
             placement::Place::Nowhere => return Err(not_found()),
@@ -103,21 +108,17 @@ pub(crate) async fn elsewhere(
                     forward::Forwarded::Answered(Ok(resp)) => return Ok(Elsewhere::Answered(resp)),
                     forward::Forwarded::Answered(Err(e)) => {
                         tracing::debug!(node, error = %e, "forwarded request failed");
-                        return Err(EdgeError::NodeUnreachable {
-                            name: name.to_string(),
-                        });
+                        return Err(unreachable());
                     }
                     forward::Forwarded::NotSent(back) => {
                         req = back;
-                        cluster.placement.forget(NameKind::Subdomain, name);
+                        cluster.placement.forget(&target);
                     }
                 }
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(EdgeError::NodeUnreachable {
-                name: name.to_string(),
-            });
+            return Err(unreachable());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -26,6 +26,24 @@ const QUEUE: Duration = Duration::from_millis(500);
 /// must not grow memory).
 const MAX_ENTRIES: usize = 100_000;
 
+/// What a visitor asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Target {
+    /// A subdomain or TCP port.
+    Name(NameKind, String),
+    /// A custom domain (served by the tunnel that asked for it).
+    Domain(String),
+}
+
+impl Target {
+    /// The name a visitor sees in error pages.
+    pub(crate) fn shown(&self) -> &str {
+        match self {
+            Self::Name(_, n) | Self::Domain(n) => n,
+        }
+    }
+}
+
 /// Where a name is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Place {
@@ -46,7 +64,7 @@ pub(crate) enum Place {
 
 /// The cache of places.
 pub(crate) struct Placement {
-    cache: Mutex<HashMap<(NameKind, String), (Place, Instant)>>,
+    cache: Mutex<HashMap<Target, (Place, Instant)>>,
     lookups: Semaphore,
 }
 
@@ -66,16 +84,14 @@ impl Placement {
         &self,
         store: &Store,
         me: &str,
-        kind: NameKind,
-        name: &str,
+        target: &Target,
         alive_since: i64,
     ) -> Result<Place, StoreError> {
-        let key = (kind, name.to_string());
         let cached = self
             .cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
+            .get(target)
             .cloned();
         if let Some((place, at)) = &cached
             && at.elapsed() < TTL
@@ -96,7 +112,10 @@ impl Placement {
                 },
             },
         };
-        let holder = store.name_holder(kind, name).await?;
+        let holder = match target {
+            Target::Name(kind, name) => store.name_holder(*kind, name).await?,
+            Target::Domain(host) => store.domain_holder(host).await?,
+        };
         let place = classify(holder, me, alive_since);
         // Only settled answers are kept: a moving name is asked again.
         if place != Place::Moving {
@@ -104,17 +123,17 @@ impl Placement {
             if cache.len() >= MAX_ENTRIES {
                 cache.clear();
             }
-            cache.insert(key, (place.clone(), Instant::now()));
+            cache.insert(target.clone(), (place.clone(), Instant::now()));
         }
         Ok(place)
     }
 
-    /// Drops what is known about `name` (forwarding there failed).
-    pub(crate) fn forget(&self, kind: NameKind, name: &str) {
+    /// Drops what is known about `target` (forwarding there failed).
+    pub(crate) fn forget(&self, target: &Target) {
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(kind, name.to_string()));
+            .remove(target);
     }
 }
 
@@ -156,15 +175,16 @@ mod tests {
             addr: "10.0.0.2:7000".into(),
         };
         let stale = Instant::now().checked_sub(TTL * 2).unwrap();
-        p.cache.lock().unwrap().insert(
-            (NameKind::Subdomain, "busy".into()),
-            (remote.clone(), stale),
-        );
+        let busy = Target::Name(NameKind::Subdomain, "busy".into());
+        p.cache
+            .lock()
+            .unwrap()
+            .insert(busy.clone(), (remote.clone(), stale));
         let _flood = p.lookups.try_acquire_many(LOOKUPS as u32).unwrap();
-        let busy = p.find(&store, "a", NameKind::Subdomain, "busy", 0).await;
-        assert_eq!(busy.unwrap(), remote);
+        assert_eq!(p.find(&store, "a", &busy, 0).await.unwrap(), remote);
         let started = Instant::now();
-        let unknown = p.find(&store, "a", NameKind::Subdomain, "nobody", 0).await;
+        let nobody = Target::Domain("nobody.example".into());
+        let unknown = p.find(&store, "a", &nobody, 0).await;
         assert_eq!(unknown.unwrap(), Place::Nowhere);
         let waited = started.elapsed();
         assert!(waited >= QUEUE && waited < QUEUE * 2, "{waited:?}");

@@ -13,7 +13,9 @@ use tokio::time::Instant;
 use super::error::{EdgeError, Side};
 use super::proxy::{Visitor, VisitorConn, proxy};
 use crate::body::{Body, Counted, boxed, empty};
+use crate::cluster::{Elsewhere, Target};
 use crate::state::State;
+use crate::store::NameKind;
 use crate::telemetry::recorder::{Finisher, Start};
 
 /// Where a request goes, decided from its host.
@@ -181,38 +183,26 @@ async fn dispatch(
             Ok(resp) => return Ok(resp),
             Err(never) => match never {},
         },
-        Route::Tunnel(name) => match state.registry.http(&name).filter(|t| !t.is_moving()) {
-            Some(t) => t,
-            None if conn.hops >= crate::cluster::MAX_HOPS || state.cluster.is_none() => {
-                return Err(EdgeError::NoTunnel {
-                    host: format!("{name}.{}", state.cfg.domain),
-                });
-            }
-            // Another node may hold it.
-            None => {
-                let from = crate::cluster::From {
-                    peer,
-                    secure,
-                    multiplexed: conn.multiplexed,
-                    hops: conn.hops,
-                    link: &conn.node_link,
-                };
-                let host = (host.as_str(), raw_host.as_str());
-                match crate::cluster::elsewhere(state, from, &name, host, req).await? {
-                    crate::cluster::Elsewhere::Answered(resp) => return Ok(resp),
-                    crate::cluster::Elsewhere::Here(t, r) => {
-                        req = r;
-                        t
-                    }
+        Route::Tunnel(name) => {
+            let target = Target::Name(NameKind::Subdomain, name);
+            match locate(state, conn, target, (&host, &raw_host), req).await? {
+                Elsewhere::Answered(resp) => return Ok(resp),
+                Elsewhere::Here(t, r) => {
+                    req = r;
+                    t
                 }
             }
-        },
+        }
         // Not ours by name: maybe a verified custom domain.
         Route::Unknown => {
-            let t = state
-                .registry
-                .domain(&host)
-                .ok_or_else(|| EdgeError::NoTunnel { host: host.clone() })?;
+            let target = Target::Domain(host.clone());
+            let t = match locate(state, conn, target, (&host, &raw_host), req).await? {
+                Elsewhere::Answered(resp) => return Ok(resp),
+                Elsewhere::Here(t, r) => {
+                    req = r;
+                    t
+                }
+            };
             if !secure
                 && let Some(tx) = &state.acme_tx
                 && !state.edge_certs.has(&host)
@@ -230,6 +220,33 @@ async fn dispatch(
         conn: conn.clone(),
     };
     proxy(state, visitor, &tunnel, request_id, req, seen).await
+}
+
+/// The tunnel for `target` on this node, or, in a cluster, the answer of
+/// the node that holds it (see `cluster::elsewhere`).
+async fn locate(
+    state: &State,
+    conn: &VisitorConn,
+    target: Target,
+    (host, raw_host): (&str, &str),
+    req: Request<Incoming>,
+) -> Result<Elsewhere, EdgeError> {
+    if let Some(t) = crate::cluster::held_here(state, &target) {
+        return Ok(Elsewhere::Here(t, req));
+    }
+    if conn.hops >= crate::cluster::MAX_HOPS || state.cluster.is_none() {
+        return Err(EdgeError::NoTunnel {
+            host: host.to_string(),
+        });
+    }
+    let from = crate::cluster::From {
+        peer: conn.peer,
+        secure: conn.secure,
+        multiplexed: conn.multiplexed,
+        hops: conn.hops,
+        link: &conn.node_link,
+    };
+    crate::cluster::elsewhere(state, from, target, (host, raw_host), req).await
 }
 
 /// Whether `host` names the server itself (its API host, or a name that is

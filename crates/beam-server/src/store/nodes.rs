@@ -33,6 +33,19 @@ pub struct NameHolder {
     pub heartbeat_at: Option<i64>,
 }
 
+/// A [`NameHolder`] from a row with `node_id`, `addr` and `heartbeat_at`
+/// (the row types differ per back end, hence a macro).
+macro_rules! holder_of {
+    ($r:expr) => {{
+        let r = $r;
+        Ok::<_, sqlx::Error>(NameHolder {
+            node_id: r.try_get("node_id")?,
+            addr: r.try_get::<Option<String>, _>("addr")?.unwrap_or_default(),
+            heartbeat_at: r.try_get("heartbeat_at")?,
+        })
+    }};
+}
+
 /// What [`Store::release_orphans`] released.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Released {
@@ -104,12 +117,22 @@ impl Store {
                  LEFT JOIN nodes n ON n.id = r.node_id \
                  WHERE r.kind = $1 AND r.name = $2 AND r.expires_at IS NULL")
                 .bind(kind.as_str()).bind(name).fetch_optional(p).await?;
-            row.map(|r| Ok::<_, sqlx::Error>(NameHolder {
-                node_id: r.try_get("node_id")?,
-                addr: r.try_get::<Option<String>, _>("addr")?.unwrap_or_default(),
-                heartbeat_at: r.try_get("heartbeat_at")?,
-            }))
-            .transpose()
+            row.map(|r| holder_of!(r)).transpose()
+        })
+        .map_err(Into::into)
+    }
+
+    /// The holder of the live subdomain whose connected tunnel serves custom
+    /// domain `host`; `None` when no connected tunnel serves it.
+    pub async fn domain_holder(&self, host: &str) -> Result<Option<NameHolder>, StoreError> {
+        on_pool!(self, p => {
+            let row = sqlx::query(
+                "SELECT r.node_id, n.addr, n.heartbeat_at FROM tunnels t \
+                 JOIN reservations r ON r.kind = 'subdomain' AND r.name = t.name AND r.expires_at IS NULL \
+                 LEFT JOIN nodes n ON n.id = r.node_id \
+                 WHERE t.domain = $1 AND t.status = 'connected' LIMIT 1")
+                .bind(host).fetch_optional(p).await?;
+            row.map(|r| holder_of!(r)).transpose()
         })
         .map_err(Into::into)
     }

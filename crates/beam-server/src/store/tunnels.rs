@@ -117,17 +117,18 @@ impl Store {
         now: i64,
     ) -> Result<TunnelRow, StoreError> {
         let sql = format!(
-            "INSERT INTO tunnels (org_id, user_id, kind, name, status, public_url, config, created_at, connected_at, node_id) \
-             VALUES ($1, $2, $3, $4, 'connected', $5, $6, $7, $7, $8) \
+            "INSERT INTO tunnels (org_id, user_id, kind, name, status, public_url, config, created_at, connected_at, node_id, domain) \
+             VALUES ($1, $2, $3, $4, 'connected', $5, $6, $7, $7, $8, $9) \
              ON CONFLICT (org_id, kind, name) DO UPDATE SET status = 'connected', user_id = excluded.user_id, \
                public_url = excluded.public_url, config = excluded.config, connected_at = excluded.connected_at, \
-               node_id = excluded.node_id \
+               node_id = excluded.node_id, domain = excluded.domain \
              RETURNING {COLUMNS}"
         );
         let row = on_pool!(self, p => {
             let r = sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(key.org_id).bind(key.user_id).bind(kind_str(key.kind)).bind(key.name)
                 .bind(public_url).bind(config.to_string()).bind(now).bind(node)
+                .bind(config.get("domain").and_then(|d| d.as_str()))
                 .fetch_one(p).await?;
             tunnel_of!(r)
         });

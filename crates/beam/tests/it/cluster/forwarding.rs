@@ -177,3 +177,57 @@ async fn a_tcp_tunnel_port_is_open_on_every_node() {
     within("echo", s.read_exact(&mut got)).await.unwrap();
     assert_eq!(&got, b"through b");
 }
+
+/// A custom domain's visitors reach its tunnel through a node the tunnel is
+/// not connected to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_domain_is_served_through_every_node() {
+    let dns = DnsServer::start().await;
+    let a = TestServer::cluster(|c| c.dns_resolver = Some(dns.addr)).await;
+    let b = a.join().await;
+    let origin = Origin::start().await;
+    let admin = a.token.expose().to_string();
+    let r = a
+        .api(
+            "POST",
+            "/api/domains",
+            Some(&admin),
+            Some(serde_json::json!({ "hostname": "shop.example.test" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let id = r.json["id"].as_i64().unwrap();
+    let txt = r.json["dns"]["txt_value"].as_str().unwrap().to_string();
+    dns.set("_beam-challenge.shop.example.test", &[&txt]);
+    let r = a
+        .api(
+            "POST",
+            &format!("/api/domains/{id}/verify"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let mut client = TestClient::start(a.client_config(
+        TunnelRequest::Http {
+            subdomain: None,
+            domain: Some("shop.example.test".into()),
+        },
+        origin.addr,
+    ));
+    client.connected().await;
+    for node in [&a, &b] {
+        let host = format!("shop.example.test:{}", node.public.port());
+        let (status, body) = get(node.public, &host, "/hello").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "hello from origin")
+        );
+    }
+    // A domain nobody serves is still not found on the other node.
+    let host = format!("other.example.test:{}", b.public.port());
+    assert_eq!(
+        get(b.public, &host, "/hello").await.0,
+        StatusCode::NOT_FOUND
+    );
+}

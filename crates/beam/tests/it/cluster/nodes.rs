@@ -230,17 +230,24 @@ async fn a_database_outage_keeps_tunnels_serving_and_loses_no_request_count() {
     }
     // Every request is counted, those during the outage included.
     let token = server.token.expose().to_string();
-    eventually("all requests counted", || async {
+    let counted = || async {
         let rows = server.api("GET", "/api/tunnels", Some(&token), None).await;
-        let row = rows
-            .json
-            .as_array()?
-            .iter()
-            .find(|t| t["name"] == w.name.as_str())?
-            .clone();
-        (row["requests"] == served).then_some(())
-    })
-    .await;
+        rows.json.as_array().and_then(|a| {
+            a.iter()
+                .find(|t| t["name"] == w.name.as_str())
+                .map(|t| t["requests"].as_i64().unwrap_or(-1))
+        })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    while tokio::time::Instant::now() < deadline {
+        last = counted().await;
+        if last == Some(served) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{served} requests served, {last:?} counted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
