@@ -574,6 +574,10 @@ async fn housekeeping(state: &State) {
         ("tokens", state.store.purge_tokens(now).await),
         ("requests", state.store.purge_requests(keep, keep).await),
         ("tunnels", state.store.purge_tunnels(keep).await),
+        (
+            "analytics batches",
+            state.store.purge_batches(now - 3_600_000).await,
+        ),
     ];
     for (what, r) in results {
         if let Err(e) = r {

@@ -17,3 +17,11 @@ CREATE INDEX tunnels_node ON tunnels (node_id);
 -- holding a custom domain's tunnel.
 ALTER TABLE tunnels ADD COLUMN domain TEXT;
 CREATE INDEX tunnels_domain ON tunnels (domain);
+
+-- Analytics batches already written: a batch whose commit succeeded but whose
+-- acknowledgement was lost (the connection cut at that moment) is retried
+-- under the same id and skipped, instead of being counted twice.
+CREATE TABLE analytics_batches (
+    id         TEXT   PRIMARY KEY,
+    written_at BIGINT NOT NULL
+);

@@ -8,7 +8,7 @@ use serde::Serialize;
 // every value is bound, so `AssertSqlSafe` holds.
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Pool, Store, StoreError, on_pool};
+use super::{Pool, Store, StoreError, now_ms, on_pool};
 
 /// One proxied request, already redacted by the edge.
 #[derive(Debug, Clone)]
@@ -136,9 +136,12 @@ pub fn hour_of(ts: i64) -> i64 {
 
 impl Store {
     /// Writes sampled records, adds hourly totals and the tunnels' running totals,
-    /// in one transaction. Rows of tunnels deleted meanwhile are skipped.
+    /// in one transaction. Rows of tunnels deleted meanwhile are skipped. A
+    /// `batch` id already written is skipped whole, so a caller that did not
+    /// hear back retries the same batch without counting it twice.
     pub async fn flush_analytics(
         &self,
+        batch: &str,
         records: &[RequestRecord],
         totals: &[HourTotals],
     ) -> Result<(), StoreError> {
@@ -147,6 +150,13 @@ impl Store {
         }
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
+            // Written before, by an attempt whose answer was lost: done.
+            let fresh = sqlx::query(
+                "INSERT INTO analytics_batches (id, written_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+                .bind(batch).bind(now_ms()).execute(&mut *tx).await?.rows_affected();
+            if fresh == 0 {
+                return Ok(());
+            }
             for r in records {
                 sqlx::query(
                     "INSERT INTO requests (tunnel_id, org_id, ts, method, path, status, duration_us, \
@@ -315,6 +325,14 @@ impl Store {
                 .bind(hours_before).execute(p).await?;
             n
         });
+        Ok(n)
+    }
+
+    /// Forgets analytics batch ids written before `before` (a retry comes
+    /// within seconds; an hour is plenty).
+    pub async fn purge_batches(&self, before: i64) -> Result<u64, StoreError> {
+        let n = on_pool!(self, p => sqlx::query("DELETE FROM analytics_batches WHERE written_at < $1")
+            .bind(before).execute(p).await?.rows_affected());
         Ok(n)
     }
 }

@@ -240,58 +240,41 @@ impl Recorder {
         totals.drain().map(|(_, v)| v).collect()
     }
 
-    /// Adds totals that could not be written back into the counters, so the
-    /// next flush writes them with whatever came since.
-    fn put_back(&self, unwritten: Vec<HourTotals>) {
-        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        for u in unwritten {
-            let t = totals
-                .entry((u.tunnel_id, u.hour))
-                .or_insert_with(|| HourTotals {
-                    tunnel_id: u.tunnel_id,
-                    org_id: u.org_id,
-                    hour: u.hour,
-                    ..HourTotals::default()
-                });
-            t.requests += u.requests;
-            t.errors += u.errors;
-            t.bytes_in += u.bytes_in;
-            t.bytes_out += u.bytes_out;
-            t.duration_us += u.duration_us;
-        }
-    }
-
     /// Writes queued analytics every `every` until `shutdown`, then once more.
     pub async fn run(self: Arc<Self>, store: Store, every: Duration, shutdown: CancellationToken) {
         let Some(mut rx) = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
         let mut tick = tokio::time::interval(every);
-        // Sampled records a failed write kept for the next one (the totals
-        // go back into the counters).
-        let mut records = Vec::new();
+        // A batch whose write failed, retried as it is (same id) until it is
+        // written: if the failure was only the lost acknowledgement of a
+        // commit, the store skips it, so nothing is counted twice. New
+        // totals wait in the counters and new records in the bounded queue
+        // (which drops and counts past its size, as usual) meanwhile.
+        let mut pending: Option<(String, Vec<RequestRecord>, Vec<HourTotals>)> = None;
         loop {
             let last = tokio::select! {
                 _ = tick.tick() => false,
                 () = shutdown.cancelled() => true,
             };
-            while records.len() < QUEUE {
-                match rx.try_recv() {
-                    Ok(r) => records.push(r),
-                    Err(_) => break,
+            let (batch, records, totals) = match pending.take() {
+                Some(p) => p,
+                None => {
+                    let mut records = Vec::new();
+                    while records.len() < QUEUE {
+                        match rx.try_recv() {
+                            Ok(r) => records.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    let batch = format!("{:032x}", rand::random::<u128>());
+                    (batch, records, self.take_totals())
                 }
-            }
-            let totals = self.take_totals();
-            match store.flush_analytics(&records, &totals).await {
-                Ok(()) => records.clear(),
-                Err(e) => {
-                    // The database is out of reach (a restart, a failover):
-                    // totals are kept in full and written once it is back;
-                    // sampled records wait in a bounded batch, and past
-                    // it the queue drops and counts them as usual.
-                    tracing::warn!(error = %e, records = records.len(), "writing analytics failed; kept for the next write");
-                    self.put_back(totals);
-                }
+            };
+            if let Err(e) = store.flush_analytics(&batch, &records, &totals).await {
+                // The database is out of reach (a restart, a failover).
+                tracing::warn!(error = %e, records = records.len(), "writing analytics failed; retrying the same batch");
+                pending = Some((batch, records, totals));
             }
             if last {
                 return;

@@ -269,10 +269,18 @@ pub(super) async fn accounts_and_records(store: Store) {
         duration_us: 210_000,
     };
     store
-        .flush_analytics(&records, std::slice::from_ref(&totals))
+        .flush_analytics("batch-1", &records, std::slice::from_ref(&totals))
         .await
         .unwrap();
-    store.flush_analytics(&[], &[totals]).await.unwrap();
+    store
+        .flush_analytics("batch-2", &[], std::slice::from_ref(&totals))
+        .await
+        .unwrap();
+    // A retried batch (its first commit went through, the answer did not) counts once.
+    store
+        .flush_analytics("batch-2", &[], &[totals])
+        .await
+        .unwrap();
     let a = store
         .analytics(AnalyticsScope::Tunnel(t.id), "1h", now - 3_600_000)
         .await
