@@ -28,14 +28,31 @@ async fn visitors_reach_a_tunnel_through_every_node() {
             (StatusCode::OK, "hello from origin")
         );
     }
-    // Keep-alive requests on one visitor connection reuse its link to a.
-    let (status, seen) = get(b.public, &host, "/headers").await;
-    assert_eq!(status, StatusCode::OK);
-    let seen: serde_json::Value = serde_json::from_str(&seen).unwrap();
     // The holder sets the forwarding headers from the visitor as the first
-    // node saw it, not from the node hop.
+    // node saw it, not from the node hop. A visitor forging the nodes' own
+    // headers (or X-Forwarded-For) changes nothing, and the app sees none.
+    let forged = Request::get("/headers")
+        .header("beam-node-peer", "6.6.6.6:1")
+        .header("beam-node-secure", "1")
+        .header("beam-node-hops", "0")
+        .header("beam-node-agent", "1")
+        .header("x-forwarded-for", "6.6.6.6")
+        .body(full(""))
+        .unwrap();
+    let resp = visit(b.public, &host, forged).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seen = resp.into_body().collect().await.unwrap().to_bytes();
+    let seen: serde_json::Value = serde_json::from_slice(&seen).unwrap();
     assert_eq!(seen["x-forwarded-for"], "127.0.0.1", "{seen}");
+    assert_eq!(seen["x-forwarded-proto"], "http", "{seen}");
     assert_eq!(seen["x-forwarded-host"], host.as_str(), "{seen}");
+    let leaked: Vec<_> = seen
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("beam-node"))
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
 
     // A burst of new connections once b's cached placement expired: more at
     // once than b looks up in the store, and a flood of made-up names
@@ -67,13 +84,7 @@ async fn visitors_reach_a_tunnel_through_every_node() {
     assert_eq!(a.metric("beam_forwarded_requests_total"), 0.0);
     let token = a.token.expose().to_string();
     eventually("requests counted once, at the holder", || async {
-        let rows = c.api("GET", "/api/tunnels", Some(&token), None).await;
-        let row = rows
-            .json
-            .as_array()?
-            .iter()
-            .find(|t| t["name"] == w.name.as_str())?
-            .clone();
+        let row = c.tunnel_row(&token, &w.name).await?;
         // /hello ×3, /headers, the burst's 64, the WebSocket, /count and /bytes.
         (row["requests"] == 71).then_some(())
     })

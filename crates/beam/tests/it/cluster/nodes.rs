@@ -23,15 +23,7 @@ async fn pause_resume_and_stop_reach_a_tunnel_on_another_node() {
     let b = a.join().await;
     // The operator token opened the tunnel, and it may manage it on any node.
     let token = a.token.expose().to_string();
-    let rows = b.api("GET", "/api/tunnels", Some(&token), None).await;
-    let row = rows
-        .json
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == w.name.as_str())
-        .unwrap()
-        .clone();
+    let row = b.tunnel_row(&token, &w.name).await.unwrap();
     assert_eq!(row["status"], "connected", "{row}");
     let id = row["id"].as_i64().unwrap();
     assert_eq!(get(a.public, &host, "/hello").await.0, StatusCode::OK);
@@ -123,15 +115,7 @@ async fn a_draining_node_moves_its_clients_to_another_node_with_their_names() {
         (StatusCode::OK, "hello from origin")
     );
     let token = b.token.expose().to_string();
-    let rows = b.api("GET", "/api/tunnels", Some(&token), None).await;
-    let row = rows
-        .json
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == first.name.as_str())
-        .unwrap()
-        .clone();
+    let row = b.tunnel_row(&token, &first.name).await.unwrap();
     assert_eq!(row["status"], "connected", "{row}");
 }
 
@@ -231,12 +215,8 @@ async fn a_database_outage_keeps_tunnels_serving_and_loses_no_request_count() {
     // Every request is counted, those during the outage included.
     let token = server.token.expose().to_string();
     let counted = || async {
-        let rows = server.api("GET", "/api/tunnels", Some(&token), None).await;
-        rows.json.as_array().and_then(|a| {
-            a.iter()
-                .find(|t| t["name"] == w.name.as_str())
-                .map(|t| t["requests"].as_i64().unwrap_or(-1))
-        })
+        let row = server.tunnel_row(&token, &w.name).await?;
+        row["requests"].as_i64()
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut last = None;

@@ -320,6 +320,16 @@ impl TestServer {
         format!("{name}.localhost:{}", self.public.port())
     }
 
+    /// The `/api/tunnels` row of tunnel `name`, as `token` sees it on this node.
+    pub async fn tunnel_row(&self, token: &str, name: &str) -> Option<serde_json::Value> {
+        let rows = self.api("GET", "/api/tunnels", Some(token), None).await;
+        rows.json
+            .as_array()?
+            .iter()
+            .find(|t| t["name"] == name)
+            .cloned()
+    }
+
     pub fn metric(&self, line_prefix: &str) -> f64 {
         self.metrics
             .render()
