@@ -48,9 +48,18 @@ async fn streaming_a_million_rows_keeps_agent_and_cli_memory_flat() {
         "--fingerprint",
         server.fingerprint.as_str(),
     ];
-    let _agent =
-        crate::support::parity::start_sync_agent(&server, home.path(), &agent, &policy, &db_url)
-            .await;
+    // A debug build on a loaded 2-core runner streams a million faked rows
+    // slower than the default 60 s statement timeout; this test is about
+    // memory, so it gives the statement room (the timeout has its own test).
+    let _agent = crate::support::parity::start_sync_agent_with(
+        &server,
+        home.path(),
+        &agent,
+        &policy,
+        &db_url,
+        &["--db-statement-timeout", "10m"],
+    )
+    .await;
     let agent_before = peak_rss_kib(_agent.pid()).unwrap();
 
     let out = work.path().join("users.ndjson");
@@ -68,20 +77,28 @@ async fn streaming_a_million_rows_keeps_agent_and_cli_memory_flat() {
     .env("BEAM_TOKEN", &dev)
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::piped());
-    let (status, cli_peak) = tokio::task::block_in_place(move || {
+    let (status, cli_peak, stderr) = tokio::task::block_in_place(move || {
         let mut child = c.spawn().unwrap();
+        // Drained on its own thread: an unread pipe fills up with progress
+        // lines and stalls the CLI, and with it the agent's statement.
+        let mut err = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut err, &mut s);
+            s
+        });
         let mut peak = 0;
         loop {
             if let Some(kib) = peak_rss_kib(child.id()) {
                 peak = peak.max(kib);
             }
             if let Some(status) = child.try_wait().unwrap() {
-                return (status, peak);
+                return (status, peak, reader.join().unwrap());
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     });
-    assert!(status.success());
+    assert!(status.success(), "beam sync failed: {stderr}");
     let agent_peak = peak_rss_kib(_agent.pid()).unwrap();
     let lines = std::fs::read(&out)
         .unwrap()

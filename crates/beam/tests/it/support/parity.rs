@@ -144,19 +144,33 @@ pub async fn start_sync_agent(
     policy: &std::path::Path,
     db_url: &str,
 ) -> Watched {
+    start_sync_agent_with(server, home, token, policy, db_url, &[]).await
+}
+
+/// [`start_sync_agent`] with more agent flags.
+pub async fn start_sync_agent_with(
+    server: &TestServer,
+    home: &std::path::Path,
+    token: &str,
+    policy: &std::path::Path,
+    db_url: &str,
+    extra: &[&str],
+) -> Watched {
     let policy = policy.display().to_string();
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--database-env",
+        "PROD_DB",
+        "--sync-policy",
+        &policy,
+    ];
+    args.extend_from_slice(extra);
     start_agent(
         server,
         home,
         token,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--database-env",
-            "PROD_DB",
-            "--sync-policy",
-            &policy,
-        ],
+        &args,
         &[
             ("PROD_DB", db_url),
             ("BEAM_SYNC_KEY", "0123456789abcdef-pseudonym-key"),
