@@ -113,7 +113,21 @@ pub enum TunnelRequest {
         project: String,
         /// Environment name, e.g. `production`.
         environment: String,
+        /// This replica's name among the environment's agents (default: the
+        /// host name); see [`valid_instance`]. Older agents send none and are
+        /// called `default`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
     },
+}
+
+/// Whether `name` can name an agent replica: 1 to 64 of `A-Z a-z 0-9 . _ -`,
+/// so it needs no escaping in headers, query strings or log lines.
+pub fn valid_instance(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 impl TunnelRequest {

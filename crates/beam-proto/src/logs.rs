@@ -100,6 +100,10 @@ pub struct LogEntry {
     pub context: serde_json::Map<String, serde_json::Value>,
     /// Where the line came from.
     pub source: Source,
+    /// The agent replica that sent it; set by the server, which merges the
+    /// lines of every replica of an environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// One NDJSON line of a log stream.
@@ -114,6 +118,75 @@ pub enum LogLine {
         /// How many.
         dropped: u64,
     },
+    /// A replica's stream started after the first lines: its entries follow.
+    /// `epoch` is its buffer, for resuming with [`LogQuery::cursor`].
+    Joined {
+        /// The replica's instance name.
+        joined: String,
+        /// Its buffer's epoch.
+        epoch: u64,
+    },
+    /// A replica's stream ended (its agent disconnected, or the node it is
+    /// connected to failed): its lines stop here.
+    Left {
+        /// The replica's instance name.
+        left: String,
+        /// Why, for the reader.
+        reason: String,
+    },
+    /// Sent by an agent asked for [`LogQuery::mark_live`]: the past entries
+    /// are all sent, live ones follow. The server merging replicas uses it
+    /// to sort the past lines of every replica before the first live one;
+    /// readers never see it.
+    Live {
+        /// Always true.
+        live: bool,
+    },
+}
+
+/// Where a reader stopped in one replica's stream: resume after `seq` of the
+/// buffer `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// The replica's instance name.
+    pub instance: String,
+    /// Its buffer's epoch.
+    pub epoch: u64,
+    /// The last sequence number read.
+    pub seq: u64,
+}
+
+impl Cursor {
+    /// `NAME:EPOCH:SEQ,…`, the form of the `cursor` query parameter.
+    pub fn list_to_string(cursors: &[Cursor]) -> String {
+        cursors
+            .iter()
+            .map(|c| format!("{}:{}:{}", c.instance, c.epoch, c.seq))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Parses `NAME:EPOCH:SEQ,…`.
+    pub fn parse_list(s: &str) -> Result<Vec<Cursor>, String> {
+        s.split(',')
+            .filter(|p| !p.is_empty())
+            .map(|part| {
+                let bad = || format!("cursor '{part}' is not INSTANCE:EPOCH:SEQ");
+                let mut it = part.rsplitn(3, ':');
+                let seq = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+                let epoch = it.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+                let instance = it.next().ok_or_else(bad)?;
+                if !crate::hello::valid_instance(instance) {
+                    return Err(bad());
+                }
+                Ok(Cursor {
+                    instance: instance.to_string(),
+                    epoch,
+                    seq,
+                })
+            })
+            .collect()
+    }
 }
 
 /// What a reader asks the agent for.
@@ -139,7 +212,19 @@ pub struct LogQuery {
     /// stream). When the agent restarted since, its sequence numbers started
     /// over: everything the new buffer holds is sent instead.
     pub epoch: Option<u64>,
+    /// Only this replica (`beam logs --instance`).
+    pub instance: Option<String>,
+    /// Resume a merged stream of several replicas: where the reader stopped in
+    /// each. Replicas not named here send what they logged since `since`.
+    pub cursor: Vec<Cursor>,
+    /// Ask the agent for a [`LogLine::Live`] marker after the past entries
+    /// (the server does; readers need not).
+    pub mark_live: bool,
 }
+
+/// Response header listing the replicas of a merged log stream with their
+/// buffer epochs: `NAME:EPOCH,…`.
+pub const INSTANCES_HEADER: &str = "beam-log-instances";
 
 /// Response header naming the agent buffer a log stream comes from.
 pub const EPOCH_HEADER: &str = "beam-log-epoch";
@@ -156,6 +241,9 @@ impl Default for LogQuery {
             follow: true,
             after: None,
             epoch: None,
+            instance: None,
+            cursor: Vec::new(),
+            mark_live: false,
         }
     }
 }
@@ -187,6 +275,15 @@ impl LogQuery {
         }
         if let Some(e) = self.epoch {
             v.push(("epoch", e.to_string()));
+        }
+        if let Some(i) = &self.instance {
+            v.push(("instance", i.clone()));
+        }
+        if !self.cursor.is_empty() {
+            v.push(("cursor", Cursor::list_to_string(&self.cursor)));
+        }
+        if self.mark_live {
+            v.push(("mark_live", "true".into()));
         }
         v
     }
@@ -230,6 +327,14 @@ impl LogQuery {
                             .map_err(|_| format!("epoch must be a number, not '{v}'"))?,
                     )
                 }
+                "instance" if crate::hello::valid_instance(v) => q.instance = Some(v.to_string()),
+                "instance" => {
+                    return Err(format!(
+                        "instance '{v}' is not an instance name (1 to 64 of A-Z a-z 0-9 . _ -)"
+                    ));
+                }
+                "cursor" => q.cursor = Cursor::parse_list(v)?,
+                "mark_live" => q.mark_live = bool_of(k, v)?,
                 other => return Err(format!("unknown log query parameter '{other}'")),
             }
         }
@@ -266,6 +371,20 @@ mod tests {
             follow: false,
             after: Some(42),
             epoch: Some(u64::MAX),
+            instance: Some("web-1".into()),
+            cursor: vec![
+                Cursor {
+                    instance: "web-1".into(),
+                    epoch: 7,
+                    seq: 9,
+                },
+                Cursor {
+                    instance: "ip-10-0-0-5.ec2".into(),
+                    epoch: u64::MAX,
+                    seq: 0,
+                },
+            ],
+            mark_live: true,
         };
         let pairs = q.to_pairs();
         let back = LogQuery::from_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
@@ -276,6 +395,10 @@ mod tests {
                 .contains("unknown")
         );
         assert!(LogQuery::from_pairs([("tail", "-1")]).is_err());
+        for bad in ["web:1", "web:x:1", "we b:1:2", ":1:2", "web:1:-2"] {
+            assert!(LogQuery::from_pairs([("cursor", bad)]).is_err(), "{bad}");
+        }
+        assert!(LogQuery::from_pairs([("instance", "a/b")]).is_err());
     }
 
     #[test]
@@ -290,6 +413,7 @@ mod tests {
             service: None,
             context: Default::default(),
             source: Source::Stdout,
+            instance: None,
         });
         let text = serde_json::to_string(&entry).unwrap();
         assert_eq!(
@@ -297,5 +421,25 @@ mod tests {
             r#"{"seq":1,"ts":2,"level":"info","message":"hi","source":"stdout"}"#
         );
         assert_eq!(serde_json::from_str::<LogLine>(&text).unwrap(), entry);
+        for (text, line) in [
+            (
+                r#"{"joined":"web-2","epoch":5}"#,
+                LogLine::Joined {
+                    joined: "web-2".into(),
+                    epoch: 5,
+                },
+            ),
+            (
+                r#"{"left":"web-2","reason":"gone"}"#,
+                LogLine::Left {
+                    left: "web-2".into(),
+                    reason: "gone".into(),
+                },
+            ),
+            (r#"{"live":true}"#, LogLine::Live { live: true }),
+        ] {
+            assert_eq!(serde_json::from_str::<LogLine>(text).unwrap(), line);
+            assert_eq!(serde_json::to_string(&line).unwrap(), text);
+        }
     }
 }

@@ -103,6 +103,35 @@ pub(crate) async fn reconcile(state: &State) -> Result<(), store::StoreError> {
         .await?
         .into_iter()
         .collect();
+    // An agent session whose row is gone was replaced by a newer connection
+    // of its instance on another node (or released with a node thought dead).
+    let sessions: std::collections::HashSet<String> = state
+        .store
+        .node_agent_sessions(&state.node_id)
+        .await?
+        .into_iter()
+        .collect();
+    for (env_id, agent) in state.registry.all_agents() {
+        if sessions.contains(&agent.session) {
+            continue;
+        }
+        // Recorded again unless another session of the instance holds the
+        // row: a row lost with this node's lease (a database outage) must
+        // not stop a healthy agent.
+        let (session, instance) = (&agent.session, &agent.instance);
+        let node = &state.node_id;
+        let at = agent.connected_at;
+        if !state
+            .store
+            .agent_reclaim(session, env_id, instance, node, at)
+            .await?
+        {
+            tokio::spawn(crate::tunnel::agent::stop_replaced(
+                agent,
+                "this environment".into(),
+            ));
+        }
+    }
     for live in state.registry.all() {
         match rows.get(&live.id) {
             Some(&paused) if paused != live.is_paused() => live.set_paused(paused),

@@ -70,6 +70,10 @@ impl Tunnel {
 pub struct AgentSession {
     /// Session id from the handshake.
     pub session: String,
+    /// The replica's instance name (unique per environment).
+    pub instance: String,
+    /// When it connected, unix ms.
+    pub connected_at: i64,
     /// Opens streams to the agent.
     pub sender: SendRequest<Body>,
     /// Cancelled when the agent's access is revoked: parity streams through
@@ -193,14 +197,18 @@ impl Registry {
         }
     }
 
-    /// Registers a production agent of environment `env_id`.
-    pub fn insert_agent(&self, env_id: i64, agent: Arc<AgentSession>) {
-        self.agents
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(env_id)
-            .or_default()
-            .push(agent);
+    /// Registers a production agent of environment `env_id`; returns the
+    /// sessions it replaces (the same instance name, connected before), which
+    /// the caller stops.
+    pub fn insert_agent(&self, env_id: i64, agent: Arc<AgentSession>) -> Vec<Arc<AgentSession>> {
+        let mut map = self.agents.write().unwrap_or_else(|e| e.into_inner());
+        let list = map.entry(env_id).or_default();
+        let (replaced, kept): (Vec<_>, Vec<_>) = std::mem::take(list)
+            .into_iter()
+            .partition(|a| a.instance == agent.instance);
+        *list = kept;
+        list.push(agent);
+        replaced
     }
 
     /// Removes the agent session `session` of `env_id`.
@@ -212,6 +220,16 @@ impl Registry {
                 map.remove(&env_id);
             }
         }
+    }
+
+    /// Every connected agent session (to check against the store's record).
+    pub fn all_agents(&self) -> Vec<(i64, Arc<AgentSession>)> {
+        self.agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .flat_map(|(env, list)| list.iter().map(|a| (*env, a.clone())))
+            .collect()
     }
 
     /// The connected agents of `env_id`, oldest first.

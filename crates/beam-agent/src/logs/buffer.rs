@@ -129,6 +129,8 @@ impl LogBuffer {
             service: p.service.or_else(|| self.service.clone()),
             context: p.context,
             source,
+            // The server names the replica when it merges streams.
+            instance: None,
         });
         st.next_seq += 1;
         st.bytes += cost(&entry);
@@ -216,6 +218,7 @@ impl LogBuffer {
             live,
             filter,
             live_after: head,
+            mark_live: query.mark_live && query.follow,
         })
     }
 }
@@ -277,6 +280,8 @@ pub struct LogReader {
     /// Everything up to here was considered for the backlog; live entries
     /// start after it (the feed may repeat a few from before the snapshot).
     live_after: u64,
+    /// A [`LogLine::Live`] marker is still to be sent after the backlog.
+    mark_live: bool,
 }
 
 impl LogReader {
@@ -285,6 +290,9 @@ impl LogReader {
     pub async fn next(&mut self) -> Option<LogLine> {
         if let Some(e) = self.backlog.pop_front() {
             return Some(LogLine::Entry((*e).clone()));
+        }
+        if std::mem::take(&mut self.mark_live) {
+            return Some(LogLine::Live { live: true });
         }
         let live = self.live.as_mut()?;
         loop {
@@ -325,6 +333,7 @@ mod tests {
             .map(|l| match l {
                 LogLine::Entry(e) => e.message,
                 LogLine::Dropped { dropped } => format!("dropped {dropped}"),
+                other => format!("{other:?}"),
             })
             .collect()
     }

@@ -9,7 +9,7 @@ use http::header::HeaderValue;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::wire::NODE_AGENT;
+use super::wire::{NODE_AGENT, NODE_INSTANCE};
 use crate::body::{Body, bare};
 use crate::state::State;
 
@@ -24,31 +24,29 @@ pub(crate) enum RelayError {
     Node(String),
 }
 
-/// Sends agent request `req` for environment `env_id` to the node whose
-/// agent serves it.
+/// Sends agent request `req` for environment `env_id` to replica
+/// `instance`, connected to node `node` at `addr`.
 pub(crate) async fn relay(
     state: &State,
     env_id: i64,
+    (node, addr): (&str, &str),
+    instance: &str,
     mut req: Request<Body>,
 ) -> Result<Response<Incoming>, RelayError> {
     let Some(cluster) = &state.cluster else {
         return Err(RelayError::Offline);
     };
-    let alive_since = crate::store::now_ms() - state.cfg.node_lease.as_millis() as i64;
-    let (node, addr) = state
-        .store
-        .agent_node(env_id, &state.node_id, alive_since)
-        .await
-        .map_err(|e| RelayError::Node(e.to_string()))?
-        .ok_or(RelayError::Offline)?;
-    let mut h2 = match cluster.peers.sender(&node, &addr).await {
+    let mut h2 = match cluster.peers.sender(node, addr).await {
         Ok(s) => s,
         Err(e) => {
-            cluster.peers.forget(&node);
+            cluster.peers.forget(node);
             return Err(RelayError::Node(e.to_string()));
         }
     };
     req.headers_mut().insert(NODE_AGENT, env_id.into());
+    let instance =
+        HeaderValue::from_str(instance).map_err(|_| RelayError::Node("bad instance".into()))?;
+    req.headers_mut().insert(NODE_INSTANCE, instance);
     let resp = h2
         .send_request(req)
         .await
@@ -60,7 +58,8 @@ pub(crate) async fn relay(
 }
 
 /// The holder's side: passes a relayed agent request to this node's agent of
-/// the environment; the answer streams back until the agent disconnects.
+/// the environment (the replica the request names); the answer streams back
+/// until the agent disconnects.
 pub(crate) async fn serve(
     state: &State,
     mut req: Request<Incoming>,
@@ -68,7 +67,17 @@ pub(crate) async fn serve(
 ) -> Response<Body> {
     use futures_util::StreamExt;
     let env_id = env.to_str().ok().and_then(|v| v.parse::<i64>().ok());
-    let Some(agent) = env_id.and_then(|id| state.registry.agents(id).pop()) else {
+    let instance = req.headers_mut().remove(NODE_INSTANCE);
+    let agent = env_id.and_then(|id| {
+        let mut agents = state.registry.agents(id);
+        match &instance {
+            Some(name) => agents
+                .into_iter()
+                .find(|a| a.instance.as_bytes() == name.as_bytes()),
+            None => agents.pop(),
+        }
+    });
+    let Some(agent) = agent else {
         // Gone since the store said it was here: the caller says offline.
         let mut r = bare(StatusCode::SERVICE_UNAVAILABLE);
         r.headers_mut()

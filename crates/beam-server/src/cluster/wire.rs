@@ -13,5 +13,7 @@ pub(crate) const NODE_SECURE: &str = "beam-node-secure";
 pub(crate) const NODE_HOPS: &str = "beam-node-hops";
 /// On a relayed agent request: the environment whose agent answers it.
 pub(crate) const NODE_AGENT: &str = "beam-node-agent";
+/// On a relayed agent request: the replica (instance name) that answers it.
+pub(crate) const NODE_INSTANCE: &str = "beam-node-instance";
 /// The TCP tunnel port a forwarded TCP visitor connected to.
 pub(crate) const NODE_PORT: &str = "beam-node-port";

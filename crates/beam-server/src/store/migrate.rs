@@ -29,6 +29,7 @@ migrations! {
     7 => "0007_security.sql",
     8 => "0008_nodes.sql",
     9 => "0009_agent_sessions.sql",
+    10 => "0010_agent_instances.sql",
 }
 
 impl Store {

@@ -26,7 +26,7 @@ pub use analytics::{
 pub use certificates::CertRow;
 pub use domains::{Check, DomainKind, DomainRow, DomainStatus, NewDomain};
 pub use invitations::{InvitationRow, NewInvitation};
-pub use nodes::{NameHolder, NodeRow, Released};
+pub use nodes::{AgentRow, NameHolder, NodeRow, Released};
 pub use projects::EnvironmentRow;
 pub use reservations::{Claim, NameKind, PublicName};
 pub use tokens::{NewToken, TokenKind, TokenRow};

@@ -46,6 +46,21 @@ macro_rules! holder_of {
     }};
 }
 
+/// One agent replica connected to another node, as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentRow {
+    /// Its session id.
+    pub session: String,
+    /// Its instance name.
+    pub instance: String,
+    /// When it connected, unix ms.
+    pub connected_at: i64,
+    /// The node it is connected to.
+    pub node_id: String,
+    /// That node's node-to-node address.
+    pub addr: String,
+}
+
 /// What [`Store::release_orphans`] released.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Released {
@@ -165,18 +180,43 @@ impl Store {
         .map_err(Into::into)
     }
 
-    /// Records that agent `session` of environment `env_id` is connected to `node`.
+    /// Records that agent `session`, replica `instance` of environment
+    /// `env_id`, is connected to `node`; an older session of the same replica
+    /// is replaced (its node stops it when it sees the row gone).
     pub async fn agent_connected(
         &self,
         session: &str,
         env_id: i64,
+        instance: &str,
         node: &str,
         now: i64,
     ) -> Result<(), StoreError> {
         on_pool!(self, p => sqlx::query(
-            "INSERT INTO agent_sessions (session, env_id, node_id, connected_at) VALUES ($1, $2, $3, $4)")
-            .bind(session).bind(env_id).bind(node).bind(now).execute(p).await.map(|_| ())?);
+            "INSERT INTO agent_sessions (session, env_id, instance, node_id, connected_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (env_id, instance) DO UPDATE SET \
+             session = excluded.session, node_id = excluded.node_id, connected_at = excluded.connected_at")
+            .bind(session).bind(env_id).bind(instance).bind(node).bind(now)
+            .execute(p).await.map(|_| ())?);
         Ok(())
+    }
+
+    /// Records agent `session` again (its row was lost) unless another
+    /// session of the same instance holds the row now; `false` then: it was
+    /// replaced.
+    pub async fn agent_reclaim(
+        &self,
+        session: &str,
+        env_id: i64,
+        instance: &str,
+        node: &str,
+        connected_at: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_pool!(self, p => sqlx::query(
+            "INSERT INTO agent_sessions (session, env_id, instance, node_id, connected_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (env_id, instance) DO NOTHING")
+            .bind(session).bind(env_id).bind(instance).bind(node).bind(connected_at)
+            .execute(p).await?.rows_affected());
+        Ok(n == 1)
     }
 
     /// Forgets agent `session` (it disconnected).
@@ -186,21 +226,43 @@ impl Store {
         Ok(())
     }
 
-    /// `(node id, node address)` of the live node other than `me` with the
-    /// newest agent of `env_id`, when that node has a node address.
-    pub async fn agent_node(
+    /// The replicas of `env_id` connected to live nodes other than `me`
+    /// that have a node address, newest first.
+    pub async fn agent_replicas(
         &self,
         env_id: i64,
         me: &str,
         alive_since: i64,
-    ) -> Result<Option<(String, String)>, StoreError> {
+    ) -> Result<Vec<AgentRow>, StoreError> {
         on_pool!(self, p => {
-            let row = sqlx::query(
-                "SELECT n.id, n.addr FROM agent_sessions s JOIN nodes n ON n.id = s.node_id \
+            let rows = sqlx::query(
+                "SELECT s.session, s.instance, s.connected_at, n.id, n.addr \
+                 FROM agent_sessions s JOIN nodes n ON n.id = s.node_id \
                  WHERE s.env_id = $1 AND n.id <> $2 AND n.heartbeat_at >= $3 AND n.addr <> '' \
-                 ORDER BY s.connected_at DESC LIMIT 1")
-                .bind(env_id).bind(me).bind(alive_since).fetch_optional(p).await?;
-            row.map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, r.try_get("addr")?))).transpose()
+                 ORDER BY s.connected_at DESC, s.instance")
+                .bind(env_id).bind(me).bind(alive_since).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| Ok(AgentRow {
+                    session: r.try_get("session")?,
+                    instance: r.try_get("instance")?,
+                    connected_at: r.try_get("connected_at")?,
+                    node_id: r.try_get("id")?,
+                    addr: r.try_get("addr")?,
+                }))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+        })
+        .map_err(Into::into)
+    }
+
+    /// The agent sessions recorded on `node`: a live one missing here was
+    /// replaced by a newer connection of its instance on another node.
+    pub async fn node_agent_sessions(&self, node: &str) -> Result<Vec<String>, StoreError> {
+        on_pool!(self, p => {
+            let rows = sqlx::query("SELECT session FROM agent_sessions WHERE node_id = $1")
+                .bind(node).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| r.try_get("session"))
+                .collect::<Result<Vec<String>, sqlx::Error>>()
         })
         .map_err(Into::into)
     }

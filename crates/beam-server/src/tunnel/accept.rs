@@ -133,9 +133,22 @@ pub(crate) async fn handshake<IO>(
         TunnelRequest::Agent {
             project,
             environment,
+            instance,
         } => {
+            let instance = instance.clone().unwrap_or_else(|| "default".into());
+            if !beam_proto::valid_instance(&instance) {
+                let message = format!(
+                    "instance name '{instance}' is not valid: use 1 to 64 of A-Z a-z 0-9 . _ -"
+                );
+                return refuse(&mut io, Refusal::new(ErrorCode::BadHello, message)).await;
+            }
             let (project, environment) = (project.clone(), environment.clone());
-            agent::run(state, io, peer, principal, &project, &environment, shutdown).await;
+            let name = agent::AgentName {
+                project: &project,
+                environment: &environment,
+                instance: &instance,
+            };
+            agent::run(state, io, peer, principal, name, shutdown).await;
         }
         _ => session::run(state, io, peer, hello, principal, shutdown).await,
     }

@@ -15,14 +15,27 @@ use crate::registry::AgentSession;
 use crate::state::State;
 use crate::store::EnvironmentRow;
 
+/// What an agent's hello names: its environment and its instance.
+pub(super) struct AgentName<'a> {
+    /// The project.
+    pub project: &'a str,
+    /// The environment.
+    pub environment: &'a str,
+    /// The replica's instance name (checked).
+    pub instance: &'a str,
+}
+
 /// Runs one agent connection until it drops, is revoked or the server stops.
 pub(super) async fn run<IO>(
     state: Arc<State>,
     mut io: IO,
     peer: SocketAddr,
     principal: Principal,
-    project: &str,
-    environment: &str,
+    AgentName {
+        project,
+        environment,
+        instance,
+    }: AgentName<'_>,
     shutdown: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -52,19 +65,27 @@ pub(super) async fn run<IO>(
         Ok(pair) => pair,
         Err(e) => return tracing::debug!(%peer, error = %e, "agent HTTP/2 handshake failed"),
     };
+    let connected_at = crate::store::now_ms();
     let agent = Arc::new(AgentSession {
         session: session.clone(),
+        instance: instance.to_string(),
+        connected_at,
         sender,
         kick: CancellationToken::new(),
     });
-    state.registry.insert_agent(env.id, agent.clone());
-    // Other nodes of a cluster relay parity calls here.
+    // Recorded before it is registered here, so this node's check of its
+    // sessions against the store never finds it missing. Other nodes of a
+    // cluster relay parity calls here; an older session of the same
+    // instance on another node is stopped by that node.
     if let Err(e) = state
         .store
-        .agent_connected(&session, env.id, &state.node_id, crate::store::now_ms())
+        .agent_connected(&session, env.id, instance, &state.node_id, connected_at)
         .await
     {
         tracing::warn!(error = %e, "could not record the agent's node");
+    }
+    for old in state.registry.insert_agent(env.id, agent.clone()) {
+        tokio::spawn(stop_replaced(old, name.clone()));
     }
     // An agent token revoked (or its creator leaving the organization) ends
     // the agent's connection too.
@@ -75,7 +96,7 @@ pub(super) async fn run<IO>(
     );
     let gauge = state.metrics.tunnels(TunnelKind::Agent.as_str());
     gauge.inc();
-    tracing::info!(%peer, session, environment = %name, "agent connected");
+    tracing::info!(%peer, session, environment = %name, instance, "agent connected");
     tokio::spawn(send_ready(agent.sender.clone()));
     tokio::select! {
         r = conn => if let Err(e) = r {
@@ -90,6 +111,26 @@ pub(super) async fn run<IO>(
         tracing::warn!(error = %e, "could not forget the agent's node");
     }
     tracing::info!(session, environment = %name, "agent disconnected");
+}
+
+/// Stops an agent session that a newer connection of the same instance
+/// replaced: it is told why (so it does not come back and take the name
+/// again), then disconnected.
+pub(crate) async fn stop_replaced(agent: Arc<AgentSession>, environment: String) {
+    let reason = format!(
+        "another agent connected as instance '{}' of {environment}",
+        agent.instance
+    );
+    tracing::info!(
+        session = agent.session,
+        instance = agent.instance,
+        "agent replaced"
+    );
+    let mut sender = agent.sender.clone();
+    let stop = beam_proto::Control::Stop(reason).request(crate::body::empty());
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_secs(2), sender.send_request(stop)).await;
+    agent.kick.cancel();
 }
 
 /// The environment the agent names, when its token belongs to it.

@@ -11,7 +11,7 @@
 //! - [`names`]: validating requested subdomains and proposing random ones.
 
 mod accept;
-mod agent;
+pub(crate) mod agent;
 mod claim;
 pub mod names;
 mod session;

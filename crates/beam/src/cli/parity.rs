@@ -352,6 +352,11 @@ pub struct AgentArgs {
     /// Service name for lines that do not name one.
     #[arg(long, env = "BEAM_SERVICE")]
     pub service: Option<String>,
+    /// This replica's name among the environment's agents, shown by `beam
+    /// logs` and `beam health` (default: the host name). A second agent with
+    /// the same name replaces the first.
+    #[arg(long, env = "BEAM_INSTANCE", value_name = "NAME")]
+    pub instance: Option<String>,
     /// Also mask e-mail addresses in log lines before they leave this machine.
     #[arg(long, env = "BEAM_MASK_PII")]
     pub mask_pii: bool,
@@ -453,6 +458,10 @@ pub struct LogsArgs {
     /// Only this service.
     #[arg(long)]
     pub service: Option<String>,
+    /// Only this agent replica (its `--instance` name; default: every
+    /// replica, merged in time order).
+    #[arg(long, value_name = "NAME", value_parser = parse_instance)]
+    pub instance: Option<String>,
     /// Only messages matching this regular expression.
     #[arg(long)]
     pub grep: Option<String>,
@@ -474,6 +483,15 @@ pub struct LogsArgs {
     /// Where the server is.
     #[command(flatten)]
     pub conn: ConnArgs,
+}
+
+/// An agent instance name (`--instance`).
+pub fn parse_instance(s: &str) -> Result<String, String> {
+    if beam_proto::valid_instance(s) {
+        Ok(s.to_string())
+    } else {
+        Err("use 1 to 64 of A-Z a-z 0-9 . _ - (the agent's --instance)".into())
+    }
 }
 
 /// Parses a log level name.

@@ -122,9 +122,23 @@ async fn publish(
         let why = match prepare(&args, buffer.clone()).await {
             Ok((cfg, services, webhooks)) => {
                 let _ = publisher.set(webhooks);
-                match run_agent(cfg, services, &args.project, stop.clone()).await {
+                let label = match &cfg.tunnel {
+                    TunnelRequest::Agent {
+                        instance: Some(i), ..
+                    } => format!("{} as instance {i}", args.project),
+                    _ => args.project.clone(),
+                };
+                match run_agent(cfg, services, &label, stop.clone()).await {
                     Ok(()) => return,
-                    Err(e) => e,
+                    Err(beam_client::ClientError::Stopped(reason)) => {
+                        // Another agent took this instance name: coming back
+                        // would take it back, and the two would swap forever.
+                        eprintln!(
+                            "beam agent: NOT PUBLISHING: {reason}. The app runs anyway; give each replica its own --instance and restart this agent"
+                        );
+                        return;
+                    }
+                    Err(e) => e.to_string(),
                 }
             }
             Err(e) => format!("{e:#}"),
@@ -140,13 +154,14 @@ async fn publish(
     }
 }
 
-/// Connects and serves until `stop` (`Ok`) or a fatal refusal (its message).
+/// Connects and serves until `stop` (`Ok`), a fatal refusal, or a stop from
+/// the server (another agent took this instance name).
 async fn run_agent(
     cfg: beam_client::ClientConfig,
     services: AgentServices,
     name: &str,
     stop: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), beam_client::ClientError> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let name = name.to_string();
     let status = tokio::spawn(async move {
@@ -165,7 +180,7 @@ async fn run_agent(
     });
     let r = beam_client::run(cfg, services, tx, stop.cancelled_owned()).await;
     status.abort();
-    r.map_err(|e| e.to_string())
+    r
 }
 
 /// Everything publishing needs, from settings and the environment: the
@@ -189,9 +204,11 @@ async fn prepare(
         environment: environment.clone(),
         secrets,
     };
+    let instance = instance_name(args.instance.as_deref())?;
     let request = TunnelRequest::Agent {
         project,
         environment,
+        instance: Some(instance),
     };
     let cfg = settings.client_config(token, request);
     let mut services = AgentServices::new(buffer, name);
@@ -292,4 +309,56 @@ fn webhook_secrets(
         out.insert(provider, beam_proto::Secret::new(value));
     }
     Ok(out)
+}
+
+/// `--instance`, checked, or the host name made into a valid instance name.
+fn instance_name(flag: Option<&str>) -> anyhow::Result<String> {
+    if let Some(name) = flag {
+        if !beam_proto::valid_instance(name) {
+            bail!("--instance '{name}': use 1 to 64 of A-Z a-z 0-9 . _ - (e.g. web-1)");
+        }
+        return Ok(name.to_string());
+    }
+    let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    Ok(instance_of_host(host.trim()))
+}
+
+/// A host name as an instance name: other characters become `-`, at most 64.
+fn instance_of_host(host: &str) -> String {
+    let name: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if name.is_empty() {
+        "default".into()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod instance_tests {
+    use super::*;
+
+    #[test]
+    fn instance_names_are_checked_and_host_names_made_valid() {
+        assert_eq!(instance_name(Some("web-1")).unwrap(), "web-1");
+        let err = instance_name(Some("web 1")).unwrap_err().to_string();
+        assert!(err.contains("--instance 'web 1'"), "{err}");
+        assert_eq!(instance_of_host("pod/abc é"), "pod-abc--");
+        assert_eq!(instance_of_host(""), "default");
+        assert_eq!(instance_of_host(&"x".repeat(100)).len(), 64);
+        assert!(beam_proto::valid_instance(&instance_name(None).unwrap()));
+    }
 }

@@ -58,13 +58,36 @@ async fn connect_once(
         latency.as_secs_f64() * 1000.0
     ));
     match &health {
-        Ok(h) => out.push_str(&format!(
-            "  Agent:     {} · up {}s · health {} · {} developer(s) connected\n",
-            h["version"].as_str().unwrap_or("?"),
-            h["uptime_s"].as_u64().unwrap_or(0),
-            h["status"].as_str().unwrap_or("?"),
-            h["connected_developers"].as_u64().unwrap_or(0)
-        )),
+        Ok(h) => {
+            out.push_str(&format!(
+                "  Agents:    {} · health {} · {} developer(s) connected\n",
+                h["summary"].as_str().unwrap_or("1 of 1 healthy"),
+                h["status"].as_str().unwrap_or("?"),
+                h["connected_developers"].as_u64().unwrap_or(0)
+            ));
+            for i in h["instances"].as_array().into_iter().flatten() {
+                let detail = match i["error"].as_str() {
+                    Some(e) => e.to_string(),
+                    None => format!(
+                        "{} · up {}s",
+                        i["version"].as_str().unwrap_or("?"),
+                        i["uptime_s"].as_u64().unwrap_or(0)
+                    ),
+                };
+                out.push_str(&format!(
+                    "    {:<16} {} · {detail}\n",
+                    i["instance"].as_str().unwrap_or("?"),
+                    i["status"].as_str().unwrap_or("?"),
+                ));
+            }
+            let nodes = h["nodes"].as_array().cloned().unwrap_or_default();
+            if !nodes.is_empty() {
+                out.push_str("  Nodes:\n");
+                for n in &nodes {
+                    out.push_str(&format!("    {}\n", crate::cmd::health::node_line(n)));
+                }
+            }
+        }
         Err(err) => out.push_str(&format!("  Agent:     {err}\n")),
     }
     let flags: Result<Value, _> = client

@@ -76,6 +76,19 @@ pub async fn check(args: EnvCheckArgs) -> anyhow::Result<bool> {
         println!("{}", serde_json::to_string(&results)?);
         return Ok(all_equal);
     }
+    // Replicas that answered differently, with each one's verdict.
+    let per_instance = |name: &str| -> String {
+        v["instances"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(i, r)| {
+                let verdict = r["results"][name].as_str().unwrap_or("no answer");
+                format!("{i}: {}", verdict.replace('_', " "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let group = |verdict: &str| -> Vec<&String> {
         results
             .iter()
@@ -88,6 +101,7 @@ pub async fn check(args: EnvCheckArgs) -> anyhow::Result<bool> {
         ("missing_locally", "❌ Missing locally:"),
         ("missing_both", "❌ Missing everywhere:"),
         ("different", "≠ Different values:"),
+        ("disagree", "≠ Production instances disagree:"),
         ("refused", "⊘ Not compared (not allowed by the agent):"),
         ("equal", "✓ Same in both:"),
     ];
@@ -99,12 +113,21 @@ pub async fn check(args: EnvCheckArgs) -> anyhow::Result<bool> {
         println!("{title}");
         for n in names {
             let mark = if verdict == "equal" { "✓" } else { "✗" };
-            println!("  {mark} {n}");
+            if verdict == "disagree" {
+                println!("  {mark} {n} ({})", per_instance(n));
+            } else {
+                println!("  {mark} {n}");
+            }
         }
         if verdict == "refused" {
             println!(
                 "  The agent compares only the names its operator allows: `beam agent --env-allow NAME` (wildcards allowed) in production."
             );
+        }
+    }
+    for (i, r) in v["instances"].as_object().into_iter().flatten() {
+        if let Some(e) = r["error"].as_str() {
+            println!("⚠ Not checked on instance {i}: {e}");
         }
     }
     Ok(all_equal)

@@ -5,7 +5,11 @@ use std::time::Duration;
 
 use anyhow::bail;
 use beam_client::ApiError;
-use beam_proto::logs::{EPOCH_HEADER, Level, LogEntry, LogLine, LogQuery};
+use std::collections::BTreeMap;
+
+use beam_proto::logs::{
+    Cursor, EPOCH_HEADER, INSTANCES_HEADER, Level, LogEntry, LogLine, LogQuery,
+};
 use http_body_util::BodyExt;
 use owo_colors::OwoColorize;
 use serde_json::Value;
@@ -29,8 +33,9 @@ fn parse_since(s: &str, now_ms: i64) -> anyhow::Result<i64> {
 
 use beam_proto::time::now_ms;
 
-/// The seed's line format: `[time] [LEVEL] [service] message {context}`.
-pub fn format_entry(e: &LogEntry, colored: bool) -> String {
+/// The seed's line format: `[time] [LEVEL] [service] message {context}`,
+/// with `[instance]` after the service when the stream merges replicas.
+pub fn format_entry(e: &LogEntry, colored: bool, show_instance: bool) -> String {
     let level = format!("{:<5}", e.level.as_str().to_ascii_uppercase());
     let level = if colored {
         match e.level {
@@ -44,8 +49,13 @@ pub fn format_entry(e: &LogEntry, colored: bool) -> String {
     } else {
         level
     };
+    let instance = match (&e.instance, show_instance) {
+        (Some(i), true) if colored => format!(" [{}]", i.cyan()),
+        (Some(i), true) => format!(" [{i}]"),
+        _ => String::new(),
+    };
     let mut line = format!(
-        "[{}] [{level}] [{}] {}",
+        "[{}] [{level}] [{}]{instance} {}",
         beam_proto::time::format_rfc3339_ms(e.ts),
         e.service.as_deref().unwrap_or("-"),
         e.message
@@ -60,6 +70,56 @@ pub fn format_entry(e: &LogEntry, colored: bool) -> String {
         });
     }
     line
+}
+
+/// Where the reader is in each replica's stream, to resume without gaps or
+/// duplicates after a broken connection.
+#[derive(Debug, Default)]
+struct Position {
+    /// Each replica's buffer epoch, from the stream's header or `joined`.
+    epochs: BTreeMap<String, u64>,
+    /// The last sequence number read from each replica.
+    seqs: BTreeMap<String, u64>,
+    /// The newest entry time read: replicas that connect while the reader is
+    /// away send what they logged since.
+    last_ts: Option<i64>,
+    /// The stream merges several replicas (show which line is whose).
+    several: bool,
+}
+
+impl Position {
+    /// Reads the stream's `beam-log-instances` header (`NAME:EPOCH,…`).
+    fn start(&mut self, header: Option<&str>) {
+        let list: Vec<(String, u64)> = header
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|p| {
+                let (name, epoch) = p.rsplit_once(':')?;
+                Some((name.to_string(), epoch.parse().ok()?))
+            })
+            .collect();
+        self.several |= list.len() > 1;
+        self.epochs.extend(list);
+    }
+
+    fn saw(&mut self, e: &LogEntry) {
+        if let Some(i) = &e.instance {
+            self.seqs.insert(i.clone(), e.seq);
+        }
+        self.last_ts = Some(self.last_ts.map_or(e.ts, |t| t.max(e.ts)));
+    }
+
+    /// The resume query's cursor.
+    fn cursor(&self) -> Vec<Cursor> {
+        self.seqs
+            .iter()
+            .map(|(i, seq)| Cursor {
+                instance: i.clone(),
+                epoch: self.epochs.get(i).copied().unwrap_or(0),
+                seq: *seq,
+            })
+            .collect()
+    }
 }
 
 /// Runs `beam logs`.
@@ -78,10 +138,11 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
             .transpose()?,
         tail: args.tail,
         follow: !args.no_follow,
-        after: None,
-        epoch: None,
+        instance: args.instance.clone(),
+        ..LogQuery::default()
     };
     let colored = color() && !args.json;
+    let mut pos = Position::default();
     let mut attempt = 0u32;
     loop {
         let path = format!(
@@ -108,10 +169,10 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         };
         attempt = 1;
-        query.epoch = resp
-            .headers()
-            .get(EPOCH_HEADER)
-            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+        pos.start(header(INSTANCES_HEADER));
+        // A server that does not name replicas: one agent, one cursor.
+        query.epoch = header(EPOCH_HEADER).and_then(|v| v.parse().ok());
         let mut body = resp.into_body();
         let mut pending = crate::ndjson::Lines::default();
         while let Some(frame) = body.frame().await {
@@ -127,15 +188,31 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
                     continue;
                 };
                 match &parsed {
-                    LogLine::Entry(e) => query.after = Some(e.seq),
+                    LogLine::Entry(e) => {
+                        pos.saw(e);
+                        query.after = Some(e.seq);
+                    }
+                    LogLine::Joined { joined, epoch } => {
+                        pos.epochs.insert(joined.clone(), *epoch);
+                        pos.several = true;
+                        if !args.json {
+                            eprintln!("beam logs: instance {joined} joined");
+                            continue;
+                        }
+                    }
+                    LogLine::Left { left, reason } if !args.json => {
+                        eprintln!("beam logs: instance {left} dropped out ({reason})");
+                        continue;
+                    }
                     LogLine::Dropped { dropped } if !args.json => {
                         eprintln!("… {dropped} lines dropped (this reader fell behind)");
                         continue;
                     }
-                    LogLine::Dropped { .. } => {}
+                    LogLine::Live { .. } => continue,
+                    LogLine::Dropped { .. } | LogLine::Left { .. } => {}
                 }
                 let text = match &parsed {
-                    LogLine::Entry(e) if !args.json => format_entry(e, colored),
+                    LogLine::Entry(e) if !args.json => format_entry(e, colored, pos.several),
                     _ => String::from_utf8_lossy(line).trim_end().to_string(),
                 };
                 if writeln!(out, "{text}").is_err() {
@@ -150,8 +227,19 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
         if !query.follow {
             return Ok(());
         }
-        // The stream broke (agent or server restart): resume after the last seq.
+        // The stream broke (agent or server restart): resume where each
+        // replica's lines stopped; replicas new since send what they logged
+        // after the last line read.
         query.tail = 0;
+        let cursor = pos.cursor();
+        if !cursor.is_empty() {
+            query.cursor = cursor;
+            query.after = None;
+            query.epoch = None;
+            if let Some(ts) = pos.last_ts {
+                query.since = Some(query.since.map_or(ts, |s| s.max(ts)));
+            }
+        }
         eprintln!("beam logs: stream interrupted; resuming…");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -161,6 +249,31 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_resume_cursor_names_each_replica_with_its_epoch() {
+        let mut pos = Position::default();
+        pos.start(Some("web-1:7,web-2:9"));
+        assert!(pos.several);
+        let entry = |i: &str, seq, ts| LogEntry {
+            seq,
+            ts,
+            level: Level::Info,
+            message: String::new(),
+            service: None,
+            context: Default::default(),
+            source: beam_proto::logs::Source::Stdout,
+            instance: Some(i.into()),
+        };
+        pos.saw(&entry("web-1", 4, 100));
+        pos.saw(&entry("web-2", 2, 90));
+        pos.saw(&entry("web-1", 5, 120));
+        assert_eq!(Cursor::list_to_string(&pos.cursor()), "web-1:7:5,web-2:9:2");
+        assert_eq!(pos.last_ts, Some(120));
+        let mut one = Position::default();
+        one.start(Some("solo:3"));
+        assert!(!one.several);
+    }
 
     #[test]
     fn names_since_and_line_format() {
@@ -187,12 +300,17 @@ mod tests {
             service: Some("web".into()),
             context: Default::default(),
             source: beam_proto::logs::Source::Stdout,
+            instance: Some("web-2".into()),
         };
         assert_eq!(
-            format_entry(&e, false),
+            format_entry(&e, false, false),
             "[2026-11-22T08:53:30.123Z] [ERROR] [web] db down"
         );
+        assert_eq!(
+            format_entry(&e, false, true),
+            "[2026-11-22T08:53:30.123Z] [ERROR] [web] [web-2] db down"
+        );
         e.context.insert("retry".into(), json!(3));
-        assert!(format_entry(&e, false).ends_with(r#"db down {"retry":3}"#));
+        assert!(format_entry(&e, false, false).ends_with(r#"db down {"retry":3}"#));
     }
 }

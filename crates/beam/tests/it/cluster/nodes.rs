@@ -323,3 +323,57 @@ async fn the_tunnels_per_token_cap_holds_across_nodes() {
         "{r:?}"
     );
 }
+
+/// Replicas of one environment connected to different nodes all serve: a
+/// developer on either node reads both replicas' logs merged, health counts
+/// both and lists every node, and an agent that takes a replica's name on
+/// another node replaces it there within a heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_different_nodes_are_merged_and_replaced_across_nodes() {
+    use crate::parity::replicas::{all_lines, entries, log, pairs, replica};
+    let a = TestServer::cluster(|_| {}).await;
+    let c = a.join().await;
+    let (admin, agent_token) = crate::support::parity::setup(&a).await;
+    let home = tempfile::tempdir().unwrap();
+    let (_web1, a1) = replica(&a, home.path(), &agent_token, "web-1", &[], &[]).await;
+    let (mut web2, a2) = replica(&c, home.path(), &agent_token, "web-2", &[], &[]).await;
+    log(a1, "INFO first\n").await;
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    log(a2, "INFO second\n").await;
+    for node in [&a, &c] {
+        let (status, lines) = all_lines(node, &admin, "follow=false&tail=10").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            entries(&lines),
+            pairs(&[("web-1", "INFO first"), ("web-2", "INFO second")])
+        );
+    }
+    let r = c
+        .api(
+            "GET",
+            "/api/projects/shop/production/health",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.json["summary"], "2 of 2 healthy", "{}", r.json);
+    let nodes = r.json["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{}", r.json);
+    for n in nodes {
+        assert_eq!(n["agents"].as_array().unwrap().len(), 1, "{n}");
+    }
+
+    // web-2 again, on the other node: the first one is stopped by its node.
+    let (_web2b, a2b) = replica(&a, home.path(), &agent_token, "web-2", &[], &[]).await;
+    let why = web2.wait_for("NOT PUBLISHING").await;
+    assert!(
+        why.contains("another agent connected as instance 'web-2'"),
+        "{why}"
+    );
+    log(a2b, "INFO from the new web-2\n").await;
+    let (_, lines) = all_lines(&c, &admin, "follow=false&tail=1&instance=web-2").await;
+    assert_eq!(
+        entries(&lines),
+        pairs(&[("web-2", "INFO from the new web-2")])
+    );
+}

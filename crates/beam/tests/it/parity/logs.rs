@@ -66,6 +66,7 @@ fn messages(lines: &[LogLine]) -> Vec<String> {
         .map(|l| match l {
             LogLine::Entry(e) => e.message.clone(),
             LogLine::Dropped { dropped } => format!("dropped {dropped}"),
+            other => format!("{other:?}"),
         })
         .collect()
 }
@@ -115,6 +116,7 @@ async fn agent_logs_are_filtered_followed_and_resumed_and_tokens_keep_their_role
     let agent_request = TunnelRequest::Agent {
         project: "shop".into(),
         environment: "production".into(),
+        instance: None,
     };
     let mut cfg = server.conn_config(agent_request.clone());
     cfg.token = Secret::new(agent_token.clone());
@@ -299,6 +301,7 @@ async fn agent_logs_are_filtered_followed_and_resumed_and_tokens_keep_their_role
     let mut cfg = server.conn_config(TunnelRequest::Agent {
         project: "shop".into(),
         environment: "production".into(),
+        instance: None,
     });
     cfg.token = Secret::new(staging_token);
     let r = TestClient::serve(cfg, services, Default::default())

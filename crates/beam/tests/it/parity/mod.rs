@@ -6,6 +6,7 @@ mod agent_cli;
 mod ingest;
 mod inspect;
 mod logs;
+pub(crate) mod replicas;
 mod sync;
 mod sync_guards;
 mod sync_memory;
