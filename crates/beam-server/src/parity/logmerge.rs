@@ -6,7 +6,8 @@
 //! connects while the reader follows is added (`joined`).
 //!
 //! Memory is bounded: the past lines held for sorting are capped
-//! ([`HISTORY_CAP`]), and live lines wait at most [`REORDER`].
+//! ([`HISTORY_CAP`]), and live lines wait at most [`REORDER`]. One replica's
+//! lines pass straight through, stamped.
 
 use std::collections::{BinaryHeap, HashSet};
 use std::pin::Pin;
@@ -21,8 +22,10 @@ use tokio::time::Instant;
 const REORDER: Duration = Duration::from_millis(100);
 /// Longest wait for every replica to finish sending its past lines.
 const HISTORY_WAIT: Duration = Duration::from_secs(3);
-/// Most bytes of past lines held for sorting; past it they go out as they are.
-const HISTORY_CAP: usize = 32 << 20;
+/// Most bytes of past lines held for sorting per stream; past it they go out
+/// as they come (a reader's `--tail 100000` over many replicas must not take
+/// the server's memory).
+const HISTORY_CAP: usize = 8 << 20;
 /// How often a follower looks for replicas that connected since.
 const JOIN_EVERY: Duration = Duration::from_secs(2);
 /// Bytes per output chunk.
@@ -235,7 +238,9 @@ pub(crate) async fn merge(sources: Vec<Source>, mut how: Merge, out: mpsc::Sende
     let mut order = 0u64;
     let mut early: Vec<(usize, Event)> = Vec::new();
     let deadline = Instant::now() + HISTORY_WAIT;
-    while past_done.iter().any(|d| !d) && held < HISTORY_CAP {
+    // One replica's lines are in order already: nothing to hold back.
+    let sorting = n > 1;
+    while sorting && past_done.iter().any(|d| !d) && held < HISTORY_CAP {
         let (idx, ev) = tokio::select! {
             ev = rx.recv() => match ev { Some(ev) => ev, None => break },
             () = tokio::time::sleep_until(deadline) => break,
@@ -315,6 +320,12 @@ pub(crate) async fn merge(sources: Vec<Source>, mut how: Merge, out: mpsc::Sende
             }
         };
         let now = Instant::now();
+        // With one replica left there is nothing to reorder against.
+        let window = if m.ended.iter().filter(|e| !**e).count() > 1 {
+            REORDER
+        } else {
+            Duration::ZERO
+        };
         let mut ready: Vec<Bytes> = Vec::new();
         match ev {
             Some((_, Event::Entry { ts, line })) => {
@@ -340,7 +351,7 @@ pub(crate) async fn merge(sources: Vec<Source>, mut how: Merge, out: mpsc::Sende
             }
             None => {}
         }
-        while waiting.peek().is_some_and(|w| w.arrived + REORDER <= now) {
+        while waiting.peek().is_some_and(|w| w.arrived + window <= now) {
             if let Some(w) = waiting.pop() {
                 ready.push(w.line);
             }
