@@ -4,13 +4,16 @@
 # lines received, drop markers, throughput and the p99 latency per line (app write →
 # `beam logs` output).
 #
-#   bash bench/logs.sh [RATE] [SECONDS]      (defaults 100000 and 10)
+#   bash bench/logs.sh [RATE] [SECONDS] [REPLICAS]   (defaults 100000, 10 and 1)
+#
+# With REPLICAS > 1, that many agents (`--instance r1`…) share the rate, and the one
+# reader gets their lines merged by the server.
 #
 # Needs a release build (cargo build --release -p beam) and python3.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="${BEAM_BIN:-${CARGO_TARGET_DIR:-$here/../target}/release/beam}"
-rate="${1:-100000}"; secs="${2:-10}"
+rate="${1:-100000}"; secs="${2:-10}"; replicas="${3:-1}"
 . "$here/origin.sh"
 http=$(port); tun=$(port)
 export BEAM_CONFIG=$work/c.toml HOME=$work
@@ -20,16 +23,20 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$tun) 2>/dev/null && break; 
 conn=(--server 127.0.0.1:$tun --insecure)
 BEAM_TOKEN=$token "$bin" projects create bench/prod "${conn[@]}" 2>/dev/null
 agent_token=$(BEAM_TOKEN=$token "$bin" projects token bench/prod "${conn[@]}" 2>/dev/null)
-BEAM_TOKEN=$agent_token "$bin" agent --project bench/prod "${conn[@]}" -- \
-  python3 "$here/logs_gen.py" "$work/go" "$rate" "$secs" >/dev/null 2>"$work/agent.err" & pids+=($!)
-for _ in $(seq 100); do grep -q connected "$work/agent.err" 2>/dev/null && break; sleep 0.1; done
+for r in $(seq "$replicas"); do
+  BEAM_TOKEN=$agent_token "$bin" agent --project bench/prod --instance "r$r" "${conn[@]}" -- \
+    python3 "$here/logs_gen.py" "$work/go" "$((rate / replicas))" "$secs" >/dev/null 2>"$work/agent$r.err" & pids+=($!)
+done
+for r in $(seq "$replicas"); do
+  for _ in $(seq 100); do grep -q connected "$work/agent$r.err" 2>/dev/null && break; sleep 0.1; done
+done
 # Through a FIFO, so the reader (which follows forever) is a job cleanup can stop.
 mkfifo "$work/lines"
-python3 "$here/logs_sink.py" < "$work/lines" > "$work/result" & sink=$!
+python3 "$here/logs_sink.py" "$replicas" < "$work/lines" > "$work/result" & sink=$!
 BEAM_TOKEN=$token "$bin" logs --project bench/prod --json --tail 0 "${conn[@]}" \
   >"$work/lines" 2>"$work/logs.err" & pids+=($!)
 sleep 1
 touch "$work/go"
 wait $sink || true
-echo "rate asked: $rate lines/s for $secs s"
+echo "rate asked: $rate lines/s for $secs s from $replicas agent(s)"
 cat "$work/result"

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Reads `beam logs --json` from stdin until the generator's `done` line; prints
-lines received, drop markers, throughput and per-line latency (send → print).
+"""Reads `beam logs --json` from stdin until DONES generators said `done` (default 1);
+prints lines received, drop markers, throughput and per-line latency (send → print).
 
-    beam logs --json ... | python3 bench/logs_sink.py
+    beam logs --json ... | python3 bench/logs_sink.py [DONES]
 """
 import json
 import sys
 import time
 
+need = int(sys.argv[1]) if len(sys.argv) > 1 else 1
 lat, dropped, first, last = [], 0, None, None
 for raw in sys.stdin:
     now = time.time_ns()
@@ -16,7 +17,10 @@ for raw in sys.stdin:
         dropped += obj["dropped"]
         continue
     if obj.get("message") == "done":
-        break
+        need -= 1
+        if need == 0:
+            break
+        continue
     t = obj.get("context", {}).get("t")
     if t is None:
         continue

@@ -123,6 +123,9 @@ pub struct ServerConfig {
     pub drain_linger: Duration,
     /// Node-to-node forwarding (a cluster on PostgreSQL); off when `None`.
     pub cluster: Option<ClusterConfig>,
+    /// OpenTelemetry traces of visitor requests, sent over OTLP; off when
+    /// `None`.
+    pub otlp: Option<crate::telemetry::otlp::OtlpConfig>,
     /// How often every live connection's token, membership and role are
     /// re-checked (API changes are applied at once as well).
     pub revalidate_every: Duration,
@@ -186,6 +189,7 @@ impl ServerConfig {
             hash_queue: Duration::from_secs(2),
             revalidate_every: Duration::from_secs(2),
             cluster: None,
+            otlp: None,
             drain_linger: Duration::ZERO,
         }
     }

@@ -208,7 +208,22 @@ impl Server {
             (Some(c), Some(_)) => Some(cluster::node::Cluster::new(c.clone())),
             _ => None,
         };
+        let tracer = self.cfg.otlp.clone().map(|cfg| {
+            let counts = telemetry::otlp::Counts {
+                exported: self.metrics.trace_spans("exported"),
+                dropped: self.metrics.trace_spans("dropped"),
+                failed: self.metrics.trace_spans("failed"),
+            };
+            telemetry::otlp::Tracer::start(
+                cfg,
+                self.node_id.clone(),
+                counts,
+                cancel.clone(),
+                &tasks,
+            )
+        });
         let state = Arc::new(State {
+            tracer,
             dns: self.dns.clone(),
             auth_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             recorder: Arc::new(telemetry::recorder::Recorder::new(

@@ -65,6 +65,8 @@ pub(crate) struct State {
     pub(crate) revocation: Arc<accounts::revocation::Revocation>,
     /// Forwarding to and from the other nodes, when clustered.
     pub(crate) cluster: Option<crate::cluster::node::Cluster>,
+    /// Records visitor requests' spans, when traces are configured.
+    pub(crate) tracer: Option<Arc<telemetry::otlp::Tracer>>,
 }
 
 impl State {

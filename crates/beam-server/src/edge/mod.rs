@@ -4,7 +4,8 @@
 //!
 //! - [`accept`]: the listeners and each visitor connection (TLS, HTTP/1.1,
 //!   HTTP/2 under [`h2`]'s frame budget); tunnel clients arriving on this port.
-//! - [`route`]: host → API, tunnel or custom domain; ACME answers; HTTPS redirects.
+//! - [`route`]: host → API, tunnel or custom domain; ACME answers; HTTPS redirects;
+//!   [`span`]: the request's trace span, when traces are configured.
 //! - [`proxy`]: one request through a tunnel: admit → record → forward → finish;
 //!   [`link`]: a visitor connection's byte stream to the tunnel client.
 //! - [`carrier`]: a tunnel connection inside a WebSocket (`/_beam/tunnel`).
@@ -20,6 +21,7 @@ pub(crate) mod io;
 mod link;
 pub(crate) mod proxy;
 pub(crate) mod route;
+mod span;
 pub(crate) mod tcp;
 pub mod tls;
 pub(crate) mod visitor;

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::error::{EdgeError, Side};
 use super::proxy::{Visitor, VisitorConn, proxy};
+use super::span::Traced;
 use crate::body::{Body, Counted, boxed, empty};
 use crate::cluster::{Elsewhere, Target};
 use crate::state::State;
@@ -118,7 +119,8 @@ pub(super) async fn handle(
     let method = req.method().clone();
     let request_id = new_request_id();
     let mut seen: Option<Start> = None;
-    let resp = dispatch(&state, api, &conn, req, &request_id, &mut seen).await;
+    let mut span: Option<Traced> = None;
+    let resp = dispatch(&state, api, &conn, req, &request_id, &mut seen, &mut span).await;
     let resp = resp.unwrap_or_else(|e| {
         state.metrics.error(e.kind());
         match e.side() {
@@ -129,6 +131,9 @@ pub(super) async fn handle(
     });
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
+    if let (Some(span), Some(tracer)) = (span, &state.tracer) {
+        span.finish(tracer, status, &state.node_id);
+    }
     state
         .metrics
         .request(&method, status, elapsed.as_secs_f64());
@@ -155,6 +160,7 @@ async fn dispatch(
     mut req: Request<Incoming>,
     request_id: &str,
     seen: &mut Option<Start>,
+    span: &mut Option<Traced>,
 ) -> Result<Response<Body>, EdgeError> {
     let (peer, secure) = (conn.peer, conn.secure);
     let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
@@ -178,6 +184,16 @@ async fn dispatch(
     {
         return super::carrier::accept(state, conn, req);
     }
+    if route != Route::Api
+        && let Some(tracer) = &state.tracer
+    {
+        *span = Traced::start(tracer, &mut req, conn.hops, &host, peer.ip());
+    }
+    let forwarded = |span: &mut Option<Traced>| {
+        if let Some(s) = span {
+            s.forwarded = true;
+        }
+    };
     let tunnel = match route {
         Route::Api => match crate::api::call(api, peer, req).await {
             Ok(resp) => return Ok(resp),
@@ -186,7 +202,10 @@ async fn dispatch(
         Route::Tunnel(name) => {
             let target = Target::Name(NameKind::Subdomain, name);
             match locate(state, conn, target, (&host, &raw_host), req).await? {
-                Elsewhere::Answered(resp) => return Ok(resp),
+                Elsewhere::Answered(resp) => {
+                    forwarded(span);
+                    return Ok(resp);
+                }
                 Elsewhere::Here(t, r) => {
                     req = r;
                     t
@@ -197,7 +216,10 @@ async fn dispatch(
         Route::Unknown => {
             let target = Target::Domain(host.clone());
             let t = match locate(state, conn, target, (&host, &raw_host), req).await? {
-                Elsewhere::Answered(resp) => return Ok(resp),
+                Elsewhere::Answered(resp) => {
+                    forwarded(span);
+                    return Ok(resp);
+                }
                 Elsewhere::Here(t, r) => {
                     req = r;
                     t

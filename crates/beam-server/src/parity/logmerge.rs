@@ -66,41 +66,83 @@ pub(crate) struct Merge {
 
 /// What a replica's reader task reports.
 enum Event {
-    /// An entry (stamped), with its time.
-    Entry { ts: i64, line: Bytes },
-    /// Any other line for the reader (a drop marker), stamped.
-    Other(Bytes),
+    /// Lines in arrival order, stamped, in one buffer: each line's range
+    /// in it and, for entries, its time.
+    Lines(Batch),
     /// Its past lines are all sent.
     Live,
     /// Its stream ended.
     End(usize, String),
 }
 
-/// The fields a line is sorted and sorted out by.
+/// Stamped lines of one replica, as they arrived.
+struct Batch {
+    bytes: Bytes,
+    lines: Vec<(Option<i64>, std::ops::Range<usize>)>,
+}
+
+impl Batch {
+    fn lines(&self) -> impl Iterator<Item = (Option<i64>, Bytes)> + '_ {
+        self.lines
+            .iter()
+            .map(|(ts, r)| (*ts, self.bytes.slice(r.clone())))
+    }
+}
+
+/// The fields a line is sorted by, for lines not in the agent's own form.
 #[derive(serde::Deserialize)]
 struct Probe {
     ts: Option<i64>,
     seq: Option<u64>,
-    live: Option<bool>,
 }
 
-/// `{"instance":"NAME",…rest of the object…}`. Names are checked at connect
-/// time (`valid_instance`), so they need no escaping.
-fn stamp(instance: &str, line: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(line.len() + instance.len() + 16);
-    b.extend_from_slice(b"{\"instance\":\"");
-    b.extend_from_slice(instance.as_bytes());
-    b.extend_from_slice(b"\"");
+/// An entry's time. The agent writes entries as `{"seq":N,"ts":N,…`, read
+/// here without parsing the rest; other forms are parsed.
+fn entry_ts(line: &[u8]) -> Option<i64> {
+    let fast = || {
+        let rest = line.strip_prefix(b"{\"seq\":")?;
+        let comma = rest.iter().position(|b| *b == b',')?;
+        let rest = rest[comma..].strip_prefix(b",\"ts\":")?;
+        let end = rest
+            .iter()
+            .position(|b| !b.is_ascii_digit() && *b != b'-')?;
+        std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+    };
+    fast().or_else(|| match serde_json::from_slice::<Probe>(line) {
+        Ok(Probe {
+            ts: Some(ts),
+            seq: Some(_),
+        }) => Some(ts),
+        _ => None,
+    })
+}
+
+/// The agent's end-of-past-lines marker.
+const LIVE: &[u8] = b"{\"live\":true}";
+
+/// `{"instance":"NAME",…rest of the object…}\n` appended to `out`. Names
+/// are checked at connect time (`valid_instance`), so they need no escaping.
+fn stamp_into(out: &mut BytesMut, instance: &str, line: &[u8]) {
+    out.extend_from_slice(b"{\"instance\":\"");
+    out.extend_from_slice(instance.as_bytes());
+    out.extend_from_slice(b"\"");
     let rest = &line[1..];
     if rest.first() != Some(&b'}') {
-        b.extend_from_slice(b",");
+        out.extend_from_slice(b",");
     }
-    b.extend_from_slice(rest);
-    b.extend_from_slice(b"\n");
+    out.extend_from_slice(rest);
+    out.extend_from_slice(b"\n");
+}
+
+#[cfg(test)]
+fn stamp(instance: &str, line: &[u8]) -> Bytes {
+    let mut b = BytesMut::new();
+    stamp_into(&mut b, instance, line);
     b.freeze()
 }
 
-/// Reads one replica's stream into events until it ends or nobody listens.
+/// Reads one replica's stream into batches, one per chunk received, until
+/// it ends or nobody listens.
 async fn read(idx: usize, source: Source, tx: mpsc::Sender<(usize, Event)>) {
     let Source {
         instance,
@@ -108,6 +150,15 @@ async fn read(idx: usize, source: Source, tx: mpsc::Sender<(usize, Event)>) {
         ..
     } = source;
     let mut buf = BytesMut::new();
+    let mut out = BytesMut::new();
+    let mut batch: Vec<(Option<i64>, std::ops::Range<usize>)> = Vec::new();
+    let send = |out: &mut BytesMut, batch: &mut Vec<_>| {
+        let ev = Event::Lines(Batch {
+            bytes: out.split().freeze(),
+            lines: std::mem::take(batch),
+        });
+        tx.send((idx, ev))
+    };
     let reason = loop {
         match lines.next().await {
             Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
@@ -120,26 +171,21 @@ async fn read(idx: usize, source: Source, tx: mpsc::Sender<(usize, Event)>) {
             if line.first() != Some(&b'{') {
                 continue;
             }
-            let Ok(probe) = serde_json::from_slice::<Probe>(line) else {
+            if line == LIVE {
+                if !batch.is_empty() && send(&mut out, &mut batch).await.is_err() {
+                    return;
+                }
+                if tx.send((idx, Event::Live)).await.is_err() {
+                    return;
+                }
                 continue;
-            };
-            let ev = match probe {
-                Probe {
-                    live: Some(true), ..
-                } => Event::Live,
-                Probe {
-                    ts: Some(ts),
-                    seq: Some(_),
-                    ..
-                } => Event::Entry {
-                    ts,
-                    line: stamp(&instance, line),
-                },
-                _ => Event::Other(stamp(&instance, line)),
-            };
-            if tx.send((idx, ev)).await.is_err() {
-                return;
             }
+            let start = out.len();
+            stamp_into(&mut out, &instance, line);
+            batch.push((entry_ts(line), start..out.len()));
+        }
+        if !batch.is_empty() && send(&mut out, &mut batch).await.is_err() {
+            return;
         }
     };
     let _ = tx.send((idx, Event::End(idx, reason))).await;
@@ -192,7 +238,15 @@ impl Merger {
 
     /// Sends `lines` in chunks; `false` when the reader is gone.
     async fn emit(&self, lines: impl IntoIterator<Item = Bytes>) -> bool {
-        let mut chunk = BytesMut::new();
+        let mut lines = lines.into_iter().peekable();
+        let Some(first) = lines.next() else {
+            return true;
+        };
+        if lines.peek().is_none() {
+            // One batch as it came: no copy.
+            return self.out.send(first).await.is_ok();
+        }
+        let mut chunk = BytesMut::from(&first[..]);
         for l in lines {
             chunk.extend_from_slice(&l);
             if chunk.len() >= CHUNK && self.out.send(chunk.split().freeze()).await.is_err() {
@@ -251,14 +305,13 @@ pub(crate) async fn merge(sources: Vec<Source>, mut how: Merge, out: mpsc::Sende
             continue;
         }
         match ev {
-            Event::Entry { ts, line } => {
-                held += line.len();
-                order += 1;
-                history.push((ts, idx, order, line));
-            }
-            Event::Other(line) => {
-                order += 1;
-                history.push((i64::MIN, idx, order, line));
+            Event::Lines(batch) => {
+                held += batch.bytes.len();
+                for (ts, line) in batch.lines() {
+                    order += 1;
+                    // A drop marker goes first: it says lines are missing.
+                    history.push((ts.unwrap_or(i64::MIN), idx, order, line));
+                }
             }
             Event::Live => past_done[idx] = true,
             end @ Event::End(..) => {
@@ -328,16 +381,26 @@ pub(crate) async fn merge(sources: Vec<Source>, mut how: Merge, out: mpsc::Sende
         };
         let mut ready: Vec<Bytes> = Vec::new();
         match ev {
-            Some((_, Event::Entry { ts, line })) => {
-                order += 1;
-                waiting.push(Waiting {
-                    ts,
-                    order,
-                    arrived: now,
-                    line,
-                });
+            // Nothing to reorder against: the batch goes out as it came.
+            Some((_, Event::Lines(batch))) if window.is_zero() && waiting.is_empty() => {
+                ready.push(batch.bytes)
             }
-            Some((_, Event::Other(line))) => ready.push(line),
+            Some((_, Event::Lines(batch))) => {
+                for (ts, line) in batch.lines() {
+                    match ts {
+                        Some(ts) => {
+                            order += 1;
+                            waiting.push(Waiting {
+                                ts,
+                                order,
+                                arrived: now,
+                                line,
+                            });
+                        }
+                        None => ready.push(line),
+                    }
+                }
+            }
             Some((_, Event::Live)) => {}
             Some((_, Event::End(idx, reason))) => {
                 // What it sent before ending goes first.
@@ -533,6 +596,17 @@ mod tests {
         assert_eq!(got[1]["message"], "from the new one");
         assert_eq!(got[1]["instance"], "web-2");
         drop(a_tx);
+    }
+
+    #[test]
+    fn entry_times_are_read_from_the_agents_form_and_others() {
+        assert_eq!(
+            entry_ts(b"{\"seq\":12,\"ts\":1700,\"level\":\"info\"}"),
+            Some(1700)
+        );
+        assert_eq!(entry_ts(b"{\"ts\":5,\"seq\":1}"), Some(5));
+        assert_eq!(entry_ts(b"{\"dropped\":3}"), None);
+        assert_eq!(entry_ts(b"{\"seq\":1,\"ts\":x}"), None);
     }
 
     #[test]

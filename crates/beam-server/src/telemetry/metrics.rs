@@ -57,6 +57,7 @@ pub struct Metrics {
     pub(crate) node_heartbeat_ok: Gauge,
     forwarded: Family<Labels, Counter>,
     forward_duration: Histogram,
+    trace_spans: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -120,6 +121,12 @@ impl Metrics {
             "Time from forwarding a request to another node to its response headers",
             forward_duration.clone(),
         );
+        let trace_spans = Family::<Labels, Counter>::default();
+        registry.register(
+            "beam_trace_spans",
+            "Trace spans by outcome: exported to the OTLP collector, dropped (queue full) or failed (the collector did not take them)",
+            trace_spans.clone(),
+        );
         // The two directions are fixed: resolve them once instead of per request.
         let bytes_in = bytes
             .get_or_create(&vec![("direction", "in".into())])
@@ -139,7 +146,15 @@ impl Metrics {
             node_heartbeat_ok,
             forwarded,
             forward_duration,
+            trace_spans,
         }
+    }
+
+    /// The trace span counter for `outcome` (`exported`, `dropped`, `failed`).
+    pub fn trace_spans(&self, outcome: &'static str) -> Counter {
+        self.trace_spans
+            .get_or_create(&vec![("outcome", outcome.into())])
+            .clone()
     }
 
     /// Gauge of active tunnels for `protocol` (`http` / `tcp`).

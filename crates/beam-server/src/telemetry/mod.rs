@@ -1,5 +1,8 @@
 //! What the server tells its operator about traffic: Prometheus metrics
-//! (`metrics`) and per-tunnel request analytics (`recorder`).
+//! (`metrics`), per-tunnel request analytics (`recorder`), and distributed
+//! traces (`trace`: the W3C context and spans; `otlp`: their export).
 
 pub mod metrics;
+pub mod otlp;
 pub mod recorder;
+pub mod trace;

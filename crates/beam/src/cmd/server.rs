@@ -153,6 +153,9 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
         args.http_addr.port(),
         args.https_addr.map(|a| a.port()),
     );
+    // Traces: the standard OpenTelemetry variables (their header values are
+    // often vendor keys, so never flags).
+    cfg.otlp = beam_server::telemetry::otlp::OtlpConfig::from_env(|k| std::env::var(k).ok())?;
     if let Some(path) = &args.webhook_sources {
         cfg.webhook_sources = beam_server::parity::webhooks::Sources::load(path)?;
         tracing::info!(
@@ -395,6 +398,15 @@ fn print_banner(
             out,
             "  node        {} (other nodes of the cluster; secret from the environment)",
             c.node_addr
+        );
+    }
+    if let Some(o) = &cfg.otlp {
+        let _ = writeln!(
+            out,
+            "  traces      {} (OTLP/HTTP JSON, {:.0}% of new traces, service {})",
+            o.endpoint,
+            o.ratio * 100.0,
+            o.service
         );
     }
     let _ = writeln!(
