@@ -127,6 +127,26 @@ impl Store {
         Ok(n)
     }
 
+    /// Names held live by connections of organization `org_id` on every node
+    /// (only of kind `only`, when given), other than `except` (the name
+    /// being claimed). A claim is recorded before this is counted, so two
+    /// admissions racing on different nodes each see the other: neither can
+    /// take the organization past a limit.
+    pub async fn live_names_of_org(
+        &self,
+        org_id: i64,
+        only: Option<NameKind>,
+        except: (NameKind, &str),
+    ) -> Result<i64, StoreError> {
+        let only = only.map_or("", NameKind::as_str);
+        let n: i64 = on_pool!(self, p => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM reservations WHERE org_id = $1 AND expires_at IS NULL \
+             AND ($2 = '' OR kind = $2) AND NOT (kind = $3 AND name = $4)")
+            .bind(org_id).bind(only).bind(except.0.as_str()).bind(except.1)
+            .fetch_one(p).await?);
+        Ok(n)
+    }
+
     /// Starts the grace period of a name if `session` still holds it (a lease
     /// takeover may already have moved it to a newer session).
     pub async fn release(

@@ -226,14 +226,6 @@ impl Store {
         Ok(n)
     }
 
-    /// Connected TCP tunnels (public ports) of an organization.
-    pub async fn count_connected_tcp(&self, org_id: i64) -> Result<i64, StoreError> {
-        let n: i64 = on_pool!(self, p => sqlx::query(
-            "SELECT COUNT(*) AS n FROM tunnels WHERE org_id = $1 AND status = 'connected' AND kind = 'tcp'")
-            .bind(org_id).fetch_one(p).await?.try_get("n")?);
-        Ok(n)
-    }
-
     /// Names an organization holds on reserve: reserved tunnels (subdomains
     /// and ports) and reserved subdomains.
     pub async fn count_reserved_names(&self, org_id: i64) -> Result<i64, StoreError> {

@@ -20,7 +20,9 @@ use crate::body::Body;
 use crate::edge::visitor::Policy;
 use crate::registry::Tunnel;
 use crate::state::State;
-use crate::store::{DomainKind, DomainRow, DomainStatus, PublicName, TunnelKey, TunnelRow, now_ms};
+use crate::store::{
+    DomainKind, DomainRow, DomainStatus, NameKind, PublicName, TunnelKey, TunnelRow, now_ms,
+};
 
 /// Runs one tunnel connection until it drops, is kicked or the server stops.
 pub(super) async fn run<IO>(
@@ -123,30 +125,21 @@ async fn claim(state: &State, hello: &Hello, p: &Principal) -> Result<(Claimed, 
         TunnelRequest::Tcp { port } => claim_port(state, *port, &who).await?,
         TunnelRequest::Agent { .. } => unreachable!("agents run their own session"),
     };
-    // A session this one replaces (same name) does not count. In a cluster
-    // the token's tunnels on every node count (the store's live names; two
-    // nodes admitting at the same instant can overshoot by one each).
-    let open = match &state.cluster {
-        None => state
-            .registry
-            .all()
-            .iter()
-            .filter(|t| t.token_id == p.token_id && t.name != claimed.name)
-            .count(),
-        Some(_) => {
-            let except = (claimed.name.kind(), claimed.name.key());
-            match state
-                .store
-                .live_names_of_token(p.token_id, (except.0, &except.1))
-                .await
-            {
-                Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
-                Err(e) => {
-                    claimed.release(state).await;
-                    tracing::error!(error = %e, "counting the token's tunnels failed");
-                    return Err(internal());
-                }
-            }
+    // A session this one replaces (same name) does not count. The token's
+    // tunnels on every node count (the store's live names), counted after
+    // this claim is recorded: racing admissions, on one node or two, see
+    // each other and cannot pass the cap together.
+    let except = (claimed.name.kind(), claimed.name.key());
+    let open = match state
+        .store
+        .live_names_of_token(p.token_id, (except.0, &except.1))
+        .await
+    {
+        Ok(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        Err(e) => {
+            claimed.release(state).await;
+            tracing::error!(error = %e, "counting the token's tunnels failed");
+            return Err(internal());
         }
     };
     let max = state.cfg.max_tunnels_per_token;
@@ -189,8 +182,12 @@ async fn record(
         })
 }
 
-/// The organization's plan limits on tunnels and public TCP ports. A reconnect
-/// of a tunnel still marked connected does not count twice.
+/// The organization's plan limits on tunnels and public TCP ports, counted
+/// over the names live connections hold on every node, this claim excluded
+/// (so a reconnect of a tunnel still held does not count twice). Counted
+/// after this connection's claim is recorded: admissions racing on two
+/// nodes each see the other's claim, so together they never pass the limit
+/// (at worst both are refused, and one gets in when its client tries again).
 async fn check_plan(state: &State, p: &Principal, name: &PublicName) -> Result<(), Refusal> {
     let failed = |what: &'static str| {
         move |e: crate::store::StoreError| {
@@ -204,33 +201,34 @@ async fn check_plan(state: &State, p: &Principal, name: &PublicName) -> Result<(
         .await
         .map_err(failed("org lookup"))?
         .ok_or_else(internal)?;
-    let live = i64::from(state.registry.get(name).is_some());
+    let key = name.key();
+    let except = (name.kind(), key.as_str());
     if let Some(max) = org.limits.max_tunnels {
-        let connected = state
+        let others = state
             .store
-            .count_connected(p.org_id)
+            .live_names_of_org(p.org_id, None, except)
             .await
             .map_err(failed("counting tunnels"))?;
-        if connected - live >= max {
+        if others >= max {
             return Err(Refusal::new(
                 ErrorCode::LimitReached,
                 format!(
-                    "your plan allows {max} tunnels at once and {connected} are connected; stop one (`beam list`, `beam stop`)"
+                    "your plan allows {max} tunnels at once and {others} are connected; stop one (`beam list`, `beam stop`)"
                 ),
             ));
         }
     }
     if let (Some(max), PublicName::Port(_)) = (org.limits.max_tcp_ports, name) {
-        let connected = state
+        let others = state
             .store
-            .count_connected_tcp(p.org_id)
+            .live_names_of_org(p.org_id, Some(NameKind::TcpPort), except)
             .await
             .map_err(failed("counting TCP tunnels"))?;
-        if connected - live >= max {
+        if others >= max {
             return Err(Refusal::new(
                 ErrorCode::LimitReached,
                 format!(
-                    "your plan allows {max} public TCP ports at once and {connected} are in use; stop a `beam tcp` tunnel first"
+                    "your plan allows {max} public TCP ports at once and {others} are in use; stop a `beam tcp` tunnel first"
                 ),
             ));
         }

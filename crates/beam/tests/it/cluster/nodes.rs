@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use beam_proto::TunnelRequest;
+use beam_proto::{Secret, TunnelRequest};
 use http::StatusCode;
 use serde_json::json;
 
@@ -376,4 +376,116 @@ async fn replicas_on_different_nodes_are_merged_and_replaced_across_nodes() {
         entries(&lines),
         pairs(&[("web-2", "INFO from the new web-2")])
     );
+}
+
+/// Admissions racing across nodes never pass a limit together: six clients
+/// of one token start at once through three nodes against a cap of two per
+/// token, then six through a plan of two tunnels per organization. The
+/// claim is recorded before the count, so each admission sees the others:
+/// at most two get in. Racers may all be refused (each saw the others'
+/// claims), so clients started one by one afterwards fill the limit exactly
+/// — the refused claims were released — and the next one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_admissions_never_pass_a_limit_across_nodes() {
+    let a = TestServer::cluster(|c| c.max_tunnels_per_token = 2).await;
+    let (b, c) = (a.join().await, a.join().await);
+    let origin = Origin::start().await;
+    let start = |node: &TestServer, token: &Option<String>| {
+        let mut setup = node.client_config(
+            TunnelRequest::Http {
+                subdomain: None,
+                domain: None,
+            },
+            origin.addr,
+        );
+        if let Some(t) = token {
+            setup.conn.token = Secret::new(t.clone());
+        }
+        TestClient::start(setup)
+    };
+    let race = |token: Option<String>| {
+        [&a, &b, &c, &a, &b, &c]
+            .into_iter()
+            .map(|node| start(node, &token))
+            .collect::<Vec<_>>()
+    };
+    let settle = |clients: Vec<TestClient>| async move {
+        let mut admitted = Vec::new();
+        for mut client in clients {
+            match client.outcome().await {
+                Ok(_) => admitted.push(client),
+                Err(e) => {
+                    let r = refusal_of(e);
+                    assert_eq!(r.code, beam_proto::ErrorCode::LimitReached, "{r:?}");
+                }
+            }
+        }
+        admitted
+    };
+    // Fills the limit one client at a time, then shows the next is refused.
+    let top_up = |mut admitted: Vec<TestClient>, token: Option<String>| {
+        let start = &start;
+        let b = &b;
+        async move {
+            assert!(
+                admitted.len() <= 2,
+                "{} admitted against a limit of 2",
+                admitted.len()
+            );
+            while admitted.len() < 2 {
+                let mut client = start(b, &token);
+                client
+                    .outcome()
+                    .await
+                    .expect("a client below the limit is admitted");
+                admitted.push(client);
+            }
+            let mut extra = start(b, &token);
+            let r = refusal_of(
+                extra
+                    .outcome()
+                    .await
+                    .expect_err("a third client is refused"),
+            );
+            assert_eq!(r.code, beam_proto::ErrorCode::LimitReached, "{r:?}");
+            admitted
+        }
+    };
+    let admitted = top_up(settle(race(None)).await, None).await;
+    for client in admitted {
+        client.stop().await;
+    }
+
+    // The plan: two tunnels for the organization, over several tokens.
+    let r = a
+        .api(
+            "PUT",
+            &format!("/api/orgs/{}/limits", a.operator.org_id),
+            Some(a.token.expose()),
+            Some(
+                json!({ "max_tunnels": 2, "max_custom_domains": null, "max_members": null,
+                "max_bandwidth_bytes": null, "max_tcp_ports": null, "max_reserved_names": null }),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    eventually("the first clients' names are released", || async {
+        let r = a
+            .api("GET", "/api/tunnels", Some(a.token.expose()), None)
+            .await;
+        let live = r.json.as_array().map_or(0, |t| {
+            t.iter().filter(|t| t["status"] == "connected").count()
+        });
+        (live == 0).then_some(())
+    })
+    .await;
+    let operator = a.token.expose().to_string();
+    let mut clients = Vec::new();
+    for pair in [[&a, &b], [&c, &a], [&b, &c]] {
+        let token = Some(a.api_token(&operator, &["tunnels:write"]).await);
+        clients.extend(pair.map(|node| start(node, &token)));
+    }
+    let admitted = settle(clients).await;
+    let fresh = a.api_token(&operator, &["tunnels:write"]).await;
+    top_up(admitted, Some(fresh)).await;
 }

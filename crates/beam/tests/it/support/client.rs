@@ -107,6 +107,12 @@ impl TestClient {
         .await
     }
 
+    /// Stops the client (as Ctrl-C would) and waits until it has.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = within("client stop", self.handle).await;
+    }
+
     /// Waits for the client to stop and returns its result.
     pub async fn result(self) -> Result<(), ClientError> {
         within("client exit", self.handle).await.unwrap()
