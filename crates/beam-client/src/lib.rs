@@ -18,6 +18,7 @@
 //!   [`origin`]: keep-alive HTTP/1.1 connections to it, one request at a time;
 //!   [`origin_h2`]: one multiplexed HTTP/2 connection (`--upstream-http2`).
 //! - [`compress`]: opt-in gzip of responses.
+//! - [`inspect`]: the request inspector (capture, replay, page and API).
 //! - [`api`]: a REST API client for the CLI, over the tunnel port's TLS.
 //! - [`webhook`]: delivers stored webhook events to a local app, re-signed.
 //!
@@ -35,6 +36,7 @@ pub mod dial;
 pub mod egress;
 pub mod error;
 pub mod handler;
+pub mod inspect;
 pub mod local;
 pub mod origin;
 pub mod origin_h2;

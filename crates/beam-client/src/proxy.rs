@@ -23,7 +23,8 @@ use crate::compress;
 use crate::config::{HostHeader, LocalTarget, ProxyConfig};
 use crate::dial::TunnelStream;
 use crate::error::ConnectError;
-use crate::handler::{Body, StreamHandler, empty, full, status};
+use crate::handler::{Body, BoxError, StreamHandler, empty, full, status};
+use crate::inspect::{Pending, Recorder, Tap, WsTap};
 use crate::local::LocalDialer;
 use crate::origin::{OriginError, OriginPool};
 use crate::origin_h2::OriginH2;
@@ -65,12 +66,25 @@ struct Inner {
     compress: bool,
     proxy_protocol: bool,
     stats: Arc<Stats>,
+    /// Where the inspector's exchanges go, when it is on.
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl LocalProxy {
     /// A proxy for a tunnel of `kind` to the configuration's local target,
     /// counting streams in `stats`.
     pub fn new(cfg: &ProxyConfig, kind: TunnelKind, stats: Arc<Stats>) -> Self {
+        Self::inspected(cfg, kind, stats, None)
+    }
+
+    /// [`LocalProxy::new`], recording every exchange into `recorder` (the
+    /// inspector and the terminal's request lines) when one is given.
+    pub fn inspected(
+        cfg: &ProxyConfig,
+        kind: TunnelKind,
+        stats: Arc<Stats>,
+        recorder: Option<Arc<Recorder>>,
+    ) -> Self {
         let dialer = LocalDialer::new(cfg.local.clone(), cfg.insecure_upstream);
         let origin = OriginPool::new(dialer.clone());
         let origin_h2 = cfg.upstream_http2.then(|| OriginH2::new(dialer.clone()));
@@ -87,19 +101,32 @@ impl LocalProxy {
             compress: cfg.compress,
             proxy_protocol: cfg.proxy_protocol,
             stats,
+            recorder,
         }))
+    }
+
+    /// Sends a request again to the local service (the inspector's replay),
+    /// recorded as a replay of exchange `of`; returns the new exchange's id
+    /// once its response has ended.
+    pub async fn replay(&self, req: Request<http_body_util::Full<bytes::Bytes>>, of: u64) -> Option<u64> {
+        let (resp, pending) = self.0.forward(req, None, Some(of)).await;
+        // Reading the body to its end is what records the exchange.
+        let _ = resp.into_body().collect().await;
+        let pending = pending?;
+        pending.finish(None);
+        pending.id()
     }
 }
 
 impl StreamHandler for LocalProxy {
     /// Never fails: local errors become 502 pages.
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        self.0.handle(req).await
+        Inner::handle(&self.0, req).await
     }
 }
 
 impl Inner {
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn handle(self: &Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let guard = StreamGuard::new(self.stats.clone());
         // Each tunnel kind accepts only its own stream shapes: a TCP tunnel only
@@ -110,24 +137,47 @@ impl Inner {
             (TunnelKind::Tcp, true, None) => self.tcp(req, guard).await,
             (TunnelKind::Http, true, Some(bh::HTTP1_STREAM)) => self.http1_stream(req, guard).await,
             (TunnelKind::Http, true, Some(_)) => self.websocket(req, guard).await,
-            (TunnelKind::Http, false, _) => self.http(req, guard).await,
+            (TunnelKind::Http, false, _) => self.forward(req, Some(guard), None).await.0,
             _ => status(StatusCode::METHOD_NOT_ALLOWED),
         }
     }
 }
 
 impl Inner {
-    async fn http(&self, req: Request<Incoming>, guard: StreamGuard) -> Response<Body> {
+    /// One request to the local service, over the pooled HTTP/1.1
+    /// connections or the HTTP/2 one; recorded when the inspector is on
+    /// (`replay_of` marks a replay). Returns the capture with the response.
+    async fn forward<B>(
+        &self,
+        req: Request<B>,
+        guard: Option<StreamGuard>,
+        replay_of: Option<u64>,
+    ) -> (Response<Body>, Option<Pending>)
+    where
+        B: HttpBody<Data = bytes::Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError> + std::fmt::Display,
+    {
         let (mut parts, body) = req.into_parts();
         let visitor_host = parts.uri.authority().cloned();
         let path = parts.uri.path_and_query().cloned();
         // Only origin-form paths: never let a path change the authority we connect to.
         if path.as_ref().is_some_and(|p| !p.as_str().starts_with('/')) {
-            return status(StatusCode::BAD_REQUEST);
+            return (status(StatusCode::BAD_REQUEST), None);
         }
         let path = path.unwrap_or_else(|| PathAndQuery::from_static("/"));
         strip_hop_by_hop(&mut parts.headers);
         self.set_host(&mut parts.headers, visitor_host);
+        let pending = self.recorder.as_ref().map(|rec| {
+            let p = Pending::start(rec, parts.method.as_str(), path.as_str(), &parts.headers);
+            if let Some(of) = replay_of {
+                p.replay_of(of);
+            }
+            p
+        });
+        let body: Body = match &pending {
+            Some(p) => p.request_body(body).map_err(Into::into).boxed_unsync(),
+            None => body.map_err(Into::into).boxed_unsync(),
+        };
         let gzip_ok =
             self.compress && parts.method != Method::HEAD && compress::accepts_gzip(&parts.headers);
         let sent = match &self.origin_h2 {
@@ -145,10 +195,10 @@ impl Inner {
                     .build()
                 {
                     Ok(u) => u,
-                    Err(_) => return status(StatusCode::BAD_REQUEST),
+                    Err(_) => return (status(StatusCode::BAD_REQUEST), None),
                 };
                 parts.version = Version::HTTP_2;
-                let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+                let req = Request::from_parts(parts, body);
                 h2.send(req).await.map(|r| r.map(Either::Right))
             }
             None => {
@@ -156,17 +206,24 @@ impl Inner {
                 // some dev servers reject an absolute URI.
                 parts.uri = Uri::from(path);
                 parts.version = Version::HTTP_11;
-                let req = Request::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+                let req = Request::from_parts(parts, body);
                 self.origin.send(req).await.map(|r| r.map(Either::Left))
             }
         };
-        match sent {
+        let resp = match sent {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 let body = Guarded {
                     inner: body,
                     _guard: guard,
+                };
+                let body: Body = match &pending {
+                    Some(p) => p
+                        .response_body(parts.status.as_u16(), &parts.headers, body)
+                        .map_err(Into::into)
+                        .boxed_unsync(),
+                    None => body.map_err(Into::into).boxed_unsync(),
                 };
                 let body = if gzip_ok
                     && parts.status.is_success()
@@ -176,18 +233,24 @@ impl Inner {
                     compress::mark(&mut parts.headers);
                     compress::Gzip::new(body).boxed_unsync()
                 } else {
-                    body.map_err(Into::into).boxed_unsync()
+                    body
                 };
                 Response::from_parts(parts, body)
             }
-            Err(e @ OriginError::Connect(_)) => self.local_error(LocalFailure::Refused, &e),
-            Err(e) => self.local_error(LocalFailure::Failed, &e),
-        }
+            Err(e @ OriginError::Connect(_)) => {
+                self.local_error(LocalFailure::Refused, &e, pending.as_ref())
+            }
+            Err(e) => self.local_error(LocalFailure::Failed, &e, pending.as_ref()),
+        };
+        (resp, pending)
     }
 
     fn set_host(&self, headers: &mut HeaderMap, visitor_host: Option<Authority>) {
         let host = match (&self.host_header, visitor_host) {
             (HostHeader::Preserve, Some(h)) => HeaderValue::from_str(h.as_str()).ok(),
+            // An HTTP/1.1 request (the byte-stream fallback) carries its Host
+            // as a header already.
+            (HostHeader::Preserve, None) if headers.contains_key(header::HOST) => return,
             _ => None,
         };
         headers.insert(
@@ -196,8 +259,14 @@ impl Inner {
         );
     }
 
-    /// A 502 naming the local address, tagged so the edge can classify it.
-    fn local_error(&self, failure: LocalFailure, err: &dyn std::fmt::Display) -> Response<Body> {
+    /// A 502 naming the local address, tagged so the edge can classify it;
+    /// recorded as the answer of `pending` when the inspector is on.
+    fn local_error(
+        &self,
+        failure: LocalFailure,
+        err: &dyn std::fmt::Display,
+        pending: Option<&Pending>,
+    ) -> Response<Body> {
         let addr = self.target.url();
         let page = match failure {
             LocalFailure::Refused => format!(
@@ -207,16 +276,25 @@ impl Inner {
                 format!("502 Bad Gateway\n\nThe local service at {addr} failed to answer: {err}\n")
             }
         };
-        let mut resp = Response::new(full(page));
-        *resp.status_mut() = StatusCode::BAD_GATEWAY;
-        resp.headers_mut().insert(
+        let mut headers = HeaderMap::new();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        resp.headers_mut().insert(
+        headers.insert(
             bh::BEAM_ERROR,
             HeaderValue::from_static(failure.as_header()),
         );
+        if let Some(p) = pending {
+            let why = match failure {
+                LocalFailure::Refused => format!("could not connect to {addr}: {err}"),
+                LocalFailure::Failed => format!("{addr} failed to answer: {err}"),
+            };
+            p.answered(502, &headers, page.as_bytes(), why);
+        }
+        let mut resp = Response::new(full(page));
+        *resp.status_mut() = StatusCode::BAD_GATEWAY;
+        *resp.headers_mut() = headers;
         resp
     }
 
@@ -233,21 +311,26 @@ impl Inner {
             .path_and_query()
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "/".into());
+        strip_hop_by_hop(&mut parts.headers);
+        self.set_host(&mut parts.headers, visitor_host);
+        beam_proto::headers::set_websocket_upgrade(&mut parts.headers);
+        let pending = self
+            .recorder
+            .as_ref()
+            .map(|rec| Pending::start(rec, "GET", &path, &parts.headers));
+        let pending = pending.as_ref();
         let stream = match self.connect_local().await {
             Ok(s) => s,
-            Err(e) => return self.local_error(LocalFailure::Refused, &e),
+            Err(e) => return self.local_error(LocalFailure::Refused, &e, pending),
         };
         let (mut sender, conn) =
             match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
                 Ok(p) => p,
-                Err(e) => return self.local_error(LocalFailure::Failed, &e),
+                Err(e) => return self.local_error(LocalFailure::Failed, &e, pending),
             };
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
-        strip_hop_by_hop(&mut parts.headers);
-        self.set_host(&mut parts.headers, visitor_host);
-        beam_proto::headers::set_websocket_upgrade(&mut parts.headers);
         let mut local_req = Request::new(empty());
         *local_req.method_mut() = Method::GET;
         *local_req.uri_mut() = match Uri::try_from(path) {
@@ -257,21 +340,35 @@ impl Inner {
         *local_req.headers_mut() = parts.headers;
         let mut resp = match sender.send_request(local_req).await {
             Ok(r) => r,
-            Err(e) => return self.local_error(LocalFailure::Failed, &e),
+            Err(e) => return self.local_error(LocalFailure::Failed, &e, pending),
         };
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             // The app said no (e.g. 403 or 404): the visitor sees its answer.
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            return Response::from_parts(parts, body.map_err(Into::into).boxed_unsync());
+            let body = match pending {
+                Some(p) => p
+                    .response_body(parts.status.as_u16(), &parts.headers, body)
+                    .map_err(Into::into)
+                    .boxed_unsync(),
+                None => body.map_err(Into::into).boxed_unsync(),
+            };
+            return Response::from_parts(parts, body);
         }
         let local_upgrade = hyper::upgrade::on(&mut resp);
         let (mut parts, _) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        // The upgrade is recorded now; its frames fill in while it lives.
+        let log = pending.map(|p| p.upgraded(101, &parts.headers));
         tokio::spawn(async move {
             let _guard = guard;
             if let Ok((t, l)) = tokio::try_join!(tunnel_upgrade, local_upgrade) {
-                let _ = beam_proto::splice(&mut TokioIo::new(t), &mut TokioIo::new(l)).await;
+                let mut t = TokioIo::new(t);
+                let l = TokioIo::new(l);
+                let _ = match log {
+                    Some(log) => beam_proto::splice(&mut t, &mut WsTap::new(l, log)).await,
+                    None => beam_proto::splice(&mut t, &mut { l }).await,
+                };
             }
         });
         parts.status = StatusCode::OK;
@@ -282,16 +379,48 @@ impl Inner {
     /// One visitor connection's HTTP/1.1 bytes, spliced to one local
     /// connection: the edge already parsed, checked and rewrote every request,
     /// so this side only copies.
-    async fn http1_stream(&self, mut req: Request<Incoming>, guard: StreamGuard) -> Response<Body> {
+    ///
+    /// With the inspector on, a [`Tap`] watches the bytes; and when the local
+    /// service is down, the connection is served request by request instead
+    /// (each one answered with the 502 page, or proxied once the service is
+    /// up), so every failed request shows in the inspector and terminal.
+    async fn http1_stream(
+        self: &Arc<Self>,
+        mut req: Request<Incoming>,
+        guard: StreamGuard,
+    ) -> Response<Body> {
         let tunnel_upgrade = hyper::upgrade::on(&mut req);
-        let mut local = match self.connect_local().await {
-            Ok(s) => s,
-            Err(e) => return self.local_error(LocalFailure::Refused, &e),
+        let local = match (self.connect_local().await, &self.recorder) {
+            (Ok(s), _) => s,
+            (Err(_), Some(_)) => {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let Ok(t) = tunnel_upgrade.await else { return };
+                    let service = hyper::service::service_fn(move |req| {
+                        let this = this.clone();
+                        async move {
+                            let (resp, _) = this.forward(req, None, None).await;
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                    let _guard = guard;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(t, service)
+                        .await;
+                });
+                return status(StatusCode::OK);
+            }
+            (Err(e), None) => return self.local_error(LocalFailure::Refused, &e, None),
         };
+        let recorder = self.recorder.clone();
         tokio::spawn(async move {
             let _guard = guard;
             if let Ok(t) = tunnel_upgrade.await {
-                let _ = beam_proto::splice(&mut TokioIo::new(t), &mut local).await;
+                let mut t = TokioIo::new(t);
+                let _ = match recorder {
+                    Some(rec) => beam_proto::splice(&mut t, &mut Tap::new(local, rec)).await,
+                    None => beam_proto::splice(&mut t, &mut { local }).await,
+                };
             }
         });
         status(StatusCode::OK)
@@ -301,7 +430,7 @@ impl Inner {
         let tunnel_upgrade = hyper::upgrade::on(&mut req);
         let mut local = match self.connect_local().await {
             Ok(s) => s,
-            Err(e) => return self.local_error(LocalFailure::Refused, &e),
+            Err(e) => return self.local_error(LocalFailure::Refused, &e, None),
         };
         if self.proxy_protocol {
             let addr = |name: &str| {
@@ -315,7 +444,7 @@ impl Inner {
             };
             let header = beam_proto::proxy_v2::header(peer, public);
             if let Err(e) = local.write_all(&header).await {
-                return self.local_error(LocalFailure::Failed, &e);
+                return self.local_error(LocalFailure::Failed, &e, None);
             }
         }
         tokio::spawn(async move {
@@ -347,7 +476,7 @@ impl Drop for StreamGuard {
 /// Keeps a [`StreamGuard`] alive for as long as the response body streams.
 struct Guarded<B> {
     inner: B,
-    _guard: StreamGuard,
+    _guard: Option<StreamGuard>,
 }
 
 impl<B: HttpBody + Unpin> HttpBody for Guarded<B> {

@@ -94,9 +94,22 @@ pub(crate) async fn release_orphans(
 }
 
 /// Applies to this node's live tunnels what other nodes' API calls changed
-/// in the store: a pause or resume, or a stop (the row deleted). On one node
-/// the API applies these at once and this finds nothing to do.
+/// in the store: a pause or resume, a stop (the row deleted), a custom
+/// domain removed or suspended. On one node the API applies these at once
+/// and this finds nothing to do.
 pub(crate) async fn reconcile(state: &State) -> Result<(), store::StoreError> {
+    // Snapshot before the query: a domain routed after it was read cannot be
+    // judged by it (it was checked active when its tunnel was admitted).
+    let routes = state.registry.domain_routes();
+    if !routes.is_empty() {
+        let active = state.store.active_domains_for_node(&state.node_id).await?;
+        for (host, tunnel) in routes {
+            if !active.contains(&(host.clone(), tunnel.org_id)) {
+                tracing::info!(%host, "custom domain removed or suspended elsewhere; no longer routed");
+                state.registry.remove_domain_of(&host, &tunnel.session);
+            }
+        }
+    }
     let rows: std::collections::HashMap<i64, bool> = state
         .store
         .node_tunnels(&state.node_id)

@@ -164,6 +164,24 @@ impl Registry {
             .cloned()
     }
 
+    /// Every routed custom domain with its tunnel (a snapshot).
+    pub fn domain_routes(&self) -> Vec<(String, Arc<Tunnel>)> {
+        self.domains
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(h, t)| (h.clone(), t.clone()))
+            .collect()
+    }
+
+    /// Stops routing `host` if it still routes to `session`'s tunnel.
+    pub fn remove_domain_of(&self, host: &str, session: &str) {
+        let mut map = self.domains.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(host).is_some_and(|t| t.session == session) {
+            map.remove(host);
+        }
+    }
+
     /// Routes the tunnel's custom domains to it.
     pub fn insert_domains(&self, tunnel: &Arc<Tunnel>) {
         for d in &tunnel.domains {

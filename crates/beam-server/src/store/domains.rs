@@ -273,6 +273,25 @@ impl Store {
         Ok(Some(d))
     }
 
+    /// `(host name, organization)` of every active domain of the
+    /// organizations with tunnels on `node`: what that node may keep routing.
+    /// A domain removed or suspended through another node is missing here.
+    pub async fn active_domains_for_node(
+        &self,
+        node: &str,
+    ) -> Result<std::collections::HashSet<(String, i64)>, StoreError> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT hostname, org_id FROM domains WHERE status = 'active' \
+                 AND org_id IN (SELECT org_id FROM tunnels WHERE node_id = $1)")
+                .bind(node).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("hostname")?, r.try_get("org_id")?)))
+                .collect::<Result<_, sqlx::Error>>()
+        })
+        .map_err(Into::into)
+    }
+
     /// Custom domains of an organization (plan limit).
     pub async fn count_custom_domains(&self, org_id: i64) -> Result<i64, StoreError> {
         let n: i64 = on_pool!(self, p => sqlx::query(

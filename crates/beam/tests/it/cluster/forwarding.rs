@@ -241,4 +241,27 @@ async fn a_custom_domain_is_served_through_every_node() {
         get(b.public, &host, "/hello").await.0,
         StatusCode::NOT_FOUND
     );
+
+    // Removed through the node that does not hold the tunnel: both nodes
+    // stop routing it (the holder's reconcile runs on its 1 s heartbeat; the
+    // time is printed, not asserted, as timings are not unit-tested).
+    let r = b
+        .api("DELETE", &format!("/api/domains/{id}"), Some(&admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+    let removed = tokio::time::Instant::now();
+    eventually("the removed domain stops routing on every node", || async {
+        for node in [&a, &b] {
+            let host = format!("shop.example.test:{}", node.public.port());
+            if get(node.public, &host, "/hello").await.0 != StatusCode::NOT_FOUND {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    eprintln!(
+        "domain removal reached every node in {:?}",
+        removed.elapsed()
+    );
 }
