@@ -108,7 +108,11 @@ impl LocalProxy {
     /// Sends a request again to the local service (the inspector's replay),
     /// recorded as a replay of exchange `of`; returns the new exchange's id
     /// once its response has ended.
-    pub async fn replay(&self, req: Request<http_body_util::Full<bytes::Bytes>>, of: u64) -> Option<u64> {
+    pub async fn replay(
+        &self,
+        req: Request<http_body_util::Full<bytes::Bytes>>,
+        of: u64,
+    ) -> Option<u64> {
         let (resp, pending) = self.0.forward(req, None, Some(of)).await;
         // Reading the body to its end is what records the exchange.
         let _ = resp.into_body().collect().await;

@@ -201,7 +201,10 @@ impl Inspector {
                 Err(r) => r,
             },
             (Method::GET, ["api", "requests", id, "har"]) => match self.find(id) {
-                Ok(ex) => download(&har(std::slice::from_ref(&ex)), &format!("beam-request-{}.har", ex.id)),
+                Ok(ex) => download(
+                    &har(std::slice::from_ref(&ex)),
+                    &format!("beam-request-{}.har", ex.id),
+                ),
                 Err(r) => r,
             },
             (Method::POST, ["api", "requests", id, "replay"]) => match self.find(id) {
@@ -292,7 +295,8 @@ impl Inspector {
         let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(64);
         let mut updates = self.rec.subscribe();
         tokio::spawn(async move {
-            let mut ping = tokio::time::interval(Duration::from_secs(15));
+            let every = Duration::from_secs(15);
+            let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             // A first line at once, so the browser knows it is connected.
             if tx
                 .send_data(Bytes::from_static(b": connected\n\n"))

@@ -84,6 +84,39 @@ pub struct HttpArgs {
     /// Speak HTTP/2 to the local service (gRPC): h2c, or h2 over TLS with --https.
     #[arg(long)]
     pub upstream_http2: bool,
+    /// The request inspector.
+    #[command(flatten)]
+    pub inspect: InspectArgs,
+}
+
+/// Options of the request inspector (`beam http`, `beam dev`).
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Serve the inspector here [default: 127.0.0.1:4040, or the next free
+    /// port]. Another address than loopback shows your traffic to that network.
+    #[arg(long, value_name = "ADDR", help_heading = "Inspector")]
+    pub inspect: Option<std::net::SocketAddr>,
+    /// No inspector (and no request capture unless --log-requests).
+    #[arg(long, conflicts_with = "inspect", help_heading = "Inspector")]
+    pub no_inspect: bool,
+    /// Requests the inspector keeps (the oldest go first).
+    #[arg(
+        long,
+        default_value_t = 500,
+        value_name = "N",
+        help_heading = "Inspector"
+    )]
+    pub inspect_max_requests: usize,
+    /// Memory the inspector may use for requests, headers and bodies (e.g. 64MB).
+    #[arg(long, default_value = "64MB", value_parser = parse_size, value_name = "SIZE", help_heading = "Inspector")]
+    pub inspect_max_bytes: u64,
+    /// Bytes kept of each body; larger ones are marked truncated with their size.
+    #[arg(long, default_value = "1MB", value_parser = parse_size, value_name = "SIZE", help_heading = "Inspector")]
+    pub inspect_body_cap: u64,
+    /// One line per request: in the terminal when output is not one, and as
+    /// JSON lines with --json (a terminal shows them anyway).
+    #[arg(long, help_heading = "Inspector")]
+    pub log_requests: bool,
 }
 
 /// `--host-header` values.

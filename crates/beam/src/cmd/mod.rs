@@ -7,6 +7,7 @@ pub mod connect;
 pub mod env;
 pub mod flags;
 pub mod health;
+pub mod inspect;
 pub mod logs;
 pub mod manage;
 pub mod node;

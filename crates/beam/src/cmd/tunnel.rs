@@ -12,7 +12,7 @@ use beam_proto::{BasicAuth, Protection, Secret, TunnelRequest};
 use indicatif::{ProgressBar, ProgressStyle};
 use owo_colors::OwoColorize;
 
-use crate::cli::{HostHeaderArg, HttpArgs, TcpArgs, TunnelArgs};
+use crate::cli::{HostHeaderArg, HttpArgs, InspectArgs, TcpArgs, TunnelArgs};
 use crate::cmd::account::read_secret;
 use crate::settings::Settings;
 use crate::signal::shutdown_signal;
@@ -54,7 +54,12 @@ pub async fn run_http(args: HttpArgs) -> anyhow::Result<()> {
     proxy.upstream_http2 = args.upstream_http2;
     cfg.protection = protection(&args).await?;
     let local = proxy.local.url();
-    drive(cfg, proxy, local, "http", args.common.json).await
+    let out = Output {
+        local,
+        protocol: "http",
+        json: args.common.json,
+    };
+    drive(cfg, proxy, out, Some(&args.inspect)).await
 }
 
 /// Builds the visitor protection of `beam http`. Credentials are read from the
@@ -122,7 +127,21 @@ pub async fn run_tcp(args: TcpArgs) -> anyhow::Result<()> {
     )?;
     proxy.proxy_protocol = args.proxy_protocol;
     let local = proxy.local.authority();
-    drive(cfg, proxy, local, "tcp", args.common.json).await
+    let out = Output {
+        local,
+        protocol: "tcp",
+        json: args.common.json,
+    };
+    drive(cfg, proxy, out, None).await
+}
+
+/// What the display says about the tunnel.
+struct Output {
+    /// The local target, as shown.
+    local: String,
+    protocol: &'static str,
+    /// JSON lines instead of the interactive display.
+    json: bool,
 }
 
 /// Terminal display of the client's events.
@@ -136,10 +155,24 @@ struct Display {
     online: bool,
     /// The URL line is printed once, and again only when the URL changes.
     shown_url: bool,
+    /// The inspector's address, shown under the URL.
+    inspector: Option<String>,
+    /// Print a line per request where the output is not a terminal (a
+    /// terminal always gets them), or a JSON line with `--json`.
+    log_requests: bool,
+    /// The local time zone's offset, for request times.
+    offset_secs: i64,
+    /// Requests that failed (no response, or 5xx), for the status line.
+    failed: u64,
 }
 
 impl Display {
-    fn new(json: bool, local: String, protocol: &'static str) -> Self {
+    fn new(out: Output, inspector: Option<String>, log_requests: bool) -> Self {
+        let Output {
+            local,
+            protocol,
+            json,
+        } = out;
         let tty = std::io::stderr().is_terminal() && !json;
         let bar = if tty {
             let bar = ProgressBar::new_spinner();
@@ -161,6 +194,39 @@ impl Display {
             protocol,
             online: false,
             shown_url: false,
+            inspector,
+            log_requests,
+            offset_secs: crate::cmd::inspect::local_offset_secs(),
+            failed: 0,
+        }
+    }
+
+    /// Whether request lines are wanted at all (capture costs a little).
+    fn wants_requests(&self) -> bool {
+        self.tty || self.log_requests
+    }
+
+    fn request(&mut self, ex: &beam_client::inspect::Exchange) {
+        if ex.error.is_some() || ex.status.is_none_or(|s| s >= 500) {
+            self.failed += 1;
+        }
+        if self.json {
+            if self.log_requests {
+                let line = crate::cmd::inspect::request_json(ex);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+            return;
+        }
+        if !self.wants_requests() {
+            return;
+        }
+        let line = crate::cmd::inspect::request_line(ex, self.offset_secs, self.color);
+        if self.tty {
+            self.bar.suspend(|| println!("{line}"));
+        } else {
+            println!("{line}");
         }
     }
 
@@ -191,6 +257,7 @@ impl Display {
                         "reconnected": !first,
                         "url_changed": url_changed,
                         "via": via,
+                        "inspector": self.inspector,
                     });
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "{line}");
@@ -212,6 +279,9 @@ impl Display {
                         .suspend(|| println!("{url} → {}{note}", self.local));
                     if self.tty {
                         self.bar.suspend(|| eprintln!("  via {via}"));
+                    }
+                    if let (true, Some(i)) = (first, &self.inspector) {
+                        self.bar.suspend(|| eprintln!("  inspector: {i}"));
                     }
                 }
                 if !self.tty {
@@ -244,8 +314,13 @@ impl Display {
             } else {
                 "●".to_string()
             };
+            let failed = match (self.failed, self.color) {
+                (0, _) => String::new(),
+                (n, true) => format!(" · {}", format!("{n} failed").red()),
+                (n, false) => format!(" · {n} failed"),
+            };
             self.bar.set_message(format!(
-                "{dot} online · {open} open · {requests} requests · Ctrl-C to stop"
+                "{dot} online · {open} open · {requests} streams{failed} · Ctrl-C to stop"
             ));
         }
     }
@@ -254,31 +329,50 @@ impl Display {
 async fn drive(
     cfg: ClientConfig,
     proxy: ProxyConfig,
-    local: String,
-    protocol: &'static str,
-    json: bool,
+    out: Output,
+    inspect: Option<&InspectArgs>,
 ) -> anyhow::Result<()> {
     let server = cfg.server.clone();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stats = Arc::new(Stats::default());
-    let mut display = Display::new(json, local, protocol);
+    let log_requests = inspect.is_some_and(|a| a.log_requests);
+    let mut display = Display::new(out, None, log_requests);
+    let rec = inspect.and_then(|a| {
+        let lines = display.wants_requests() && !display.json || display.json && log_requests;
+        crate::cmd::inspect::recorder(a, lines)
+    });
     let mut cfg = cfg;
     cfg.http1_streams = proxy.streams_http1();
-    let handler = LocalProxy::new(&proxy, cfg.tunnel.kind(), stats.clone());
+    let handler = LocalProxy::inspected(&proxy, cfg.tunnel.kind(), stats.clone(), rec.clone());
+    if let (Some(a), Some(rec)) = (inspect, &rec)
+        && !a.no_inspect
+    {
+        let listener = crate::cmd::inspect::bind(a).await?;
+        let url = crate::cmd::inspect::spawn(listener, rec.clone(), handler.clone())?;
+        display.inspector = Some(url);
+    }
+    let mut updates = rec.as_ref().map(|r| r.subscribe());
     let client = beam_client::run(cfg, handler, tx, shutdown_signal());
     tokio::pin!(client);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let result = loop {
+        let update = async {
+            match updates.as_mut() {
+                Some(u) => u.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = &mut client => break r,
             Some(ev) = rx.recv() => display.event(ev, &server),
+            Ok(beam_client::inspect::Update::Recorded(ex)) = update => display.request(&ex),
             _ = tick.tick() => display.tick(&stats),
         }
     };
     display.bar.finish_and_clear();
     match result {
         Ok(()) => {
-            if !json {
+            if !display.json {
                 eprintln!("tunnel closed");
             }
             Ok(())

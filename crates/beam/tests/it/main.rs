@@ -10,6 +10,7 @@ mod api;
 mod cli;
 mod cluster;
 mod edge;
+mod inspect;
 mod parity;
 mod store;
 mod tunnel;

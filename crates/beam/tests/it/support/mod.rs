@@ -5,6 +5,7 @@ mod balancer;
 mod cli;
 mod client;
 mod dns;
+mod inspect;
 mod mail;
 mod origin;
 pub mod parity;
@@ -12,17 +13,20 @@ mod relay;
 mod server;
 mod store;
 mod tls;
+mod webdriver;
 
 pub use balancer::*;
 pub use cli::*;
 pub use client::*;
 pub use dns::*;
+pub use inspect::*;
 pub use mail::*;
 pub use origin::*;
 pub use relay::*;
 pub use server::*;
 pub use store::*;
 pub use tls::*;
+pub use webdriver::*;
 
 use std::time::Duration;
 
