@@ -138,12 +138,14 @@ impl Store {
     }
 
     /// The holder of the live subdomain whose connected tunnel serves custom
-    /// domain `host`; `None` when no connected tunnel serves it.
+    /// domain `host`; `None` when no connected tunnel serves it, or the
+    /// domain is no longer active (removed or suspended through any node).
     pub async fn domain_holder(&self, host: &str) -> Result<Option<NameHolder>, StoreError> {
         on_pool!(self, p => {
             let row = sqlx::query(
                 "SELECT r.node_id, n.addr, n.heartbeat_at FROM tunnels t \
                  JOIN reservations r ON r.kind = 'subdomain' AND r.name = t.name AND r.expires_at IS NULL \
+                 JOIN domains d ON d.hostname = t.domain AND d.org_id = t.org_id AND d.status = 'active' \
                  LEFT JOIN nodes n ON n.id = r.node_id \
                  WHERE t.domain = $1 AND t.status = 'connected' LIMIT 1")
                 .bind(host).fetch_optional(p).await?;

@@ -60,13 +60,15 @@ async fn quick_start_server_dev_then_beam_http() {
     let origin = Origin::start().await;
     let mut client = Kill(
         beam(home.path())
-            .args(["http", &origin.addr.to_string(), "--json"])
+            .args(["http", &origin.addr.to_string(), "--json", "--log-requests"])
+            .args(["--inspect", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    let line = first_line(&mut client.0).await;
+    let mut lines = stdout_lines(&mut client.0);
+    let line = within("connected line", lines.recv()).await.unwrap();
     let v: serde_json::Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
     assert_eq!(v["event"], "connected");
@@ -77,6 +79,37 @@ async fn quick_start_server_dev_then_beam_http() {
     let (status, body) = get(public, &format!("{name}.localhost"), "/hello").await;
     assert_eq!(status, http::StatusCode::OK);
     assert_eq!(body, "hello from origin");
+    // --log-requests: a JSON line per request; the inspector has it too.
+    let line = within("request line", lines.recv()).await.unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    assert_eq!(
+        (&r["event"], &r["method"], &r["path"], &r["status"]),
+        (
+            &"request".into(),
+            &"GET".into(),
+            &"/hello".into(),
+            &200.into()
+        )
+    );
+    let inspector = v["inspector"].as_str().expect("the inspector's address");
+    let inspector: std::net::SocketAddr = inspector.trim_start_matches("http://").parse().unwrap();
+    assert_ne!(inspector.port(), 0, "the real bound port is shown");
+    let resp = visit(
+        inspector,
+        &inspector.to_string(),
+        http::Request::get("/api/requests").body(full("")).unwrap(),
+    )
+    .await;
+    let list: serde_json::Value = serde_json::from_slice(
+        &http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes(),
+    )
+    .unwrap();
+    assert_eq!(list[0]["path"], "/hello");
+    assert_eq!(list[0]["response"]["body"], "hello from origin");
 
     // Ctrl-C closes the client cleanly with exit code 0.
     let pid = client.0.id().to_string();
@@ -197,6 +230,44 @@ fn bad_input_gets_clear_errors() {
     let (code, err) = run(home.path(), &["http", "3000", "--transport", "quic"], &[]);
     assert_eq!(code, 2);
     assert!(err.contains("use auto, tls or websocket"), "{err}");
+
+    // Inspector flags.
+    let (code, err) = run(home.path(), &["http", "3000", "--inspect", "nowhere"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("invalid value 'nowhere' for '--inspect"),
+        "{err}"
+    );
+    let both = [
+        "http",
+        "3000",
+        "--inspect",
+        "127.0.0.1:4040",
+        "--no-inspect",
+    ];
+    let (code, err) = run(home.path(), &both, &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot be used with"), "{err}");
+    let (code, err) = run(
+        home.path(),
+        &["http", "3000", "--inspect-body-cap", "lots"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--inspect-body-cap"), "{err}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, err) = run(
+        home.path(),
+        &["http", "3000", "--inspect", &addr],
+        &[("BEAM_TOKEN", "beam_x")],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("the inspector cannot listen on {addr}"))
+            && err.contains("--no-inspect"),
+        "{err}"
+    );
 
     // A proxy URL beam cannot use: named, explained, its password masked.
     let proxy = [

@@ -37,15 +37,25 @@ pub fn beam(home: &std::path::Path) -> Command {
 /// The first line a child writes on stdout (e.g. `beam http --json`'s
 /// connected event), without stalling the test's runtime.
 pub async fn first_line(child: &mut std::process::Child) -> String {
+    let mut lines = stdout_lines(child);
+    super::within("the child's first line", lines.recv())
+        .await
+        .unwrap_or_default()
+}
+
+/// The child's stdout, line by line, read on a thread.
+pub fn stdout_lines(
+    child: &mut std::process::Child,
+) -> tokio::sync::mpsc::UnboundedReceiver<String> {
     let stdout = child.stdout.take().expect("stdout piped");
-    super::within(
-        "the child's first line",
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
-            line
-        }),
-    )
-    .await
-    .unwrap()
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
