@@ -9,6 +9,8 @@
 #   beam-plain  the same over plaintext (`--insecure`, allowed on loopback)
 #   beam-ws     the tunnel connection inside a WebSocket on the server's HTTPS port
 #               (`--transport websocket`): what the carrier for locked-down networks costs
+#   beam-noinspect  `beam` with `--no-inspect`: no request capture, the cost of the
+#               inspector (on by default in every other beam column) is beam / beam-noinspect
 #   beam-before (only with BEAM_BEFORE_BIN=path): another beam binary over TLS, for a
 #               before/after comparison in the same run (e.g. a build of an older commit)
 # Usage:
@@ -42,6 +44,11 @@ export BEAM_WS_BIN="$bin" BEAM_WS_SERVER_CMD="${server//\$BEAM_BIN/\$BEAM_WS_BIN
 export BEAM_WS_CLIENT_CMD="${client//\$BEAM_BIN/\$BEAM_WS_BIN} --transport websocket --edge-port 8443"
 export BEAM_WS_CLIENT2_CMD="${client2//\$BEAM_BIN/\$BEAM_WS_BIN} --transport websocket --edge-port 8443"
 export BEAM_WS_HOST_HEADER=bench.localhost BEAM_WS_IPERF=1
+# The inspector off (every other beam column runs with it on, the default).
+export BEAM_NOINSPECT_BIN="$bin" BEAM_NOINSPECT_SERVER_CMD="${server//\$BEAM_BIN/\$BEAM_NOINSPECT_BIN}"
+export BEAM_NOINSPECT_CLIENT_CMD="${client//\$BEAM_BIN/\$BEAM_NOINSPECT_BIN} --no-inspect"
+export BEAM_NOINSPECT_CLIENT2_CMD="${client2//\$BEAM_BIN/\$BEAM_NOINSPECT_BIN}"
+export BEAM_NOINSPECT_HOST_HEADER=bench.localhost BEAM_NOINSPECT_IPERF=1
 # Two nginx hops; HTTP only (no iperf3 forward).
 export NGINX2_SERVER_CMD="bash $here/nginx2.sh edge" NGINX2_CLIENT_CMD="bash $here/nginx2.sh client"
 export NGINX2_IPERF=0 NGINX2_VERSION_CMD="nginx -v"

@@ -46,8 +46,8 @@ pub(crate) enum Next {
 
 /// Receives what a [`Parser`] finds.
 pub(crate) trait Sink {
-    /// A complete head (request or status line and headers, without the
-    /// blank line); says what follows it.
+    /// A complete head (request or status line, headers and the blank
+    /// line); says what follows it.
     fn head(&mut self, raw: &[u8]) -> Next;
     /// Body bytes (chunk payloads, not their framing).
     fn body(&mut self, data: &[u8]);
@@ -119,7 +119,7 @@ impl Parser {
                     let extra = self.line.len() - end;
                     data = &data[take - extra..];
                     let head = std::mem::take(&mut self.line);
-                    self.state = match sink.head(&head[..end - 4]) {
+                    self.state = match sink.head(&head[..end]) {
                         Next::Interim => State::Head,
                         Next::Opaque => State::Opaque,
                         Next::Body(Framing::Length(0)) => {
@@ -201,13 +201,58 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// httparse wants a head with its closing blank line, which [`Parser`]
-/// hands over without.
-fn with_blank_line(raw: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(raw.len() + 4);
-    v.extend_from_slice(raw);
-    v.extend_from_slice(b"\r\n\r\n");
-    v
+/// Header lines parsed on the stack; a head with more is parsed again with
+/// room for [`MAX_HEADERS`].
+const STACK_HEADERS: usize = 48;
+
+/// Headers in order, as the inspector keeps them.
+type Headers = Vec<(String, Vec<u8>)>;
+
+/// `(method, path, headers)` of a request head.
+fn parse_request(raw: &[u8]) -> Option<(String, String, Headers)> {
+    fn with<'a>(
+        raw: &'a [u8],
+        hs: &mut [httparse::Header<'a>],
+    ) -> Result<Option<(String, String, Headers)>, httparse::Error> {
+        let mut req = httparse::Request::new(hs);
+        Ok(match req.parse(raw)? {
+            httparse::Status::Complete(_) => match (req.method, req.path) {
+                (Some(m), Some(p)) => Some((m.to_string(), p.to_string(), headers_of(req.headers))),
+                _ => None,
+            },
+            httparse::Status::Partial => None,
+        })
+    }
+    match with(raw, &mut [httparse::EMPTY_HEADER; STACK_HEADERS]) {
+        Err(httparse::Error::TooManyHeaders) => {
+            with(raw, &mut vec![httparse::EMPTY_HEADER; MAX_HEADERS])
+                .ok()
+                .flatten()
+        }
+        r => r.ok().flatten(),
+    }
+}
+
+/// `(status, headers)` of a response head.
+fn parse_response(raw: &[u8]) -> Option<(u16, Headers)> {
+    fn with<'a>(
+        raw: &'a [u8],
+        hs: &mut [httparse::Header<'a>],
+    ) -> Result<Option<(u16, Headers)>, httparse::Error> {
+        let mut resp = httparse::Response::new(hs);
+        Ok(match resp.parse(raw)? {
+            httparse::Status::Complete(_) => resp.code.map(|c| (c, headers_of(resp.headers))),
+            httparse::Status::Partial => None,
+        })
+    }
+    match with(raw, &mut [httparse::EMPTY_HEADER; STACK_HEADERS]) {
+        Err(httparse::Error::TooManyHeaders) => {
+            with(raw, &mut vec![httparse::EMPTY_HEADER; MAX_HEADERS])
+                .ok()
+                .flatten()
+        }
+        r => r.ok().flatten(),
+    }
 }
 
 /// Headers of a parsed head, in order.
@@ -255,21 +300,14 @@ struct Responses<'a>(&'a mut Book);
 
 impl Sink for Requests<'_> {
     fn head(&mut self, raw: &[u8]) -> Next {
-        let with_end = with_blank_line(raw);
-        let mut hs = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut hs);
-        let parsed = req.parse(&with_end);
-        let (Ok(httparse::Status::Complete(_)), Some(method), Some(path)) =
-            (parsed, req.method, req.path)
-        else {
+        let Some((method, path, headers)) = parse_request(raw) else {
             return Next::Opaque;
         };
-        let headers = headers_of(req.headers);
         let framing = framing_of(&headers).unwrap_or(Framing::Length(0));
         let cap = self.0.rec.limits().body_cap;
         self.0
             .queue
-            .push_back(Building::new(method, path, headers, cap));
+            .push_back(Building::new(&method, &path, headers, cap));
         Next::Body(framing)
     }
 
@@ -284,17 +322,12 @@ impl Sink for Requests<'_> {
 
 impl Sink for Responses<'_> {
     fn head(&mut self, raw: &[u8]) -> Next {
-        let with_end = with_blank_line(raw);
-        let mut hs = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut hs);
-        let (Ok(httparse::Status::Complete(_)), Some(code)) = (resp.parse(&with_end), resp.code)
-        else {
+        let Some((code, headers)) = parse_response(raw) else {
             return Next::Opaque;
         };
         if (100..200).contains(&code) && code != 101 {
             return Next::Interim;
         }
-        let headers = headers_of(resp.headers);
         let Some(b) = self.0.queue.front_mut() else {
             return Next::Opaque;
         };

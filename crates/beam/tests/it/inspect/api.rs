@@ -485,3 +485,48 @@ async fn ten_thousand_requests_stay_within_the_memory_bounds() {
     assert!(count > 100, "the newest are kept: {count}");
     assert_eq!(origin.seen().len(), 10_000);
 }
+
+/// A WebSocket through the tunnel shows as an upgrade with the bytes and
+/// frames each way, readable while it lives and after it closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_frames_are_shown_each_way() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let ins = server
+        .inspected(origin.addr, Limits::default(), |_| {})
+        .await;
+    websocket_echo(server.public, &ins.host).await;
+    let ws = eventually("the closed WebSocket in the inspector", || async {
+        let list = ins.call("GET", "/api/requests", None, &[]).await.json;
+        let ws = list
+            .as_array()?
+            .iter()
+            .find(|e| e["websocket"].is_object())?
+            .clone();
+        (ws["websocket"]["closed"] == true).then_some(ws)
+    })
+    .await;
+    assert_eq!(ws["status"], 101);
+    assert_eq!(ws["path"], "/ws");
+    let frames = ws["websocket"]["frames"].as_array().unwrap();
+    let text: Vec<(&str, &str)> = frames
+        .iter()
+        .filter(|f| f["opcode"] == 1)
+        .map(|f| {
+            (
+                f["direction"].as_str().unwrap(),
+                f["text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(text, vec![("up", "hello ws"), ("down", "hello ws")]);
+    let binary: Vec<_> = frames.iter().filter(|f| f["opcode"] == 2).collect();
+    assert_eq!(binary.len(), 2);
+    assert!(
+        binary
+            .iter()
+            .all(|f| f["size"] == 300_000 && f["truncated"] == true)
+    );
+    assert!(ws["websocket"]["up_bytes"].as_u64().unwrap() > 300_000);
+    assert!(ws["websocket"]["down_bytes"].as_u64().unwrap() > 300_000);
+}
