@@ -65,6 +65,19 @@ pub enum ClientError {
     /// would bring back what the user stopped.
     #[error("{0}")]
     Stopped(String),
+    /// The tunnel never came up in the attempts allowed
+    /// ([`ClientConfig::first_connect_attempts`]).
+    #[error(
+        "could not reach the beam server at {server} in {attempts} tries (last: {last}). Is `beam server` running there, and is that its tunnel port? (Once connected, beam keeps reconnecting for as long as it runs.)"
+    )]
+    NeverConnected {
+        /// The address(es) tried.
+        server: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Why the last one failed.
+        last: String,
+    },
 }
 
 /// Runs the tunnel until `shutdown` completes (returns `Ok`) or a fatal error,
@@ -89,6 +102,9 @@ pub async fn run<H: StreamHandler>(
     // a node that asked us to move, tried last.
     let mut route: Option<Route> = None;
     let mut moved_from: Option<Route> = None;
+    // Whether the tunnel was ever up, and failed attempts before it was.
+    let mut ever_connected = false;
+    let mut failed_first = 0u32;
     loop {
         let _ = events.send(Event::Connecting { attempt });
         let hello = Hello {
@@ -115,6 +131,7 @@ pub async fn run<H: StreamHandler>(
             }
             Ok((welcome, stream, taken)) => {
                 attempt = 0;
+                ever_connected = true;
                 let via = crate::carrier::describe(&cfg, &taken);
                 route = Some(taken);
                 moved_from = None;
@@ -239,6 +256,19 @@ pub async fn run<H: StreamHandler>(
         };
         if continue_now {
             continue;
+        }
+        if !ever_connected {
+            failed_first += 1;
+            if cfg
+                .first_connect_attempts
+                .is_some_and(|n| failed_first >= n)
+            {
+                return Err(ClientError::NeverConnected {
+                    server: cfg.server.clone(),
+                    attempts: failed_first,
+                    last: reason,
+                });
+            }
         }
         let retry_in = cfg.backoff.delay(attempt);
         attempt = attempt.saturating_add(1);

@@ -191,6 +191,11 @@ pub struct ClientConfig {
     pub edge_port: u16,
     /// The HTTP proxy to reach the server through (`HTTPS_PROXY`…), if any.
     pub egress: Option<crate::egress::HttpProxy>,
+    /// Give up after this many failed attempts when the tunnel has never
+    /// been up (a server that is not running, a wrong address); `None`
+    /// retries forever, as an agent started before its server should. Once
+    /// connected, a client always retries forever.
+    pub first_connect_attempts: Option<u32>,
 }
 
 impl ClientConfig {
@@ -216,6 +221,7 @@ impl ClientConfig {
             transport: Transport::Auto,
             edge_port: 443,
             egress: None,
+            first_connect_attempts: None,
         }
     }
 }

@@ -87,23 +87,48 @@ pub async fn dial_via(
             })?;
             let connector = tokio_rustls::TlsConnector::from(tls_config(mode, alpn));
             let tls = connector.connect(name, tcp).await.map_err(|e| {
-                // A certificate problem will not fix itself; a reset might.
-                let fatal = e
+                let r = e
                     .get_ref()
-                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                    .is_some_and(|r| {
-                        matches!(
-                            r,
-                            rustls::Error::General(_) | rustls::Error::InvalidCertificate(_)
-                        )
-                    });
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+                // A certificate problem will not fix itself; a reset might.
+                // Plain HTTP where TLS was expected will not either.
+                let fatal = r.is_some_and(|r| {
+                    matches!(
+                        r,
+                        rustls::Error::General(_)
+                            | rustls::Error::InvalidCertificate(_)
+                            | rustls::Error::InvalidMessage(_)
+                    )
+                });
                 ConnectError::Tls {
                     server: server.to_string(),
-                    message: e.to_string(),
+                    message: tls_advice(server, mode, r).unwrap_or_else(|| e.to_string()),
                     fatal,
                 }
             })?;
             Ok(Either::Right(tls))
         }
+    }
+}
+
+/// What to do about the TLS failures users meet most, instead of rustls'
+/// own words: an HTTP port given as the tunnel port, and a self-signed server
+/// with no pinned fingerprint.
+fn tls_advice(server: &str, mode: &TlsMode, e: Option<&rustls::Error>) -> Option<String> {
+    match e? {
+        rustls::Error::InvalidMessage(_) => Some(format!(
+            "{server} did not answer with TLS: this looks like an HTTP port (a server's --http or \
+             --https listener, or another service). Give the tunnel port: `beam server` prints it \
+             as \"tunnel listener\" (default 8081)"
+        )),
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature,
+        ) if matches!(mode, TlsMode::WebPki) => Some(format!(
+            "the certificate of {server} is not signed by a public authority and no fingerprint \
+             is pinned: a self-hosted or --dev server's certificate is pinned by its fingerprint. \
+             Pass --fingerprint sha256:… (the server prints it at start) or BEAM_FINGERPRINT, or \
+             use the config file `beam server --dev` wrote"
+        )),
+        _ => None,
     }
 }

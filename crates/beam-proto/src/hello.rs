@@ -191,6 +191,10 @@ pub struct Welcome {
     /// protection and does not see this (an older server) must not go online.
     #[serde(default)]
     pub enforced: bool,
+    /// The public URLs of the custom domains routed to this tunnel too
+    /// (`--domain`), for the client to show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domain_urls: Vec<String>,
 }
 
 /// Why the server refused, in words a user can act on.

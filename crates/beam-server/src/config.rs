@@ -194,6 +194,15 @@ impl ServerConfig {
         }
     }
 
+    /// The public URL of custom domain `host` (same scheme and port as the
+    /// subdomains: its DNS points at this server).
+    pub fn domain_url(&self, host: &str) -> String {
+        match self.public_port {
+            Some(p) => format!("{}://{host}:{p}", self.public_scheme),
+            None => format!("{}://{host}", self.public_scheme),
+        }
+    }
+
     /// The public URL of subdomain `name`.
     pub fn http_url(&self, name: &str) -> String {
         match self.public_port {

@@ -50,8 +50,15 @@ impl TunnelCert {
     /// Loads `tunnel-cert.pem` / `tunnel-key.pem` from `dir`, creating a self-signed
     /// pair for `names` when they do not exist. The key file is written 0600.
     pub fn load_or_create(dir: &Path, names: &[String]) -> Result<Self, TlsError> {
-        let cert_path = dir.join("tunnel-cert.pem");
-        let key_path = dir.join("tunnel-key.pem");
+        Self::load_or_create_as(dir, "tunnel", names)
+    }
+
+    /// Loads `<stem>-cert.pem` / `<stem>-key.pem` from `dir`, creating a
+    /// self-signed pair for `names` when they do not exist (kept, so a
+    /// browser's exception for it survives restarts).
+    pub fn load_or_create_as(dir: &Path, stem: &str, names: &[String]) -> Result<Self, TlsError> {
+        let cert_path = dir.join(format!("{stem}-cert.pem"));
+        let key_path = dir.join(format!("{stem}-key.pem"));
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| TlsError::Io { path, source }

@@ -6,8 +6,11 @@
 pub mod cli;
 pub mod cmd;
 pub mod datalock;
+pub mod detect;
 pub mod ndjson;
+pub mod qr;
 pub mod settings;
 pub mod signal;
+pub mod table;
 pub mod term;
 pub mod userconfig;

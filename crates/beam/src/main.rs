@@ -17,8 +17,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn init_tracing(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only for a person at a terminal: log files and journald get
+    // plain text (and NO_COLOR is honoured).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -60,6 +65,10 @@ fn main() -> ExitCode {
                 init_tracing("warn", LogFormat::Text);
                 cmd::tunnel::run_http(args).await
             }
+            Command::Dev(args) => {
+                init_tracing("warn", LogFormat::Text);
+                cmd::dev::run(args).await
+            }
             Command::Tcp(args) => {
                 init_tracing("warn", LogFormat::Text);
                 cmd::tunnel::run_tcp(args).await
@@ -79,6 +88,14 @@ fn main() -> ExitCode {
             Command::Stop(args) => {
                 init_tracing("warn", LogFormat::Text);
                 cmd::manage::stop(args).await
+            }
+            Command::Pause(args) => {
+                init_tracing("warn", LogFormat::Text);
+                cmd::manage::pause(args, true).await
+            }
+            Command::Resume(args) => {
+                init_tracing("warn", LogFormat::Text);
+                cmd::manage::pause(args, false).await
             }
             Command::Domains(cmd) => {
                 init_tracing("warn", LogFormat::Text);
@@ -156,7 +173,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", beam::term::error_chain(&e));
             ExitCode::FAILURE
         }
     }

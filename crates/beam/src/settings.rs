@@ -70,6 +70,28 @@ pub struct ProjectConfig {
     /// Custom domain `beam http` routes.
     #[serde(default)]
     pub domain: Option<String>,
+    /// PROJECT/ENVIRONMENT the parity commands work on (`beam logs`,
+    /// `beam webhook`, `beam flags`, `beam env check`, `beam health`,
+    /// `beam sync`, `beam connect`) when `--project` is not given.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// The local port `beam dev` exposes when none is given.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+/// The PROJECT/ENVIRONMENT a parity command works on: `--project` (or
+/// `BEAM_PROJECT`), else `project` in the nearest `beam.toml`.
+pub fn project(flag: Option<String>) -> anyhow::Result<String> {
+    if let Some(p) = flag {
+        return Ok(p);
+    }
+    let (file, _) = ProjectConfig::discover()?;
+    file.project.ok_or_else(|| {
+        anyhow::anyhow!(
+            "which production environment? Give --project PROJECT/ENV (or BEAM_PROJECT), or put `project = \"shop/production\"` in beam.toml"
+        )
+    })
 }
 
 /// The nearest `beam.toml` from `start` upwards.
@@ -106,7 +128,7 @@ impl ProjectConfig {
         }
         toml::from_str(&text).map_err(|e| {
             anyhow::anyhow!(
-                "{} is not a valid beam project file: {} (known keys: server, fingerprint, subdomain, domain)",
+                "{} is not a valid beam project file: {} (known keys: server, fingerprint, subdomain, domain, project, port)",
                 path.display(),
                 e.message()
             )

@@ -7,6 +7,24 @@ pub fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
+/// An error and its causes on one line, `outer: cause: cause`, leaving out a
+/// cause whose words are already there (many errors repeat their source in
+/// their own message, which `{:#}` would print twice).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Bytes for people: 1536 → `1.5 KiB`. (The API itself returns integers.)
 pub fn human_bytes(n: i64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -42,6 +60,22 @@ pub fn ms_to_age(ms: Option<i64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let inner = beam_client::connect::ConnectError::Unreachable {
+            server: "127.0.0.1:9".into(),
+            source: io,
+        };
+        let e = anyhow::Error::new(inner).context("the tunnel cannot start");
+        let text = error_chain(&e);
+        assert_eq!(text.matches("connection refused").count(), 1, "{text}");
+        assert!(
+            text.starts_with("the tunnel cannot start: cannot reach 127.0.0.1:9"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn bytes_are_shown_in_binary_units() {

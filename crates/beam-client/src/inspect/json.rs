@@ -6,7 +6,7 @@ use std::io::Read;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::record::{Capture, Exchange, Message};
+use super::record::{Capture, Exchange, Message, Summary};
 
 /// `body` as text when it is UTF-8, else `body_base64`; its real size, and
 /// whether bytes were left out.
@@ -124,19 +124,19 @@ pub fn exchange_json(ex: &Exchange) -> Value {
 }
 
 /// A short form for the live list and the event stream (no bodies).
-pub fn summary_json(ex: &Exchange) -> Value {
+pub fn summary_json(s: &Summary) -> Value {
     json!({
-        "id": ex.id,
-        "replay_of": ex.replay_of,
-        "method": ex.method,
-        "path": ex.path,
-        "status": ex.status,
-        "duration_ms": round(ex.duration_ms),
-        "started_at": beam_proto::time::format_rfc3339_ms(ex.started_at_ms as i64),
-        "error": ex.error,
-        "websocket": ex.websocket.is_some(),
-        "request_size": ex.request.body.size,
-        "response_size": ex.response.body.size,
+        "id": s.id,
+        "replay_of": s.replay_of,
+        "method": s.method,
+        "path": s.path,
+        "status": s.status,
+        "duration_ms": round(s.duration_ms),
+        "started_at": beam_proto::time::format_rfc3339_ms(s.started_at_ms as i64),
+        "error": s.error,
+        "websocket": s.websocket,
+        "request_size": s.request_size,
+        "response_size": s.response_size,
     })
 }
 

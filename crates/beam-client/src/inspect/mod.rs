@@ -19,6 +19,6 @@ pub mod ws;
 
 pub use body::Pending;
 pub use http1::Tap;
-pub use record::{Exchange, Limits, Recorder, Update};
+pub use record::{Exchange, Limits, Recorder, Summary, Update};
 pub use server::Inspector;
 pub use ws::WsTap;

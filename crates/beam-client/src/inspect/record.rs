@@ -224,6 +224,9 @@ impl Building {
     /// The finished exchange.
     pub fn finish(mut self, error: Option<String>) -> Exchange {
         self.ex.duration_ms = self.elapsed_ms();
+        // Kept for minutes: no spare capacity from growing while captured.
+        self.ex.request.body.bytes.shrink_to_fit();
+        self.ex.response.body.bytes.shrink_to_fit();
         if self.ex.error.is_none() {
             self.ex.error = error;
         }
@@ -238,11 +241,60 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// An exchange without its headers and bodies: what the live list and the
+/// terminal's request lines need. The broadcast carries these, not the
+/// exchanges, so a slow or idle listener never keeps bodies alive that the
+/// ring already let go.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The exchange's id.
+    pub id: u64,
+    /// The exchange it replayed.
+    pub replay_of: Option<u64>,
+    /// When its request's head arrived, ms since the Unix epoch.
+    pub started_at_ms: u64,
+    /// Request method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Response status, when one came.
+    pub status: Option<u16>,
+    /// Milliseconds from request head to response end.
+    pub duration_ms: f64,
+    /// Why it did not complete.
+    pub error: Option<String>,
+    /// A WebSocket upgrade.
+    pub websocket: bool,
+    /// Request body size.
+    pub request_size: u64,
+    /// Response body size.
+    pub response_size: u64,
+}
+
+impl Exchange {
+    /// Its [`Summary`].
+    pub fn summary(&self) -> Summary {
+        Summary {
+            id: self.id,
+            replay_of: self.replay_of,
+            started_at_ms: self.started_at_ms,
+            method: self.method.clone(),
+            path: self.path.clone(),
+            status: self.status,
+            duration_ms: self.duration_ms,
+            error: self.error.clone(),
+            websocket: self.websocket.is_some(),
+            request_size: self.request.body.size,
+            response_size: self.response.body.size,
+        }
+    }
+}
+
 /// What the live list hears.
 #[derive(Debug, Clone)]
 pub enum Update {
     /// An exchange completed (or a WebSocket was upgraded).
-    Recorded(Arc<Exchange>),
+    Recorded(Arc<Summary>),
     /// The list was cleared.
     Cleared,
 }
@@ -285,6 +337,7 @@ impl Recorder {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         ex.id = id;
         let size = ex.bytes();
+        let summary = Arc::new(ex.summary());
         let ex = Arc::new(ex);
         {
             let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
@@ -299,7 +352,7 @@ impl Recorder {
             }
         }
         // Nobody listening is fine.
-        let _ = self.updates.send(Update::Recorded(ex));
+        let _ = self.updates.send(Update::Recorded(summary));
         id
     }
 

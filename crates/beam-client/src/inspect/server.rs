@@ -183,7 +183,7 @@ impl Inspector {
                     .rec
                     .list(limit)
                     .iter()
-                    .map(|e| summary_json(e))
+                    .map(|e| summary_json(&e.summary()))
                     .collect();
                 json_response(StatusCode::OK, &Value::Array(list))
             }

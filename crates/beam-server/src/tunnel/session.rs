@@ -55,7 +55,13 @@ pub(super) async fn run<IO>(
     {
         tracing::warn!(error = %e, "could not attach the domain to its tunnel");
     }
-    let Some((sender, conn)) = welcome(&state, io, peer, &claimed, lease).await else {
+    let domain_urls: Vec<String> = admitted
+        .domain
+        .iter()
+        .map(|d| state.cfg.domain_url(&d.hostname))
+        .collect();
+    let Some((sender, conn)) = welcome(&state, io, peer, (&claimed, domain_urls), lease).await
+    else {
         return claimed.release(&state).await;
     };
     let http1_streams = hello.http1_streams && hello.tunnel.kind() == TunnelKind::Http;
@@ -242,7 +248,7 @@ async fn welcome<IO>(
     state: &State,
     mut io: IO,
     peer: SocketAddr,
-    claimed: &Claimed,
+    (claimed, domain_urls): (&Claimed, Vec<String>),
     lease: Secret,
 ) -> Option<(
     SendRequest<Body>,
@@ -258,6 +264,7 @@ where
         lease,
         grace_secs: state.cfg.grace.as_secs(),
         enforced: true,
+        domain_urls,
     };
     beam_proto::write_frame(&mut io, &Reply::Welcome(welcome))
         .await

@@ -41,6 +41,9 @@ pub enum Command {
     Server(Box<ServerArgs>),
     /// Expose a local HTTP service on a public subdomain.
     Http(HttpArgs),
+    /// Start work on the project here: finds its dev server's port, waits for
+    /// it, opens the public URL with the inspector, and prints a QR code.
+    Dev(DevArgs),
     /// Expose a local TCP port on a public port.
     Tcp(TcpArgs),
     /// Save a token for this machine (from a prompt, a file, BEAM_TOKEN, or an email and password).
@@ -51,6 +54,10 @@ pub enum Command {
     List(ListArgs),
     /// Stop a tunnel by name or id: the client exits and the name is released.
     Stop(StopArgs),
+    /// Pause a tunnel: visitors get 503 until it is resumed; the client stays connected.
+    Pause(StopArgs),
+    /// Resume a paused tunnel.
+    Resume(StopArgs),
     /// Reserved subdomains and custom domains.
     #[command(subcommand)]
     Domains(DomainsCommand),

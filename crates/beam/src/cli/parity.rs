@@ -13,9 +13,9 @@ use crate::settings::ConnArgs;
 /// `beam connect`.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// PROJECT/ENVIRONMENT.
+    /// PROJECT/ENVIRONMENT [default: `project` in beam.toml].
     #[arg(long, env = "BEAM_PROJECT")]
-    pub project: String,
+    pub project: Option<String>,
     /// Print the status once and exit (1 when the agent is offline).
     #[arg(long)]
     pub once: bool,
@@ -34,8 +34,8 @@ pub struct SyncArgs {
     /// `policy suggest`; without it, pulls rows.
     #[command(subcommand)]
     pub command: Option<SyncCommand>,
-    /// PROJECT/ENVIRONMENT.
-    #[arg(long, env = "BEAM_PROJECT", required = true)]
+    /// PROJECT/ENVIRONMENT [default: `project` in beam.toml].
+    #[arg(long, env = "BEAM_PROJECT")]
     pub project: Option<String>,
     /// The table.
     #[arg(long, required = true)]
@@ -110,9 +110,9 @@ pub enum SyncPolicyCommand {
         /// The table.
         #[arg(long)]
         table: String,
-        /// PROJECT/ENVIRONMENT.
+        /// PROJECT/ENVIRONMENT [default: `project` in beam.toml].
         #[arg(long, env = "BEAM_PROJECT")]
-        project: String,
+        project: Option<String>,
         /// Where the server is.
         #[command(flatten)]
         conn: ConnArgs,
@@ -126,8 +126,8 @@ pub struct FlagsArgs {
     /// `eval KEY --user ID`; without it, lists the flags.
     #[command(subcommand)]
     pub command: Option<FlagsCommand>,
-    /// PROJECT/ENVIRONMENT.
-    #[arg(long, env = "BEAM_PROJECT", required = true)]
+    /// PROJECT/ENVIRONMENT [default: `project` in beam.toml].
+    #[arg(long, env = "BEAM_PROJECT")]
     pub project: Option<String>,
     /// JSON instead of the table.
     #[arg(long)]
@@ -153,9 +153,9 @@ pub enum FlagsCommand {
         /// The user id.
         #[arg(long)]
         user: Option<String>,
-        /// PROJECT/ENVIRONMENT.
+        /// PROJECT/ENVIRONMENT [default: `project` in beam.toml].
         #[arg(long, env = "BEAM_PROJECT")]
-        project: String,
+        project: Option<String>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -186,9 +186,9 @@ pub struct EnvCheckArgs {
     /// JSON: name → verdict.
     #[arg(long)]
     pub json: bool,
-    /// PROJECT/ENVIRONMENT.
+    /// PROJECT/ENVIRONMENT [default: `project` in beam.toml].
     #[arg(long, env = "BEAM_PROJECT")]
-    pub project: String,
+    pub project: Option<String>,
     /// Where the server is.
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -197,9 +197,9 @@ pub struct EnvCheckArgs {
 /// `beam health`.
 #[derive(Debug, Args)]
 pub struct HealthArgs {
-    /// PROJECT/ENVIRONMENT.
+    /// PROJECT/ENVIRONMENT [default: `project` in beam.toml].
     #[arg(long, env = "BEAM_PROJECT")]
-    pub project: String,
+    pub project: Option<String>,
     /// JSON output.
     #[arg(long)]
     pub json: bool,
@@ -223,8 +223,8 @@ pub struct WebhookArgs {
 /// `beam webhook` forwarding options.
 #[derive(Debug, Args)]
 pub struct WebhookListenArgs {
-    /// PROJECT/ENVIRONMENT whose webhooks to receive.
-    #[arg(long, env = "BEAM_PROJECT", required = true)]
+    /// PROJECT/ENVIRONMENT whose webhooks to receive [default: `project` in beam.toml].
+    #[arg(long, env = "BEAM_PROJECT")]
     pub project: Option<String>,
     /// Only this provider's events: stripe, svix, resend, custom, paypal.
     #[arg(long)]
@@ -256,9 +256,9 @@ pub struct WebhookListenArgs {
 pub enum WebhookCommand {
     /// Recent events of the environment, newest first.
     List {
-        /// PROJECT/ENVIRONMENT.
+        /// PROJECT/ENVIRONMENT [default: `project` in beam.toml].
         #[arg(long, env = "BEAM_PROJECT")]
-        project: String,
+        project: Option<String>,
         /// How many.
         #[arg(long, default_value_t = 20)]
         limit: u32,
@@ -273,9 +273,9 @@ pub enum WebhookCommand {
     Replay {
         /// The event id (from `beam webhook list`).
         id: i64,
-        /// PROJECT/ENVIRONMENT.
+        /// PROJECT/ENVIRONMENT [default: `project` in beam.toml].
         #[arg(long, env = "BEAM_PROJECT")]
-        project: String,
+        project: Option<String>,
         /// Where to POST it.
         #[arg(long, required = true)]
         forward: String,
@@ -314,7 +314,7 @@ pub enum ProjectsCommand {
     /// List the agent tokens of PROJECT/ENVIRONMENT with when each was last
     /// used, or revoke one (`… tokens shop/production revoke ID`; admins).
     Tokens {
-        /// PROJECT/ENVIRONMENT.
+        /// PROJECT/ENVIRONMENT [default: `project` in beam.toml].
         name: String,
         /// `revoke` (then the token ID): any admin may revoke any agent token.
         #[arg(value_parser = ["revoke"])]
@@ -332,7 +332,7 @@ pub enum ProjectsCommand {
     /// Create an agent token for PROJECT/ENVIRONMENT (shown once; give it to
     /// `beam agent` as BEAM_TOKEN).
     Token {
-        /// PROJECT/ENVIRONMENT.
+        /// PROJECT/ENVIRONMENT [default: `project` in beam.toml].
         name: String,
         /// What it is for (e.g. the host).
         #[arg(long)]
@@ -446,9 +446,9 @@ pub struct AgentArgs {
 /// `beam logs` options.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// PROJECT/ENVIRONMENT to read.
+    /// PROJECT/ENVIRONMENT to read [default: `project` in beam.toml].
     #[arg(long, env = "BEAM_PROJECT")]
-    pub project: String,
+    pub project: Option<String>,
     /// That level and above: trace, debug, info, warn, error, fatal.
     #[arg(long, value_parser = parse_level)]
     pub level: Option<beam_proto::logs::Level>,
@@ -468,11 +468,18 @@ pub struct LogsArgs {
     /// Only entries since a time: 10m, 2h, or RFC 3339 (2026-01-31T12:00:00Z).
     #[arg(long)]
     pub since: Option<String>,
-    /// How many past entries to show first.
-    #[arg(long, default_value_t = 100)]
+    /// How many past entries to show first, as `tail -n` (heroku's `--tail`
+    /// means follow instead: that is `-f`, and the default here).
+    #[arg(
+        long,
+        short = 'n',
+        visible_alias = "lines",
+        default_value_t = 100,
+        value_name = "N"
+    )]
     pub tail: usize,
-    /// Keep streaming new entries (the default).
-    #[arg(long, overrides_with = "no_follow")]
+    /// Keep streaming new entries, as `tail -f` (the default).
+    #[arg(long, short = 'f', overrides_with = "no_follow")]
     pub follow: bool,
     /// Print the past entries and stop.
     #[arg(long)]

@@ -24,15 +24,51 @@ pub struct HttpArgs {
     /// Shared tunnel options.
     #[command(flatten)]
     pub common: TunnelArgs,
+    /// What `beam http` and `beam dev` share.
+    #[command(flatten)]
+    pub opts: HttpOptions,
+}
+
+/// `beam dev [PORT]`: `beam http` for the project in the current directory.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Local service: PORT or HOST:PORT [default: found from the project's
+    /// files (package.json, vite.config.*, manage.py…), else `port` in beam.toml].
+    pub target: Option<String>,
+    /// The local port (same as the positional PORT).
+    #[arg(long, value_name = "PORT", conflicts_with = "target")]
+    pub port: Option<u16>,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Print JSON lines instead of the interactive display.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not open the browser at the public URL.
+    #[arg(long)]
+    pub no_open: bool,
+    /// Do not print a QR code of the public URL.
+    #[arg(long)]
+    pub no_qr: bool,
+    /// Every `beam http` option.
+    #[command(flatten)]
+    pub opts: HttpOptions,
+}
+
+/// The options of an HTTP tunnel, shared by `beam http` and `beam dev`.
+#[derive(Debug, Args)]
+pub struct HttpOptions {
     /// Ask for this subdomain instead of a random one [default: `subdomain` in beam.toml].
     #[arg(long, short)]
     pub subdomain: Option<String>,
     /// Also route this verified custom domain here (`beam domains add` first).
     #[arg(long)]
     pub domain: Option<String>,
-    /// Host header the local service sees: the visitor's (preserve) or HOST:PORT of the target (rewrite).
-    #[arg(long, value_enum, default_value_t = HostHeaderArg::Preserve)]
-    pub host_header: HostHeaderArg,
+    /// Host header the local service sees: the visitor's (preserve) or
+    /// HOST:PORT of the target (rewrite) [default: preserve; `beam dev`
+    /// rewrites for dev servers that check it (Vite, webpack-dev-server)].
+    #[arg(long, value_enum)]
+    pub host_header: Option<HostHeaderArg>,
     /// Require HTTP basic auth. The USER:PASSWORD comes from BEAM_AUTH or a hidden
     /// prompt (never argv); the password may contain ':'.
     #[arg(long, help_heading = "Visitor protection")]

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{ConnArgs, LoginArgs, TokensCommand};
 use crate::settings::Settings;
+use crate::table::{Align, Table, cell};
 use crate::term::ms_to_age;
 
 /// Reads a secret: from `env` if set, else a hidden prompt on a terminal, else
@@ -106,7 +107,14 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
         .client(Some(token.clone()))
         .call(Method::GET, "/api/me", None::<&()>)
         .await
-        .context("the token was not accepted")?;
+        .map_err(|e| match e {
+            // Only the server's answer is about the token; the rest is
+            // about reaching it, and says so.
+            beam_client::ApiError::Status { .. } => {
+                anyhow::Error::new(e).context("the token was not accepted")
+            }
+            other => anyhow::Error::new(other).context("cannot log in"),
+        })?;
     let mut global = settings.global.clone();
     global.server = Some(settings.server.clone());
     global.fingerprint = match &settings.tls {
@@ -210,10 +218,13 @@ pub async fn tokens(cmd: TokensCommand) -> anyhow::Result<()> {
                 println!("{list}");
                 return Ok(());
             }
-            println!(
-                "{:<6} {:<24} {:<10} {:<12} SCOPES",
-                "ID", "DESCRIPTION", "STATE", "LAST USED"
-            );
+            let mut table = Table::new(&[
+                ("ID", Align::Right),
+                ("DESCRIPTION", Align::Left),
+                ("STATE", Align::Left),
+                ("LAST USED", Align::Left),
+                ("SCOPES", Align::Left),
+            ]);
             for t in list.as_array().into_iter().flatten() {
                 let state = if !t["revoked_at"].is_null() {
                     "revoked"
@@ -225,15 +236,15 @@ pub async fn tokens(cmd: TokensCommand) -> anyhow::Result<()> {
                 } else {
                     "active"
                 };
-                println!(
-                    "{:<6} {:<24} {:<10} {:<12} {}",
-                    t["id"],
-                    t["description"].as_str().unwrap_or_default(),
-                    state,
+                table.row(vec![
+                    cell(&t["id"]),
+                    t["description"].as_str().unwrap_or_default().to_string(),
+                    state.to_string(),
                     ms_to_age(t["last_used_at"].as_i64()),
-                    scopes(&t["scopes"])
-                );
+                    scopes(&t["scopes"]),
+                ]);
             }
+            table.print();
         }
         TokensCommand::Revoke(a) => {
             let api = Settings::resolve(&a.conn)?.api()?;

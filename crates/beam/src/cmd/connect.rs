@@ -43,6 +43,15 @@ async fn connect_once(
         .call(Method::GET, &format!("{base}/health"), None::<&()>)
         .await;
     let latency = start.elapsed();
+    // An environment that does not exist (or this token cannot see) has no
+    // round trip and no services to report: say so and stop.
+    if let Err(beam_client::ApiError::Status { code, message, .. }) = &health
+        && (code == "not_found" || code == "forbidden")
+    {
+        anyhow::bail!(
+            "{p}/{e}: {message}. See `beam projects list`, or create it with `beam projects create {p}/{e}`"
+        );
+    }
     let online = health.is_ok();
     let mut out = String::new();
     let state = match (&health, colored) {
@@ -52,11 +61,15 @@ async fn connect_once(
         (Err(_), false) => "○ offline".into(),
     };
     out.push_str(&format!("{p}/{e}  {state}\n"));
-    out.push_str(&format!(
-        "  Server:    {} (round trip through the agent {:.0} ms)\n",
-        client.server,
-        latency.as_secs_f64() * 1000.0
-    ));
+    if online {
+        out.push_str(&format!(
+            "  Server:    {} (round trip through the agent {:.0} ms)\n",
+            client.server,
+            latency.as_secs_f64() * 1000.0
+        ));
+    } else {
+        out.push_str(&format!("  Server:    {}\n", client.server));
+    }
     match &health {
         Ok(h) => {
             out.push_str(&format!(
@@ -109,7 +122,7 @@ async fn connect_once(
 /// Runs `beam connect`: the seed's status view, refreshed until Ctrl-C (or
 /// once with `--once`). Returns whether the agent was online.
 pub async fn run(args: ConnectArgs) -> anyhow::Result<bool> {
-    let (p, e) = split_env(&args.project)?;
+    let (p, e) = split_env(&crate::settings::project(args.project.clone())?)?;
     let client = args.conn.api()?;
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     loop {

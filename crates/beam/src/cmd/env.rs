@@ -46,7 +46,7 @@ fn names_to_check(args: &EnvCheckArgs) -> anyhow::Result<Vec<String>> {
 
 /// Runs `beam env check`; returns whether everything matched (for `--strict`).
 pub async fn check(args: EnvCheckArgs) -> anyhow::Result<bool> {
-    let (p, e) = split_env(&args.project)?;
+    let (p, e) = split_env(&crate::settings::project(args.project.clone())?)?;
     let names = names_to_check(&args)?;
     let nonce: [u8; 32] = rand::random();
     let nonce_hex = beam_proto::hex::encode(&nonce);

@@ -59,7 +59,7 @@ pub async fn run(args: FlagsArgs) -> anyhow::Result<()> {
             json,
             conn,
         }) => {
-            let (p, e) = split_env(&project)?;
+            let (p, e) = split_env(&crate::settings::project(project)?)?;
             let mut path = format!("/api/projects/{p}/{e}/flags/{key}");
             if let Some(u) = &user {
                 path.push_str(&format!("?{}", serde_urlencoded::to_string([("user", u)])?));
@@ -86,7 +86,7 @@ pub async fn run(args: FlagsArgs) -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            let project = args.project.context("--project PROJECT/ENV is required")?;
+            let project = crate::settings::project(args.project)?;
             let (p, e) = split_env(&project)?;
             let client = args.conn.api()?;
             let path = format!("/api/projects/{p}/{e}/flags");

@@ -8,7 +8,7 @@ use crate::cmd::split_env;
 
 /// Runs `beam health`; returns whether the agent reported `pass` or `warn`.
 pub async fn run(args: HealthArgs) -> anyhow::Result<bool> {
-    let (p, e) = split_env(&args.project)?;
+    let (p, e) = split_env(&crate::settings::project(args.project.clone())?)?;
     let v: Value = args
         .conn
         .api()?

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use beam_client::LocalProxy;
-use beam_client::inspect::{Exchange, Inspector, Limits, Recorder};
+use beam_client::inspect::{Inspector, Limits, Recorder, Summary};
 use owo_colors::OwoColorize;
 use tokio::net::TcpListener;
 
@@ -84,7 +84,7 @@ pub fn local_offset_secs() -> i64 {
 
 /// `12:04:31  POST /api/webhooks/stripe  200  14 ms`, errors coloured when
 /// `color`.
-pub fn request_line(ex: &Exchange, offset_secs: i64, color: bool) -> String {
+pub fn request_line(ex: &Summary, offset_secs: i64, color: bool) -> String {
     let secs = (ex.started_at_ms as i64 / 1000 + offset_secs).rem_euclid(86_400);
     let time = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
     let status = match ex.status {
@@ -104,7 +104,7 @@ pub fn request_line(ex: &Exchange, offset_secs: i64, color: bool) -> String {
     if let Some(of) = ex.replay_of {
         tail.push_str(&format!("  (replay of #{of})"));
     }
-    if ex.websocket.is_some() {
+    if ex.websocket {
         tail.push_str("  (WebSocket)");
     }
     if let Some(e) = &ex.error {
@@ -131,7 +131,7 @@ pub fn request_line(ex: &Exchange, offset_secs: i64, color: bool) -> String {
 }
 
 /// The `--json --log-requests` line of an exchange.
-pub fn request_json(ex: &Exchange) -> serde_json::Value {
+pub fn request_json(ex: &Summary) -> serde_json::Value {
     serde_json::json!({
         "event": "request",
         "id": ex.id,
@@ -154,7 +154,7 @@ mod tests {
     fn a_request_line_says_time_method_path_status_and_duration() {
         let mut b = Building::new("POST", "/api/webhooks/stripe", vec![], 10);
         b.response_head(200, vec![]);
-        let mut ex = b.finish(None);
+        let mut ex = b.finish(None).summary();
         ex.started_at_ms = (12 * 3600 + 4 * 60 + 31) * 1000;
         ex.duration_ms = 14.2;
         assert_eq!(

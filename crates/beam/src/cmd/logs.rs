@@ -124,7 +124,7 @@ impl Position {
 
 /// Runs `beam logs`.
 pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
-    let (project, environment) = split_env(&args.project)?;
+    let (project, environment) = split_env(&crate::settings::project(args.project.clone())?)?;
     let client = args.conn.api()?;
     let mut query = LogQuery {
         level: args.level,

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{DomainsCommand, ListArgs, StopArgs};
 use crate::settings::Settings;
+use crate::table::{Align, Table, cell};
 use crate::term::human_bytes;
 
 /// `beam list`.
@@ -23,24 +24,31 @@ pub async fn list(args: ListArgs) -> anyhow::Result<()> {
         println!("no tunnels yet; start one with `beam http <port>`");
         return Ok(());
     }
-    println!(
-        "{:<6} {:<5} {:<28} {:<13} {:<16} {:>9} {:>10} {:>10}  URL",
-        "ID", "KIND", "NAME", "STATUS", "NODE", "REQUESTS", "IN", "OUT"
-    );
+    let mut table = Table::new(&[
+        ("ID", Align::Right),
+        ("KIND", Align::Left),
+        ("NAME", Align::Left),
+        ("STATUS", Align::Left),
+        ("NODE", Align::Left),
+        ("REQUESTS", Align::Right),
+        ("IN", Align::Right),
+        ("OUT", Align::Right),
+        ("URL", Align::Left),
+    ]);
     for t in rows {
-        println!(
-            "{:<6} {:<5} {:<28} {:<13} {:<16} {:>9} {:>10} {:>10}  {}",
-            t["id"],
-            t["kind"].as_str().unwrap_or_default(),
-            t["name"].as_str().unwrap_or_default(),
-            t["status"].as_str().unwrap_or_default(),
-            t["node"].as_str().unwrap_or("-"),
-            t["requests"],
+        table.row(vec![
+            cell(&t["id"]),
+            cell(&t["kind"]),
+            cell(&t["name"]),
+            cell(&t["status"]),
+            cell(&t["node"]),
+            cell(&t["requests"]),
             human_bytes(t["bytes_in"].as_i64().unwrap_or(0)),
             human_bytes(t["bytes_out"].as_i64().unwrap_or(0)),
-            t["public_url"].as_str().unwrap_or_default(),
-        );
+            cell(&t["public_url"]),
+        ]);
     }
+    table.print();
     Ok(())
 }
 
@@ -71,6 +79,28 @@ pub async fn stop(args: StopArgs) -> anyhow::Result<()> {
         .call(Method::DELETE, &format!("/api/tunnels/{id}"), None::<&()>)
         .await?;
     println!("tunnel '{}' stopped and its name released", args.tunnel);
+    Ok(())
+}
+
+/// `beam pause` (`paused`) and `beam resume`.
+pub async fn pause(args: StopArgs, paused: bool) -> anyhow::Result<()> {
+    let api = Settings::resolve(&args.conn)?.api()?;
+    let id = tunnel_id(&api, &args.tunnel).await?;
+    let _: Value = api
+        .call(
+            Method::PUT,
+            &format!("/api/tunnels/{id}"),
+            Some(&json!({ "paused": paused })),
+        )
+        .await?;
+    if paused {
+        println!(
+            "tunnel '{}' paused: visitors get 503 until `beam resume {}`",
+            args.tunnel, args.tunnel
+        );
+    } else {
+        println!("tunnel '{}' resumed", args.tunnel);
+    }
     Ok(())
 }
 
@@ -137,20 +167,23 @@ pub async fn domains(cmd: DomainsCommand) -> anyhow::Result<()> {
                 println!("{list}");
                 return Ok(());
             }
-            println!(
-                "{:<6} {:<40} {:<10} {:<10} NOTE",
-                "ID", "HOSTNAME", "KIND", "STATUS"
-            );
+            let mut table = Table::new(&[
+                ("ID", Align::Right),
+                ("HOSTNAME", Align::Left),
+                ("KIND", Align::Left),
+                ("STATUS", Align::Left),
+                ("NOTE", Align::Left),
+            ]);
             for d in list.as_array().into_iter().flatten() {
-                println!(
-                    "{:<6} {:<40} {:<10} {:<10} {}",
-                    d["id"],
-                    d["hostname"].as_str().unwrap_or_default(),
-                    d["kind"].as_str().unwrap_or_default(),
-                    d["status"].as_str().unwrap_or_default(),
-                    d["last_error"].as_str().unwrap_or_default()
-                );
+                table.row(vec![
+                    cell(&d["id"]),
+                    cell(&d["hostname"]),
+                    cell(&d["kind"]),
+                    cell(&d["status"]),
+                    d["last_error"].as_str().unwrap_or_default().to_string(),
+                ]);
             }
+            table.print();
         }
         DomainsCommand::Verify(a) => {
             let api = Settings::resolve(&a.conn)?.api()?;

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod agent;
 pub mod connect;
+pub mod dev;
 pub mod env;
 pub mod flags;
 pub mod health;

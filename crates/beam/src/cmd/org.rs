@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::cli::OrgCommand;
 use crate::settings::Settings;
+use crate::table::{Align, Table, cell};
 
 /// Runs `beam org …`.
 pub async fn run(cmd: OrgCommand) -> anyhow::Result<()> {
@@ -21,15 +22,19 @@ pub async fn run(cmd: OrgCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&members)?);
                 return Ok(());
             }
-            println!("{:<8} {:<8} EMAIL", "USER", "ROLE");
+            let mut table = Table::new(&[
+                ("USER", Align::Right),
+                ("ROLE", Align::Left),
+                ("EMAIL", Align::Left),
+            ]);
             for m in &members {
-                println!(
-                    "{:<8} {:<8} {}",
-                    m["user_id"],
-                    m["role"].as_str().unwrap_or(""),
-                    m["email"].as_str().unwrap_or("")
-                );
+                table.row(vec![
+                    cell(&m["user_id"]),
+                    cell(&m["role"]),
+                    cell(&m["email"]),
+                ]);
             }
+            table.print();
             // Open invitations are for admins only; others simply do not see them.
             let open: Result<Vec<Value>, _> = api
                 .call(Method::GET, "/api/org/invitations", None::<&()>)
@@ -38,14 +43,15 @@ pub async fn run(cmd: OrgCommand) -> anyhow::Result<()> {
                 && !open.is_empty()
             {
                 println!("\ninvited, not yet accepted:");
+                let mut table = Table::new(&[
+                    ("INVITATION", Align::Right),
+                    ("ROLE", Align::Left),
+                    ("EMAIL", Align::Left),
+                ]);
                 for i in open {
-                    println!(
-                        "  #{:<6} {:<8} {}",
-                        i["id"],
-                        i["role"].as_str().unwrap_or(""),
-                        i["email"].as_str().unwrap_or("")
-                    );
+                    table.row(vec![cell(&i["id"]), cell(&i["role"]), cell(&i["email"])]);
                 }
+                table.print();
             }
         }
         OrgCommand::Invite { email, role, conn } => {

@@ -75,10 +75,12 @@ pub async fn run(cmd: ProjectsCommand) -> anyhow::Result<()> {
                     "no agent tokens for {project}/{environment}; create one with `beam projects token {project}/{environment}`"
                 );
             } else {
-                println!(
-                    "{:<6} {:<10} {:<22} DESCRIPTION",
-                    "ID", "STATE", "LAST USED"
-                );
+                let mut table = crate::table::Table::new(&[
+                    ("ID", crate::table::Align::Right),
+                    ("STATE", crate::table::Align::Left),
+                    ("LAST USED", crate::table::Align::Left),
+                    ("DESCRIPTION", crate::table::Align::Left),
+                ]);
                 for r in rows {
                     let state = if r["revoked_at"].is_null() {
                         "active"
@@ -89,14 +91,14 @@ pub async fn run(cmd: ProjectsCommand) -> anyhow::Result<()> {
                         Some(t) => crate::term::ms_to_age(Some(t)),
                         None => "never".into(),
                     };
-                    println!(
-                        "{:<6} {:<10} {:<22} {}",
-                        r["id"],
-                        state,
+                    table.row(vec![
+                        crate::table::cell(&r["id"]),
+                        state.to_string(),
                         used,
-                        r["description"].as_str().unwrap_or("")
-                    );
+                        r["description"].as_str().unwrap_or("").to_string(),
+                    ]);
                 }
+                table.print();
             }
         }
         ProjectsCommand::Token {

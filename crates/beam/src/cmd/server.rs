@@ -165,6 +165,17 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
     }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     private_dir(&data_dir)?;
+    // The HTTPS edge without a certificate of its own: a self-signed one,
+    // made once and kept in the data directory (a new one at every start
+    // would make browsers warn again each time).
+    if https.is_some() && cfg.edge_cert.is_none() {
+        let names = vec![cfg.domain.clone(), format!("*.{}", cfg.domain)];
+        TunnelCert::load_or_create_as(&data_dir, "edge", &names)?;
+        cfg.edge_cert = Some(beam_server::edge::tls::WildcardFiles {
+            cert: data_dir.join("edge-cert.pem"),
+            key: data_dir.join("edge-key.pem"),
+        });
+    }
     let db_url = match args.database.clone() {
         Some(url) => url,
         None => {
@@ -376,11 +387,13 @@ fn print_banner(
     let _ = writeln!(out, "  tunnels     {}", cfg.http_url("<name>"));
     let _ = writeln!(out, "  api         {}", api_url(cfg));
     if let Some(addr) = args.https_addr {
-        let source = match &args.edge_cert {
-            Some(p) => p.display().to_string(),
-            None => "self-signed certificate".into(),
+        let source = match (&args.edge_cert, &cfg.edge_cert) {
+            (Some(p), _) => p.display().to_string(),
+            (None, Some(files)) => format!("self-signed, kept in {}", files.cert.display()),
+            (None, None) => "self-signed certificate".into(),
         };
-        let _ = writeln!(out, "  https       {addr} ({source})");
+        let scheme_url = format!("https://<name>.{}:{}", cfg.domain, addr.port());
+        let _ = writeln!(out, "  https       {scheme_url} ({source})");
     }
     if let Some(addr) = args.metrics_addr {
         let _ = writeln!(

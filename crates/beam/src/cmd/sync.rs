@@ -213,7 +213,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
         conn,
     })) = args.command
     {
-        let (p, e) = split_env(&project)?;
+        let (p, e) = split_env(&crate::settings::project(project)?)?;
         let qs = serde_urlencoded::to_string([("table", table)])?;
         let resp = conn
             .api()?
@@ -233,7 +233,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     if args.resume && args.output.is_none() {
         bail!("--resume needs --output FILE");
     }
-    let project = args.project.context("--project is required")?;
+    let project = crate::settings::project(args.project.clone())?;
     let table = args.table.context("--table is required")?;
     let (p, e) = split_env(&project)?;
     let mut q: Vec<(&str, String)> = vec![("table", table.clone())];

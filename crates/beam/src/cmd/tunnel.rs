@@ -12,20 +12,25 @@ use beam_proto::{BasicAuth, Protection, Secret, TunnelRequest};
 use indicatif::{ProgressBar, ProgressStyle};
 use owo_colors::OwoColorize;
 
-use crate::cli::{HostHeaderArg, HttpArgs, InspectArgs, TcpArgs, TunnelArgs};
+use crate::cli::{ConnArgs, HostHeaderArg, HttpArgs, HttpOptions, InspectArgs, TcpArgs};
 use crate::cmd::account::read_secret;
 use crate::settings::Settings;
 use crate::signal::shutdown_signal;
 use crate::term::color;
 
+/// Attempts `beam http` / `beam tcp` make before saying the server cannot be
+/// reached (with the default backoff, about 10 to 20 s); once connected they
+/// reconnect forever.
+const FIRST_CONNECT_ATTEMPTS: u32 = 4;
+
 /// Builds the client configuration: flags > environment > project file > global
 /// file > defaults (see [`crate::settings`]).
 fn client_config(
-    args: &TunnelArgs,
+    target: &str,
     settings: &Settings,
     tunnel: TunnelRequest,
 ) -> anyhow::Result<(ClientConfig, ProxyConfig)> {
-    let local = LocalTarget::parse(&args.target).map_err(anyhow::Error::msg)?;
+    let local = LocalTarget::parse(target).map_err(anyhow::Error::msg)?;
     let token = settings.require_token()?;
     Ok((
         settings.client_config(token, tunnel),
@@ -35,36 +40,62 @@ fn client_config(
 
 /// Runs `beam http`.
 pub async fn run_http(args: HttpArgs) -> anyhow::Result<()> {
-    let settings = Settings::resolve(&args.common.conn)?;
+    let c = &args.common;
+    http_tunnel(&c.target, &c.conn, c.json, &args.opts, Dev::default()).await
+}
+
+/// What `beam dev` adds to `beam http`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Dev {
+    /// Open the browser at the public URL once online.
+    pub open: bool,
+    /// Print a QR code of the public URL once online.
+    pub qr: bool,
+    /// Rewrite `Host` unless `--host-header` says otherwise (the dev
+    /// server checks it).
+    pub rewrite_host: bool,
+}
+
+/// An HTTP tunnel to `target` with `opts`: `beam http`, and `beam dev` once
+/// it knows the port.
+pub async fn http_tunnel(
+    target: &str,
+    conn: &ConnArgs,
+    json: bool,
+    opts: &HttpOptions,
+    dev: Dev,
+) -> anyhow::Result<()> {
+    let settings = Settings::resolve(conn)?;
     let tunnel = TunnelRequest::Http {
-        subdomain: args
+        subdomain: opts
             .subdomain
             .clone()
             .or(settings.project.subdomain.clone()),
-        domain: args.domain.clone().or(settings.project.domain.clone()),
+        domain: opts.domain.clone().or(settings.project.domain.clone()),
     };
-    let (mut cfg, mut proxy) = client_config(&args.common, &settings, tunnel)?;
-    proxy.host_header = match args.host_header {
-        HostHeaderArg::Preserve => HostHeader::Preserve,
-        HostHeaderArg::Rewrite => HostHeader::Rewrite,
+    let (mut cfg, mut proxy) = client_config(target, &settings, tunnel)?;
+    proxy.host_header = match (opts.host_header, dev.rewrite_host) {
+        (Some(HostHeaderArg::Rewrite), _) | (None, true) => HostHeader::Rewrite,
+        (Some(HostHeaderArg::Preserve), _) | (None, false) => HostHeader::Preserve,
     };
-    proxy.local.https |= args.https;
-    proxy.insecure_upstream = args.insecure_upstream;
-    proxy.compress = args.compress;
-    proxy.upstream_http2 = args.upstream_http2;
-    cfg.protection = protection(&args).await?;
+    proxy.local.https |= opts.https;
+    proxy.insecure_upstream = opts.insecure_upstream;
+    proxy.compress = opts.compress;
+    proxy.upstream_http2 = opts.upstream_http2;
+    cfg.protection = protection(opts).await?;
     let local = proxy.local.url();
     let out = Output {
         local,
         protocol: "http",
-        json: args.common.json,
+        json,
+        dev,
     };
-    drive(cfg, proxy, out, Some(&args.inspect)).await
+    drive(cfg, proxy, out, Some(&opts.inspect)).await
 }
 
 /// Builds the visitor protection of `beam http`. Credentials are read from the
 /// environment or a prompt and hashed here: the server only gets argon2 hashes.
-async fn protection(args: &HttpArgs) -> anyhow::Result<Protection> {
+async fn protection(args: &HttpOptions) -> anyhow::Result<Protection> {
     let hash = |s: Secret| async move {
         beam_server::accounts::password::hash(s)
             .await
@@ -119,7 +150,7 @@ pub fn split_credentials(pair: &str) -> anyhow::Result<(String, Secret)> {
 pub async fn run_tcp(args: TcpArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args.common.conn)?;
     let (cfg, mut proxy) = client_config(
-        &args.common,
+        &args.common.target,
         &settings,
         TunnelRequest::Tcp {
             port: args.remote_port,
@@ -131,6 +162,7 @@ pub async fn run_tcp(args: TcpArgs) -> anyhow::Result<()> {
         local,
         protocol: "tcp",
         json: args.common.json,
+        dev: Dev::default(),
     };
     drive(cfg, proxy, out, None).await
 }
@@ -142,6 +174,8 @@ struct Output {
     protocol: &'static str,
     /// JSON lines instead of the interactive display.
     json: bool,
+    /// `beam dev`'s extras.
+    dev: Dev,
 }
 
 /// Terminal display of the client's events.
@@ -164,6 +198,8 @@ struct Display {
     offset_secs: i64,
     /// Requests that failed (no response, or 5xx), for the status line.
     failed: u64,
+    /// `beam dev`'s extras, done on the first connect.
+    dev: Dev,
 }
 
 impl Display {
@@ -172,6 +208,7 @@ impl Display {
             local,
             protocol,
             json,
+            dev,
         } = out;
         let tty = std::io::stderr().is_terminal() && !json;
         let bar = if tty {
@@ -198,6 +235,7 @@ impl Display {
             log_requests,
             offset_secs: crate::cmd::inspect::local_offset_secs(),
             failed: 0,
+            dev,
         }
     }
 
@@ -206,7 +244,7 @@ impl Display {
         self.tty || self.log_requests
     }
 
-    fn request(&mut self, ex: &beam_client::inspect::Exchange) {
+    fn request(&mut self, ex: &beam_client::inspect::Summary) {
         if ex.error.is_some() || ex.status.is_none_or(|s| s >= 500) {
             self.failed += 1;
         }
@@ -251,6 +289,7 @@ impl Display {
                     let line = serde_json::json!({
                         "event": "connected",
                         "url": welcome.public_url,
+                        "domain_urls": welcome.domain_urls,
                         "name": welcome.name,
                         "local": self.local,
                         "protocol": self.protocol,
@@ -277,11 +316,26 @@ impl Display {
                     };
                     self.bar
                         .suspend(|| println!("{url} → {}{note}", self.local));
+                    for d in &welcome.domain_urls {
+                        let d = if self.color {
+                            d.bold().green().to_string()
+                        } else {
+                            d.clone()
+                        };
+                        self.bar.suspend(|| println!("{d} → {}", self.local));
+                    }
                     if self.tty {
                         self.bar.suspend(|| eprintln!("  via {via}"));
                     }
                     if let (true, Some(i)) = (first, &self.inspector) {
                         self.bar.suspend(|| eprintln!("  inspector: {i}"));
+                    }
+                    if first && self.dev.qr && self.tty {
+                        let qr = crate::qr::render(&welcome.public_url);
+                        self.bar.suspend(|| eprintln!("{qr}"));
+                    }
+                    if first && self.dev.open {
+                        crate::cmd::dev::open_browser(&welcome.public_url);
                     }
                 }
                 if !self.tty {
@@ -343,6 +397,8 @@ async fn drive(
     });
     let mut cfg = cfg;
     cfg.http1_streams = proxy.streams_http1();
+    // A server that is not there at the start is most likely a mistake.
+    cfg.first_connect_attempts = Some(FIRST_CONNECT_ATTEMPTS);
     let handler = LocalProxy::inspected(&proxy, cfg.tunnel.kind(), stats.clone(), rec.clone());
     if let (Some(a), Some(rec)) = (inspect, &rec)
         && !a.no_inspect

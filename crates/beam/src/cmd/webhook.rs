@@ -70,7 +70,10 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
             limit,
             json,
             conn,
-        }) => list(&project, limit, json, &Settings::resolve(&conn)?).await,
+        }) => {
+            let project = crate::settings::project(project)?;
+            list(&project, limit, json, &Settings::resolve(&conn)?).await
+        }
         Some(WebhookCommand::Replay {
             id,
             project,
@@ -78,7 +81,7 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
             insecure_upstream,
             conn,
         }) => {
-            let (p, e) = split_env(&project)?;
+            let (p, e) = split_env(&crate::settings::project(project)?)?;
             let client = conn.api()?;
             let ev: WebhookEvent = client
                 .call(
@@ -198,10 +201,7 @@ fn print_delivery(ev: &WebhookEvent, d: &Delivery, json: bool, colored: bool) {
 }
 
 async fn listen(args: WebhookListenArgs) -> anyhow::Result<()> {
-    let project = args
-        .project
-        .clone()
-        .context("--project PROJECT/ENV is required")?;
+    let project = crate::settings::project(args.project.clone())?;
     let (p, e) = split_env(&project)?;
     let routes = args
         .forward

@@ -182,6 +182,11 @@ crate::both!(
             origin.addr,
         ));
         let w = client.connected().await;
+        // The client is told the custom domain's URL, to show it.
+        assert_eq!(
+            w.domain_urls,
+            vec![format!("http://app.example.test:{}", server.public.port())]
+        );
         assert_eq!(
             visit_domain(&server, "app.example.test", "/hello").await,
             (StatusCode::OK, "hello from origin".into())

@@ -277,7 +277,39 @@ async fn flags_env_check_and_health_are_answered_in_production() {
         dbc["detail"].as_str().unwrap().contains("does not exist"),
         "{dbc}"
     );
-    // beam connect: the status view, once.
+    // beam connect: the status view, once; the project may come from
+    // beam.toml in the current directory instead of --project.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("beam.toml"),
+        "project = \"shop/production\"\n",
+    )
+    .unwrap();
+    let mut c = crate::support::beam(home.path());
+    c.current_dir(dir.path())
+        .args(["connect", "--once"])
+        .args(conn)
+        .env("BEAM_TOKEN", &dev);
+    let (code, out, err) = crate::support::output(c);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("shop/production  ● connected"), "{out}");
+    let (code, out, err) = run(&["connect", "--once"], &[]);
+    assert_eq!(code, 1, "no project anywhere: {out}");
+    assert!(
+        err.contains("which production environment?") && err.contains("beam.toml"),
+        "{err}"
+    );
+    // An environment that does not exist: said plainly, no round trip.
+    let (code, out, err) = run(&["connect", "--project", "shop/nowhere", "--once"], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("shop/nowhere: no such project environment"),
+        "{err}"
+    );
+    assert!(
+        !out.contains("round trip") && !out.contains("available"),
+        "{out}"
+    );
     let (code, out, err) = run(&["connect", "--project", "shop/production", "--once"], &[]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("shop/production  ● connected"), "{out}");

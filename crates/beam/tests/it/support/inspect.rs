@@ -18,11 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 
-/// What a [`RecordingOrigin`] received: method, path and body.
+/// What a [`RecordingOrigin`] received: method, path, `Host` and body.
 #[derive(Debug, Clone)]
 pub struct Seen {
     pub method: String,
     pub path: String,
+    pub host: String,
     pub body: Bytes,
 }
 
@@ -35,7 +36,12 @@ pub struct RecordingOrigin {
 
 impl RecordingOrigin {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// On a chosen address (a dev server that starts late, on its port).
+    pub async fn start_on(addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
@@ -60,9 +66,16 @@ impl RecordingOrigin {
                                 .path_and_query()
                                 .map_or("/", |p| p.as_str())
                                 .to_string();
+                            let host = parts
+                                .headers
+                                .get("host")
+                                .and_then(|h| h.to_str().ok())
+                                .unwrap_or("")
+                                .to_string();
                             log.lock().unwrap().push(Seen {
                                 method: parts.method.to_string(),
                                 path: path.clone(),
+                                host,
                                 body: body.clone(),
                             });
                             let resp = match parts.uri.path() {

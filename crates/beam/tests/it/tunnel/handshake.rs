@@ -278,3 +278,75 @@ async fn unreachable_server_is_retried_not_fatal() {
     let reason = c.disconnected().await;
     assert!(reason.contains("cannot reach"), "retries: {reason}");
 }
+
+/// The mistakes a new user makes first get a message that names the cause:
+/// the HTTP port given as the tunnel port, a self-signed server without a
+/// pinned fingerprint, and a server that is not running at all (which a
+/// first connection gives up on instead of retrying forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_connection_mistakes_say_what_to_do() {
+    let server = TestServer::start().await;
+    let origin = Origin::start().await;
+    let setup = |addr: std::net::SocketAddr, tls: TlsMode| {
+        let mut cfg = server.client_config(
+            TunnelRequest::Http {
+                subdomain: None,
+                domain: None,
+            },
+            origin.addr,
+        );
+        cfg.conn.server = addr.to_string();
+        cfg.conn.tls = tls;
+        cfg.conn.first_connect_attempts = Some(2);
+        cfg
+    };
+    let fatal_message = |e: beam_client::ClientError| match e {
+        beam_client::ClientError::Fatal(e) => e.to_string(),
+        other => panic!("expected a fatal error, got {other:?}"),
+    };
+
+    // The public HTTP port instead of the tunnel port.
+    let pinned = TlsMode::Pinned(server.fingerprint.clone());
+    let e = TestClient::start(setup(server.public, pinned))
+        .result()
+        .await
+        .unwrap_err();
+    let msg = fatal_message(e);
+    assert!(
+        msg.contains("did not answer with TLS")
+            && msg.contains("HTTP port")
+            && msg.contains("8081"),
+        "{msg}"
+    );
+    assert!(!msg.contains("InvalidContentType"), "{msg}");
+
+    // The tunnel port, but nothing pinned: web PKI cannot verify a
+    // self-signed certificate.
+    let e = TestClient::start(setup(server.tunnel, TlsMode::WebPki))
+        .result()
+        .await
+        .unwrap_err();
+    let msg = fatal_message(e);
+    assert!(
+        msg.contains("no fingerprint is pinned") && msg.contains("--fingerprint"),
+        "{msg}"
+    );
+
+    // Nothing listening: two tries, then a clear error, not retries forever.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let pinned = TlsMode::Pinned(server.fingerprint.clone());
+    let e = TestClient::start(setup(closed, pinned))
+        .result()
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!(
+            "could not reach the beam server at {closed} in 2 tries"
+        )) && msg.contains("Is `beam server` running there"),
+        "{msg}"
+    );
+}
