@@ -64,7 +64,10 @@ impl Pending {
     }
 
     /// The request body, copied as it is read.
-    pub fn request_body<B>(&self, body: B) -> Tee<B> {
+    pub fn request_body<B: HttpBody>(&self, body: B) -> Tee<B> {
+        if let Some(n) = body.size_hint().exact() {
+            self.with(|b| b.ex.request.body.expect(n));
+        }
         Tee {
             inner: body,
             pending: self.clone(),
@@ -75,7 +78,12 @@ impl Pending {
     /// Records the response head; its body is copied as it is read, and
     /// the exchange recorded when it ends.
     pub fn response_body<B: HttpBody>(&self, status: u16, headers: &HeaderMap, body: B) -> Tee<B> {
-        self.with(|b| b.response_head(status, headers_of(headers)));
+        self.with(|b| {
+            b.response_head(status, headers_of(headers));
+            if let Some(n) = body.size_hint().exact() {
+                b.ex.response.body.expect(n);
+            }
+        });
         // An empty body may never be polled.
         if body.is_end_stream() {
             self.finish(None);

@@ -305,9 +305,11 @@ impl Sink for Requests<'_> {
         };
         let framing = framing_of(&headers).unwrap_or(Framing::Length(0));
         let cap = self.0.rec.limits().body_cap;
-        self.0
-            .queue
-            .push_back(Building::new(&method, &path, headers, cap));
+        let mut b = Building::new(&method, &path, headers, cap);
+        if let Framing::Length(n) = framing {
+            b.ex.request.body.expect(n);
+        }
+        self.0.queue.push_back(b);
         Next::Body(framing)
     }
 
@@ -344,7 +346,11 @@ impl Sink for Responses<'_> {
         if head_only || code == 204 || code == 304 {
             return Next::Body(Framing::Length(0));
         }
-        Next::Body(framing_of(&b.ex.response.headers).unwrap_or(Framing::Close))
+        let framing = framing_of(&b.ex.response.headers).unwrap_or(Framing::Close);
+        if let Framing::Length(n) = framing {
+            b.ex.response.body.expect(n);
+        }
+        Next::Body(framing)
     }
 
     fn body(&mut self, data: &[u8]) {

@@ -51,6 +51,15 @@ impl Capture {
         }
     }
 
+    /// Makes room for a body of `len` bytes (its `Content-Length`) at once,
+    /// up to the cap: one allocation instead of a chain of doublings whose
+    /// freed buffers the allocator would keep.
+    pub fn expect(&mut self, len: u64) {
+        let want = usize::try_from(len).unwrap_or(usize::MAX).min(self.cap);
+        self.bytes
+            .reserve_exact(want.saturating_sub(self.bytes.len()));
+    }
+
     /// Counts `data` and keeps what fits under the cap.
     pub fn push(&mut self, data: &[u8]) {
         self.size += data.len() as u64;

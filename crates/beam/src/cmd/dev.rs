@@ -95,30 +95,3 @@ async fn wait_for(target: &str) -> anyhow::Result<String> {
         }
     }
 }
-
-/// Opens `url` in the user's browser (`$BROWSER`, else the desktop's
-/// opener), without waiting for it; a machine without one is fine.
-pub fn open_browser(url: &str) {
-    let opener = std::env::var("BROWSER").ok().unwrap_or_else(|| {
-        if cfg!(target_os = "macos") {
-            "open".into()
-        } else {
-            "xdg-open".into()
-        }
-    });
-    let spawned = std::process::Command::new(&opener)
-        .arg(url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    match spawned {
-        // Reaped on a thread: the opener exits on its own soon.
-        Ok(mut child) => {
-            std::thread::spawn(move || child.wait());
-        }
-        Err(_) => eprintln!(
-            "  (could not open a browser with {opener}; open the URL yourself, or pass --no-open)"
-        ),
-    }
-}

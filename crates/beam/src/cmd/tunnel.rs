@@ -335,7 +335,7 @@ impl Display {
                         self.bar.suspend(|| eprintln!("{qr}"));
                     }
                     if first && self.dev.open {
-                        crate::cmd::dev::open_browser(&welcome.public_url);
+                        crate::term::open_browser(&welcome.public_url);
                     }
                 }
                 if !self.tty {

@@ -828,3 +828,20 @@ async fn server_logs_to_a_pipe_have_no_colour() {
         "ANSI colour in a piped log: {seen:?}"
     );
 }
+
+/// `beam server --dev` keeps the self-signed HTTPS certificate it made in the
+/// data directory, so a browser's exception for it survives restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dev_https_certificate_is_kept_across_restarts() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let first = dev_server(home.path(), &data).await;
+    let cert =
+        std::fs::read_to_string(data.join("edge-cert.pem")).expect("the edge certificate is kept");
+    drop(first);
+    let _second = dev_server(home.path(), &data).await;
+    assert_eq!(
+        std::fs::read_to_string(data.join("edge-cert.pem")).unwrap(),
+        cert
+    );
+}

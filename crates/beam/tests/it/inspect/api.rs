@@ -530,3 +530,48 @@ async fn websocket_frames_are_shown_each_way() {
     assert!(ws["websocket"]["up_bytes"].as_u64().unwrap() > 300_000);
     assert!(ws["websocket"]["down_bytes"].as_u64().unwrap() > 300_000);
 }
+
+/// A local service that is down: the visitor gets beam's 502 page, and the
+/// inspector and request lines show each failed request with the reason,
+/// on the byte-stream path too (the connection is served request by
+/// request while the service is down).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_service_that_is_down_shows_as_failed_requests() {
+    let server = TestServer::start().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let ins = server.inspected(closed, Limits::default(), |_| {}).await;
+    let mut events = ins.rec.subscribe();
+    for path in ["/first", "/second"] {
+        let (status, body) = get(server.public, &ins.host, path).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert!(
+            body.contains("could not connect to the local service"),
+            "{body}"
+        );
+    }
+    for path in ["/first", "/second"] {
+        let beam_client::inspect::Update::Recorded(s) =
+            within("a failed request", events.recv()).await.unwrap()
+        else {
+            panic!("expected a request")
+        };
+        assert_eq!((s.path.as_str(), s.status), (path, Some(502)));
+        assert!(
+            s.error.as_deref().unwrap().contains("could not connect"),
+            "{s:?}"
+        );
+    }
+    let list = ins.call("GET", "/api/requests", None, &[]).await.json;
+    assert_eq!(list[0]["status"], 502);
+    assert!(
+        list[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&closed.to_string()),
+        "{}",
+        list[0]
+    );
+}
