@@ -104,11 +104,13 @@ impl LocalProxy {
             recorder,
         }))
     }
+}
 
+impl crate::inspect::replay::Replayer for LocalProxy {
     /// Sends a request again to the local service (the inspector's replay),
     /// recorded as a replay of exchange `of`; returns the new exchange's id
     /// once its response has ended.
-    pub async fn replay(
+    async fn replay(
         &self,
         req: Request<http_body_util::Full<bytes::Bytes>>,
         of: u64,

@@ -26,8 +26,8 @@ fn body_json(c: &Capture) -> serde_json::Map<String, Value> {
     m
 }
 
-/// The body decompressed, when its `Content-Encoding` is gzip or deflate
-/// and the whole body was kept; `None` otherwise.
+/// The body decompressed, when its `Content-Encoding` is gzip, deflate or
+/// br and the whole body was kept; `None` otherwise.
 pub fn decoded(msg: &Message) -> Option<Vec<u8>> {
     let enc = msg.header("content-encoding")?.trim().to_ascii_lowercase();
     if msg.body.truncated() {
@@ -41,6 +41,9 @@ pub fn decoded(msg: &Message) -> Option<Vec<u8>> {
             .take(limit)
             .read_to_end(&mut out),
         "deflate" => flate2::read::ZlibDecoder::new(&msg.body.bytes[..])
+            .take(limit)
+            .read_to_end(&mut out),
+        "br" => brotli_decompressor::Decompressor::new(&msg.body.bytes[..], 4096)
             .take(limit)
             .read_to_end(&mut out),
         _ => return None,

@@ -9,6 +9,19 @@ use serde::Deserialize;
 
 use super::record::Exchange;
 
+/// Sends a request again to the local service and records it as a replay
+/// of exchange `of`; answers the new exchange's id once its response has
+/// ended. The local proxy does this (it owns the connections and the
+/// capture); the inspector only asks.
+pub trait Replayer: Clone + Send + Sync + 'static {
+    /// Sends `req`; `None` when nothing was recorded.
+    fn replay(
+        &self,
+        req: Request<Full<Bytes>>,
+        of: u64,
+    ) -> impl std::future::Future<Output = Option<u64>> + Send;
+}
+
 /// What `POST /api/requests/{id}/replay` may change; anything left out is
 /// sent as recorded.
 #[derive(Debug, Default, Deserialize)]

@@ -22,8 +22,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::json::{exchange_json, har, summary_json};
 use super::record::{Recorder, Update};
+use super::replay::Replayer;
 use crate::handler::{Body, full};
-use crate::proxy::LocalProxy;
 
 const PAGE: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
@@ -37,19 +37,19 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// the capture cap, base64 or not, plus the JSON around it).
 const MAX_REPLAY_JSON: usize = 8 << 20;
 
-/// What the inspector serves.
+/// What the inspector serves; `R` sends replays (the local proxy).
 #[derive(Clone)]
-pub struct Inspector {
+pub struct Inspector<R> {
     rec: Arc<Recorder>,
-    proxy: LocalProxy,
+    proxy: R,
     /// `Host` values it answers to.
     hosts: Arc<Vec<String>>,
 }
 
-impl Inspector {
+impl<R: Replayer> Inspector<R> {
     /// An inspector of `rec`, replaying through `proxy`, answering requests
     /// addressed to `addr` (and `localhost` at its port when it is loopback).
-    pub fn new(rec: Arc<Recorder>, proxy: LocalProxy, addr: SocketAddr) -> Self {
+    pub fn new(rec: Arc<Recorder>, proxy: R, addr: SocketAddr) -> Self {
         let port = addr.port();
         let mut hosts = vec![addr.to_string()];
         if addr.ip().is_loopback() {

@@ -141,6 +141,16 @@ async fn big_bodies_are_cut_in_the_inspector_not_on_the_wire() {
         "gzip bytes are binary"
     );
     assert_eq!(gz["response"]["decoded"], r#"{"compressed":true}"#);
+
+    // Brotli too.
+    assert_eq!(get(server.public, &ins.host, "/br").await.0, StatusCode::OK);
+    ins.wait_for(3).await;
+    let br = &ins
+        .call("GET", "/api/requests?limit=1", None, &[])
+        .await
+        .json[0];
+    let want = format!("{{\"compressed\":\"{}\"}}", "brotli ".repeat(40));
+    assert_eq!(br["response"]["decoded"], want.as_str());
 }
 
 fn base64_len(msg: &serde_json::Value) -> usize {

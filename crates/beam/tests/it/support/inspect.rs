@@ -18,6 +18,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 
+/// What `/br` answers: `{"compressed":"` + `"brotli "` × 40 + `"}`, compressed
+/// by Google's reference encoder (Python `brotli.compress`).
+pub const BROTLI: [u8; 43] = [
+    27, 40, 1, 248, 157, 9, 118, 108, 5, 28, 165, 57, 227, 82, 139, 232, 236, 245, 45, 177, 177, 4,
+    105, 163, 235, 52, 182, 55, 57, 41, 73, 43, 187, 85, 2, 43, 53, 107, 231, 190, 140, 91, 224,
+];
+
 /// What a [`RecordingOrigin`] received: method, path, `Host` and body.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -93,6 +100,12 @@ impl RecordingOrigin {
                                         .header("content-encoding", "gzip")
                                         .body(full(gz.finish().unwrap()))
                                 }
+                                // Brotli of `{"compressed":"brotli brotli …"}`
+                                // (40 times), made with Google's brotli.
+                                "/br" => Response::builder()
+                                    .header("content-type", "application/json")
+                                    .header("content-encoding", "br")
+                                    .body(full(BROTLI.to_vec())),
                                 p if p.starts_with("/down") => Response::builder()
                                     .status(StatusCode::SERVICE_UNAVAILABLE)
                                     .body(full("the app is unhappy")),
