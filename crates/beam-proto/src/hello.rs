@@ -191,10 +191,11 @@ pub struct Welcome {
     /// protection and does not see this (an older server) must not go online.
     #[serde(default)]
     pub enforced: bool,
-    /// The public URLs of the custom domains routed to this tunnel too
-    /// (`--domain`), for the client to show.
+    /// Other public URLs of this tunnel, for the client to show: the HTTPS
+    /// one when the server also serves HTTPS (`beam server --dev`), and its
+    /// custom domain (`--domain`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub domain_urls: Vec<String>,
+    pub other_urls: Vec<String>,
 }
 
 /// Why the server refused, in words a user can act on.

@@ -54,7 +54,7 @@ pub(super) async fn run<IO>(
         lease: random_secret("lease_"),
         grace_secs: 0,
         enforced: true,
-        domain_urls: Vec::new(),
+        other_urls: Vec::new(),
     };
     if write_frame(&mut io, &Reply::Welcome(welcome))
         .await

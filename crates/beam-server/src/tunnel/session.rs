@@ -55,12 +55,22 @@ pub(super) async fn run<IO>(
     {
         tracing::warn!(error = %e, "could not attach the domain to its tunnel");
     }
-    let domain_urls: Vec<String> = admitted
-        .domain
-        .iter()
-        .map(|d| state.cfg.domain_url(&d.hostname))
-        .collect();
-    let Some((sender, conn)) = welcome(&state, io, peer, (&claimed, domain_urls), lease).await
+    let mut other_urls = Vec::new();
+    // Printed URLs say http while the server also serves HTTPS (--dev).
+    if let (PublicName::Subdomain(label), Some(port), "http") = (
+        &claimed.name,
+        state.cfg.https_port,
+        state.cfg.public_scheme.as_str(),
+    ) {
+        other_urls.push(format!("https://{label}.{}:{port}", state.cfg.domain));
+    }
+    other_urls.extend(
+        admitted
+            .domain
+            .iter()
+            .map(|d| state.cfg.domain_url(&d.hostname)),
+    );
+    let Some((sender, conn)) = welcome(&state, io, peer, (&claimed, other_urls), lease).await
     else {
         return claimed.release(&state).await;
     };
@@ -248,7 +258,7 @@ async fn welcome<IO>(
     state: &State,
     mut io: IO,
     peer: SocketAddr,
-    (claimed, domain_urls): (&Claimed, Vec<String>),
+    (claimed, other_urls): (&Claimed, Vec<String>),
     lease: Secret,
 ) -> Option<(
     SendRequest<Body>,
@@ -264,7 +274,7 @@ where
         lease,
         grace_secs: state.cfg.grace.as_secs(),
         enforced: true,
-        domain_urls,
+        other_urls,
     };
     beam_proto::write_frame(&mut io, &Reply::Welcome(welcome))
         .await

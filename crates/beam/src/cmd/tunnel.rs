@@ -289,7 +289,7 @@ impl Display {
                     let line = serde_json::json!({
                         "event": "connected",
                         "url": welcome.public_url,
-                        "domain_urls": welcome.domain_urls,
+                        "other_urls": welcome.other_urls,
                         "name": welcome.name,
                         "local": self.local,
                         "protocol": self.protocol,
@@ -316,7 +316,7 @@ impl Display {
                     };
                     self.bar
                         .suspend(|| println!("{url} → {}{note}", self.local));
-                    for d in &welcome.domain_urls {
+                    for d in &welcome.other_urls {
                         let d = if self.color {
                             d.bold().green().to_string()
                         } else {

@@ -182,10 +182,13 @@ crate::both!(
             origin.addr,
         ));
         let w = client.connected().await;
-        // The client is told the custom domain's URL, to show it.
+        // The client is told the HTTPS URL and the custom domain's, to show them.
         assert_eq!(
-            w.domain_urls,
-            vec![format!("http://app.example.test:{}", server.public.port())]
+            w.other_urls,
+            vec![
+                format!("https://{}.localhost:{}", w.name, server.https.port()),
+                format!("http://app.example.test:{}", server.public.port())
+            ]
         );
         assert_eq!(
             visit_domain(&server, "app.example.test", "/hello").await,
