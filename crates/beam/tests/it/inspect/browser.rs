@@ -140,8 +140,45 @@ async fn the_page_lists_live_shows_pretty_json_and_replays_with_changes() {
         })
         .await;
 
+    // Copy as curl: the command (shown when the clipboard is not allowed,
+    // as in a headless browser) replays the request from a shell.
+    browser.click("#copy-curl").await;
+    let curl = browser
+        .wait_text("#d-note", "the curl command", |t| {
+            t.contains("curl -X POST")
+        })
+        .await;
+    assert!(
+        curl.contains("/api/webhooks/stripe?replayed=1'")
+            && curl.contains("--data-binary '{\"type\":\"invoice.paid\"}'")
+            && curl.contains("-H 'content-type: application/json'"),
+        "{curl}"
+    );
+
     // Filters narrow the list without a reload.
     browser.type_into("#f-path", "webhooks").await;
     let rows = browser.find_all("#list tbody tr").await.len();
     assert_eq!(rows, 2, "the webhook and its replay");
+
+    // Dark mode follows the system, and a phone-sized window stacks the list
+    // over the detail.
+    let background = "return getComputedStyle(document.body).backgroundColor";
+    assert_eq!(browser.script(background).await, "rgb(255, 255, 255)");
+    browser.color_scheme("dark").await;
+    assert_eq!(browser.script(background).await, "rgb(13, 17, 23)");
+    browser.screenshot("inspector-dark").await;
+    browser.window(390, 844).await;
+    let columns = browser
+        .script("return getComputedStyle(document.querySelector('main')).gridTemplateColumns")
+        .await;
+    assert_eq!(
+        columns.as_str().unwrap().split_whitespace().count(),
+        1,
+        "one column on a phone: {columns}"
+    );
+    let overflow = browser
+        .script("return document.documentElement.scrollWidth <= window.innerWidth")
+        .await;
+    assert_eq!(overflow, true, "nothing wider than the phone's screen");
+    browser.screenshot("inspector-phone").await;
 }

@@ -229,6 +229,38 @@ impl Browser {
         .await;
     }
 
+    /// Runs `script` in the page and returns what it returns.
+    pub async fn script(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            &self.at("/execute/sync"),
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
+    /// Emulates `prefers-color-scheme: scheme` (Chrome DevTools, through
+    /// chromedriver's `goog/cdp` command).
+    pub async fn color_scheme(&self, scheme: &str) {
+        self.cmd(
+            "POST",
+            &self.at("/goog/cdp/execute"),
+            Some(json!({ "cmd": "Emulation.setEmulatedMedia", "params": {
+                "features": [{ "name": "prefers-color-scheme", "value": scheme }] } })),
+        )
+        .await;
+    }
+
+    /// Resizes the window (a phone: 390 × 844).
+    pub async fn window(&self, width: u32, height: u32) {
+        self.cmd(
+            "POST",
+            &self.at("/window/rect"),
+            Some(json!({ "width": width, "height": height })),
+        )
+        .await;
+    }
+
     /// Saves a PNG of the window under [`artifacts_dir`]; returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let v = self.cmd("GET", &self.at("/screenshot"), None).await;
