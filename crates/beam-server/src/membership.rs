@@ -98,9 +98,14 @@ pub(crate) async fn release_orphans(
 /// domain removed or suspended. On one node the API applies these at once
 /// and this finds nothing to do.
 pub(crate) async fn reconcile(state: &State) -> Result<(), store::StoreError> {
-    // Snapshot before the query: a domain routed after it was read cannot be
-    // judged by it (it was checked active when its tunnel was admitted).
+    // Every snapshot of what lives here is taken before the store is read: a
+    // session's row is written before it is registered, so whatever is in a
+    // snapshot has its row in the answer. The other order would judge a
+    // session registered between the query and the snapshot by a read that
+    // could not see it, and stop a healthy tunnel as "stopped through the API".
     let routes = state.registry.domain_routes();
+    let live_tunnels = state.registry.all();
+    let live_agents = state.registry.all_agents();
     if !routes.is_empty() {
         let active = state.store.active_domains_for_node(&state.node_id).await?;
         for (host, tunnel) in routes {
@@ -124,7 +129,7 @@ pub(crate) async fn reconcile(state: &State) -> Result<(), store::StoreError> {
         .await?
         .into_iter()
         .collect();
-    for (env_id, agent) in state.registry.all_agents() {
+    for (env_id, agent) in live_agents {
         if sessions.contains(&agent.session) {
             continue;
         }
@@ -145,7 +150,7 @@ pub(crate) async fn reconcile(state: &State) -> Result<(), store::StoreError> {
             ));
         }
     }
-    for live in state.registry.all() {
+    for live in live_tunnels {
         match rows.get(&live.id) {
             Some(&paused) if paused != live.is_paused() => live.set_paused(paused),
             Some(_) => {}

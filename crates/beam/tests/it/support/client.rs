@@ -88,9 +88,26 @@ impl TestClient {
         .await
     }
 
-    /// Waits for the client to stop with a server refusal and returns it.
-    pub async fn refused(self) -> beam_proto::Refusal {
-        refusal_of(self.result().await.unwrap_err())
+    /// Waits for the client to stop with a server refusal and returns it;
+    /// when none comes, fails with what the client went through instead.
+    pub async fn refused(mut self) -> beam_proto::Refusal {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let mut events_open = true;
+        loop {
+            tokio::select! {
+                r = &mut self.handle => {
+                    return refusal_of(r.unwrap().expect_err("the client stopped without a refusal"));
+                }
+                ev = self.events.recv(), if events_open => match ev {
+                    Some(e) => seen.push(format!("{e:?}")),
+                    None => events_open = false,
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    panic!("no refusal within {PATIENCE:?}; the client went through: {seen:#?}")
+                }
+            }
+        }
     }
 
     /// Waits for a `Disconnected` event.
