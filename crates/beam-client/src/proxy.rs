@@ -24,7 +24,7 @@ use crate::config::{HostHeader, LocalTarget, ProxyConfig};
 use crate::dial::TunnelStream;
 use crate::error::ConnectError;
 use crate::handler::{Body, BoxError, StreamHandler, empty, full, status};
-use crate::inspect::{Pending, Recorder, Tap, WsTap};
+use crate::inspect::{Observer, Pending, Recorder, Tap, WsWatch};
 use crate::local::LocalDialer;
 use crate::origin::{OriginError, OriginPool};
 use crate::origin_h2::OriginH2;
@@ -372,7 +372,9 @@ impl Inner {
                 let mut t = TokioIo::new(t);
                 let l = TokioIo::new(l);
                 let _ = match log {
-                    Some(log) => beam_proto::splice(&mut t, &mut WsTap::new(l, log)).await,
+                    Some(log) => {
+                        beam_proto::splice(&mut t, &mut Tap::new(l, WsWatch::new(log))).await
+                    }
                     None => beam_proto::splice(&mut t, &mut { l }).await,
                 };
             }
@@ -424,7 +426,9 @@ impl Inner {
             if let Ok(t) = tunnel_upgrade.await {
                 let mut t = TokioIo::new(t);
                 let _ = match recorder {
-                    Some(rec) => beam_proto::splice(&mut t, &mut Tap::new(local, rec)).await,
+                    Some(rec) => {
+                        beam_proto::splice(&mut t, &mut Tap::new(local, Observer::new(rec))).await
+                    }
                     None => beam_proto::splice(&mut t, &mut { local }).await,
                 };
             }

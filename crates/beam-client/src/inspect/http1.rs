@@ -1,289 +1,17 @@
 //! Watches an HTTP/1.1 connection the client only copies (a visitor
-//! connection spliced to the local service): a [`Tap`] around the local side
-//! hands copies of the bytes each way to parsers that find request and
-//! response heads and bodies, and records each exchange as its response
-//! ends. The stream itself is never held back or buffered: the parsers only
-//! look at bytes already written or read.
+//! connection spliced to the local service): the [`Observer`] gets copies of
+//! the bytes each way from a [`Tap`](super::tap::Tap), pairs requests with
+//! responses through the [`framing`](super::framing) parsers, and records
+//! each exchange as its response ends. An upgrade turns both directions into
+//! WebSocket frame readers.
 
 use std::collections::VecDeque;
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
+use super::framing::{Framing, Next, Parser, Sink, framing_of, parse_request, parse_response};
 use super::record::{Building, Recorder, WsLog};
-use super::ws::FrameReader;
-
-/// Largest head kept for parsing; a longer one stops the watching (the edge
-/// refuses such heads before they get here).
-const MAX_HEAD: usize = 64 << 10;
-/// Most header lines parsed.
-const MAX_HEADERS: usize = 256;
-
-/// How a body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Framing {
-    /// `Content-Length` bytes (0: no body).
-    Length(u64),
-    /// Chunked transfer coding.
-    Chunked,
-    /// Until the connection closes (a response with neither).
-    Close,
-}
-
-/// What follows a head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Next {
-    /// A body framed so (possibly empty).
-    Body(Framing),
-    /// An interim response (1xx): another head follows.
-    Interim,
-    /// No more HTTP: an upgrade, or something that could not be parsed.
-    Opaque,
-}
-
-/// Receives what a [`Parser`] finds.
-pub(crate) trait Sink {
-    /// A complete head (request or status line, headers and the blank
-    /// line); says what follows it.
-    fn head(&mut self, raw: &[u8]) -> Next;
-    /// Body bytes (chunk payloads, not their framing).
-    fn body(&mut self, data: &[u8]);
-    /// The body ended.
-    fn end(&mut self);
-}
-
-#[derive(Debug)]
-enum State {
-    Head,
-    Length(u64),
-    ChunkSize,
-    ChunkData(u64),
-    /// The CRLF after a chunk's data.
-    ChunkEnd(u8),
-    Trailers,
-    Close,
-    Opaque,
-}
-
-/// One direction's parser.
-#[derive(Debug)]
-pub(crate) struct Parser {
-    state: State,
-    /// The head (or chunk-size / trailer line) read so far.
-    line: Vec<u8>,
-}
-
-impl Default for Parser {
-    fn default() -> Self {
-        Self {
-            state: State::Head,
-            line: Vec::new(),
-        }
-    }
-}
-
-impl Parser {
-    /// Stops parsing: the rest is opaque bytes.
-    pub(crate) fn opaque(&mut self) {
-        self.state = State::Opaque;
-        self.line = Vec::new();
-    }
-
-    /// Whether a body read to the connection's close is in progress.
-    pub(crate) fn reads_to_close(&self) -> bool {
-        matches!(self.state, State::Close)
-    }
-
-    /// Feeds bytes in the order they crossed; returns what followed the
-    /// point where HTTP ended (an upgrade's first bytes).
-    pub(crate) fn feed<'a>(&mut self, mut data: &'a [u8], sink: &mut impl Sink) -> &'a [u8] {
-        while !data.is_empty() {
-            match &mut self.state {
-                State::Opaque => return data,
-                State::Head => {
-                    // Search only where the end could newly be.
-                    let from = self.line.len().saturating_sub(3);
-                    let take = data.len().min(MAX_HEAD + 4 - self.line.len().min(MAX_HEAD));
-                    self.line.extend_from_slice(&data[..take]);
-                    let Some(end) = find(&self.line[from..], b"\r\n\r\n").map(|i| from + i + 4)
-                    else {
-                        if self.line.len() > MAX_HEAD {
-                            self.opaque();
-                        }
-                        return &[];
-                    };
-                    // What was appended past the head is the next part's.
-                    let extra = self.line.len() - end;
-                    data = &data[take - extra..];
-                    let head = std::mem::take(&mut self.line);
-                    self.state = match sink.head(&head[..end]) {
-                        Next::Interim => State::Head,
-                        Next::Opaque => State::Opaque,
-                        Next::Body(Framing::Length(0)) => {
-                            sink.end();
-                            State::Head
-                        }
-                        Next::Body(Framing::Length(n)) => State::Length(n),
-                        Next::Body(Framing::Chunked) => State::ChunkSize,
-                        Next::Body(Framing::Close) => State::Close,
-                    };
-                }
-                State::Length(left) => {
-                    let n = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                    sink.body(&data[..n]);
-                    *left -= n as u64;
-                    data = &data[n..];
-                    if *left == 0 {
-                        sink.end();
-                        self.state = State::Head;
-                    }
-                }
-                State::Close => {
-                    sink.body(data);
-                    return &[];
-                }
-                State::ChunkSize | State::Trailers => {
-                    let Some(nl) = data.iter().position(|&b| b == b'\n') else {
-                        self.line.extend_from_slice(data);
-                        if self.line.len() > MAX_HEAD {
-                            self.opaque();
-                        }
-                        return &[];
-                    };
-                    self.line.extend_from_slice(&data[..nl]);
-                    data = &data[nl + 1..];
-                    let line = std::mem::take(&mut self.line);
-                    let line = line.strip_suffix(b"\r").unwrap_or(&line);
-                    if matches!(self.state, State::Trailers) {
-                        if line.is_empty() {
-                            sink.end();
-                            self.state = State::Head;
-                        }
-                        continue;
-                    }
-                    let hex = line.split(|&b| b == b';').next().unwrap_or_default();
-                    let size = std::str::from_utf8(hex)
-                        .ok()
-                        .and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
-                    self.state = match size {
-                        Some(0) => State::Trailers,
-                        Some(n) => State::ChunkData(n),
-                        None => State::Opaque,
-                    };
-                }
-                State::ChunkData(left) => {
-                    let n = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
-                    sink.body(&data[..n]);
-                    *left -= n as u64;
-                    data = &data[n..];
-                    if *left == 0 {
-                        self.state = State::ChunkEnd(2);
-                    }
-                }
-                State::ChunkEnd(left) => {
-                    let n = data.len().min(usize::from(*left));
-                    data = &data[n..];
-                    *left -= n as u8;
-                    if *left == 0 {
-                        self.state = State::ChunkSize;
-                    }
-                }
-            }
-        }
-        &[]
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Header lines parsed on the stack; a head with more is parsed again with
-/// room for [`MAX_HEADERS`].
-const STACK_HEADERS: usize = 48;
-
-/// Headers in order, as the inspector keeps them.
-type Headers = Vec<(String, Vec<u8>)>;
-
-/// `(method, path, headers)` of a request head.
-fn parse_request(raw: &[u8]) -> Option<(String, String, Headers)> {
-    fn with<'a>(
-        raw: &'a [u8],
-        hs: &mut [httparse::Header<'a>],
-    ) -> Result<Option<(String, String, Headers)>, httparse::Error> {
-        let mut req = httparse::Request::new(hs);
-        Ok(match req.parse(raw)? {
-            httparse::Status::Complete(_) => match (req.method, req.path) {
-                (Some(m), Some(p)) => Some((m.to_string(), p.to_string(), headers_of(req.headers))),
-                _ => None,
-            },
-            httparse::Status::Partial => None,
-        })
-    }
-    match with(raw, &mut [httparse::EMPTY_HEADER; STACK_HEADERS]) {
-        Err(httparse::Error::TooManyHeaders) => {
-            with(raw, &mut vec![httparse::EMPTY_HEADER; MAX_HEADERS])
-                .ok()
-                .flatten()
-        }
-        r => r.ok().flatten(),
-    }
-}
-
-/// `(status, headers)` of a response head.
-fn parse_response(raw: &[u8]) -> Option<(u16, Headers)> {
-    fn with<'a>(
-        raw: &'a [u8],
-        hs: &mut [httparse::Header<'a>],
-    ) -> Result<Option<(u16, Headers)>, httparse::Error> {
-        let mut resp = httparse::Response::new(hs);
-        Ok(match resp.parse(raw)? {
-            httparse::Status::Complete(_) => resp.code.map(|c| (c, headers_of(resp.headers))),
-            httparse::Status::Partial => None,
-        })
-    }
-    match with(raw, &mut [httparse::EMPTY_HEADER; STACK_HEADERS]) {
-        Err(httparse::Error::TooManyHeaders) => {
-            with(raw, &mut vec![httparse::EMPTY_HEADER; MAX_HEADERS])
-                .ok()
-                .flatten()
-        }
-        r => r.ok().flatten(),
-    }
-}
-
-/// Headers of a parsed head, in order.
-pub(crate) fn headers_of(parsed: &[httparse::Header<'_>]) -> Vec<(String, Vec<u8>)> {
-    parsed
-        .iter()
-        .map(|h| (h.name.to_string(), h.value.to_vec()))
-        .collect()
-}
-
-fn has_token(headers: &[(String, Vec<u8>)], name: &str, token: &str) -> bool {
-    headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .any(|(_, v)| {
-            v.split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-        })
-}
-
-/// The framing `Transfer-Encoding` / `Content-Length` give, if any.
-pub(crate) fn framing_of(headers: &[(String, Vec<u8>)]) -> Option<Framing> {
-    if has_token(headers, "transfer-encoding", "chunked") {
-        return Some(Framing::Chunked);
-    }
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
-        .map(Framing::Length)
-}
+use super::tap::Watch;
+use super::ws::WsWatch;
 
 /// The exchanges of one connection, in request order.
 struct Book {
@@ -367,18 +95,17 @@ impl Sink for Responses<'_> {
 }
 
 /// Watches both directions of one connection.
-pub(crate) struct Observer {
+pub struct Observer {
     book: Book,
     requests: Parser,
     responses: Parser,
-    /// Frames of an upgraded WebSocket, each way.
-    ws_up: FrameReader,
-    ws_down: FrameReader,
+    /// The frames each way, once a response switched protocols.
+    ws: Option<WsWatch>,
 }
 
 impl Observer {
     /// Watches a new connection, recording into `rec`.
-    pub(crate) fn new(rec: Arc<Recorder>) -> Self {
+    pub fn new(rec: Arc<Recorder>) -> Self {
         Self {
             book: Book {
                 rec,
@@ -387,37 +114,39 @@ impl Observer {
             },
             requests: Parser::default(),
             responses: Parser::default(),
-            ws_up: FrameReader::new(true),
-            ws_down: FrameReader::new(false),
+            ws: None,
+        }
+    }
+}
+
+impl Watch for Observer {
+    fn up(&mut self, data: &[u8]) {
+        match &mut self.ws {
+            Some(ws) => ws.up(data),
+            None => {
+                self.requests.feed(data, &mut Requests(&mut self.book));
+            }
         }
     }
 
-    /// Bytes from the visitor, as written to the local service.
-    pub(crate) fn up(&mut self, data: &[u8]) {
-        if let Some(log) = &self.book.upgraded {
-            self.ws_up.feed(data, log);
-            return;
-        }
-        self.requests.feed(data, &mut Requests(&mut self.book));
-    }
-
-    /// Bytes from the local service, as read for the visitor.
-    pub(crate) fn down(&mut self, data: &[u8]) {
-        if let Some(log) = &self.book.upgraded {
-            self.ws_down.feed(data, log);
-            return;
+    fn down(&mut self, data: &[u8]) {
+        if let Some(ws) = &mut self.ws {
+            return ws.down(data);
         }
         let rest = self.responses.feed(data, &mut Responses(&mut self.book));
-        if let Some(log) = &self.book.upgraded {
+        if let Some(log) = self.book.upgraded.clone() {
+            // What followed the 101 in the same read is the first frames.
             self.requests.opaque();
-            self.ws_down.feed(rest, log);
+            let mut ws = WsWatch::new(log);
+            ws.down(rest);
+            self.ws = Some(ws);
         }
     }
 
-    /// The connection closed: what it carried is recorded as it stands.
-    pub(crate) fn close(&mut self) {
-        if let Some(log) = &self.book.upgraded {
-            log.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+    /// What the connection carried is recorded as it stands.
+    fn close(&mut self) {
+        if let Some(ws) = &mut self.ws {
+            ws.close();
         }
         let to_close = self.responses.reads_to_close();
         let mut first = true;
@@ -430,63 +159,6 @@ impl Observer {
             first = false;
             self.book.rec.record(b.finish(error.map(str::to_string)));
         }
-    }
-}
-
-/// The local side of a spliced connection, with an [`Observer`] watching
-/// what crosses it.
-pub struct Tap<S> {
-    io: S,
-    observer: Observer,
-}
-
-impl<S> Tap<S> {
-    /// Watches `io`, recording into `rec`.
-    pub fn new(io: S, rec: Arc<Recorder>) -> Self {
-        Self {
-            io,
-            observer: Observer::new(rec),
-        }
-    }
-}
-
-impl<S> Drop for Tap<S> {
-    fn drop(&mut self) {
-        self.observer.close();
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
-        let this = &mut *self;
-        this.observer.down(&buf.filled()[before..]);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.io).poll_write(cx, buf))?;
-        self.observer.up(&buf[..n]);
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -2,28 +2,22 @@
 //! bytes, for the inspector: each frame's opcode, length and the start of its
 //! payload, unmasked, into a bounded [`WsLog`].
 
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
-
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::record::{WS_FRAME_BYTES, WS_FRAMES, WsFrame, WsLog};
+use super::tap::Watch;
 
-/// The local side of an upgraded WebSocket, logging the frames each way.
-pub struct WsTap<S> {
-    io: S,
+/// The frames of an upgraded WebSocket, each way, into its log.
+pub struct WsWatch {
     log: Arc<Mutex<WsLog>>,
     up: FrameReader,
     down: FrameReader,
 }
 
-impl<S> WsTap<S> {
-    /// Logs what crosses `io` into `log`.
-    pub fn new(io: S, log: Arc<Mutex<WsLog>>) -> Self {
+impl WsWatch {
+    /// Logs into `log` from now on.
+    pub fn new(log: Arc<Mutex<WsLog>>) -> Self {
         Self {
-            io,
             log,
             up: FrameReader::new(true),
             down: FrameReader::new(false),
@@ -31,44 +25,17 @@ impl<S> WsTap<S> {
     }
 }
 
-impl<S> Drop for WsTap<S> {
-    fn drop(&mut self) {
+impl Watch for WsWatch {
+    fn up(&mut self, data: &[u8]) {
+        self.up.feed(data, &self.log);
+    }
+
+    fn down(&mut self, data: &[u8]) {
+        self.down.feed(data, &self.log);
+    }
+
+    fn close(&mut self) {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for WsTap<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
-        let this = &mut *self;
-        this.down.feed(&buf.filled()[before..], &this.log);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for WsTap<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.io).poll_write(cx, buf))?;
-        let this = &mut *self;
-        this.up.feed(&buf[..n], &this.log);
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
