@@ -43,26 +43,60 @@ pub struct Inspector<R> {
     rec: Arc<Recorder>,
     proxy: R,
     /// `Host` values it answers to.
-    hosts: Arc<Vec<String>>,
+    hosts: Arc<Hosts>,
 }
 
-impl<R: Replayer> Inspector<R> {
-    /// An inspector of `rec`, replaying through `proxy`, answering requests
-    /// addressed to `addr` (and `localhost` at its port when it is loopback).
-    pub fn new(rec: Arc<Recorder>, proxy: R, addr: SocketAddr) -> Self {
+/// The `Host` values the inspector answers to: its own address, `localhost`
+/// at its port when it listens on loopback, and, when it listens on every
+/// address (`--inspect 0.0.0.0:4040`), any IP address at its port. A DNS
+/// rebinding page always arrives with a host *name*, so IP literals are safe
+/// to accept; names other than `localhost` never are.
+#[derive(Debug)]
+struct Hosts {
+    names: Vec<String>,
+    any_ip_at: Option<u16>,
+}
+
+impl Hosts {
+    fn new(addr: SocketAddr) -> Self {
         let port = addr.port();
-        let mut hosts = vec![addr.to_string()];
-        if addr.ip().is_loopback() {
-            hosts.extend([
+        let mut names = vec![addr.to_string()];
+        if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+            names.extend([
                 format!("localhost:{port}"),
                 format!("127.0.0.1:{port}"),
                 format!("[::1]:{port}"),
             ]);
         }
         Self {
+            names,
+            any_ip_at: addr.ip().is_unspecified().then_some(port),
+        }
+    }
+
+    fn allows(&self, host: &str) -> bool {
+        self.names.iter().any(|h| h.eq_ignore_ascii_case(host))
+            || self
+                .any_ip_at
+                .is_some_and(|port| host.parse::<SocketAddr>().is_ok_and(|a| a.port() == port))
+    }
+
+    /// An `Origin` of a page the inspector served itself.
+    fn allows_origin(&self, origin: &str) -> bool {
+        origin
+            .strip_prefix("http://")
+            .is_some_and(|host| self.allows(host))
+    }
+}
+
+impl<R: Replayer> Inspector<R> {
+    /// An inspector of `rec`, replaying through `proxy`, answering requests
+    /// addressed to `addr` (and `localhost` at its port when it is loopback).
+    pub fn new(rec: Arc<Recorder>, proxy: R, addr: SocketAddr) -> Self {
+        Self {
             rec,
             proxy,
-            hosts: Arc::new(hosts),
+            hosts: Arc::new(Hosts::new(addr)),
         }
     }
 
@@ -120,12 +154,12 @@ impl<R: Replayer> Inspector<R> {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
-        if !self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        if !self.hosts.allows(host) {
             return Err(error(
                 StatusCode::FORBIDDEN,
                 &format!(
                     "the inspector only answers requests addressed to {} (DNS-rebinding protection); this one said Host: {host:?}",
-                    self.hosts[0]
+                    self.hosts.names[0]
                 ),
             ));
         }
@@ -134,12 +168,7 @@ impl<R: Replayer> Inspector<R> {
         }
         let origin_ok = match req.headers().get(header::ORIGIN) {
             None => true,
-            Some(o) => {
-                let o = o.to_str().unwrap_or("");
-                self.hosts
-                    .iter()
-                    .any(|h| o.eq_ignore_ascii_case(&format!("http://{h}")))
-            }
+            Some(o) => self.hosts.allows_origin(o.to_str().unwrap_or("")),
         };
         let site_ok = req
             .headers()
@@ -369,4 +398,49 @@ fn download(v: &Value, name: &str) -> Response<Body> {
 /// `{"error": message}` with `status`.
 fn error(status: StatusCode, message: &str) -> Response<Body> {
     json_response(status, &json!({ "error": message }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Hosts;
+
+    #[test]
+    fn only_its_own_address_and_ip_literals_on_an_open_listener_are_answered() {
+        let lo = Hosts::new("127.0.0.1:4040".parse().unwrap());
+        for ok in [
+            "127.0.0.1:4040",
+            "localhost:4040",
+            "LOCALHOST:4040",
+            "[::1]:4040",
+        ] {
+            assert!(lo.allows(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:4040",
+            "127.0.0.1:4041",
+            "192.168.1.5:4040",
+            "",
+            "localhost",
+        ] {
+            assert!(!lo.allows(bad), "{bad}");
+        }
+        assert!(lo.allows_origin("http://localhost:4040"));
+        assert!(!lo.allows_origin("https://localhost:4040"));
+        assert!(!lo.allows_origin("http://evil.example:4040"));
+
+        // Listening on every address: reachable by IP from the network, still
+        // never by a name (DNS rebinding).
+        let open = Hosts::new("0.0.0.0:4040".parse().unwrap());
+        for ok in [
+            "192.168.1.5:4040",
+            "10.0.0.2:4040",
+            "[fe80::1]:4040",
+            "localhost:4040",
+        ] {
+            assert!(open.allows(ok), "{ok}");
+        }
+        for bad in ["laptop.local:4040", "192.168.1.5:80", "evil.example:4040"] {
+            assert!(!open.allows(bad), "{bad}");
+        }
+    }
 }
