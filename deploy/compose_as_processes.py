@@ -10,7 +10,7 @@ PostgreSQL, secrets in a temporary directory), in compose's order
 
 Usage: compose_as_processes.py BEAM_BIN DATABASE_URL   (needs haproxy, openssl)
 """
-import os, re, socket, subprocess, sys, tempfile, time, urllib.request, json
+import os, re, socket, subprocess, sys, tempfile, time, urllib.error, urllib.request, json
 from ruamel.yaml import YAML
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -63,6 +63,15 @@ def start(name):
     procs.append(subprocess.Popen(cmd, env=full, stdout=log, stderr=subprocess.STDOUT))
     return environ
 
+def wait_listening(port, what):
+    for _ in range(150):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} never listened on {port}; logs in {tmp}")
+
 def wait_ready(addr, what):
     for _ in range(150):
         try:
@@ -81,10 +90,14 @@ try:
         e = start(n)
         wait_ready(e["BEAM_HTTP_ADDR"], n)
     start("lb")
+    # The balancer answers /ready once it has a node to send it to.
+    wait_ready(env["LB_HTTP"], "the balancer")
     # A tunnel through the balancer's tunnel port, a visitor through its HTTP port.
     origin = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(origin_port := free_port())],
                               cwd=here, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(origin)
+    # The visitor's first request must not race the app's start.
+    wait_listening(origin_port, "the local app")
     fp = subprocess.run(["openssl", "x509", "-in", os.path.join(secrets, "tunnel_cert"), "-noout", "-fingerprint", "-sha256"],
                         check=True, capture_output=True, text=True).stdout.split("=")[1].strip().replace(":", "").lower()
     client_env = {"PATH": os.environ["PATH"], "HOME": tmp, "NO_COLOR": "1", "BEAM_TOKEN": token,
@@ -98,7 +111,10 @@ try:
     req = urllib.request.Request(f"http://{env['LB_HTTP']}/compose.yaml", headers={"Host": f"{name}.localhost"})
     # Through each node in turn (round robin): held by one, forwarded by the others.
     for _ in range(6):
-        body = urllib.request.urlopen(req, timeout=5).read()
+        try:
+            body = urllib.request.urlopen(req, timeout=5).read()
+        except urllib.error.HTTPError as e:
+            raise SystemExit(f"a visitor got {e.code}: {e.read()[:500]!r}; logs in {tmp}")
         assert body == open(os.path.join(here, "compose.yaml"), "rb").read(), "the file came back changed"
     print(f"compose as processes: 3 nodes + haproxy; tunnel {name} served compose.yaml through the balancer")
 finally:
