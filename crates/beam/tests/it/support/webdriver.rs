@@ -170,14 +170,24 @@ impl Browser {
         .await
     }
 
-    /// The rendered text of the first element matching `css`.
+    /// The rendered text of the first element matching `css`, read in one
+    /// script call (the page re-renders its list live, so an element found
+    /// in one command may be gone by the next), waiting for it to exist.
     pub async fn text(&self, css: &str) -> String {
-        let el = self.find(css).await;
-        self.cmd("GET", &self.at(&format!("/element/{el}/text")), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        eventually(&format!("element {css}"), || async {
+            let v = self
+                .cmd(
+                    "POST",
+                    &self.at("/execute/sync"),
+                    Some(json!({
+                        "script": "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+                        "args": [css],
+                    })),
+                )
+                .await;
+            v.as_str().map(str::to_string)
+        })
+        .await
     }
 
     /// Waits until the text of `css` satisfies `ok`; returns it.
@@ -189,44 +199,41 @@ impl Browser {
         .await
     }
 
+    /// Runs an element command on the first element matching `css`, finding
+    /// it again when the page re-rendered it in between (stale reference).
+    async fn on_element(&self, css: &str, command: &str, body: Value) {
+        for _ in 0..20 {
+            let el = self.find(css).await;
+            let path = self.at(&format!("/element/{el}/{command}"));
+            let (status, v) = within("webdriver", self.raw("POST", &path, Some(body.clone())))
+                .await
+                .unwrap_or_else(|e| panic!("webdriver {command} on {css}: {e}"));
+            if status.is_success() {
+                return;
+            }
+            assert_eq!(
+                v["value"]["error"], "stale element reference",
+                "webdriver {command} on {css}: {status} {v}"
+            );
+        }
+        panic!("{css} kept being re-rendered under {command}");
+    }
+
     /// Clicks the first element matching `css`.
     pub async fn click(&self, css: &str) {
-        let el = self.find(css).await;
-        self.cmd(
-            "POST",
-            &self.at(&format!("/element/{el}/click")),
-            Some(json!({})),
-        )
-        .await;
+        self.on_element(css, "click", json!({})).await;
     }
 
     /// Replaces the value of the input matching `css` with `text`, typed.
     pub async fn type_into(&self, css: &str, text: &str) {
-        let el = self.find(css).await;
-        self.cmd(
-            "POST",
-            &self.at(&format!("/element/{el}/clear")),
-            Some(json!({})),
-        )
-        .await;
-        self.cmd(
-            "POST",
-            &self.at(&format!("/element/{el}/value")),
-            Some(json!({ "text": text })),
-        )
-        .await;
+        self.on_element(css, "clear", json!({})).await;
+        self.on_element(css, "value", json!({ "text": text })).await;
     }
 
     /// Sends `keys` (WebDriver key codes such as `\u{E015}`, arrow down)
     /// to the first element matching `css`.
     pub async fn press(&self, css: &str, keys: &str) {
-        let el = self.find(css).await;
-        self.cmd(
-            "POST",
-            &self.at(&format!("/element/{el}/value")),
-            Some(json!({ "text": keys })),
-        )
-        .await;
+        self.on_element(css, "value", json!({ "text": keys })).await;
     }
 
     /// Runs `script` in the page and returns what it returns.
