@@ -111,11 +111,7 @@ pub async fn run<H: StreamHandler>(
             token: cfg.token.clone(),
             tunnel: request.clone(),
             lease: lease.clone(),
-            client: format!(
-                "beam/{} {}",
-                env!("CARGO_PKG_VERSION"),
-                std::env::consts::OS
-            ),
+            client: client_string(),
             protection: cfg.protection.clone(),
             http1_streams: cfg.http1_streams,
         };
@@ -278,4 +274,20 @@ pub async fn run<H: StreamHandler>(
             () = &mut shutdown => return Ok(()),
         }
     }
+}
+
+/// What the client tells the server about itself: version, OS and host name
+/// (shown in `beam list` and the dashboard as "from which machine").
+fn client_string() -> String {
+    let host: String = beam_proto::host_name()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(64)
+        .collect();
+    format!(
+        "beam/{} {} on {}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        if host.is_empty() { "?" } else { &host }
+    )
 }

@@ -130,6 +130,19 @@ pub fn valid_instance(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// This machine's host name (empty when it cannot be read): a tunnel's
+/// client string names it so the dashboard can say which machine started a
+/// tunnel, and an agent uses it as its default instance name.
+pub fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 impl TunnelRequest {
     /// The kind without the request details.
     pub fn kind(&self) -> TunnelKind {

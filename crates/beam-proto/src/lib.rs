@@ -37,7 +37,7 @@ pub use codec::{ProtoError, read_frame, read_preamble, write_frame, write_preamb
 pub use control::Control;
 pub use hello::{
     BasicAuth, ErrorCode, Hello, Protection, Refusal, Reply, TunnelKind, TunnelRequest, Welcome,
-    valid_instance,
+    host_name, valid_instance,
 };
 pub use secret::Secret;
 pub use splice::{SPLICE_BUF, Spliced, splice, splice_idle};

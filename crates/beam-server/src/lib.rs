@@ -42,6 +42,7 @@ pub mod api;
 pub mod body;
 pub mod cluster;
 pub mod config;
+pub mod dashboard;
 pub mod domains;
 pub mod edge;
 mod membership;
@@ -119,6 +120,8 @@ pub struct Server {
         tokio::sync::mpsc::Sender<String>,
         tokio::sync::mpsc::Receiver<String>,
     )>,
+    /// The dashboard's one-click sign-in links (shared with the running state).
+    sign_in: Arc<dashboard::SignInLinks>,
 }
 
 impl Server {
@@ -167,7 +170,17 @@ impl Server {
             operator,
             clock: Arc::default(),
             node_id,
+            sign_in: Arc::default(),
         })
+    }
+
+    /// A one-click dashboard sign-in link's path (`/signin/…`) for the
+    /// operator account: it works once, for 30 minutes, on this process
+    /// (`beam server --dev` prints one). The secret is in the path, so the
+    /// link is for the person at this terminal only.
+    pub fn dashboard_sign_in_path(&self) -> String {
+        let secret = self.sign_in.mint(self.operator, store::now_ms());
+        format!("/signin/{}", secret.expose())
     }
 
     /// `(user id, organization id)` of the built-in operator account, which owns
@@ -264,6 +277,8 @@ impl Server {
             heartbeat_ok: std::sync::atomic::AtomicI64::new(store::now_ms()),
             draining: std::sync::atomic::AtomicBool::new(false),
             cluster: clustered,
+            sign_in: self.sign_in.clone(),
+            live: Default::default(),
         });
 
         let purge = {
@@ -392,7 +407,13 @@ async fn housekeeping(state: &State) {
     let results = [
         ("names", state.store.purge_expired(now).await),
         ("tokens", state.store.purge_tokens(now).await),
-        ("requests", state.store.purge_requests(keep, keep).await),
+        (
+            "requests",
+            state
+                .store
+                .purge_requests(keep, keep, keep.max(now - store::MINUTES_KEPT_MS))
+                .await,
+        ),
         ("tunnels", state.store.purge_tunnels(keep).await),
         (
             "analytics batches",

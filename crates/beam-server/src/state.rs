@@ -67,6 +67,10 @@ pub(crate) struct State {
     pub(crate) cluster: Option<crate::cluster::node::Cluster>,
     /// Records visitor requests' spans, when traces are configured.
     pub(crate) tracer: Option<Arc<telemetry::otlp::Tracer>>,
+    /// The dashboard's one-click sign-in links (`beam server --dev`).
+    pub(crate) sign_in: Arc<crate::dashboard::SignInLinks>,
+    /// The dashboard's open live streams per user.
+    pub(crate) live: crate::dashboard::live::Streams,
 }
 
 impl State {

@@ -134,13 +134,9 @@ impl<R: Replayer> Inspector<R> {
             Ok(()) => self.route(req).await,
         };
         let h = resp.headers_mut();
-        h.insert("content-security-policy", HeaderValue::from_static(CSP));
-        h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-        h.insert(
-            "x-content-type-options",
-            HeaderValue::from_static("nosniff"),
-        );
-        h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        for (name, value) in beam_web::security_headers(CSP) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
         h.entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
         resp
@@ -191,6 +187,7 @@ impl<R: Replayer> Inspector<R> {
         match (req.method().clone(), segments.as_slice()) {
             (Method::GET, [""]) => asset(PAGE, "text/html; charset=utf-8"),
             (Method::GET, ["app.js"]) => asset(SCRIPT, "text/javascript; charset=utf-8"),
+            (Method::GET, ["base.css"]) => asset(beam_web::BASE_CSS, "text/css; charset=utf-8"),
             (Method::GET, ["app.css"]) => asset(STYLE, "text/css; charset=utf-8"),
             (Method::GET, ["api", "requests"]) => {
                 let limit = param(&query, "limit")

@@ -211,6 +211,24 @@ pub async fn login(
         None => state.store.home_org(user.id).await?.ok_or_else(wrong)?,
     };
     let org = state.store.org(org_id).await?.ok_or_else(wrong)?;
+    let (token, expires_at) = start_session(&state, user.id, org_id, role).await?;
+    Ok(axum::Json(LoginResponse {
+        token: token.expose().to_string(),
+        expires_at,
+        user: UserView::of(user),
+        org: OrgView::of(org, role),
+    }))
+}
+
+/// Creates a login session of `user_id` in `org_id` with `role`'s scopes,
+/// for `--session-ttl`: the token and when it expires (unix ms). The one way
+/// sessions start (password login, the dashboard's one-click `--dev` link).
+pub(crate) async fn start_session(
+    state: &State,
+    user_id: i64,
+    org_id: i64,
+    role: Role,
+) -> ApiResult<(Secret, i64)> {
     let token = random_secret("beamsess_");
     let now = now_ms();
     let expires_at = now + state.cfg.session_ttl.as_millis() as i64;
@@ -220,7 +238,7 @@ pub async fn login(
             &NewToken {
                 hash: &hash_secret(token.expose()),
                 description: "login session",
-                user_id: user.id,
+                user_id,
                 org_id,
                 scopes: role.scopes(),
                 kind: TokenKind::Session,
@@ -230,12 +248,7 @@ pub async fn login(
             now,
         )
         .await?;
-    Ok(axum::Json(LoginResponse {
-        token: token.expose().to_string(),
-        expires_at,
-        user: UserView::of(user),
-        org: OrgView::of(org, role),
-    }))
+    Ok((token, expires_at))
 }
 
 /// Revokes the token that made this request.

@@ -269,7 +269,9 @@ fn reset_mail(domain: &str, api_url: &str, token: &str) -> String {
     let body = serde_json::json!({ "token": token, "password": "your new password" });
     format!(
         "Someone asked to reset the password of your beam account on {domain}.\n\
-         If it was you, set a new password within the hour:\n\n\
+         If it was you, set a new password within the hour, in the dashboard:\n\n\
+         {api_url}/reset#token={token}\n\n\
+         or from a terminal:\n\n\
          curl -X POST {api_url}/api/auth/reset-password -H 'Content-Type: application/json' -d '{body}'\n\n\
          The token works once. Setting a new password signs you out everywhere: every\n\
          session and token of your account is revoked, and your tunnels, agents and\n\

@@ -107,6 +107,31 @@ async fn principal(
 impl FromRequestParts<Arc<State>> for Auth {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, ApiError> {
+        // The dashboard's script reads the API (charts) with its session
+        // cookie; only reads: a cookie is sent by the browser on its own, so
+        // anything that changes state takes a bearer token or a dashboard
+        // form with its CSRF token.
+        if !parts.headers.contains_key(header::AUTHORIZATION)
+            && matches!(
+                parts.method,
+                axum::http::Method::GET | axum::http::Method::HEAD
+            )
+            && let Some(token) = crate::dashboard::session::session_cookie(
+                &parts.headers,
+                crate::dashboard::session::is_secure(parts),
+            )
+        {
+            return state
+                .auth
+                .authenticate(token.expose(), client_ip(parts), &[TokenKind::Session])
+                .await
+                .map(Auth)
+                .map_err(|e| match e {
+                    AuthError::Throttled(s) => ApiError::too_many(s),
+                    AuthError::Internal => ApiError::internal(&e),
+                    _ => ApiError::unauthorized("your dashboard session has ended; sign in again"),
+                });
+        }
         principal(
             parts,
             state,

@@ -2,19 +2,19 @@
 //! on the tunnel port over TLS (ALPN `http/1.1`, for the CLI): liveness, readiness,
 //! metrics, and the REST API under `/api` described by `/api/openapi.json`.
 
-mod accounts;
-mod analytics;
+pub(crate) mod accounts;
+pub(crate) mod analytics;
 mod credentials;
-mod deliveries;
-mod domains;
-mod email;
+pub(crate) mod deliveries;
+pub(crate) mod domains;
+pub(crate) mod email;
 pub mod error;
 pub mod extract;
-mod invitations;
-mod org;
-mod parity;
-mod projects;
-mod tokens;
+pub(crate) mod invitations;
+pub(crate) mod org;
+pub(crate) mod parity;
+pub(crate) mod projects;
+pub(crate) mod tokens;
 pub(crate) mod tunnels;
 mod webhooks;
 
@@ -42,7 +42,7 @@ use error::ApiError;
         tokens::list, tokens::create, tokens::revoke,
         tunnels::list, tunnels::create, tunnels::get, tunnels::update, tunnels::delete,
         domains::list, domains::create, domains::get, domains::verify, domains::delete,
-        analytics::tunnel, analytics::user,
+        analytics::tunnel, analytics::user, analytics::tunnel_series, analytics::org_series,
         email::verify_email,
         org::get, org::members, org::add_member, org::set_role, org::remove_member, org::set_limits,
         invitations::create, invitations::list, invitations::revoke, invitations::accept,
@@ -113,6 +113,11 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/domains/{id}/verify", post(domains::verify))
         .route("/analytics/tunnels/{id}", get(analytics::tunnel))
         .route("/analytics/user", get(analytics::user))
+        .route("/analytics/series", get(analytics::org_series))
+        .route(
+            "/analytics/tunnels/{id}/series",
+            get(analytics::tunnel_series),
+        )
         .route("/org", get(org::get))
         .route("/org/members", get(org::members).post(org::add_member))
         .route(
@@ -187,6 +192,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             post(webhooks::receive),
         )
         .nest("/api", api)
+        .merge(crate::dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Request bodies of this API are small; refuse big ones before parsing.
@@ -200,13 +206,13 @@ pub(crate) async fn serve_io<IO>(
     state: Arc<State>,
     api: Router,
     io: IO,
-    peer: std::net::SocketAddr,
+    (peer, secure): (std::net::SocketAddr, bool),
     shutdown: tokio_util::sync::CancellationToken,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc = hyper::service::service_fn(move |req: axum::http::Request<hyper::body::Incoming>| {
-        call(api.clone(), peer, req)
+        call(api.clone(), (peer, secure), req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
@@ -226,14 +232,16 @@ pub(crate) async fn serve_io<IO>(
 
 /// Runs one request through the router (built once per server by
 /// [`router`] and shared by every connection), with the client's address
-/// attached.
+/// and whether it came over TLS attached.
 pub(crate) async fn call(
     api: Router,
-    peer: std::net::SocketAddr,
+    (peer, secure): (std::net::SocketAddr, bool),
     mut req: axum::http::Request<hyper::body::Incoming>,
 ) -> Result<axum::http::Response<crate::body::Body>, std::convert::Infallible> {
     use tower::ServiceExt;
     req.extensions_mut().insert(extract::ClientAddr(peer));
+    req.extensions_mut()
+        .insert(crate::dashboard::Transport { secure });
     match api.oneshot(req).await {
         Ok(resp) => Ok(resp.map(crate::body::boxed)),
         Err(never) => match never {},
@@ -331,8 +339,13 @@ async fn open_metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoRespo
     )
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+/// JSON for API paths, the dashboard's page for the rest (a person typed it).
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().starts_with("/api/") || uri.path() == "/api" {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route").into_response()
+    } else {
+        crate::dashboard::not_found_page()
+    }
 }
 
 async fn method_not_allowed() -> ApiError {

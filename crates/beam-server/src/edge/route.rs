@@ -195,7 +195,7 @@ async fn dispatch(
         }
     };
     let tunnel = match route {
-        Route::Api => match crate::api::call(api, peer, req).await {
+        Route::Api => match crate::api::call(api, (peer, secure), req).await {
             Ok(resp) => return Ok(resp),
             Err(never) => match never {},
         },

@@ -1,5 +1,6 @@
-//! Request analytics: per-request records (redacted, kept for a bounded time) and
-//! additive hourly totals per tunnel, and the queries behind the analytics API.
+//! Request analytics: per-request records (redacted, sampled, kept for a bounded
+//! time), additive per-minute and hourly totals per tunnel (exact: every request
+//! counts), and the queries behind the analytics API and the dashboard's charts.
 
 use std::collections::BTreeMap;
 
@@ -83,7 +84,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn column(self) -> (&'static str, i64) {
+    pub(super) fn column(self) -> (&'static str, i64) {
         match self {
             Scope::Tunnel(id) => ("tunnel_id", id),
             Scope::Org(id) => ("org_id", id),
@@ -92,17 +93,24 @@ impl Scope {
 }
 
 const HOUR_MS: i64 = 3_600_000;
+const MINUTE_MS: i64 = 60_000;
 
-/// Totals of one tunnel in one hour, accumulated in memory for every request
-/// (records are sampled; totals are not).
+/// How long per-minute totals are kept at most (`--retention` can make it
+/// shorter): long enough for a 24-hour chart in 1-minute steps, short enough
+/// that a busy server keeps at most 2,880 rows per tunnel.
+pub const MINUTES_KEPT_MS: i64 = 2 * 86_400_000;
+
+/// Totals of one tunnel in one minute, accumulated in memory for every request
+/// (records are sampled; totals are not). Written to the per-minute table and
+/// added to the hourly one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HourTotals {
+pub struct MinuteTotals {
     /// Tunnel row.
     pub tunnel_id: i64,
     /// Its organization.
     pub org_id: i64,
-    /// Unix ms at the start of the hour.
-    pub hour: i64,
+    /// Unix ms at the start of the minute.
+    pub minute: i64,
     /// Requests.
     pub requests: i64,
     /// Responses with status ≥ 500.
@@ -134,8 +142,13 @@ pub fn hour_of(ts: i64) -> i64 {
     ts - ts.rem_euclid(HOUR_MS)
 }
 
+/// Start of the minute containing `ts` (unix ms).
+pub fn minute_of(ts: i64) -> i64 {
+    ts - ts.rem_euclid(MINUTE_MS)
+}
+
 impl Store {
-    /// Writes sampled records, adds hourly totals and the tunnels' running totals,
+    /// Writes sampled records, adds per-minute and hourly totals and the tunnels' running totals,
     /// in one transaction. Rows of tunnels deleted meanwhile are skipped. A
     /// `batch` id already written is skipped whole, so a caller that did not
     /// hear back retries the same batch without counting it twice.
@@ -143,7 +156,7 @@ impl Store {
         &self,
         batch: &str,
         records: &[RequestRecord],
-        totals: &[HourTotals],
+        totals: &[MinuteTotals],
     ) -> Result<(), StoreError> {
         if records.is_empty() && totals.is_empty() {
             return Ok(());
@@ -170,6 +183,18 @@ impl Store {
             }
             for h in totals {
                 sqlx::query(
+                    "INSERT INTO request_minutes (tunnel_id, org_id, minute, requests, errors, bytes_in, bytes_out, duration_us) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM tunnels WHERE id = $1) \
+                     ON CONFLICT (tunnel_id, minute) DO UPDATE SET \
+                       requests = request_minutes.requests + excluded.requests, \
+                       errors = request_minutes.errors + excluded.errors, \
+                       bytes_in = request_minutes.bytes_in + excluded.bytes_in, \
+                       bytes_out = request_minutes.bytes_out + excluded.bytes_out, \
+                       duration_us = request_minutes.duration_us + excluded.duration_us")
+                    .bind(h.tunnel_id).bind(h.org_id).bind(h.minute).bind(h.requests).bind(h.errors)
+                    .bind(h.bytes_in).bind(h.bytes_out).bind(h.duration_us)
+                    .execute(&mut *tx).await?;
+                sqlx::query(
                     "INSERT INTO request_hours (tunnel_id, org_id, hour, requests, errors, bytes_in, bytes_out, duration_us) \
                      SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM tunnels WHERE id = $1) \
                      ON CONFLICT (tunnel_id, hour) DO UPDATE SET \
@@ -178,7 +203,7 @@ impl Store {
                        bytes_in = request_hours.bytes_in + excluded.bytes_in, \
                        bytes_out = request_hours.bytes_out + excluded.bytes_out, \
                        duration_us = request_hours.duration_us + excluded.duration_us")
-                    .bind(h.tunnel_id).bind(h.org_id).bind(h.hour).bind(h.requests).bind(h.errors)
+                    .bind(h.tunnel_id).bind(h.org_id).bind(hour_of(h.minute)).bind(h.requests).bind(h.errors)
                     .bind(h.bytes_in).bind(h.bytes_out).bind(h.duration_us)
                     .execute(&mut *tx).await?;
                 sqlx::query(
@@ -190,7 +215,7 @@ impl Store {
                     "INSERT INTO org_usage (org_id, month, bytes) \
                      SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM organizations WHERE id = $1) \
                      ON CONFLICT (org_id, month) DO UPDATE SET bytes = org_usage.bytes + excluded.bytes")
-                    .bind(h.org_id).bind(month_start(h.hour)).bind(h.bytes_in + h.bytes_out)
+                    .bind(h.org_id).bind(month_start(h.minute)).bind(h.bytes_in + h.bytes_out)
                     .execute(&mut *tx).await?;
             }
             tx.commit().await?;
@@ -315,14 +340,21 @@ impl Store {
         Ok(rows)
     }
 
-    /// Deletes request records older than `before` and hourly totals older than
-    /// `hours_before`.
-    pub async fn purge_requests(&self, before: i64, hours_before: i64) -> Result<u64, StoreError> {
+    /// Deletes request records older than `before`, hourly totals older than
+    /// `hours_before` and per-minute totals older than `minutes_before`.
+    pub async fn purge_requests(
+        &self,
+        before: i64,
+        hours_before: i64,
+        minutes_before: i64,
+    ) -> Result<u64, StoreError> {
         let n = on_pool!(self, p => {
             let n = sqlx::query("DELETE FROM requests WHERE ts < $1")
                 .bind(before).execute(p).await?.rows_affected();
             sqlx::query("DELETE FROM request_hours WHERE hour < $1")
                 .bind(hours_before).execute(p).await?;
+            sqlx::query("DELETE FROM request_minutes WHERE minute < $1")
+                .bind(minutes_before).execute(p).await?;
             n
         });
         Ok(n)

@@ -78,6 +78,16 @@ impl Store {
         .map_err(Into::into)
     }
 
+    /// When the certificate of `hostname` expires (unix ms), if one is stored.
+    pub async fn certificate_expiry(&self, hostname: &str) -> Result<Option<i64>, StoreError> {
+        on_pool!(self, p => {
+            sqlx::query("SELECT not_after FROM certificates WHERE hostname = $1")
+                .bind(hostname).fetch_optional(p).await?
+                .map(|r| r.try_get("not_after")).transpose()
+        })
+        .map_err(Into::into)
+    }
+
     /// The stored ACME account credentials (JSON) for `directory`.
     pub async fn acme_account(&self, directory: &str) -> Result<Option<String>, StoreError> {
         on_pool!(self, p => {

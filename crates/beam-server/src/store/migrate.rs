@@ -30,6 +30,7 @@ migrations! {
     8 => "0008_nodes.sql",
     9 => "0009_agent_sessions.sql",
     10 => "0010_agent_instances.sql",
+    11 => "0011_request_minutes.sql",
 }
 
 impl Store {

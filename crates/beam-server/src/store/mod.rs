@@ -15,13 +15,15 @@ mod nodes;
 pub mod notify;
 mod projects;
 mod reservations;
+mod series;
 mod tokens;
 mod tunnels;
 mod webhooks;
 
 pub use accounts::{Limits, MemberRow, Operator, OrgRow, UserRow};
 pub use analytics::{
-    Analytics, HourTotals, PathCount, RequestRecord, Scope as AnalyticsScope, hour_of, month_start,
+    Analytics, MINUTES_KEPT_MS, MinuteTotals, PathCount, RequestRecord, Scope as AnalyticsScope,
+    hour_of, minute_of, month_start,
 };
 pub use certificates::CertRow;
 pub use domains::{Check, DomainKind, DomainRow, DomainStatus, NewDomain};
@@ -29,6 +31,7 @@ pub use invitations::{InvitationRow, NewInvitation};
 pub use nodes::{AgentRow, NameHolder, NodeRow, Released};
 pub use projects::EnvironmentRow;
 pub use reservations::{Claim, NameKind, PublicName};
+pub use series::{SeriesPoint, Window as SeriesWindow};
 pub use tokens::{NewToken, TokenKind, TokenRow};
 pub use tunnels::{TunnelKey, TunnelRow};
 pub use webhooks::{NewWebhook, SubscriptionRow, WebhookSummary};

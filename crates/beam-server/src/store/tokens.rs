@@ -206,6 +206,22 @@ impl Store {
         Ok(rows)
     }
 
+    /// Live login sessions of a user (not revoked, not expired), newest first.
+    pub async fn list_sessions(&self, user_id: i64, now: i64) -> Result<Vec<TokenRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tokens WHERE user_id = $1 AND kind = 'session' \
+             AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2) ORDER BY id DESC"
+        );
+        let rows = on_pool!(self, p => {
+            let mut out = Vec::new();
+            for r in sqlx::query(AssertSqlSafe(sql.as_str())).bind(user_id).bind(now).fetch_all(p).await? {
+                out.push(token_of!(r));
+            }
+            out
+        });
+        Ok(rows)
+    }
+
     /// Revokes token `id` of `user_id`; `Ok(false)` when there is no such live token.
     pub async fn revoke_token(&self, id: i64, user_id: i64, now: i64) -> Result<bool, StoreError> {
         let n = on_pool!(self, p => sqlx::query(

@@ -1,5 +1,5 @@
 //! Request analytics on the hot path, kept cheap: every request adds to in-memory
-//! hourly totals; full records (method, path without query, status, latency,
+//! per-minute totals; full records (method, path without query, status, latency,
 //! bytes, redacted headers, visitor network) are sampled up to a per-second
 //! budget. A background task writes both to the store every second, so a slow
 //! database delays analytics, never visitors; records that do not fit the queue
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::Tally;
-use crate::store::{HourTotals, RequestRecord, Store, hour_of};
+use crate::store::{MinuteTotals, RequestRecord, Store, minute_of};
 
 /// Records queued at most; beyond this they are dropped and counted.
 const QUEUE: usize = 8192;
@@ -99,7 +99,7 @@ pub struct Recorder {
     per_second: u32,
     tx: mpsc::Sender<RequestRecord>,
     rx: Mutex<Option<mpsc::Receiver<RequestRecord>>>,
-    totals: Mutex<HashMap<(i64, i64), HourTotals>>,
+    totals: Mutex<HashMap<(i64, i64), MinuteTotals>>,
     /// `(second, records sampled in it)`.
     budget: Mutex<(i64, u32)>,
     dropped: AtomicU64,
@@ -179,15 +179,15 @@ impl Recorder {
         let bytes_in = start.bytes_in.load(Ordering::Relaxed) as i64;
         let bytes_out = bytes_out as i64;
         {
-            let hour = hour_of(start.ts);
+            let minute = minute_of(start.ts);
             let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
             let t = totals
-                .entry((start.tunnel_id, hour))
-                .or_insert_with(|| HourTotals {
+                .entry((start.tunnel_id, minute))
+                .or_insert_with(|| MinuteTotals {
                     tunnel_id: start.tunnel_id,
                     org_id: start.org_id,
-                    hour,
-                    ..HourTotals::default()
+                    minute,
+                    ..MinuteTotals::default()
                 });
             t.requests += 1;
             t.errors += i64::from(status >= 500);
@@ -221,21 +221,21 @@ impl Recorder {
         if !self.enabled {
             return;
         }
-        let hour = hour_of(crate::store::now_ms());
+        let minute = minute_of(crate::store::now_ms());
         let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         let t = totals
-            .entry((tunnel_id, hour))
-            .or_insert_with(|| HourTotals {
+            .entry((tunnel_id, minute))
+            .or_insert_with(|| MinuteTotals {
                 tunnel_id,
                 org_id,
-                hour,
-                ..HourTotals::default()
+                minute,
+                ..MinuteTotals::default()
             });
         t.bytes_in += bytes_in as i64;
         t.bytes_out += bytes_out as i64;
     }
 
-    fn take_totals(&self) -> Vec<HourTotals> {
+    fn take_totals(&self) -> Vec<MinuteTotals> {
         let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         totals.drain().map(|(_, v)| v).collect()
     }
@@ -251,7 +251,7 @@ impl Recorder {
         // commit, the store skips it, so nothing is counted twice. New
         // totals wait in the counters and new records in the bounded queue
         // (which drops and counts past its size, as usual) meanwhile.
-        let mut pending: Option<(String, Vec<RequestRecord>, Vec<HourTotals>)> = None;
+        let mut pending: Option<(String, Vec<RequestRecord>, Vec<MinuteTotals>)> = None;
         loop {
             let last = tokio::select! {
                 _ = tick.tick() => false,

@@ -61,7 +61,7 @@ async fn accept(
         };
         match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
             Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(beam_proto::API_ALPN) => {
-                crate::api::serve_io(state, api, tls, peer, shutdown).await;
+                crate::api::serve_io(state, api, tls, (peer, true), shutdown).await;
             }
             Ok(Ok(tls)) => handshake(state, tls, peer, deadline, shutdown).await,
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tunnel TLS handshake failed"),
@@ -76,7 +76,7 @@ async fn accept(
             _ => return,
         };
         if n > 0 && head[..n] != beam_proto::MAGIC[..n] && head[0].is_ascii_uppercase() {
-            crate::api::serve_io(state, api, stream, peer, shutdown).await;
+            crate::api::serve_io(state, api, stream, (peer, false), shutdown).await;
         } else {
             handshake(state, stream, peer, deadline, shutdown).await;
         }

@@ -319,12 +319,7 @@ fn instance_name(flag: Option<&str>) -> anyhow::Result<String> {
         }
         return Ok(name.to_string());
     }
-    let host = ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_default();
-    Ok(instance_of_host(host.trim()))
+    Ok(instance_of_host(&beam_proto::host_name()))
 }
 
 /// A host name as an instance name: other characters become `-`, at most 64.

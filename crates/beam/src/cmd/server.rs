@@ -222,7 +222,25 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
     let server = Server::new(cfg.clone(), store.clone(), Some(tls)).await?;
 
     let token_note = bootstrap(&args, &store, server.operator(), &cert.fingerprint).await?;
-    print_banner(&args, &cfg, &db_url, &store, &cert.fingerprint, token_note);
+    // In --dev, one click from the terminal to the dashboard, signed in.
+    let dashboard = if args.dev {
+        format!(
+            "{}{}   (one click signs you in; works once, for 30 minutes)",
+            api_url(&cfg),
+            server.dashboard_sign_in_path()
+        )
+    } else {
+        format!("{}/", api_url(&cfg))
+    };
+    print_banner(
+        &args,
+        &cfg,
+        &db_url,
+        &store,
+        &cert.fingerprint,
+        token_note,
+        &dashboard,
+    );
 
     server
         .run(
@@ -365,6 +383,7 @@ fn print_banner(
     store: &Store,
     fingerprint: &str,
     note: TokenNote,
+    dashboard: &str,
 ) {
     // Built first and written once, ignoring errors: a closed stdout (a log
     // collector that went away) must not take the server down.
@@ -385,6 +404,7 @@ fn print_banner(
     };
     let _ = writeln!(out, "{}", b("beam server is ready"));
     let _ = writeln!(out, "  tunnels     {}", cfg.http_url("<name>"));
+    let _ = writeln!(out, "  dashboard   {dashboard}");
     let _ = writeln!(out, "  api         {}", api_url(cfg));
     if let Some(addr) = args.https_addr {
         let source = match (&args.edge_cert, &cfg.edge_cert) {

@@ -9,6 +9,7 @@ mod support;
 mod api;
 mod cli;
 mod cluster;
+mod dashboard;
 mod edge;
 mod inspect;
 mod parity;

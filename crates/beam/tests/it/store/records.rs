@@ -3,8 +3,9 @@
 
 use beam_server::accounts::scope::Role;
 use beam_server::store::{
-    AnalyticsScope, Check, Claim, DomainKind, DomainStatus, HourTotals, Limits, NameKind,
-    NewDomain, RequestRecord, Store, TunnelKey, hour_of, month_start, now_ms,
+    AnalyticsScope, Check, Claim, DomainKind, DomainStatus, Limits, MinuteTotals, NameKind,
+    NewDomain, RequestRecord, SeriesWindow, Store, TunnelKey, hour_of, minute_of, month_start,
+    now_ms,
 };
 
 use super::token;
@@ -258,10 +259,10 @@ pub(super) async fn accounts_and_records(store: Store) {
             )
         })
         .collect();
-    let totals = HourTotals {
+    let totals = MinuteTotals {
         tunnel_id: t.id,
         org_id: org_a,
-        hour: hour_of(now),
+        minute: minute_of(now),
         requests: 20,
         errors: 1,
         bytes_in: 200,
@@ -302,6 +303,42 @@ pub(super) async fn accounts_and_records(store: Store) {
     assert_eq!((row.requests, row.bytes_out), (40, 4000));
     let usage = store.bandwidth_usage(month_start(now)).await.unwrap();
     assert_eq!(usage, vec![(org_a, 4400, 100)]);
+    // Series: the minute's totals land in the step holding `now`, in 1-minute
+    // steps (per-minute table) and 1-hour steps (hourly table) alike; the
+    // percentiles come from the 20 sampled records.
+    for step in [60_000, 300_000, 3_600_000] {
+        let points = store
+            .series(
+                AnalyticsScope::Tunnel(t.id),
+                SeriesWindow::ending_at(now, step, 12),
+            )
+            .await
+            .unwrap();
+        assert_eq!(points.len(), 12);
+        let last = points.last().unwrap();
+        assert_eq!(
+            (last.requests, last.errors, last.bytes_out, last.samples),
+            (40, 2, 4000, 20),
+            "step {step}"
+        );
+        assert_eq!((last.p50_ms, last.p95_ms), (Some(10.0), Some(19.0)));
+        assert!(
+            points[..11]
+                .iter()
+                .all(|p| p.requests == 0 && p.p50_ms.is_none())
+        );
+    }
+    let org_points = store
+        .series(
+            AnalyticsScope::Org(org_b),
+            SeriesWindow::ending_at(now, 60_000, 5),
+        )
+        .await
+        .unwrap();
+    assert!(
+        org_points.iter().all(|p| p.requests == 0),
+        "other org sees nothing"
+    );
 
     // Domains: host names are unique across organizations.
     let d = store
@@ -362,7 +399,7 @@ pub(super) async fn accounts_and_records(store: Store) {
     store.tunnel_disconnected(t.id, "n1", now).await.unwrap();
     assert_eq!(
         store
-            .purge_requests(now + 1, hour_of(now) + 1)
+            .purge_requests(now + 1, hour_of(now) + 1, minute_of(now) + 1)
             .await
             .unwrap(),
         20
@@ -371,6 +408,42 @@ pub(super) async fn accounts_and_records(store: Store) {
     // The month's bandwidth stays with the organization.
     let usage = store.bandwidth_usage(month_start(now)).await.unwrap();
     assert_eq!(usage, vec![(org_a, 4400, 100)]);
+    // Series: the minute's totals land in the step holding `now`, in 1-minute
+    // steps (per-minute table) and 1-hour steps (hourly table) alike; the
+    // percentiles come from the 20 sampled records.
+    for step in [60_000, 300_000, 3_600_000] {
+        let points = store
+            .series(
+                AnalyticsScope::Tunnel(t.id),
+                SeriesWindow::ending_at(now, step, 12),
+            )
+            .await
+            .unwrap();
+        assert_eq!(points.len(), 12);
+        let last = points.last().unwrap();
+        assert_eq!(
+            (last.requests, last.errors, last.bytes_out, last.samples),
+            (40, 2, 4000, 20),
+            "step {step}"
+        );
+        assert_eq!((last.p50_ms, last.p95_ms), (Some(10.0), Some(19.0)));
+        assert!(
+            points[..11]
+                .iter()
+                .all(|p| p.requests == 0 && p.p50_ms.is_none())
+        );
+    }
+    let org_points = store
+        .series(
+            AnalyticsScope::Org(org_b),
+            SeriesWindow::ending_at(now, 60_000, 5),
+        )
+        .await
+        .unwrap();
+    assert!(
+        org_points.iter().all(|p| p.requests == 0),
+        "other org sees nothing"
+    );
     assert!(store.tunnel(org_a, t.id).await.unwrap().is_none());
 }
 

@@ -4,6 +4,7 @@
 mod balancer;
 mod cli;
 mod client;
+mod dashboard;
 mod dns;
 mod inspect;
 mod mail;
@@ -18,6 +19,7 @@ mod webdriver;
 pub use balancer::*;
 pub use cli::*;
 pub use client::*;
+pub use dashboard::*;
 pub use dns::*;
 pub use inspect::*;
 pub use mail::*;

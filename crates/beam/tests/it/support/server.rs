@@ -39,6 +39,8 @@ pub struct TestServer {
     pub dir: Arc<TempDir>,
     /// `(user id, organization id)` of the operator account that owns `token`.
     pub operator: beam_server::store::Operator,
+    /// A one-click dashboard sign-in path (`/signin/…`), as `--dev` prints.
+    pub sign_in: String,
     pg: Option<Arc<PgDb>>,
     shutdown: CancellationToken,
     handle: JoinHandle<()>,
@@ -142,6 +144,7 @@ impl TestServer {
         let metrics = server.metrics();
         let operator = server.operator();
         let clock = server.clock();
+        let sign_in = server.dashboard_sign_in_path();
         let metrics_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
 
         let metrics_addr = metrics_listener.local_addr().unwrap();
@@ -181,6 +184,7 @@ impl TestServer {
             cfg,
             dir,
             operator,
+            sign_in,
             pg: None,
             shutdown,
             handle,
