@@ -11,7 +11,9 @@ Seeded (what 1,000 tunnels busy around the clock leave behind):
   tunnels          1,000 (all "connected", on a node id that is not running)
   request_hours    1,000 x 720 hours  = 720,000 rows
   request_minutes  1,000 x 2,880 min  = 2,880,000 rows (the table keeps 2 days)
+  org_hours, org_minutes  the organization's roll-ups of the same
   requests         1,000,000 sampled records over 30 days (20 paths)
+Rows are inserted oldest first, as the server writes them.
 Prints one line per page: p50, p99 and max in ms.
 """
 import argparse
@@ -42,15 +44,22 @@ def rows(org, now):
          "bench-node", 1_000_000, 10_000_000, 100_000_000)
         for i in range(1, TUNNELS + 1)
     ]
+    # Oldest first, as the server writes them (every flush adds the current
+    # minute of every active tunnel), so rows of one period sit together.
     hours = ((t, org, hour - h * 3_600_000, 1000, 3, 10_000, 100_000, 5_000_000)
-             for t in range(1, TUNNELS + 1) for h in range(HOURS))
+             for h in reversed(range(HOURS)) for t in range(1, TUNNELS + 1))
     minutes = ((t, org, minute - m * 60_000, 17, 0, 170, 1_700, 85_000)
-               for t in range(1, TUNNELS + 1) for m in range(MINUTES))
+               for m in reversed(range(MINUTES)) for t in range(1, TUNNELS + 1))
+    org_hours = ((org, hour - h * 3_600_000, 1000 * TUNNELS, 3 * TUNNELS, 10_000 * TUNNELS,
+                  100_000 * TUNNELS, 5_000_000 * TUNNELS) for h in reversed(range(HOURS)))
+    org_minutes = ((org, minute - m * 60_000, 17 * TUNNELS, 0, 170 * TUNNELS, 1_700 * TUNNELS,
+                    85_000 * TUNNELS) for m in reversed(range(MINUTES)))
     paths = [f"/api/v1/items/{i}" for i in range(20)]
-    records = ((rnd.randint(1, TUNNELS), org, now - rnd.randint(0, 30 * 86_400_000), "GET",
-                rnd.choice(paths), 200 if rnd.random() > 0.01 else 502, rnd.randint(200, 50_000),
-                0, 1000, "127.0.0.0/24", "[]") for _ in range(RECORDS))
-    return tunnels, hours, minutes, records
+    stamps = sorted(now - rnd.randint(0, 30 * 86_400_000) for _ in range(RECORDS))
+    records = ((rnd.randint(1, TUNNELS), org, ts, "GET", rnd.choice(paths),
+                200 if rnd.random() > 0.01 else 502, rnd.randint(200, 50_000), 0, 1000,
+                "127.0.0.0/24", "[]") for ts in stamps)
+    return tunnels, hours, minutes, org_hours, org_minutes, records
 
 
 COLS = {
@@ -58,6 +67,8 @@ COLS = {
                "node_id, requests, bytes_in, bytes_out",
     "request_hours": "tunnel_id, org_id, hour, requests, errors, bytes_in, bytes_out, duration_us",
     "request_minutes": "tunnel_id, org_id, minute, requests, errors, bytes_in, bytes_out, duration_us",
+    "org_hours": "org_id, hour, requests, errors, bytes_in, bytes_out, duration_us",
+    "org_minutes": "org_id, minute, requests, errors, bytes_in, bytes_out, duration_us",
     "requests": "tunnel_id, org_id, ts, method, path, status, duration_us, bytes_in, bytes_out, "
                 "client_net, headers",
 }

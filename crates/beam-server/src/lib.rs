@@ -121,7 +121,7 @@ pub struct Server {
         tokio::sync::mpsc::Receiver<String>,
     )>,
     /// The dashboard's one-click sign-in links (shared with the running state).
-    sign_in: Arc<dashboard::SignInLinks>,
+    sign_in: Arc<dashboard::links::SignInLinks>,
 }
 
 impl Server {

@@ -68,9 +68,9 @@ pub(crate) struct State {
     /// Records visitor requests' spans, when traces are configured.
     pub(crate) tracer: Option<Arc<telemetry::otlp::Tracer>>,
     /// The dashboard's one-click sign-in links (`beam server --dev`).
-    pub(crate) sign_in: Arc<crate::dashboard::SignInLinks>,
+    pub(crate) sign_in: Arc<crate::dashboard::links::SignInLinks>,
     /// The dashboard's open live streams per user.
-    pub(crate) live: crate::dashboard::live::Streams,
+    pub(crate) live: Arc<crate::dashboard::streams::Streams>,
 }
 
 impl State {

@@ -116,9 +116,9 @@ impl FromRequestParts<Arc<State>> for Auth {
                 parts.method,
                 axum::http::Method::GET | axum::http::Method::HEAD
             )
-            && let Some(token) = crate::dashboard::session::session_cookie(
+            && let Some(token) = crate::dashboard::cookie::session_cookie(
                 &parts.headers,
-                crate::dashboard::session::is_secure(parts),
+                crate::dashboard::cookie::is_secure(parts),
             )
         {
             return state

@@ -7,45 +7,17 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State as AxumState;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 
 use super::form::Fields;
-use super::session::{Viewer, same_origin};
-use super::{Flash, api_error_page, redirect_with};
+use super::render::{Flash, api_error_page, not_found_page, redirect_with};
+use super::session::{Viewer, check_post};
 use crate::accounts::scope::{Role, Scope};
 use crate::api::error::ApiError;
 use crate::api::extract::{Json, Path};
 use crate::api::{domains, invitations, org, tokens, tunnels};
 use crate::state::State;
-
-/// Checks a post's origin and CSRF token and returns its fields. A post
-/// without the token (or with another session's) is refused with 403 and
-/// changes nothing.
-// The error is the response to send as it is; it is built once per refused
-// post, so its size on the stack costs nothing worth boxing.
-#[allow(clippy::result_large_err)]
-pub(crate) fn check_post(parts: &Parts, viewer: &Viewer, body: &Bytes) -> Result<Fields, Response> {
-    same_origin(parts)?;
-    let f = Fields::parse(body);
-    let sent = match f.get("csrf") {
-        "" => parts
-            .headers
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or(""),
-        v => v,
-    };
-    if !viewer.csrf_ok(sent) {
-        return Err(super::error_page(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "The form was missing its security token, or it belongs to another session. Reload the page and try again; nothing was changed.",
-        ));
-    }
-    Ok(f)
-}
 
 /// The page to go back to: a path of this site from the form, or `default`.
 fn back<'a>(f: &'a Fields, default: &'a str) -> &'a str {
@@ -111,7 +83,7 @@ pub(crate) async fn tunnel(
                 "The tunnel was stopped; its client was told why.".into()
             })
         }
-        _ => super::not_found_page(),
+        _ => not_found_page(),
     }
 }
 
@@ -174,7 +146,7 @@ pub(crate) async fn domain(
                 "The domain was removed; traffic to it stops now.".into()
             })
         }
-        _ => super::not_found_page(),
+        _ => not_found_page(),
     }
 }
 
@@ -335,6 +307,6 @@ pub(crate) async fn member(
                 "They were removed from the organization and their sessions ended.".into()
             })
         }
-        _ => super::not_found_page(),
+        _ => not_found_page(),
     }
 }

@@ -43,7 +43,7 @@ pub(crate) async fn serve(
     headers: HeaderMap,
 ) -> Response {
     let Some((_, ctype, body)) = ASSETS.iter().find(|(name, _, _)| *name == file) else {
-        return super::not_found_page();
+        return super::render::not_found_page();
     };
     let tag = etag(body);
     let fresh = headers

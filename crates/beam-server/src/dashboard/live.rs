@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -28,46 +28,6 @@ const EVERY: Duration = Duration::from_secs(2);
 /// person's forgotten tabs must not load the store for everyone.
 const PER_USER: u32 = 8;
 
-/// Open streams per user.
-#[derive(Debug, Default)]
-pub(crate) struct Streams(Mutex<HashMap<i64, u32>>);
-
-/// Holds one of a user's stream slots until dropped.
-struct Slot {
-    streams: Arc<State>,
-    user: i64,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut m = self
-            .streams
-            .live
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(&self.user) {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&self.user);
-            }
-        }
-    }
-}
-
-fn acquire(state: &Arc<State>, user: i64) -> Option<Slot> {
-    let mut m = state.live.0.lock().unwrap_or_else(|e| e.into_inner());
-    let n = m.entry(user).or_insert(0);
-    if *n >= PER_USER {
-        return None;
-    }
-    *n += 1;
-    Some(Slot {
-        streams: state.clone(),
-        user,
-    })
-}
-
 /// One SSE message.
 fn event(name: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
@@ -79,7 +39,7 @@ pub(crate) async fn tunnels(
     viewer: Viewer,
     parts: axum::http::request::Parts,
 ) -> Response {
-    let Some(slot) = acquire(&state, viewer.principal.user_id) else {
+    let Some(slot) = state.live.acquire(viewer.principal.user_id, PER_USER) else {
         return (
             StatusCode::TOO_MANY_REQUESTS,
             "too many live views are open for your account; close some dashboard tabs",

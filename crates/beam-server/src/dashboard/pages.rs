@@ -12,9 +12,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::render::{Flash, api_error_page, html};
 use super::session::Viewer;
 use super::view::{self, Can, Nav, TunnelLine};
-use super::{Flash, api_error_page, html};
 use crate::accounts::scope::{Role, Scope};
 use crate::api::analytics::{self, Period, PeriodQuery};
 use crate::api::error::ApiError;
@@ -31,7 +31,7 @@ fn chrome(
     headers: &HeaderMap,
     page: &'static str,
 ) -> (Option<Nav>, Option<Flash>) {
-    (Some(Nav::of(viewer, page)), Flash::take(headers))
+    (Some(viewer.nav(page)), Flash::take(headers))
 }
 
 /// Renders or, on an API refusal, shows the refusal.
@@ -245,7 +245,7 @@ pub(crate) async fn tunnels(
         flash,
         lines,
         all,
-        can: Can::of(&viewer),
+        can: viewer.can(),
         csrf: viewer.csrf.clone(),
     };
     html(StatusCode::OK, &page, shown)
@@ -386,7 +386,7 @@ pub(crate) async fn tunnel(
             })
             .collect(),
         recent,
-        can: Can::of(&viewer),
+        can: viewer.can(),
         csrf: viewer.csrf.clone(),
     };
     html(StatusCode::OK, &page, shown)
@@ -486,7 +486,7 @@ pub(crate) async fn domains(
         flash,
         lines,
         base: state.cfg.domain.clone(),
-        can: Can::of(&viewer),
+        can: viewer.can(),
         csrf: viewer.csrf.clone(),
     };
     html(StatusCode::OK, &page, shown)
@@ -538,7 +538,7 @@ pub(crate) async fn tokens_page(
 ) -> Response {
     let (nav, flash) = match headers {
         Some(h) => chrome(viewer, h, "tokens"),
-        None => (Some(Nav::of(viewer, "tokens")), None),
+        None => (Some(viewer.nav("tokens")), None),
     };
     let shown = flash.is_some();
     let list = try_api!(tokens::list(AxumState(state.clone()), viewer.auth()).await).0;
@@ -634,10 +634,10 @@ pub(crate) async fn team_page(
 ) -> Response {
     let (nav, flash) = match headers {
         Some(h) => chrome(viewer, h, "team"),
-        None => (Some(Nav::of(viewer, "team")), None),
+        None => (Some(viewer.nav("team")), None),
     };
     let shown = flash.is_some();
-    let can = Can::of(viewer);
+    let can = viewer.can();
     let members = try_api!(org::members(AxumState(state.clone()), viewer.auth()).await)
         .0
         .into_iter()

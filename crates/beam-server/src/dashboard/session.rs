@@ -10,90 +10,23 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use beam_proto::Secret;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::cookie::{clear_cookie, csrf_of, is_secure, session_cookie};
+use super::form::Fields;
+use super::render::error_page;
+use super::view::{Can, Nav};
 use crate::accounts::auth::{AuthError, Principal};
+use crate::accounts::scope::Scope;
 use crate::api::extract::{Auth, client_ip};
 use crate::state::State;
 use crate::store::TokenKind;
-
-/// The cookie's name over plain HTTP.
-pub(crate) const COOKIE: &str = "beam_session";
-/// The cookie's name over HTTPS: `__Host-` makes the browser refuse it with a
-/// `Domain` attribute, without `Secure`, or from another host.
-pub(crate) const SECURE_COOKIE: &str = "__Host-beam_session";
-
-/// Whether the request reached the server over TLS, put into request
-/// extensions by whoever serves the API (the cookie's flags depend on it).
-#[derive(Debug, Clone, Copy)]
-pub struct Transport {
-    /// Over TLS.
-    pub secure: bool,
-}
-
-/// Whether `parts` came over TLS.
-pub(crate) fn is_secure(parts: &Parts) -> bool {
-    parts
-        .extensions
-        .get::<Transport>()
-        .is_some_and(|t| t.secure)
-}
-
-/// The session token in the request's cookies, if any. Over HTTPS only the
-/// `__Host-` cookie counts.
-pub(crate) fn session_cookie(headers: &HeaderMap, secure: bool) -> Option<Secret> {
-    let name = if secure { SECURE_COOKIE } else { COOKIE };
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, v)| *k == name && !v.is_empty())
-        .map(|(_, v)| Secret::new(v.to_string()))
-}
-
-/// `Set-Cookie` for a new session that lives `max_age_s` seconds.
-pub(crate) fn set_cookie(token: &Secret, max_age_s: i64, secure: bool) -> HeaderValue {
-    let value = if secure {
-        format!(
-            "{SECURE_COOKIE}={}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Strict; Secure",
-            token.expose()
-        )
-    } else {
-        format!(
-            "{COOKIE}={}; Path=/; Max-Age={max_age_s}; HttpOnly; SameSite=Strict",
-            token.expose()
-        )
-    };
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-/// `Set-Cookie` that removes the session cookie.
-pub(crate) fn clear_cookie(secure: bool) -> HeaderValue {
-    HeaderValue::from_static(if secure {
-        "__Host-beam_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict; Secure"
-    } else {
-        "beam_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
-    })
-}
-
-/// The CSRF token of a session: derived from the session token by a one-way
-/// hash, so it needs no storage, changes with every session, and reveals
-/// nothing about the cookie it belongs to.
-pub(crate) fn csrf_of(session: &Secret) -> String {
-    let digest = Sha256::new()
-        .chain_update(b"beam dashboard csrf\0")
-        .chain_update(session.expose().as_bytes())
-        .finalize();
-    beam_proto::hex::encode(&digest[..20])
-}
 
 /// Refuses a state-changing request that a browser says came from another
 /// site (`Sec-Fetch-Site`) or whose `Origin` is not this host: a second wall
@@ -103,7 +36,7 @@ pub(crate) fn csrf_of(session: &Secret) -> String {
 #[allow(clippy::result_large_err)]
 pub(crate) fn same_origin(parts: &Parts) -> Result<(), Response> {
     let refuse = || {
-        super::error_page(
+        error_page(
             StatusCode::FORBIDDEN,
             "This form was sent from another site",
             "beam only accepts forms posted from its own pages. Open the dashboard and try again.",
@@ -163,6 +96,60 @@ impl Viewer {
     pub fn csrf_ok(&self, sent: &str) -> bool {
         bool::from(sent.as_bytes().ct_eq(self.csrf.as_bytes()))
     }
+
+    /// The header and navigation of a page on `page`.
+    pub fn nav(&self, page: &'static str) -> Nav {
+        Nav {
+            page,
+            email: self.email.clone(),
+            org: self.org_name.clone(),
+            role: self.principal.role.as_str(),
+            csrf: self.csrf.clone(),
+            org_id: self.principal.org_id,
+            orgs: if self.orgs.len() > 1 {
+                self.orgs.clone()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// What this viewer may change, from the same scopes the API checks.
+    pub fn can(&self) -> Can {
+        let p = &self.principal;
+        Can {
+            tunnels: p.allows(Scope::TunnelsWrite),
+            domains: p.allows(Scope::DomainsWrite),
+            admin: p.allows(Scope::Admin),
+        }
+    }
+}
+
+/// Checks a post's origin and CSRF token and returns its fields. A post
+/// without the token (or with another session's) is refused with 403 and
+/// changes nothing.
+// The error is the response to send as it is; it is built once per refused
+// post, so its size on the stack costs nothing worth boxing.
+#[allow(clippy::result_large_err)]
+pub(crate) fn check_post(parts: &Parts, viewer: &Viewer, body: &Bytes) -> Result<Fields, Response> {
+    same_origin(parts)?;
+    let f = Fields::parse(body);
+    let sent = match f.get("csrf") {
+        "" => parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+        v => v,
+    };
+    if !viewer.csrf_ok(sent) {
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "The form was missing its security token, or it belongs to another session. Reload the page and try again; nothing was changed.",
+        ));
+    }
+    Ok(f)
 }
 
 /// Where an unauthenticated page request goes: the sign-in page, which
@@ -203,7 +190,7 @@ impl FromRequestParts<Arc<State>> for Viewer {
         {
             Ok(p) => p,
             Err(AuthError::Throttled(s)) => {
-                return Err(super::error_page(
+                return Err(error_page(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many attempts",
                     &format!(
@@ -212,7 +199,7 @@ impl FromRequestParts<Arc<State>> for Viewer {
                 ));
             }
             Err(AuthError::Internal) => {
-                return Err(super::error_page(
+                return Err(error_page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The server cannot reach its database",
                     "beam could not check your session. Try again in a moment; if it persists, tell whoever runs this server.",
@@ -228,7 +215,7 @@ impl FromRequestParts<Arc<State>> for Viewer {
             Ok(found) => found,
             Err(e) => {
                 tracing::error!(error = %e, "dashboard: loading the viewer failed");
-                return Err(super::error_page(
+                return Err(error_page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The server cannot reach its database",
                     "Try again in a moment.",
@@ -244,41 +231,5 @@ impl FromRequestParts<Arc<State>> for Viewer {
             principal,
             secure,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cookie_is_read_by_its_name_only_and_csrf_is_per_session() {
-        let mut h = HeaderMap::new();
-        h.append(
-            header::COOKIE,
-            HeaderValue::from_static("other=1; beam_session=abc; __Host-beam_session=def"),
-        );
-        assert_eq!(session_cookie(&h, false).unwrap().expose(), "abc");
-        assert_eq!(session_cookie(&h, true).unwrap().expose(), "def");
-        let a = csrf_of(&Secret::new("abc"));
-        assert_eq!(a.len(), 40);
-        assert_ne!(a, csrf_of(&Secret::new("abd")));
-    }
-
-    #[test]
-    fn cookies_carry_their_flags() {
-        let t = Secret::new("tok");
-        let plain = set_cookie(&t, 60, false);
-        assert_eq!(
-            plain.to_str().unwrap(),
-            "beam_session=tok; Path=/; Max-Age=60; HttpOnly; SameSite=Strict"
-        );
-        let tls = set_cookie(&t, 60, true);
-        assert!(
-            tls.to_str()
-                .unwrap()
-                .starts_with("__Host-beam_session=tok; Path=/;")
-        );
-        assert!(tls.to_str().unwrap().ends_with("; Secure"));
     }
 }

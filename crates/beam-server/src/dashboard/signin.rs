@@ -1,9 +1,9 @@
 //! Signing in and out of the dashboard: the e-mail and password form (the
 //! API's login, with its rate limits), "forgot password" and the reset form
-//! (the API's reset), signing out, and the one-click links `beam server
-//! --dev` prints (single use, short-lived, kept in this process only).
+//! (the API's reset), signing out, switching organization, and following a
+//! one-click link from `beam server --dev` (see `links`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use askama::Template;
 use axum::body::Bytes;
@@ -12,50 +12,18 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use beam_proto::Secret;
-use subtle::ConstantTimeEq;
 
+use super::cookie::{clear_cookie, is_secure, set_cookie};
 use super::form::Fields;
-use super::session::{Viewer, clear_cookie, is_secure, same_origin, set_cookie};
+use super::render::{Flash, api_error_page, error_page, html, redirect_with};
+use super::session::{Viewer, check_post, same_origin};
 use super::view::Nav;
-use super::{Flash, html, redirect_with};
-use crate::accounts::auth::{hash_secret, random_secret};
 use crate::accounts::scope::Role;
 use crate::api::accounts::{LoginRequest, start_session};
 use crate::api::email::{ForgotRequest, ResetRequest};
 use crate::api::extract::{Ip, Json, client_ip};
 use crate::state::State;
-use crate::store::{Operator, now_ms};
-
-/// How long a one-click link works.
-pub const LINK_TTL_MS: i64 = 30 * 60 * 1000;
-
-/// One-click sign-in links of the operator account (`beam server --dev`):
-/// each works once and for [`LINK_TTL_MS`]; only their hashes are kept.
-#[derive(Debug, Default)]
-pub struct SignInLinks {
-    links: Mutex<Vec<([u8; 32], i64, Operator)>>,
-}
-
-impl SignInLinks {
-    /// A new link's secret for `operator` (the path is `/signin/<secret>`).
-    pub fn mint(&self, operator: Operator, now: i64) -> Secret {
-        let secret = random_secret("beamlink_");
-        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        links.retain(|(_, exp, _)| *exp > now);
-        links.push((hash_secret(secret.expose()), now + LINK_TTL_MS, operator));
-        secret
-    }
-
-    /// The account of a live link, which stops working now.
-    fn take(&self, secret: &str, now: i64) -> Option<Operator> {
-        let hash = hash_secret(secret);
-        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        let i = links
-            .iter()
-            .position(|(h, exp, _)| bool::from(h.ct_eq(&hash)) && *exp > now)?;
-        Some(links.swap_remove(i).2)
-    }
-}
+use crate::store::now_ms;
 
 #[derive(Template)]
 #[template(path = "dashboard/login.html")]
@@ -154,11 +122,11 @@ pub(crate) async fn logout(
     parts: Parts,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = super::actions::check_post(&parts, &viewer, &body) {
+    if let Err(r) = check_post(&parts, &viewer, &body) {
         return r;
     }
     if let Err(e) = crate::api::accounts::logout(AxumState(state), viewer.auth()).await {
-        return super::api_error_page(&e);
+        return api_error_page(&e);
     }
     let mut resp = Redirect::to("/login?reason=signedout").into_response();
     resp.headers_mut()
@@ -175,7 +143,7 @@ pub(crate) async fn switch(
     parts: Parts,
     body: Bytes,
 ) -> Response {
-    let f = match super::actions::check_post(&parts, &viewer, &body) {
+    let f = match check_post(&parts, &viewer, &body) {
         Ok(f) => f,
         Err(r) => return r,
     };
@@ -190,15 +158,15 @@ pub(crate) async fn switch(
                 Flash::error("You are not a member of that organization."),
             );
         }
-        Err(e) => return super::api_error_page(&e.into()),
+        Err(e) => return api_error_page(&e.into()),
     };
     let (token, expires_at) =
         match start_session(&state, viewer.principal.user_id, org_id, role).await {
             Ok(t) => t,
-            Err(e) => return super::api_error_page(&e),
+            Err(e) => return api_error_page(&e),
         };
     if let Err(e) = crate::api::accounts::logout(AxumState(state), viewer.auth()).await {
-        return super::api_error_page(&e);
+        return api_error_page(&e);
     }
     let mut resp = Redirect::to("/").into_response();
     resp.headers_mut().append(
@@ -333,7 +301,7 @@ pub(crate) async fn link(
     parts: Parts,
 ) -> Response {
     let Some(op) = state.sign_in.take(&secret, now_ms()) else {
-        return super::error_page(
+        return error_page(
             StatusCode::GONE,
             "This sign-in link no longer works",
             "Sign-in links work once and for 30 minutes. Restart `beam server --dev` for a new one, or sign in with your e-mail and password.",
@@ -348,32 +316,13 @@ pub(crate) async fn link(
             );
             resp
         }
-        Err(e) => super::api_error_page(&e),
+        Err(e) => api_error_page(&e),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn links_work_once_and_expire() {
-        let links = SignInLinks::default();
-        let op = Operator {
-            user_id: 1,
-            org_id: 2,
-        };
-        let a = links.mint(op, 1_000);
-        assert!(a.expose().starts_with("beamlink_"));
-        assert!(links.take("beamlink_nope", 1_000).is_none());
-        assert_eq!(links.take(a.expose(), 2_000).map(|o| o.org_id), Some(2));
-        assert!(links.take(a.expose(), 2_000).is_none(), "used once");
-        let b = links.mint(op, 1_000);
-        assert!(
-            links.take(b.expose(), 1_000 + LINK_TTL_MS).is_none(),
-            "expired"
-        );
-    }
 
     #[test]
     fn next_stays_on_this_site() {

@@ -3,10 +3,7 @@
 //! live stream share, so a row drawn by the server and one updated by the
 //! script read the same.
 
-use crate::accounts::scope::Scope;
 use crate::store::TunnelRow;
-
-use super::session::Viewer;
 
 /// The header and navigation of a signed-in page.
 #[derive(Debug, Clone)]
@@ -28,23 +25,6 @@ pub(crate) struct Nav {
 }
 
 impl Nav {
-    /// The navigation of `viewer` on `page`.
-    pub fn of(viewer: &Viewer, page: &'static str) -> Self {
-        Self {
-            page,
-            email: viewer.email.clone(),
-            org: viewer.org_name.clone(),
-            role: viewer.principal.role.as_str(),
-            csrf: viewer.csrf.clone(),
-            org_id: viewer.principal.org_id,
-            orgs: if viewer.orgs.len() > 1 {
-                viewer.orgs.clone()
-            } else {
-                Vec::new()
-            },
-        }
-    }
-
     /// `aria-current="page"` for the open page's link.
     pub fn current(&self, page: &str) -> &'static str {
         if self.page == page { "page" } else { "false" }
@@ -61,18 +41,6 @@ pub(crate) struct Can {
     pub domains: bool,
     /// Members, roles and invitations.
     pub admin: bool,
-}
-
-impl Can {
-    /// The viewer's permissions, from the same scopes the API checks.
-    pub fn of(viewer: &Viewer) -> Self {
-        let p = &viewer.principal;
-        Self {
-            tunnels: p.allows(Scope::TunnelsWrite),
-            domains: p.allows(Scope::DomainsWrite),
-            admin: p.allows(Scope::Admin),
-        }
-    }
 }
 
 /// `1234567` → `1,234,567`.

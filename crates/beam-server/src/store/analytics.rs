@@ -90,6 +90,17 @@ impl Scope {
             Scope::Org(id) => ("org_id", id),
         }
     }
+
+    /// The table of exact totals per minute (`minutes`) or per hour: per
+    /// tunnel, or the organization's own roll-up (one row per step).
+    pub(super) fn totals_table(self, minutes: bool) -> &'static str {
+        match (self, minutes) {
+            (Scope::Tunnel(_), true) => "request_minutes",
+            (Scope::Tunnel(_), false) => "request_hours",
+            (Scope::Org(_), true) => "org_minutes",
+            (Scope::Org(_), false) => "org_hours",
+        }
+    }
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -161,6 +172,16 @@ impl Store {
         if records.is_empty() && totals.is_empty() {
             return Ok(());
         }
+        // The organizations' roll-ups: one row per organization and minute.
+        let mut by_org: BTreeMap<(i64, i64), MinuteTotals> = BTreeMap::new();
+        for t in totals {
+            let o = by_org.entry((t.org_id, t.minute)).or_default();
+            o.requests += t.requests;
+            o.errors += t.errors;
+            o.bytes_in += t.bytes_in;
+            o.bytes_out += t.bytes_out;
+            o.duration_us += t.duration_us;
+        }
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
             // Written before, by an attempt whose answer was lost: done.
@@ -218,13 +239,31 @@ impl Store {
                     .bind(h.org_id).bind(month_start(h.minute)).bind(h.bytes_in + h.bytes_out)
                     .execute(&mut *tx).await?;
             }
+            for (&(org, minute), t) in &by_org {
+                for (table, col, at) in [("org_minutes", "minute", minute), ("org_hours", "hour", hour_of(minute))] {
+                    let sql = format!(
+                        "INSERT INTO {table} (org_id, {col}, requests, errors, bytes_in, bytes_out, duration_us) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM organizations WHERE id = $1) \
+                         ON CONFLICT (org_id, {col}) DO UPDATE SET \
+                           requests = {table}.requests + excluded.requests, \
+                           errors = {table}.errors + excluded.errors, \
+                           bytes_in = {table}.bytes_in + excluded.bytes_in, \
+                           bytes_out = {table}.bytes_out + excluded.bytes_out, \
+                           duration_us = {table}.duration_us + excluded.duration_us");
+                    sqlx::query(AssertSqlSafe(sql))
+                        .bind(org).bind(at).bind(t.requests).bind(t.errors)
+                        .bind(t.bytes_in).bind(t.bytes_out).bind(t.duration_us)
+                        .execute(&mut *tx).await?;
+                }
+            }
             tx.commit().await?;
         });
         Ok(())
     }
 
     /// Analytics of `scope` since `since` (unix ms). Totals come from the hourly
-    /// table (whole hours overlapping the period); latency percentiles, top paths
+    /// table (whole hours overlapping the period; an organization's include its
+    /// stopped tunnels' traffic); latency percentiles, top paths
     /// and status codes from the request records.
     pub async fn analytics(
         &self,
@@ -233,6 +272,7 @@ impl Store {
         since: i64,
     ) -> Result<Analytics, StoreError> {
         let (col, id) = scope.column();
+        let table = scope.totals_table(false);
         let hour_start = since - since.rem_euclid(HOUR_MS);
         // SUM of BIGINT is NUMERIC on PostgreSQL; the cast keeps one decoder for both.
         let totals = format!(
@@ -240,7 +280,7 @@ impl Store {
              CAST(COALESCE(SUM(errors), 0) AS BIGINT) AS e, \
              CAST(COALESCE(SUM(bytes_in), 0) AS BIGINT) AS bi, \
              CAST(COALESCE(SUM(bytes_out), 0) AS BIGINT) AS bo \
-             FROM request_hours WHERE {col} = $1 AND hour >= $2"
+             FROM {table} WHERE {col} = $1 AND hour >= $2"
         );
         let count = format!("SELECT COUNT(*) AS n FROM requests WHERE {col} = $1 AND ts >= $2");
         let nth = format!(
@@ -354,6 +394,10 @@ impl Store {
             sqlx::query("DELETE FROM request_hours WHERE hour < $1")
                 .bind(hours_before).execute(p).await?;
             sqlx::query("DELETE FROM request_minutes WHERE minute < $1")
+                .bind(minutes_before).execute(p).await?;
+            sqlx::query("DELETE FROM org_hours WHERE hour < $1")
+                .bind(hours_before).execute(p).await?;
+            sqlx::query("DELETE FROM org_minutes WHERE minute < $1")
                 .bind(minutes_before).execute(p).await?;
             n
         });

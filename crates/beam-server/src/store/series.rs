@@ -83,14 +83,13 @@ fn percentile_ms(v: &[i64], q: i64) -> Option<f64> {
 impl Store {
     /// The series of `scope` over `w`. Totals come from the per-minute table
     /// for steps under an hour (kept two days at most) and from the hourly table
-    /// otherwise; percentiles from at most [`MAX_SAMPLES`] sampled records.
+    /// otherwise (an organization's own roll-ups, which include its stopped
+    /// tunnels); percentiles from at most [`MAX_SAMPLES`] sampled records.
     pub async fn series(&self, scope: Scope, w: Window) -> Result<Vec<SeriesPoint>, StoreError> {
         let (col, id) = scope.column();
-        let (table, bucket) = if w.step_ms < 3_600_000 {
-            ("request_minutes", "minute")
-        } else {
-            ("request_hours", "hour")
-        };
+        let minutes = w.step_ms < 3_600_000;
+        let table = scope.totals_table(minutes);
+        let bucket = if minutes { "minute" } else { "hour" };
         // SUM of BIGINT is NUMERIC on PostgreSQL; the casts keep one decoder for both.
         let totals = format!(
             "SELECT {bucket} AS t, CAST(SUM(requests) AS BIGINT) AS r, CAST(SUM(errors) AS BIGINT) AS e, \

@@ -408,42 +408,6 @@ pub(super) async fn accounts_and_records(store: Store) {
     // The month's bandwidth stays with the organization.
     let usage = store.bandwidth_usage(month_start(now)).await.unwrap();
     assert_eq!(usage, vec![(org_a, 4400, 100)]);
-    // Series: the minute's totals land in the step holding `now`, in 1-minute
-    // steps (per-minute table) and 1-hour steps (hourly table) alike; the
-    // percentiles come from the 20 sampled records.
-    for step in [60_000, 300_000, 3_600_000] {
-        let points = store
-            .series(
-                AnalyticsScope::Tunnel(t.id),
-                SeriesWindow::ending_at(now, step, 12),
-            )
-            .await
-            .unwrap();
-        assert_eq!(points.len(), 12);
-        let last = points.last().unwrap();
-        assert_eq!(
-            (last.requests, last.errors, last.bytes_out, last.samples),
-            (40, 2, 4000, 20),
-            "step {step}"
-        );
-        assert_eq!((last.p50_ms, last.p95_ms), (Some(10.0), Some(19.0)));
-        assert!(
-            points[..11]
-                .iter()
-                .all(|p| p.requests == 0 && p.p50_ms.is_none())
-        );
-    }
-    let org_points = store
-        .series(
-            AnalyticsScope::Org(org_b),
-            SeriesWindow::ending_at(now, 60_000, 5),
-        )
-        .await
-        .unwrap();
-    assert!(
-        org_points.iter().all(|p| p.requests == 0),
-        "other org sees nothing"
-    );
     assert!(store.tunnel(org_a, t.id).await.unwrap().is_none());
 }
 
