@@ -21,14 +21,21 @@ link=$(grep -o '/signin/[A-Za-z0-9_]*' "$work/banner")
 HOME=$work BEAM_CONFIG=$work/c.toml "$bin" http 127.0.0.1:$origin --subdomain bench --json > "$work/client.out" 2>&1 & pids+=($!)
 for _ in $(seq 100); do grep -q connected "$work/client.out" 2>/dev/null && break; sleep 0.1; done
 
-viewer() { # a person with the dashboard open, until killed
-  python3 - "$http" "$link" <<'PY'
-import http.client, sys, threading, time
+# The one-click link works once: sign in once, every round reuses the cookie.
+cookie=$(python3 - "$http" "$link" <<'PY'
+import http.client, sys
 port, link = int(sys.argv[1]), sys.argv[2]
-h = {"Host": f"localhost:{port}"}
 c = http.client.HTTPConnection("127.0.0.1", port)
-c.request("GET", link, headers=h); r = c.getresponse(); r.read()
-h["Cookie"] = r.getheader("Set-Cookie").split(";")[0]
+c.request("GET", link, headers={"Host": f"localhost:{port}"}); r = c.getresponse(); r.read()
+print(r.getheader("Set-Cookie").split(";")[0])
+PY
+)
+
+viewer() { # a person with the dashboard open, until killed; counts pages in $work/viewed
+  exec python3 - "$http" "$cookie" "$work/viewed" <<'PY'
+import http.client, sys, threading, time
+port, out = int(sys.argv[1]), sys.argv[3]
+h = {"Host": f"localhost:{port}", "Cookie": sys.argv[2]}
 def live():
     s = http.client.HTTPConnection("127.0.0.1", port)
     s.request("GET", "/events/tunnels", headers=h)
@@ -36,11 +43,17 @@ def live():
     while r.read1(65536):
         pass
 threading.Thread(target=live, daemon=True).start()
+viewed = 0
 while True:
+    # A connection per round of pages, as a browser tab that sat idle a second.
+    c = http.client.HTTPConnection("127.0.0.1", port)
     for p in ["/", "/tunnels/1", "/api/analytics/tunnels/1/series?period=1h",
               "/api/analytics/series?period=24h&step=5m"]:
         c.request("GET", p, headers=h); r = c.getresponse(); r.read()
         assert r.status == 200, (p, r.status)
+        viewed += 1
+    c.close()
+    open(out, "w").write(str(viewed))
     time.sleep(1)
 PY
 }
@@ -56,5 +69,6 @@ for r in $(seq "$rounds"); do
   sleep 1
   b=$(load)
   kill $v 2>/dev/null; wait $v 2>/dev/null || true
-  echo "$r $a $b"
+  echo "$r $a $b (pages and chart reads during the round: $(cat "$work/viewed" 2>/dev/null || echo 0))"
+  rm -f "$work/viewed"
 done

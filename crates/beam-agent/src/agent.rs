@@ -180,7 +180,7 @@ impl AgentServices {
             Ok(f) => f,
             Err((status, msg)) => return text(status, msg),
         };
-        match flags.get(key) {
+        match flags.get(&crate::flags::normalize_key(key)) {
             Some(flag) => json_reply(StatusCode::OK, &crate::flags::evaluate(flag, get("user"))),
             None => text(StatusCode::NOT_FOUND, format!("no flag '{key}'\n")),
         }

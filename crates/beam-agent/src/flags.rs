@@ -1,6 +1,13 @@
 //! Feature flags the agent reads in production (a TOML or JSON file, and/or
 //! environment variables with a prefix) and evaluates for `beam flags`.
 //!
+//! # Flag keys
+//! A flag has one key whichever source names it: [`normalize_key`] lowercases
+//! it and turns every run of `_`, `-`, `.` or spaces into one `-`. The file's
+//! `[flags.dark-mode]` and the variable `FEATURE_DARK_MODE` are the same flag
+//! `dark-mode`, so the variable overrides the file; `beam flags eval DARK_MODE`
+//! finds it too. The rollout hash below uses the normalised key.
+//!
 //! # Rollout hash (stable across languages)
 //! `bucket(key, user)` = the first 4 bytes of `SHA-256("{key}:{user}")` as a
 //! big-endian `u32`, modulo 10,000. A flag with `rollout = R` (percent, 0-100,
@@ -106,7 +113,7 @@ impl FlagSource {
                 if rest.is_empty() {
                     continue;
                 }
-                let key = rest.to_ascii_lowercase();
+                let key = normalize_key(rest);
                 let v = value.trim().to_ascii_lowercase();
                 let (enabled, rollout) = match v.as_str() {
                     "on" | "true" | "1" | "yes" => (true, None),
@@ -141,8 +148,24 @@ fn load_file(path: &Path) -> Result<BTreeMap<String, Flag>, FlagError> {
     } else {
         toml::from_str(&text).map_err(|e| FlagError::Invalid(name.clone(), e.message().into()))?
     };
-    let mut out = BTreeMap::new();
-    for (key, mut flag) in file.flags {
+    let mut out: BTreeMap<String, Flag> = BTreeMap::new();
+    for (written, mut flag) in file.flags {
+        let key = normalize_key(&written);
+        if key.is_empty() {
+            return Err(FlagError::Invalid(
+                name,
+                format!("flag '{written}': a key needs a letter or digit"),
+            ));
+        }
+        if let Some(other) = out.get(&key) {
+            return Err(FlagError::Invalid(
+                name,
+                format!(
+                    "flags '{}' and '{written}' are the same flag '{key}' (keys ignore case and -, _, .)",
+                    other.key
+                ),
+            ));
+        }
         if let Some(r) = flag.rollout
             && !(0.0..=100.0).contains(&r)
         {
@@ -157,10 +180,33 @@ fn load_file(path: &Path) -> Result<BTreeMap<String, Flag>, FlagError> {
                 format!("flag {key}: variant weights are all 0"),
             ));
         }
-        flag.key = key.clone();
+        // Remember the spelling for the duplicate message; the key is set below.
+        flag.key = written;
         out.insert(key, flag);
     }
+    for (key, flag) in &mut out {
+        flag.key = key.clone();
+    }
     Ok(out)
+}
+
+/// A flag's one key, whichever source names it (see the module docs):
+/// `ENABLE_PAYPAL`, `enable-paypal` and `Enable.PayPal` are all `enable-paypal`.
+pub fn normalize_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for c in key.trim().chars() {
+        if matches!(c, '_' | '-' | '.' | ' ' | '\t') {
+            if !out.is_empty() && !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
 }
 
 fn hash32(text: &str) -> u32 {
@@ -227,6 +273,42 @@ mod tests {
             let u = format!("u{i}");
             assert_eq!(bucket("k", &u), bucket("k", &u));
         }
+    }
+
+    #[test]
+    fn one_key_for_the_file_and_the_variables() {
+        assert_eq!(normalize_key("FEATURE_x").as_str(), "feature-x");
+        assert_eq!(normalize_key("DARK_MODE"), "dark-mode");
+        assert_eq!(normalize_key("dark-mode"), "dark-mode");
+        assert_eq!(normalize_key(" Dark..Mode_ "), "dark-mode");
+        assert_eq!(normalize_key("__"), "");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flags.toml");
+        std::fs::write(
+            &path,
+            "[flags.dark-mode]\nenabled = false\nrollout = 25\ndescription = \"Dark\"\n",
+        )
+        .unwrap();
+        // Variables overriding the file is tested through a real agent process
+        // (tests/it/parity/inspect.rs), which has its own environment.
+        let src = FlagSource {
+            file: Some(path.clone()),
+            env_prefix: None,
+        };
+        let before = src.load().unwrap();
+        assert_eq!(before.keys().collect::<Vec<_>>(), ["dark-mode"]);
+        assert!(!before["dark-mode"].enabled);
+        std::fs::write(
+            &path,
+            "[flags.dark-mode]\nenabled = true\n[flags.DARK_MODE]\nenabled = false\n",
+        )
+        .unwrap();
+        let err = src.load().unwrap_err().to_string();
+        assert!(
+            err.contains("'DARK_MODE' and 'dark-mode' are the same flag 'dark-mode'")
+                || err.contains("'dark-mode' and 'DARK_MODE' are the same flag 'dark-mode'"),
+            "{err}"
+        );
     }
 
     #[test]

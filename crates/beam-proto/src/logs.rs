@@ -79,6 +79,8 @@ pub enum Source {
     Ingest,
     /// A followed file (`--tail-file`).
     File,
+    /// A `tracing` event of an app embedding the agent (`beam_agent::Agent`).
+    Tracing,
 }
 
 /// One log entry.

@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub analytics_flush: Duration,
     /// How long request records, hourly totals and records of past tunnels are kept.
     pub retention: Duration,
+    /// How long audit log entries are kept.
+    pub audit_retention: Duration,
     /// Sends password-reset mail; without it reset tokens cannot be delivered.
     pub mailer: Option<crate::accounts::mail::Mailer>,
     /// Base URL of the API printed in mail, e.g. `https://api.example.com`.
@@ -161,6 +163,7 @@ impl ServerConfig {
             analytics_samples_per_sec: 100,
             analytics_flush: Duration::from_secs(1),
             retention: Duration::from_secs(30 * 86_400),
+            audit_retention: Duration::from_secs(365 * 86_400),
             mailer: None,
             api_url: "http://localhost:8080".into(),
             default_limits: Limits::NEW_ORG,

@@ -24,6 +24,7 @@
 //!   invitation mail through sendmail ([`accounts::mail`]), and every live
 //!   connection's access, re-checked so revoking reaches it
 //!   ([`accounts::revocation`]).
+//! - [`audit`]: the audit log's queue and batched writer (who looked at what).
 //! - [`names`]: subdomain validation and generation; [`domains`] (with
 //!   [`domains::dns`]): custom domains and their TXT proof; [`tls`]: the tunnel
 //!   listener's certificate.
@@ -39,6 +40,7 @@
 mod accept;
 pub mod accounts;
 pub mod api;
+pub mod audit;
 pub mod body;
 pub mod cluster;
 pub mod config;
@@ -235,7 +237,17 @@ impl Server {
                 &tasks,
             )
         });
+        // The audit writer outlives the connections (it is stopped after
+        // they finish), so what they record while draining is written.
+        let (audit, audit_rx) = audit::Audit::new();
+        let audit_stop = CancellationToken::new();
+        let audit_writer = tokio::spawn(audit::writer(
+            self.store.clone(),
+            audit_rx,
+            audit_stop.clone(),
+        ));
         let state = Arc::new(State {
+            audit,
             tracer,
             dns: self.dns.clone(),
             auth_limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
@@ -392,6 +404,8 @@ impl Server {
         {
             tracing::warn!("some connections did not finish within 5 s");
         }
+        audit_stop.cancel();
+        let _ = audit_writer.await;
         // Leaving first makes everything this node still holds an orphan.
         self.store.node_leave(&self.node_id).await?;
         membership::release_orphans(&self.store, &state.cfg, store::now_ms()).await?;
@@ -415,6 +429,13 @@ async fn housekeeping(state: &State) {
                 .await,
         ),
         ("tunnels", state.store.purge_tunnels(keep).await),
+        (
+            "audit log",
+            state
+                .store
+                .purge_audit(now - state.cfg.audit_retention.as_millis() as i64)
+                .await,
+        ),
         (
             "analytics batches",
             state.store.purge_batches(now - 3_600_000).await,

@@ -71,6 +71,8 @@ pub(crate) struct State {
     pub(crate) sign_in: Arc<crate::dashboard::links::SignInLinks>,
     /// The dashboard's open live streams per user.
     pub(crate) live: Arc<crate::dashboard::streams::Streams>,
+    /// The audit log's queue.
+    pub(crate) audit: crate::audit::Audit,
 }
 
 impl State {

@@ -157,6 +157,10 @@ fn main() -> ExitCode {
                     }
                 });
             }
+            Command::Audit(args) => {
+                init_tracing("warn", LogFormat::Text);
+                cmd::audit::run(args).await
+            }
             Command::Health(args) => {
                 init_tracing("warn", LogFormat::Text);
                 return cmd::health::run(args).await.map(|ok| {

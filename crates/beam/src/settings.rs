@@ -254,11 +254,16 @@ impl Settings {
     /// and proxy as resolved, asking for `tunnel` with `token`.
     pub fn client_config(&self, token: Secret, tunnel: TunnelRequest) -> ClientConfig {
         let mut cfg = ClientConfig::new(self.server.clone(), token, tunnel);
+        self.apply(&mut cfg);
+        cfg
+    }
+
+    /// Sets `cfg`'s TLS, transport, edge port and proxy as resolved here.
+    pub fn apply(&self, cfg: &mut ClientConfig) {
         cfg.tls = self.tls.clone();
         cfg.transport = self.transport;
         cfg.edge_port = self.edge_port;
         cfg.egress = self.egress.clone();
-        cfg
     }
 }
 

@@ -72,6 +72,16 @@ pub struct LogBuffer {
     epoch: u64,
 }
 
+impl std::fmt::Debug for LogBuffer {
+    // The entries are production log lines: never printed, only counted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogBuffer")
+            .field("entries", &self.len())
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Rough memory cost of an entry, for the byte bound.
 fn cost(e: &LogEntry) -> usize {
     let context: usize = e

@@ -86,6 +86,8 @@ pub struct Principal {
     pub scopes: Scopes,
     /// The environment an agent token publishes for.
     pub environment_id: Option<i64>,
+    /// The address it authenticated from (the audit log's source).
+    pub ip: IpAddr,
 }
 
 impl Principal {
@@ -210,6 +212,7 @@ impl Authenticator {
             role,
             scopes: row.scopes.intersect(role.scopes()),
             environment_id: row.environment_id,
+            ip,
         })
     }
 

@@ -19,6 +19,7 @@ use super::extract::{Auth, Ip, Json};
 use crate::accounts::auth::{hash_secret, random_secret};
 use crate::accounts::password;
 use crate::accounts::scope::{Role, Scope};
+use crate::audit::Entry;
 use crate::state::State;
 use crate::store::{NewToken, TokenKind, now_ms};
 use beam_proto::Secret;
@@ -195,6 +196,18 @@ pub async fn login(
     // Verified against a dummy hash when the user is unknown: same time either way.
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
     if !password_matches(&state, req.password, stored).await? {
+        // A wrong password for a real account is that account's business:
+        // recorded in its home organization. An unknown address belongs to
+        // no organization; the rate limit and the server log cover it.
+        if let Some(u) = &user
+            && let Ok(Some((org_id, _))) = state.store.home_org(u.id).await
+        {
+            state.audit.record(
+                Entry::user(org_id, u.id, ip, "signin")
+                    .with("method", "password")
+                    .status(StatusCode::UNAUTHORIZED),
+            );
+        }
         return Err(wrong());
     }
     let user = user.ok_or_else(wrong)?;
@@ -211,7 +224,8 @@ pub async fn login(
         None => state.store.home_org(user.id).await?.ok_or_else(wrong)?,
     };
     let org = state.store.org(org_id).await?.ok_or_else(wrong)?;
-    let (token, expires_at) = start_session(&state, user.id, org_id, role).await?;
+    let (token, expires_at) =
+        start_session(&state, (user.id, org_id, role), ip, "password").await?;
     Ok(axum::Json(LoginResponse {
         token: token.expose().to_string(),
         expires_at,
@@ -223,16 +237,17 @@ pub async fn login(
 /// Creates a login session of `user_id` in `org_id` with `role`'s scopes,
 /// for `--session-ttl`: the token and when it expires (unix ms). The one way
 /// sessions start (password login, the dashboard's one-click `--dev` link).
+/// Every session start is a `signin` audit entry, with `how`.
 pub(crate) async fn start_session(
     state: &State,
-    user_id: i64,
-    org_id: i64,
-    role: Role,
+    (user_id, org_id, role): (i64, i64, Role),
+    ip: std::net::IpAddr,
+    how: &str,
 ) -> ApiResult<(Secret, i64)> {
     let token = random_secret("beamsess_");
     let now = now_ms();
     let expires_at = now + state.cfg.session_ttl.as_millis() as i64;
-    state
+    let id = state
         .store
         .insert_token(
             &NewToken {
@@ -248,6 +263,11 @@ pub(crate) async fn start_session(
             now,
         )
         .await?;
+    state.audit.record(
+        Entry::user(org_id, user_id, ip, "signin")
+            .token(id)
+            .with("method", how),
+    );
     Ok((token, expires_at))
 }
 

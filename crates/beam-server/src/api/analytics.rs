@@ -263,6 +263,33 @@ pub async fn tunnel(
     ))
 }
 
+/// The organization's traffic over the last `period` for the dashboard's
+/// overview: exact totals (hourly roll-ups from the start of the hour
+/// `period` ago) and the 95th percentile over sampled records, in one step
+/// of the series, without the top paths and status codes
+/// [`user`] computes (on a busy organization those cost a full scan of the
+/// period's records; the overview does not show them). Checks the same
+/// scope as `/api/analytics/user`.
+pub(crate) async fn org_summary(
+    state: &State,
+    auth: &Auth,
+    period: Period,
+) -> ApiResult<SeriesPoint> {
+    let p = auth.require(Scope::TunnelsRead)?;
+    let (_, ms) = period.parts();
+    let now = now_ms();
+    let hour = 3_600_000;
+    let since = (now - ms) - (now - ms).rem_euclid(hour);
+    let until = now - now.rem_euclid(hour) + hour;
+    let w = SeriesWindow {
+        since,
+        step_ms: until - since,
+        steps: 1,
+    };
+    let mut points = state.store.series(AnalyticsScope::Org(p.org_id), w).await?;
+    Ok(points.pop().unwrap_or_default())
+}
+
 /// Analytics of every tunnel of the caller's organization.
 #[utoipa::path(get, path = "/api/analytics/user", tag = "analytics", security(("bearer" = [])),
     params(PeriodQuery),

@@ -19,6 +19,7 @@ use super::extract::{Auth, Json, Path, Query};
 use super::projects::find_env;
 use super::webhooks::provider_of;
 use crate::accounts::scope::Scope;
+use crate::audit::Entry;
 use crate::state::State;
 use crate::store::{WebhookSummary, now_ms};
 
@@ -73,6 +74,24 @@ pub async fn stream(
     Path((project, environment)): Path<(String, String)>,
     Query(params): Query<StreamParams>,
 ) -> ApiResult<Response> {
+    let entry = Entry::by(&auth.0, "webhook.stream")
+        .env(&project, &environment)
+        .with("subscription", params.subscription.clone())
+        .with("provider", params.provider.clone())
+        .with("events", params.events.clone());
+    let result = open_stream(&state, auth, project, environment, params).await;
+    state.audit.streamed(entry, "events", result)
+}
+
+/// [`stream`] without its audit entry.
+async fn open_stream(
+    state: &Arc<State>,
+    auth: Auth,
+    project: String,
+    environment: String,
+    params: StreamParams,
+) -> ApiResult<Response> {
+    let state = state.clone();
     let p = auth.require(Scope::WebhooksRead)?;
     let env = find_env(&state, p.org_id, &project, &environment).await?;
     let name = subscription_name(params.subscription.as_deref())?;
@@ -329,12 +348,20 @@ pub async fn get(
     auth: Auth,
     Path((project, environment, id)): Path<(String, String, i64)>,
 ) -> ApiResult<Response> {
-    let p = auth.require(Scope::WebhooksRead)?;
-    let env = find_env(&state, p.org_id, &project, &environment).await?;
-    let ev: WebhookEvent = state
-        .store
-        .webhook_event(env.id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook event"))?;
-    Ok(axum::Json(ev).into_response())
+    // Reading one event's raw bytes is what a replay does.
+    let entry = Entry::by(&auth.0, "webhook.replay")
+        .env(&project, &environment)
+        .with("event", id);
+    let result = async {
+        let p = auth.require(Scope::WebhooksRead)?;
+        let env = find_env(&state, p.org_id, &project, &environment).await?;
+        let ev: WebhookEvent = state
+            .store
+            .webhook_event(env.id, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("webhook event"))?;
+        Ok(axum::Json(ev).into_response())
+    }
+    .await;
+    state.audit.outcome(entry, result)
 }

@@ -14,6 +14,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
 use crate::accounts::auth::random_secret;
 use crate::accounts::scope::Scope;
+use crate::audit::Entry;
 use crate::domains::dns::challenge_name;
 use crate::domains::{HostKind, parse_hostname};
 use crate::state::State;
@@ -83,64 +84,69 @@ pub async fn create(
     auth: Auth,
     Json(req): Json<CreateDomain>,
 ) -> ApiResult<(StatusCode, axum::Json<DomainView>)> {
-    let p = auth.require(Scope::DomainsWrite)?;
-    let (hostname, kind) =
-        parse_hostname(&req.hostname, &state.cfg.domain).map_err(ApiError::invalid)?;
-    let now = now_ms();
-    let taken = || ApiError::conflict(format!("'{hostname}' is already registered"));
-    let (domain_kind, status) = match &kind {
-        HostKind::Subdomain(label) => {
-            let label = crate::tunnel::names::validate(label, &state.cfg.reserved)
-                .map_err(|e| ApiError::invalid(e.to_string()))?;
-            let org = state
-                .store
-                .org(p.org_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("organization"))?;
-            super::tunnels::reserved_name_allowed(&state, &org).await?;
-            if !state
-                .store
-                .reserve(NameKind::Subdomain, &label, p.org_id, p.token_id, now)
-                .await?
-            {
-                return Err(taken());
-            }
-            (DomainKind::Subdomain, DomainStatus::Active)
-        }
-        HostKind::Custom => {
-            let org = state
-                .store
-                .org(p.org_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("organization"))?;
-            if let Some(max) = org.limits.max_custom_domains {
-                let n = state.store.count_custom_domains(p.org_id).await?;
-                if n >= max {
-                    return Err(ApiError::limit(format!(
-                        "your plan allows {max} custom domains and you have {n}; remove one first"
-                    )));
+    let entry = Entry::by(&auth.0, "domain.add").with("hostname", req.hostname.as_str());
+    let result = async {
+        let p = auth.require(Scope::DomainsWrite)?;
+        let (hostname, kind) =
+            parse_hostname(&req.hostname, &state.cfg.domain).map_err(ApiError::invalid)?;
+        let now = now_ms();
+        let taken = || ApiError::conflict(format!("'{hostname}' is already registered"));
+        let (domain_kind, status) = match &kind {
+            HostKind::Subdomain(label) => {
+                let label = crate::tunnel::names::validate(label, &state.cfg.reserved)
+                    .map_err(|e| ApiError::invalid(e.to_string()))?;
+                let org = state
+                    .store
+                    .org(p.org_id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("organization"))?;
+                super::tunnels::reserved_name_allowed(&state, &org).await?;
+                if !state
+                    .store
+                    .reserve(NameKind::Subdomain, &label, p.org_id, p.token_id, now)
+                    .await?
+                {
+                    return Err(taken());
                 }
+                (DomainKind::Subdomain, DomainStatus::Active)
             }
-            (DomainKind::Custom, DomainStatus::Pending)
-        }
-    };
-    // 32 random base62 characters: unguessable, and DNS-safe in a TXT string.
-    let token = random_secret("beam-verify-");
-    let row = state
-        .store
-        .create_domain(
-            NewDomain {
-                org_id: p.org_id,
-                hostname: &hostname,
-                kind: domain_kind,
-                status,
-                verification_token: token.expose(),
-            },
-            now,
-        )
-        .await?
-        .ok_or_else(taken)?;
-    Ok((StatusCode::CREATED, axum::Json(view(&state, row))))
+            HostKind::Custom => {
+                let org = state
+                    .store
+                    .org(p.org_id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("organization"))?;
+                if let Some(max) = org.limits.max_custom_domains {
+                    let n = state.store.count_custom_domains(p.org_id).await?;
+                    if n >= max {
+                        return Err(ApiError::limit(format!(
+                            "your plan allows {max} custom domains and you have {n}; remove one first"
+                        )));
+                    }
+                }
+                (DomainKind::Custom, DomainStatus::Pending)
+            }
+        };
+        // 32 random base62 characters: unguessable, and DNS-safe in a TXT string.
+        let token = random_secret("beam-verify-");
+        let row = state
+            .store
+            .create_domain(
+                NewDomain {
+                    org_id: p.org_id,
+                    hostname: &hostname,
+                    kind: domain_kind,
+                    status,
+                    verification_token: token.expose(),
+                },
+                now,
+            )
+            .await?
+            .ok_or_else(taken)?;
+        Ok((StatusCode::CREATED, axum::Json(view(&state, row))))
+    }
+    .await;
+    state.audit.outcome(entry, result)
 }
 
 /// One domain.
@@ -174,30 +180,35 @@ pub async fn verify(
     auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<DomainView>> {
-    let p = auth.require(Scope::DomainsWrite)?;
-    let d = state
-        .store
-        .domain(p.org_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("domain"))?;
-    if d.kind == DomainKind::Custom {
-        crate::domains::check(&state, &d).await?;
+    let entry = Entry::by(&auth.0, "domain.verify").with("domain", id);
+    let result = async {
+        let p = auth.require(Scope::DomainsWrite)?;
+        let d = state
+            .store
+            .domain(p.org_id, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("domain"))?;
+        if d.kind == DomainKind::Custom {
+            crate::domains::check(&state, &d).await?;
+        }
+        let d = state
+            .store
+            .domain(p.org_id, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("domain"))?;
+        if d.status == DomainStatus::Active {
+            Ok(axum::Json(view(&state, d)))
+        } else {
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "verification_failed",
+                d.last_error
+                    .unwrap_or_else(|| "the domain is not verified".into()),
+            ))
+        }
     }
-    let d = state
-        .store
-        .domain(p.org_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("domain"))?;
-    if d.status == DomainStatus::Active {
-        Ok(axum::Json(view(&state, d)))
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "verification_failed",
-            d.last_error
-                .unwrap_or_else(|| "the domain is not verified".into()),
-        ))
-    }
+    .await;
+    state.audit.outcome(entry, result)
 }
 
 /// Removes a domain; traffic to it stops at once.
@@ -210,29 +221,34 @@ pub async fn delete(
     auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    let p = auth.require(Scope::DomainsWrite)?;
-    let d = state
-        .store
-        .delete_domain(p.org_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("domain"))?;
-    state.registry.remove_domain(&d.hostname);
-    if d.kind == DomainKind::Subdomain
-        && let Some((label, _)) = d.hostname.split_once('.')
-    {
-        // A reserved tunnel definition of the same name keeps the reservation.
-        let kept = state
+    let entry = Entry::by(&auth.0, "domain.remove").with("domain", id);
+    let result = async {
+        let p = auth.require(Scope::DomainsWrite)?;
+        let d = state
             .store
-            .tunnels(p.org_id)
+            .delete_domain(p.org_id, id)
             .await?
-            .iter()
-            .any(|t| t.reserved && t.kind == "http" && t.name == label);
-        if !kept {
-            state
+            .ok_or_else(|| ApiError::not_found("domain"))?;
+        state.registry.remove_domain(&d.hostname);
+        if d.kind == DomainKind::Subdomain
+            && let Some((label, _)) = d.hostname.split_once('.')
+        {
+            // A reserved tunnel definition of the same name keeps the reservation.
+            let kept = state
                 .store
-                .unreserve(NameKind::Subdomain, label, p.org_id, None)
-                .await?;
+                .tunnels(p.org_id)
+                .await?
+                .iter()
+                .any(|t| t.reserved && t.kind == "http" && t.name == label);
+            if !kept {
+                state
+                    .store
+                    .unreserve(NameKind::Subdomain, label, p.org_id, None)
+                    .await?;
+            }
         }
+        Ok(StatusCode::NO_CONTENT)
     }
-    Ok(StatusCode::NO_CONTENT)
+    .await;
+    state.audit.outcome(entry, result)
 }

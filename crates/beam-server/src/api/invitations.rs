@@ -17,6 +17,7 @@ use super::extract::{Auth, Ip, Json, Path};
 use crate::accounts::auth::{hash_secret, random_secret};
 use crate::accounts::password;
 use crate::accounts::scope::{Role, Scope};
+use crate::audit::Entry;
 use crate::state::State;
 use crate::store::{InvitationRow, NewInvitation, TokenKind, now_ms};
 use beam_proto::Secret;
@@ -113,7 +114,11 @@ pub async fn create(
     auth: Auth,
     Json(req): Json<InviteRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<InvitationView>)> {
-    invite(&state, &auth, req).await
+    let entry = Entry::by(&auth.0, "invitation.create")
+        .with("email", req.email.as_str())
+        .with("role", req.role.as_str());
+    let result = invite(&state, &auth, req).await;
+    state.audit.outcome(entry, result)
 }
 
 /// Creates an invitation (shared by the legacy `POST /api/org/members`).
@@ -233,16 +238,21 @@ pub async fn revoke(
     auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    let p = auth.require(Scope::Admin)?;
-    if state
-        .store
-        .revoke_invitation(p.org_id, id, now_ms())
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("open invitation"))
+    let entry = Entry::by(&auth.0, "invitation.revoke").with("invitation", id);
+    let result = async {
+        let p = auth.require(Scope::Admin)?;
+        if state
+            .store
+            .revoke_invitation(p.org_id, id, now_ms())
+            .await?
+        {
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::not_found("open invitation"))
+        }
     }
+    .await;
+    state.audit.outcome(entry, result)
 }
 
 /// Accepts an invitation with its one-time token. The token proves the

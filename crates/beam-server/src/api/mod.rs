@@ -4,6 +4,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod analytics;
+pub(crate) mod audit;
 mod credentials;
 pub(crate) mod deliveries;
 pub(crate) mod domains;
@@ -51,6 +52,7 @@ use error::ApiError;
         parity::flags, parity::evaluate_flag, parity::env_check, parity::health,
         parity::sync, parity::sync_suggest, parity::sync_relations,
         webhooks::receive, webhooks::publish, deliveries::stream, deliveries::ack, deliveries::list, deliveries::get,
+        audit::list, audit::export,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -62,6 +64,7 @@ use error::ApiError;
         (name = "organization", description = "Members and plan limits"),
         (name = "projects", description = "Parity: project environments, agent tokens, production logs"),
         (name = "webhooks", description = "Parity: production webhooks, stored durably and delivered to developers"),
+        (name = "audit", description = "Who looked at what: parity access and administrative changes"),
     )
 )]
 pub struct ApiDoc;
@@ -181,6 +184,8 @@ pub(crate) fn router(state: Arc<State>) -> Router {
             "/projects/{project}/{environment}/webhooks/acks",
             post(deliveries::ack),
         )
+        .route("/audit", get(audit::list))
+        .route("/audit/export", get(audit::export))
         .route("/openapi.json", get(openapi))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
 use crate::accounts::scope::{Role, Scope};
+use crate::audit::Entry;
 use crate::state::State;
 use crate::store::Limits;
 
@@ -110,7 +111,11 @@ pub async fn add_member(
     auth: Auth,
     Json(req): Json<super::invitations::InviteRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<super::invitations::InvitationView>)> {
-    super::invitations::invite(&state, &auth, req).await
+    let entry = Entry::by(&auth.0, "invitation.create")
+        .with("email", req.email.as_str())
+        .with("role", req.role.as_str());
+    let result = super::invitations::invite(&state, &auth, req).await;
+    state.audit.outcome(entry, result)
 }
 
 /// A new role.
@@ -135,41 +140,48 @@ pub async fn set_role(
     Path(user_id): Path<i64>,
     Json(req): Json<SetRole>,
 ) -> ApiResult<axum::Json<MemberView>> {
-    let p = auth.require(Scope::Admin)?;
-    let current = state
-        .store
-        .role(p.org_id, user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("member"))?;
-    if (current == Role::Owner || req.role == Role::Owner) && p.role != Role::Owner {
-        return Err(ApiError::forbidden(
-            "only an owner can grant or take away owner",
-        ));
-    }
-    if user_id == p.user_id {
-        return Err(ApiError::invalid("you cannot change your own role"));
-    }
-    state.store.set_role(p.org_id, user_id, req.role).await?;
-    if !req.role.scopes().allows(Scope::Admin) {
-        // Their open invitations would let them (or anyone) back in above
-        // their new role.
-        state
+    let entry = Entry::by(&auth.0, "member.role")
+        .with("member", user_id)
+        .with("role", req.role.as_str());
+    let result = async {
+        let p = auth.require(Scope::Admin)?;
+        let current = state
             .store
-            .revoke_invitations_by(p.org_id, user_id, crate::store::now_ms())
-            .await?;
+            .role(p.org_id, user_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("member"))?;
+        if (current == Role::Owner || req.role == Role::Owner) && p.role != Role::Owner {
+            return Err(ApiError::forbidden(
+                "only an owner can grant or take away owner",
+            ));
+        }
+        if user_id == p.user_id {
+            return Err(ApiError::invalid("you cannot change your own role"));
+        }
+        state.store.set_role(p.org_id, user_id, req.role).await?;
+        if !req.role.scopes().allows(Scope::Admin) {
+            // Their open invitations would let them (or anyone) back in above
+            // their new role.
+            state
+                .store
+                .revoke_invitations_by(p.org_id, user_id, crate::store::now_ms())
+                .await?;
+        }
+        state.revocation.changed();
+        let email = state
+            .store
+            .user(user_id)
+            .await?
+            .map(|u| u.email)
+            .unwrap_or_default();
+        Ok(axum::Json(MemberView {
+            user_id,
+            email,
+            role: req.role,
+        }))
     }
-    state.revocation.changed();
-    let email = state
-        .store
-        .user(user_id)
-        .await?
-        .map(|u| u.email)
-        .unwrap_or_default();
-    Ok(axum::Json(MemberView {
-        user_id,
-        email,
-        role: req.role,
-    }))
+    .await;
+    state.audit.outcome(entry, result)
 }
 
 /// Removes a member (admin); their tokens for this organization stop working and
@@ -184,29 +196,34 @@ pub async fn remove_member(
     auth: Auth,
     Path(user_id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    let p = auth.require(Scope::Admin)?;
-    let role = state
-        .store
-        .role(p.org_id, user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("member"))?;
-    if role == Role::Owner && p.role != Role::Owner {
-        return Err(ApiError::forbidden("only an owner can remove an owner"));
+    let entry = Entry::by(&auth.0, "member.remove").with("member", user_id);
+    let result = async {
+        let p = auth.require(Scope::Admin)?;
+        let role = state
+            .store
+            .role(p.org_id, user_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("member"))?;
+        if role == Role::Owner && p.role != Role::Owner {
+            return Err(ApiError::forbidden("only an owner can remove an owner"));
+        }
+        if user_id == p.user_id {
+            return Err(ApiError::invalid("you cannot remove yourself"));
+        }
+        state.store.remove_member(p.org_id, user_id).await?;
+        // Invitations they made cannot bring them (or anyone) back.
+        state
+            .store
+            .revoke_invitations_by(p.org_id, user_id, crate::store::now_ms())
+            .await?;
+        // Their tokens for this organization fail from the next request on; their
+        // live tunnels here end now, and their agents and streams within seconds.
+        state.registry.kick_member(p.org_id, user_id);
+        state.revocation.changed();
+        Ok(StatusCode::NO_CONTENT)
     }
-    if user_id == p.user_id {
-        return Err(ApiError::invalid("you cannot remove yourself"));
-    }
-    state.store.remove_member(p.org_id, user_id).await?;
-    // Invitations they made cannot bring them (or anyone) back.
-    state
-        .store
-        .revoke_invitations_by(p.org_id, user_id, crate::store::now_ms())
-        .await?;
-    // Their tokens for this organization fail from the next request on; their
-    // live tunnels here end now, and their agents and streams within seconds.
-    state.registry.kick_member(p.org_id, user_id);
-    state.revocation.changed();
-    Ok(StatusCode::NO_CONTENT)
+    .await;
+    state.audit.outcome(entry, result)
 }
 
 /// Sets an organization's plan limits. Only the server operator (an admin of the
@@ -222,34 +239,39 @@ pub async fn set_limits(
     Path(id): Path<i64>,
     Json(limits): Json<Limits>,
 ) -> ApiResult<axum::Json<Limits>> {
-    let p = auth.require(Scope::Admin)?;
-    if p.org_id != state.operator_org {
-        return Err(ApiError::forbidden(
-            "only the server operator can change plan limits",
-        ));
-    }
-    for v in [
-        limits.max_tunnels,
-        limits.max_custom_domains,
-        limits.max_members,
-        limits.max_bandwidth_bytes,
-        limits.max_tcp_ports,
-        limits.max_reserved_names,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if v < 0 {
-            return Err(ApiError::invalid(
-                "limits must be 0 or more (null for unlimited)",
+    let entry = Entry::by(&auth.0, "org.limits").with("org", id);
+    let result = async {
+        let p = auth.require(Scope::Admin)?;
+        if p.org_id != state.operator_org {
+            return Err(ApiError::forbidden(
+                "only the server operator can change plan limits",
             ));
         }
+        for v in [
+            limits.max_tunnels,
+            limits.max_custom_domains,
+            limits.max_members,
+            limits.max_bandwidth_bytes,
+            limits.max_tcp_ports,
+            limits.max_reserved_names,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if v < 0 {
+                return Err(ApiError::invalid(
+                    "limits must be 0 or more (null for unlimited)",
+                ));
+            }
+        }
+        state
+            .store
+            .org(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("organization"))?;
+        state.store.set_limits(id, limits).await?;
+        Ok(axum::Json(limits))
     }
-    state
-        .store
-        .org(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("organization"))?;
-    state.store.set_limits(id, limits).await?;
-    Ok(axum::Json(limits))
+    .await;
+    state.audit.outcome(entry, result)
 }

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Path};
 use crate::accounts::scope::Scope;
+use crate::audit::Entry;
 use crate::state::State;
 use crate::store::EnvironmentRow;
 
@@ -53,6 +54,56 @@ pub async fn logs(
     Path((project, environment)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
+    // Who read which lines: the filters, then (when the stream ends) how
+    // long it was open and how many lines it carried.
+    let entry = Entry::by(&auth.0, "logs")
+        .env(&project, &environment)
+        .with("filters", query_fields(raw.as_deref(), LOG_FILTERS));
+    let result = open_logs(&state, auth, project, environment, raw).await;
+    state.audit.streamed(entry, "lines", result)
+}
+
+/// The query fields of a log request worth recording (not resume positions).
+const LOG_FILTERS: &[&str] = &[
+    "level",
+    "only_level",
+    "service",
+    "grep",
+    "since",
+    "tail",
+    "follow",
+    "instance",
+];
+
+/// `raw`'s fields named in `keep`, as a JSON object (repeated fields as a list).
+fn query_fields(raw: Option<&str>, keep: &[&str]) -> serde_json::Value {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(raw.unwrap_or("")).unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    for (k, v) in pairs {
+        if !keep.contains(&k.as_str()) {
+            continue;
+        }
+        match out.get_mut(&k) {
+            Some(serde_json::Value::Array(list)) => list.push(v.into()),
+            Some(first) => *first = serde_json::Value::Array(vec![first.take(), v.into()]),
+            None => {
+                out.insert(k, v.into());
+            }
+        }
+    }
+    out.into()
+}
+
+/// [`logs`] without its audit entry.
+async fn open_logs(
+    state: &Arc<State>,
+    auth: Auth,
+    project: String,
+    environment: String,
+    raw: Option<String>,
+) -> ApiResult<Response> {
+    let state = state.clone();
     let p = auth.require(Scope::LogsRead)?;
     let env = find_env(&state, p.org_id, &project, &environment).await?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
@@ -390,7 +441,36 @@ async fn relay_held(
 
 /// Checks `scope` and the environment's organization, then relays
 /// `GET path?query` to its agent, answering with `content_type`.
+#[allow(clippy::too_many_arguments)] // one relay for five routes; a struct would only rename them
 async fn relay_get(
+    state: &State,
+    auth: Auth,
+    scope: Scope,
+    (project, environment): (String, String),
+    path: &str,
+    query: &[(&str, String)],
+    content_type: &'static str,
+    kind: &str,
+) -> ApiResult<Response> {
+    let mut entry = Entry::by(&auth.0, kind).env(&project, &environment);
+    for (k, v) in query {
+        entry = entry.with(k, v.as_str());
+    }
+    let result = relay_checked(
+        state,
+        auth,
+        scope,
+        (project, environment),
+        path,
+        query,
+        content_type,
+    )
+    .await;
+    state.audit.outcome(entry, result)
+}
+
+/// [`relay_get`] without its audit entry.
+async fn relay_checked(
     state: &State,
     auth: Auth,
     scope: Scope,
@@ -423,7 +503,17 @@ pub async fn flags(
     Path(env): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let json = "application/json";
-    relay_get(&state, auth, Scope::FlagsRead, env, route::FLAGS, &[], json).await
+    relay_get(
+        &state,
+        auth,
+        Scope::FlagsRead,
+        env,
+        route::FLAGS,
+        &[],
+        json,
+        "flags.read",
+    )
+    .await
 }
 
 /// Flag evaluation parameters.
@@ -463,6 +553,7 @@ pub async fn evaluate_flag(
         route::FLAGS_EVAL,
         &pairs,
         json,
+        "flags.eval",
     )
     .await
 }
@@ -484,17 +575,43 @@ pub async fn env_check(
     Path((project, environment)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let p = auth.require(Scope::EnvCheck)?;
-    let env = find_env(&state, p.org_id, &project, &environment).await?;
     #[derive(Deserialize)]
     struct Names {
         vars: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
     }
-    let names: Vec<String> = serde_json::from_slice::<Names>(&body)
-        .map_err(|e| ApiError::bad_request(format!("body: {e}")))?
-        .vars
-        .into_keys()
-        .collect();
+    // Names and verdicts are recorded; values and fingerprints never are.
+    let mut entry = Entry::by(&auth.0, "env.check").env(&project, &environment);
+    let result = async {
+        let names: Vec<String> = serde_json::from_slice::<Names>(&body)
+            .map_err(|e| ApiError::bad_request(format!("body: {e}")))?
+            .vars
+            .into_keys()
+            .collect();
+        entry = entry.clone().with("names", names.clone());
+        check_env(&state, &auth, &project, &environment, names, body).await
+    }
+    .await;
+    if let Ok(v) = &result {
+        entry = entry.with("verdicts", v["results"].clone());
+    }
+    state
+        .audit
+        .outcome(entry, result)
+        .map(|v| axum::Json(v).into_response())
+}
+
+/// [`env_check`] without its audit entry: the combined verdicts.
+async fn check_env(
+    state: &Arc<State>,
+    auth: &Auth,
+    project: &str,
+    environment: &str,
+    names: Vec<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<serde_json::Value> {
+    let state = state.clone();
+    let p = auth.require(Scope::EnvCheck)?;
+    let env = find_env(&state, p.org_id, project, environment).await?;
     let now = crate::store::now_ms();
     if let Err(m) = state.env_checks.take(p.user_id, env.id, &names, now) {
         let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "env_check_limit", m);
@@ -511,10 +628,7 @@ pub async fn env_check(
         body,
     };
     let answers = fanout::ask_all(&state, env.id, &all, &req).await;
-    match fanout::combine_env_check(answers) {
-        Ok(v) => Ok(axum::Json(v).into_response()),
-        Err(f) => Err(failure_error(f)),
-    }
+    fanout::combine_env_check(answers).map_err(failure_error)
 }
 
 /// A replica's failure as an API error: the agent's own answer keeps its
@@ -542,8 +656,24 @@ pub async fn health(
     auth: Auth,
     Path((project, environment)): Path<(String, String)>,
 ) -> ApiResult<Response> {
+    let entry = Entry::by(&auth.0, "health").env(&project, &environment);
+    let result = health_report(&state, &auth, &project, &environment).await;
+    state
+        .audit
+        .outcome(entry, result)
+        .map(|v| axum::Json(v).into_response())
+}
+
+/// [`health`] without its audit entry.
+async fn health_report(
+    state: &Arc<State>,
+    auth: &Auth,
+    project: &str,
+    environment: &str,
+) -> ApiResult<serde_json::Value> {
+    let state = state.clone();
     let p = auth.require(Scope::LogsRead)?;
-    let env = find_env(&state, p.org_id, &project, &environment).await?;
+    let env = find_env(&state, p.org_id, project, environment).await?;
     let all = replicas(&state, env.id).await;
     if all.is_empty() {
         return Err(offline(&env));
@@ -554,7 +684,7 @@ pub async fn health(
     // webhook stream on this environment.
     report["connected_developers"] = state.developers.count(env.id).into();
     report["nodes"] = nodes_report(&state, &all).await;
-    Ok(axum::Json(report).into_response())
+    Ok(report)
 }
 
 /// Every live server node: its id and address, when it started and last
@@ -612,11 +742,20 @@ pub async fn sync(
     Path((project, environment)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    let p = auth.require(Scope::DataRead)?;
-    let env = find_env(&state, p.org_id, &project, &environment).await?;
-    let req = AgentRequest::get(format!("{}?{}", route::SYNC, raw.unwrap_or_default()));
-    let access = crate::accounts::revocation::Access::of(p, Some(Scope::DataRead));
-    relay_held(&state, &env, req, "application/x-ndjson", Some(access)).await
+    // The table, filters and columns asked for, then the rows returned.
+    let entry = Entry::by(&auth.0, "sync").env(&project, &environment).with(
+        "request",
+        query_fields(raw.as_deref(), &["table", "limit", "select", "where"]),
+    );
+    let result = async {
+        let p = auth.require(Scope::DataRead)?;
+        let env = find_env(&state, p.org_id, &project, &environment).await?;
+        let req = AgentRequest::get(format!("{}?{}", route::SYNC, raw.unwrap_or_default()));
+        let access = crate::accounts::revocation::Access::of(p, Some(Scope::DataRead));
+        relay_held(&state, &env, req, "application/x-ndjson", Some(access)).await
+    }
+    .await;
+    state.audit.streamed(entry, "rows", result)
 }
 
 /// The foreign keys of an allowlisted table, read from the production schema
@@ -643,6 +782,7 @@ pub async fn sync_relations(
         route::SYNC_RELATIONS,
         &table,
         ctype,
+        "sync.relations",
     )
     .await
 }
@@ -679,6 +819,7 @@ pub async fn sync_suggest(
         route::SYNC_SUGGEST,
         &table,
         ctype,
+        "sync.suggest",
     )
     .await
 }

@@ -13,6 +13,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
 use crate::accounts::auth::{generate_token, hash_secret};
 use crate::accounts::scope::{Scope, Scopes};
+use crate::audit::Entry;
 use crate::state::State;
 use crate::store::{EnvironmentRow, NewToken, TokenKind, now_ms};
 
@@ -100,14 +101,19 @@ pub async fn create(
     auth: Auth,
     Json(body): Json<CreateEnvironment>,
 ) -> ApiResult<(StatusCode, axum::Json<EnvironmentRow>)> {
-    let p = auth.require(Scope::Admin)?;
-    check_name("project", &body.project)?;
-    check_name("environment", &body.environment)?;
-    let env = state
-        .store
-        .ensure_environment(p.org_id, &body.project, &body.environment, now_ms())
-        .await?;
-    Ok((StatusCode::CREATED, axum::Json(env)))
+    let entry = Entry::by(&auth.0, "project.create").env(&body.project, &body.environment);
+    let result = async {
+        let p = auth.require(Scope::Admin)?;
+        check_name("project", &body.project)?;
+        check_name("environment", &body.environment)?;
+        let env = state
+            .store
+            .ensure_environment(p.org_id, &body.project, &body.environment, now_ms())
+            .await?;
+        Ok((StatusCode::CREATED, axum::Json(env)))
+    }
+    .await;
+    state.audit.outcome(entry, result)
 }
 
 /// Creates an agent (producer) token for one environment (admin). It can only
@@ -124,40 +130,45 @@ pub async fn create_agent_token(
     Path((project, environment)): Path<(String, String)>,
     Json(body): Json<CreateAgentToken>,
 ) -> ApiResult<(StatusCode, axum::Json<AgentTokenView>)> {
-    let p = auth.require(Scope::Admin)?;
-    super::email::require_verified(&state, p.user_id).await?;
-    let env = find_env(&state, p.org_id, &project, &environment).await?;
-    let token = generate_token();
-    let description = body
-        .description
-        .unwrap_or_else(|| format!("agent for {project}/{environment}"));
-    if description.len() > 200 {
-        return Err(ApiError::invalid("description must be at most 200 bytes"));
+    let entry = Entry::by(&auth.0, "project.agent_token.create").env(&project, &environment);
+    let result = async {
+        let p = auth.require(Scope::Admin)?;
+        super::email::require_verified(&state, p.user_id).await?;
+        let env = find_env(&state, p.org_id, &project, &environment).await?;
+        let token = generate_token();
+        let description = body
+            .description
+            .unwrap_or_else(|| format!("agent for {project}/{environment}"));
+        if description.len() > 200 {
+            return Err(ApiError::invalid("description must be at most 200 bytes"));
+        }
+        let id = state
+            .store
+            .insert_token(
+                &NewToken {
+                    hash: &hash_secret(token.expose()),
+                    description: &description,
+                    user_id: p.user_id,
+                    org_id: p.org_id,
+                    scopes: Scopes::default(),
+                    kind: TokenKind::Agent,
+                    expires_at: None,
+                    environment_id: Some(env.id),
+                },
+                now_ms(),
+            )
+            .await?;
+        Ok((
+            StatusCode::CREATED,
+            axum::Json(AgentTokenView {
+                id,
+                token: token.expose().to_string(),
+                environment: env,
+            }),
+        ))
     }
-    let id = state
-        .store
-        .insert_token(
-            &NewToken {
-                hash: &hash_secret(token.expose()),
-                description: &description,
-                user_id: p.user_id,
-                org_id: p.org_id,
-                scopes: Scopes::default(),
-                kind: TokenKind::Agent,
-                expires_at: None,
-                environment_id: Some(env.id),
-            },
-            now_ms(),
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(AgentTokenView {
-            id,
-            token: token.expose().to_string(),
-            environment: env,
-        }),
-    ))
+    .await;
+    state.audit.outcome(entry, result)
 }
 
 /// An agent token as listed (never the secret).
@@ -217,11 +228,18 @@ pub async fn revoke_agent_token(
     auth: Auth,
     Path((project, environment, id)): Path<(String, String, i64)>,
 ) -> ApiResult<StatusCode> {
-    let p = auth.require(Scope::Admin)?;
-    let env = find_env(&state, p.org_id, &project, &environment).await?;
-    if !state.store.revoke_agent_token(env.id, id, now_ms()).await? {
-        return Err(ApiError::not_found("live agent token of this environment"));
+    let entry = Entry::by(&auth.0, "project.agent_token.revoke")
+        .env(&project, &environment)
+        .with("token", id);
+    let result = async {
+        let p = auth.require(Scope::Admin)?;
+        let env = find_env(&state, p.org_id, &project, &environment).await?;
+        if !state.store.revoke_agent_token(env.id, id, now_ms()).await? {
+            return Err(ApiError::not_found("live agent token of this environment"));
+        }
+        state.revocation.changed();
+        Ok(StatusCode::NO_CONTENT)
     }
-    state.revocation.changed();
-    Ok(StatusCode::NO_CONTENT)
+    .await;
+    state.audit.outcome(entry, result)
 }

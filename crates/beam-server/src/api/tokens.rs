@@ -13,6 +13,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
 use crate::accounts::auth::{Principal, generate_token, hash_secret};
 use crate::accounts::scope::{Scope, Scopes};
+use crate::audit::Entry;
 use crate::state::State;
 use crate::store::{NewToken, TokenKind, TokenRow, now_ms};
 
@@ -111,82 +112,95 @@ pub async fn create(
     Auth(p): Auth,
     Json(req): Json<CreateToken>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
-    may_manage(&p)?;
-    super::email::require_verified(&state, p.user_id).await?;
-    let description = req.description.trim();
-    if description.is_empty() || description.chars().count() > 100 {
-        return Err(ApiError::invalid(
-            "'description' must be 1 to 100 characters",
-        ));
-    }
-    let scopes = Scopes::of(req.scopes.as_deref().unwrap_or(&Scope::CLI_DEFAULT));
-    if scopes.is_empty() {
-        return Err(ApiError::invalid("'scopes' must name at least one scope"));
-    }
-    // In another organization of the user, the user's role there is the cap.
-    let (org_id, held) = match req.org_id {
-        Some(org) if org != p.org_id => {
-            // Reaching into another organization takes the password (a session),
-            // not a token that was scoped for this one.
-            if p.kind != TokenKind::Session {
-                return Err(ApiError::forbidden(
-                    "creating a token for another organization needs a login session",
-                ));
-            }
-            match state.store.role(org, p.user_id).await? {
-                Some(role) => (org, role.scopes()),
-                None => return Err(ApiError::not_found("organization")),
-            }
-        }
-        _ => (p.org_id, p.scopes),
-    };
-    if !scopes.is_subset_of(held) {
-        return Err(ApiError::forbidden(format!(
-            "you cannot grant scopes you do not hold; yours there: {held}"
-        )));
-    }
-    let now = now_ms();
-    let expires_at = match req.expires_in_days {
-        None => None,
-        Some(d @ 1..=3650) => Some(now + i64::from(d) * 86_400_000),
-        Some(_) => {
+    let entry = Entry::by(&p, "token.create")
+        .with("description", req.description.as_str())
+        .with(
+            "scopes",
+            req.scopes
+                .as_ref()
+                .map(|s| s.iter().map(|x| x.as_str()).collect::<Vec<_>>()),
+        )
+        .with("expires_in_days", req.expires_in_days);
+    let result = async {
+        may_manage(&p)?;
+        super::email::require_verified(&state, p.user_id).await?;
+        let description = req.description.trim();
+        if description.is_empty() || description.chars().count() > 100 {
             return Err(ApiError::invalid(
-                "'expires_in_days' must be between 1 and 3650",
+                "'description' must be 1 to 100 characters",
             ));
         }
-    };
-    let token = generate_token();
-    let id = state
-        .store
-        .insert_token(
-            &NewToken {
-                hash: &hash_secret(token.expose()),
-                description,
-                user_id: p.user_id,
-                org_id,
-                scopes,
-                kind: TokenKind::Api,
-                expires_at,
-                environment_id: None,
-            },
-            now,
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreatedToken {
-            token: token.expose().to_string(),
-            info: TokenView {
-                id,
-                description: description.to_string(),
-                scopes: scopes.list(),
-                created_at: now,
-                expires_at,
-                revoked_at: None,
-                last_used_at: None,
-            },
-        }),
-    ))
+        let scopes = Scopes::of(req.scopes.as_deref().unwrap_or(&Scope::CLI_DEFAULT));
+        if scopes.is_empty() {
+            return Err(ApiError::invalid("'scopes' must name at least one scope"));
+        }
+        // In another organization of the user, the user's role there is the cap.
+        let (org_id, held) = match req.org_id {
+            Some(org) if org != p.org_id => {
+                // Reaching into another organization takes the password (a session),
+                // not a token that was scoped for this one.
+                if p.kind != TokenKind::Session {
+                    return Err(ApiError::forbidden(
+                        "creating a token for another organization needs a login session",
+                    ));
+                }
+                match state.store.role(org, p.user_id).await? {
+                    Some(role) => (org, role.scopes()),
+                    None => return Err(ApiError::not_found("organization")),
+                }
+            }
+            _ => (p.org_id, p.scopes),
+        };
+        if !scopes.is_subset_of(held) {
+            return Err(ApiError::forbidden(format!(
+                "you cannot grant scopes you do not hold; yours there: {held}"
+            )));
+        }
+        let now = now_ms();
+        let expires_at = match req.expires_in_days {
+            None => None,
+            Some(d @ 1..=3650) => Some(now + i64::from(d) * 86_400_000),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "'expires_in_days' must be between 1 and 3650",
+                ));
+            }
+        };
+        let token = generate_token();
+        let id = state
+            .store
+            .insert_token(
+                &NewToken {
+                    hash: &hash_secret(token.expose()),
+                    description,
+                    user_id: p.user_id,
+                    org_id,
+                    scopes,
+                    kind: TokenKind::Api,
+                    expires_at,
+                    environment_id: None,
+                },
+                now,
+            )
+            .await?;
+        Ok((
+            StatusCode::CREATED,
+            axum::Json(CreatedToken {
+                token: token.expose().to_string(),
+                info: TokenView {
+                    id,
+                    description: description.to_string(),
+                    scopes: scopes.list(),
+                    created_at: now,
+                    expires_at,
+                    revoked_at: None,
+                    last_used_at: None,
+                },
+            }),
+        ))
+    }
+    .await;
+    state.audit.outcome(entry, result)
 }
 
 /// Revokes one of the caller's tokens; it stops working at once.
@@ -199,14 +213,19 @@ pub async fn revoke(
     Auth(p): Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    may_manage(&p)?;
-    if state.store.revoke_token(id, p.user_id, now_ms()).await? {
-        // Tunnels opened with it end now, and so does everything else it
-        // holds (agents, streams); reconnects are refused.
-        state.registry.kick_token(id);
-        state.revocation.changed();
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("token"))
+    let entry = Entry::by(&p, "token.revoke").with("token", id);
+    let result = async {
+        may_manage(&p)?;
+        if state.store.revoke_token(id, p.user_id, now_ms()).await? {
+            // Tunnels opened with it end now, and so does everything else it
+            // holds (agents, streams); reconnects are refused.
+            state.registry.kick_token(id);
+            state.revocation.changed();
+            Ok(StatusCode::NO_CONTENT)
+        } else {
+            Err(ApiError::not_found("token"))
+        }
     }
+    .await;
+    state.audit.outcome(entry, result)
 }

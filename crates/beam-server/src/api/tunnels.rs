@@ -12,6 +12,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Auth, Json, Path};
 use crate::accounts::auth::Principal;
 use crate::accounts::scope::Scope;
+use crate::audit::Entry;
 use crate::state::State;
 use crate::store::{NameKind, PublicName, TunnelKey, TunnelRow, now_ms};
 use crate::tunnel::names;
@@ -242,19 +243,32 @@ pub async fn update(
     Path(id): Path<i64>,
     Json(req): Json<UpdateTunnel>,
 ) -> ApiResult<axum::Json<TunnelRow>> {
-    let p = auth.require(Scope::TunnelsWrite)?;
-    if !state.store.set_paused(p.org_id, id, req.paused).await? {
-        return Err(ApiError::not_found("tunnel"));
+    let entry = Entry::by(
+        &auth.0,
+        if req.paused {
+            "tunnel.pause"
+        } else {
+            "tunnel.resume"
+        },
+    )
+    .with("tunnel", id);
+    let result = async {
+        let p = auth.require(Scope::TunnelsWrite)?;
+        if !state.store.set_paused(p.org_id, id, req.paused).await? {
+            return Err(ApiError::not_found("tunnel"));
+        }
+        if let Some(live) = state.registry.by_id(id) {
+            live.set_paused(req.paused);
+        }
+        let row = state
+            .store
+            .tunnel(p.org_id, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("tunnel"))?;
+        Ok(axum::Json(row))
     }
-    if let Some(live) = state.registry.by_id(id) {
-        live.set_paused(req.paused);
-    }
-    let row = state
-        .store
-        .tunnel(p.org_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tunnel"))?;
-    Ok(axum::Json(row))
+    .await;
+    state.audit.outcome(entry, result)
 }
 
 /// Stops a tunnel: the client is told to exit (it does not reconnect), the name
@@ -269,30 +283,35 @@ pub async fn delete(
     auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    let p = auth.require(Scope::TunnelsWrite)?;
-    let row = state
-        .store
-        .tunnel(p.org_id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tunnel"))?;
-    let stopped = match state.registry.by_id(id) {
-        Some(live) => {
-            state
-                .registry
-                .stop(&live, "this tunnel was stopped through the API (beam stop)")
-                .await;
-            Some(live.session.clone())
-        }
-        None => None,
-    };
-    let kind = if row.kind == "tcp" {
-        NameKind::TcpPort
-    } else {
-        NameKind::Subdomain
-    };
-    release_stopped_name(&state, p.org_id, kind, &row.name, stopped.as_deref()).await?;
-    state.store.delete_tunnel(p.org_id, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let entry = Entry::by(&auth.0, "tunnel.stop").with("tunnel", id);
+    let result = async {
+        let p = auth.require(Scope::TunnelsWrite)?;
+        let row = state
+            .store
+            .tunnel(p.org_id, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("tunnel"))?;
+        let stopped = match state.registry.by_id(id) {
+            Some(live) => {
+                state
+                    .registry
+                    .stop(&live, "this tunnel was stopped through the API (beam stop)")
+                    .await;
+                Some(live.session.clone())
+            }
+            None => None,
+        };
+        let kind = if row.kind == "tcp" {
+            NameKind::TcpPort
+        } else {
+            NameKind::Subdomain
+        };
+        release_stopped_name(&state, p.org_id, kind, &row.name, stopped.as_deref()).await?;
+        state.store.delete_tunnel(p.org_id, id).await?;
+        Ok(StatusCode::NO_CONTENT)
+    }
+    .await;
+    state.audit.outcome(entry, result)
 }
 
 /// Ends the organization's hold on a stopped tunnel's name, including the

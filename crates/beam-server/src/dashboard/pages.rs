@@ -81,21 +81,15 @@ pub(crate) async fn overview(
     let mut error_rate = "—".to_string();
     let mut p95 = "—".to_string();
     if viewer.principal.allows(Scope::TunnelsRead) {
-        let a = try_api!(
-            analytics::user(
-                AxumState(state.clone()),
-                viewer.auth(),
-                Query(PeriodQuery {
-                    period: Some(Period::Day)
-                }),
-            )
-            .await
-        )
-        .0;
+        let a = try_api!(analytics::org_summary(&state, &viewer.auth(), Period::Day).await);
         requests = view::count(a.requests);
         bandwidth = view::bytes(a.bytes_in + a.bytes_out);
-        error_rate = format!("{:.1}%", a.error_rate * 100.0);
-        p95 = format!("{} ms", a.latency_p95_ms);
+        if a.requests > 0 {
+            error_rate = format!("{:.1}%", a.errors as f64 * 100.0 / a.requests as f64);
+        }
+        if let Some(ms) = a.p95_ms {
+            p95 = format!("{} ms", ms.ceil());
+        }
     }
     let attention = try_api!(attention(&state, &viewer).await);
     let page = OverviewPage {
@@ -703,6 +697,16 @@ pub(crate) struct EventLine {
     pub replay: String,
 }
 
+/// One audit entry on the production page.
+pub(crate) struct AccessLine {
+    pub at: String,
+    pub who: String,
+    pub kind: String,
+    pub outcome: String,
+    pub class: &'static str,
+    pub detail: String,
+}
+
 /// One environment on the production page.
 pub(crate) struct EnvBlock {
     pub name: String,
@@ -710,6 +714,37 @@ pub(crate) struct EnvBlock {
     pub agents: Vec<AgentLine>,
     pub events: Vec<EventLine>,
     pub events_shown: bool,
+    /// Who looked at what here (the viewer's own entries unless an admin).
+    pub access: Vec<AccessLine>,
+}
+
+/// The last audit entries of one environment, as the audit API gives them
+/// to the viewer (the organization's for an admin, otherwise their own).
+async fn recent_access(state: &Arc<State>, viewer: &Viewer, env: &str) -> Vec<AccessLine> {
+    let q = Query(crate::api::audit::AuditParams {
+        environment: Some(env.to_string()),
+        limit: Some(10),
+        ..Default::default()
+    });
+    let Ok(page) = crate::api::audit::list(AxumState(state.clone()), viewer.auth(), q).await else {
+        return Vec::new();
+    };
+    page.0
+        .entries
+        .into_iter()
+        .map(|e| AccessLine {
+            at: view::time(e.at),
+            who: e.user_email.unwrap_or_else(|| "—".into()),
+            class: match e.outcome.as_str() {
+                "ok" => "s2",
+                "failed" => "s5",
+                _ => "s4",
+            },
+            outcome: e.outcome,
+            kind: e.kind,
+            detail: crate::audit::summary(&e.detail),
+        })
+        .collect()
 }
 
 #[derive(Template)]
@@ -760,12 +795,14 @@ pub(crate) async fn production(
         } else {
             Vec::new()
         };
+        let access = recent_access(&state, &viewer, &name).await;
         blocks.push(EnvBlock {
             name,
             summary,
             agents,
             events,
             events_shown,
+            access,
         });
     }
     let page = ProductionPage {

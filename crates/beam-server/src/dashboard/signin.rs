@@ -160,11 +160,17 @@ pub(crate) async fn switch(
         }
         Err(e) => return api_error_page(&e.into()),
     };
-    let (token, expires_at) =
-        match start_session(&state, viewer.principal.user_id, org_id, role).await {
-            Ok(t) => t,
-            Err(e) => return api_error_page(&e),
-        };
+    let (token, expires_at) = match start_session(
+        &state,
+        (viewer.principal.user_id, org_id, role),
+        viewer.principal.ip,
+        "dashboard organization switch",
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(e) => return api_error_page(&e),
+    };
     if let Err(e) = crate::api::accounts::logout(AxumState(state), viewer.auth()).await {
         return api_error_page(&e);
     }
@@ -307,7 +313,15 @@ pub(crate) async fn link(
             "Sign-in links work once and for 30 minutes. Restart `beam server --dev` for a new one, or sign in with your e-mail and password.",
         );
     };
-    match start_session(&state, op.user_id, op.org_id, Role::Owner).await {
+    let ip = crate::api::extract::client_ip(&parts);
+    match start_session(
+        &state,
+        (op.user_id, op.org_id, Role::Owner),
+        ip,
+        "one-click link (--dev)",
+    )
+    .await
+    {
         Ok((token, expires_at)) => {
             let mut resp = Redirect::to("/").into_response();
             resp.headers_mut().append(

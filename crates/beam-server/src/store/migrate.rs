@@ -31,6 +31,7 @@ migrations! {
     9 => "0009_agent_sessions.sql",
     10 => "0010_agent_instances.sql",
     11 => "0011_request_minutes.sql",
+    12 => "0012_audit.sql",
 }
 
 impl Store {

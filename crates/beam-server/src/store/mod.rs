@@ -7,6 +7,7 @@
 
 mod accounts;
 mod analytics;
+mod audit;
 mod certificates;
 mod domains;
 mod invitations;
@@ -25,6 +26,7 @@ pub use analytics::{
     Analytics, MINUTES_KEPT_MS, MinuteTotals, PathCount, RequestRecord, Scope as AnalyticsScope,
     hour_of, minute_of, month_start,
 };
+pub use audit::{AuditFilter, AuditRow, NewAuditEntry};
 pub use certificates::CertRow;
 pub use domains::{Check, DomainKind, DomainRow, DomainStatus, NewDomain};
 pub use invitations::{InvitationRow, NewInvitation};

@@ -151,3 +151,45 @@ pub enum OrgCommand {
         conn: ConnArgs,
     },
 }
+
+/// `beam audit`: newest first; admins see the organization's entries, others
+/// their own.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// From this time: a duration ago (24h, 7d) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Before this time: a duration ago or an RFC 3339 time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only this person's entries (e-mail).
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// Only this kind (`sync` also matches `sync.*`): logs, sync, env.check,
+    /// flags, health, webhook, token, member, invitation, domain, project,
+    /// tunnel, signin, audit.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only PROJECT or PROJECT/ENVIRONMENT.
+    #[arg(long, value_name = "PROJECT[/ENV]")]
+    pub environment: Option<String>,
+    /// Entries to show [default: 50]; `--all` for every matching one.
+    #[arg(long, conflicts_with = "all")]
+    pub limit: Option<u32>,
+    /// Every matching entry (follows the pages).
+    #[arg(long)]
+    pub all: bool,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Every matching entry as NDJSON, oldest first, for a SIEM (`--after ID`
+    /// continues from the last id read).
+    #[arg(long, conflicts_with_all = ["limit", "all", "json"])]
+    pub export: bool,
+    /// With --export: only entries after this id.
+    #[arg(long, requires = "export", value_name = "ID")]
+    pub after: Option<i64>,
+    /// Where the server is.
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}

@@ -3,7 +3,7 @@
 //! flags: tokens come from the environment or the config file, so they stay
 //! out of `ps` and history.
 //!
-//! - [`account`]: login, tokens, list/stop, domains, org.
+//! - [`account`]: login, tokens, list/stop, domains, org, audit.
 //! - [`server`]: `beam server`.
 //! - [`tunnel`]: `beam http` and `beam tcp`.
 //! - [`parity`]: projects, agent, logs, webhook, flags, env, health, sync, connect.
@@ -87,6 +87,8 @@ pub enum Command {
     Sync(SyncArgs),
     /// Live status of a production environment: connection, latency, parity services.
     Connect(ConnectArgs),
+    /// The audit log: who looked at what in production, and who changed what.
+    Audit(AuditArgs),
 }
 
 #[cfg(test)]

@@ -180,6 +180,11 @@ pub struct EnvCheckArgs {
     /// Also compare every name in this file (e.g. .env.example).
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
+    /// Read local values from this dotenv file (repeatable; a later file
+    /// overrides an earlier one, the process environment overrides all)
+    /// [default: .env then .env.local, when they exist].
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
     /// Exit 1 unless every variable is equal on both sides (for CI).
     #[arg(long)]
     pub strict: bool,

@@ -61,13 +61,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.split_at(split);
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("'{s}' is not a duration: use e.g. 250ms, 30s, 2m, 1h"))?;
+        .map_err(|_| format!("'{s}' is not a duration: use e.g. 250ms, 30s, 2m, 1h, 7d"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "" | "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("'{s}' has an unknown unit: use ms, s, m or h")),
+        "d" => Ok(Duration::from_secs(n * 86_400)),
+        _ => Err(format!("'{s}' has an unknown unit: use ms, s, m, h or d")),
     }
 }
 
@@ -97,7 +98,11 @@ mod tests {
                 .unwrap_err()
                 .contains("not a duration")
         );
-        assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
+        assert_eq!(
+            parse_duration("3d").unwrap(),
+            Duration::from_secs(3 * 86_400)
+        );
+        assert!(parse_duration("3w").unwrap_err().contains("unknown unit"));
         assert_eq!(parse_port_range("20000-20010").unwrap(), 20000..=20010);
         assert_eq!(parse_port_range("5000").unwrap(), 5000..=5000);
         assert_eq!(parse_rate("10/s").unwrap(), Rate::PerSecond(10));

@@ -179,6 +179,9 @@ pub struct ServerArgs {
     /// How long request records, hourly totals and past tunnels are kept.
     #[arg(long, env = "BEAM_RETENTION", default_value = "720h", value_parser = parse_duration)]
     pub retention: Duration,
+    /// How long audit log entries are kept (`beam audit`).
+    #[arg(long, env = "BEAM_AUDIT_RETENTION", default_value = "365d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
     /// Requests per second one tunnel may receive (429 with Retry-After above it) [default: no limit].
     #[arg(long, env = "BEAM_TUNNEL_RATE_LIMIT", help_heading = "Edge limits")]
     pub tunnel_rate_limit: Option<u32>,

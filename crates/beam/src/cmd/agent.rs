@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use beam_agent::agent::AgentServices;
+use beam_agent::embed::{Agent, AgentError};
 use beam_agent::logs::{Limits, LogBuffer, Masker};
 use beam_client::Event;
 use beam_proto::TunnelRequest;
@@ -120,17 +120,17 @@ async fn publish(
 ) {
     loop {
         let why = match prepare(&args, buffer.clone()).await {
-            Ok((cfg, services, webhooks)) => {
+            Ok((agent, webhooks)) => {
                 let _ = publisher.set(webhooks);
-                let label = match &cfg.tunnel {
+                let label = match &agent.config().tunnel {
                     TunnelRequest::Agent {
                         instance: Some(i), ..
                     } => format!("{} as instance {i}", args.project),
                     _ => args.project.clone(),
                 };
-                match run_agent(cfg, services, &label, stop.clone()).await {
+                match run_agent(agent, &label, stop.clone()).await {
                     Ok(()) => return,
-                    Err(beam_client::ClientError::Stopped(reason)) => {
+                    Err(AgentError::Client(beam_client::ClientError::Stopped(reason))) => {
                         // Another agent took this instance name: coming back
                         // would take it back, and the two would swap forever.
                         eprintln!(
@@ -156,12 +156,7 @@ async fn publish(
 
 /// Connects and serves until `stop` (`Ok`), a fatal refusal, or a stop from
 /// the server (another agent took this instance name).
-async fn run_agent(
-    cfg: beam_client::ClientConfig,
-    services: AgentServices,
-    name: &str,
-    stop: CancellationToken,
-) -> Result<(), beam_client::ClientError> {
+async fn run_agent(agent: Agent, name: &str, stop: CancellationToken) -> Result<(), AgentError> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let name = name.to_string();
     let status = tokio::spawn(async move {
@@ -178,77 +173,78 @@ async fn run_agent(
             }
         }
     });
-    let r = beam_client::run(cfg, services, tx, stop.cancelled_owned()).await;
+    let r = agent
+        .run_with_events(stop.cancelled_owned(), Some(tx))
+        .await;
     status.abort();
     r
 }
 
-/// Everything publishing needs, from settings and the environment: the
-/// connection config, the agent's services, and the webhook publisher.
+/// Everything publishing needs, from settings and the environment: the agent
+/// (the library's builder, as an app embedding it would use) and the webhook
+/// publisher.
 async fn prepare(
     args: &AgentArgs,
     buffer: Arc<LogBuffer>,
-) -> anyhow::Result<(
-    beam_client::ClientConfig,
-    AgentServices,
-    beam_agent::ingest::WebhookPublisher,
-)> {
+) -> anyhow::Result<(Agent, beam_agent::ingest::WebhookPublisher)> {
     let (project, environment) = split_env(&args.project)?;
     let secrets = webhook_secrets(&args.webhook_secret)?;
     let settings = Settings::resolve(&args.conn)?;
     let token = settings.require_token()?;
-    let name = format!("{project}/{environment}");
     let publisher = beam_agent::ingest::WebhookPublisher {
         api: settings.client(Some(token.clone())),
-        project: project.clone(),
-        environment: environment.clone(),
-        secrets,
-    };
-    let instance = instance_name(args.instance.as_deref())?;
-    let request = TunnelRequest::Agent {
         project,
         environment,
-        instance: Some(instance),
+        secrets,
     };
-    let cfg = settings.client_config(token, request);
-    let mut services = AgentServices::new(buffer, name);
-    services.flags = beam_agent::flags::FlagSource {
-        file: args.flags_file.clone(),
-        env_prefix: args.flags_env_prefix.clone(),
-    };
-    services.env = beam_agent::envcheck::EnvPolicy {
-        allow: args.env_allow.clone(),
-        deny: args
-            .env_deny
-            .iter()
-            .cloned()
-            .chain(args.database_env.iter().cloned())
-            .chain(std::iter::once(args.sync_key_env.clone()))
-            .chain(
-                args.webhook_secret
-                    .iter()
-                    .filter_map(|s| s.split_once('=').map(|(_, v)| v.to_string())),
-            )
-            .collect(),
-    };
-    services.health.app_url = args.health_url.clone();
-    let db = match &args.database_env {
-        Some(var) => {
-            let url = std::env::var(var)
-                .with_context(|| format!("--database-env {var}: {var} is not set"))?;
-            let limits = beam_agent::proddb::DbLimits {
+    let mut b = Agent::builder()
+        .server(settings.server.clone())
+        .token(token)
+        .project(args.project.clone())
+        .instance(instance_name(args.instance.as_deref())?)
+        .log_buffer(buffer);
+    if let Some(f) = &args.flags_file {
+        b = b.flags_file(f.clone());
+    }
+    if let Some(p) = &args.flags_env_prefix {
+        b = b.flags_env_prefix(p.clone());
+    }
+    for a in &args.env_allow {
+        b = b.env_allow(a.clone());
+    }
+    // The variables the agent itself reads are never compared.
+    let own = args
+        .env_deny
+        .iter()
+        .cloned()
+        .chain(args.database_env.iter().cloned())
+        .chain(std::iter::once(args.sync_key_env.clone()))
+        .chain(
+            args.webhook_secret
+                .iter()
+                .filter_map(|s| s.split_once('=').map(|(_, v)| v.to_string())),
+        );
+    for d in own {
+        b = b.env_deny(d);
+    }
+    if let Some(u) = &args.health_url {
+        b = b.health_url(u.clone());
+    }
+    if let Some(var) = &args.database_env {
+        let url = std::env::var(var)
+            .with_context(|| format!("--database-env {var}: {var} is not set"))?;
+        b = b
+            .database_url(beam_proto::Secret::new(url))
+            .database_limits(beam_agent::proddb::DbLimits {
                 max_connections: args.db_max_connections,
                 statement_timeout: args.db_statement_timeout,
                 max_syncs: args.db_max_syncs,
-            };
-            let db = beam_agent::proddb::ProdDb::new(&url, limits)
-                .with_context(|| format!("--database-env {var}"))?;
-            Some((db, beam_agent::health::redacted_url(&url)))
-        }
-        None => None,
-    };
-    services.health.database = db.clone();
+            });
+    }
     if let Some(policy) = &args.sync_policy {
+        if args.database_env.is_none() {
+            bail!("--sync-policy needs --database-env");
+        }
         let key = std::env::var(&args.sync_key_env)
             .ok()
             .filter(|k| k.len() >= 16)
@@ -258,21 +254,16 @@ async fn prepare(
                     args.sync_key_env
                 )
             })?;
-        let Some((db, _)) = db else {
-            bail!("--sync-policy needs --database-env");
-        };
-        // Fail at setup on a bad policy rather than on the first request.
-        let text = std::fs::read_to_string(policy)
-            .with_context(|| format!("--sync-policy {}", policy.display()))?;
-        beam_agent::sync::Policy::parse(&text)
-            .map_err(|e| anyhow::anyhow!("--sync-policy {}: {e}", policy.display()))?;
-        services.sync = Some(Arc::new(beam_agent::sync::SyncSource {
-            db,
-            policy: policy.clone(),
-            key: beam_proto::Secret::new(key),
-        }));
+        b = b.sync(policy.clone(), beam_proto::Secret::new(key));
     }
-    Ok((cfg, services, publisher))
+    let mut agent = b.build().map_err(|e| match &args.sync_policy {
+        Some(p) if e.to_string().starts_with(&p.display().to_string()) => {
+            anyhow::anyhow!("--sync-policy {e}")
+        }
+        _ => anyhow::anyhow!("{e}"),
+    })?;
+    settings.apply(agent.config_mut());
+    Ok((agent, publisher))
 }
 
 /// `--webhook-secret stripe=ENV_VAR` → the provider and the secret from that
@@ -319,27 +310,7 @@ fn instance_name(flag: Option<&str>) -> anyhow::Result<String> {
         }
         return Ok(name.to_string());
     }
-    Ok(instance_of_host(&beam_proto::host_name()))
-}
-
-/// A host name as an instance name: other characters become `-`, at most 64.
-fn instance_of_host(host: &str) -> String {
-    let name: String = host
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(64)
-        .collect();
-    if name.is_empty() {
-        "default".into()
-    } else {
-        name
-    }
+    Ok(beam_agent::embed::instance_of_host(&beam_proto::host_name()))
 }
 
 #[cfg(test)]
@@ -351,9 +322,6 @@ mod instance_tests {
         assert_eq!(instance_name(Some("web-1")).unwrap(), "web-1");
         let err = instance_name(Some("web 1")).unwrap_err().to_string();
         assert!(err.contains("--instance 'web 1'"), "{err}");
-        assert_eq!(instance_of_host("pod/abc é"), "pod-abc--");
-        assert_eq!(instance_of_host(""), "default");
-        assert_eq!(instance_of_host(&"x".repeat(100)).len(), 64);
         assert!(beam_proto::valid_instance(&instance_name(None).unwrap()));
     }
 }

@@ -1,5 +1,6 @@
 //! `beam env check`: compares local variables with production's by sending
-//! only nonce-keyed fingerprints of local values; gets back only verdicts.
+//! only nonce-keyed fingerprints of local values (read from dotenv files and
+//! the environment, see [`crate::dotenv`]); gets back only verdicts.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,16 @@ use serde_json::Value;
 
 use crate::cli::EnvCheckArgs;
 use crate::cmd::split_env;
+use crate::dotenv::{self, LocalEnv, Source};
+
+/// A dotenv path as the user would write it: relative to the current
+/// directory when it is inside it.
+fn shown(path: &std::path::Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|d| path.strip_prefix(d).ok().map(|p| p.display().to_string()))
+        .unwrap_or_else(|| path.display().to_string())
+}
 
 /// Names and (local) values to compare: the arguments, or the names in
 /// `--from FILE` (an `.env.example`: `NAME=…` lines, comments skipped).
@@ -50,12 +61,21 @@ pub async fn check(args: EnvCheckArgs) -> anyhow::Result<bool> {
     let names = names_to_check(&args)?;
     let nonce: [u8; 32] = rand::random();
     let nonce_hex = beam_proto::hex::encode(&nonce);
+    // Local values as the app sees them: dotenv files, the environment on top.
+    let local = if args.env_files.is_empty() {
+        let dir = std::env::current_dir().context("the current directory")?;
+        LocalEnv::read(&dotenv::default_files(&dir), true)
+    } else {
+        LocalEnv::read(&args.env_files, false)
+    }?;
+    let mut sources: BTreeMap<String, Source> = BTreeMap::new();
     let vars: BTreeMap<String, Option<String>> = names
         .iter()
         .map(|n| {
-            let fp = std::env::var(n)
-                .ok()
-                .map(|v| beam_agent::envcheck::fingerprint(&nonce, &v));
+            let fp = local.get(n).map(|(v, source)| {
+                sources.insert(n.clone(), source);
+                beam_agent::envcheck::fingerprint(&nonce, &v)
+            });
             (n.clone(), fp)
         })
         .collect();
@@ -113,10 +133,16 @@ pub async fn check(args: EnvCheckArgs) -> anyhow::Result<bool> {
         println!("{title}");
         for n in names {
             let mark = if verdict == "equal" { "✓" } else { "✗" };
+            // Where the local value came from, when there is one.
+            let from = match sources.get(n.as_str()) {
+                Some(Source::File(p)) => format!("  (local: {})", shown(p)),
+                Some(Source::Environment) => "  (local: environment)".to_string(),
+                None => String::new(),
+            };
             if verdict == "disagree" {
-                println!("  {mark} {n} ({})", per_instance(n));
+                println!("  {mark} {n}{from} ({})", per_instance(n));
             } else {
-                println!("  {mark} {n}");
+                println!("  {mark} {n}{from}");
             }
         }
         if verdict == "refused" {

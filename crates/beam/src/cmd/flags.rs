@@ -60,7 +60,18 @@ pub async fn run(args: FlagsArgs) -> anyhow::Result<()> {
             conn,
         }) => {
             let (p, e) = split_env(&crate::settings::project(project)?)?;
-            let mut path = format!("/api/projects/{p}/{e}/flags/{key}");
+            // The key is one path segment, whatever the user typed.
+            let segment: String = key
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect();
+            let mut path = format!("/api/projects/{p}/{e}/flags/{segment}");
             if let Some(u) = &user {
                 path.push_str(&format!("?{}", serde_urlencoded::to_string([("user", u)])?));
             }
@@ -69,8 +80,10 @@ pub async fn run(args: FlagsArgs) -> anyhow::Result<()> {
                 println!("{v}");
             } else {
                 let on = v["enabled"].as_bool() == Some(true);
+                // The flag's own key: the agent normalises what was typed.
+                let shown = v["key"].as_str().unwrap_or(&key);
                 let mut line = format!(
-                    "{} {key} for {}: {}",
+                    "{} {shown} for {}: {}",
                     if on { "✓ ON " } else { "✗ OFF" },
                     user.as_deref().unwrap_or("(no user)"),
                     v["reason"].as_str().unwrap_or("")

@@ -20,13 +20,19 @@ use crate::term::color;
 
 /// `--since`: a duration ago (`10m`) or an RFC 3339 time.
 fn parse_since(s: &str, now_ms: i64) -> anyhow::Result<i64> {
+    parse_when("--since", s, now_ms)
+}
+
+/// A time given as `flag`: a duration ago (`10m`, `2h`, `7d`) or an RFC 3339
+/// time; unix ms.
+pub fn parse_when(flag: &str, s: &str, now_ms: i64) -> anyhow::Result<i64> {
     if let Some(t) = beam_proto::time::parse_rfc3339_ms(s) {
         return Ok(t);
     }
     match parse_duration(s) {
         Ok(d) => Ok(now_ms - d.as_millis() as i64),
         Err(_) => bail!(
-            "--since '{s}' is neither a duration (10m, 2h) nor an RFC 3339 time (2026-01-31T12:00:00Z)"
+            "{flag} '{s}' is neither a duration (10m, 2h, 7d) nor an RFC 3339 time (2026-01-31T12:00:00Z)"
         ),
     }
 }
@@ -123,7 +129,17 @@ impl Position {
 }
 
 /// Runs `beam logs`.
+///
+/// Ctrl-C (or SIGTERM) ends a followed stream with success: the reader asked
+/// to stop, nothing failed.
 pub async fn run(args: LogsArgs) -> anyhow::Result<()> {
+    tokio::select! {
+        done = stream(args) => done,
+        () = crate::signal::shutdown_signal() => Ok(()),
+    }
+}
+
+async fn stream(args: LogsArgs) -> anyhow::Result<()> {
     let (project, environment) = split_env(&crate::settings::project(args.project.clone())?)?;
     let client = args.conn.api()?;
     let mut query = LogQuery {

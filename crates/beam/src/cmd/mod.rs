@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod agent;
+pub mod audit;
 pub mod connect;
 pub mod dev;
 pub mod env;

@@ -97,6 +97,7 @@ pub fn config_from(args: &ServerArgs, http_port: u16, https_port: Option<u16>) -
     cfg.webhook_max_body = usize::try_from(args.webhook_max_body).unwrap_or(usize::MAX);
     cfg.env_check_limit = args.env_check_limit;
     cfg.retention = args.retention;
+    cfg.audit_retention = args.audit_retention;
     cfg.tunnel_rate_per_sec = args.tunnel_rate_limit;
     cfg.token_rate_per_sec = args.token_rate_limit;
     cfg.rate_limit_delay = args.rate_limit_delay;

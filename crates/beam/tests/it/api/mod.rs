@@ -2,6 +2,7 @@
 //! accounts and tokens, tunnels and plan limits and analytics, the OpenAPI document.
 
 mod accounts;
+mod audit;
 mod members;
 mod membership;
 mod openapi;

@@ -100,6 +100,30 @@ async fn beam_agent_runs_the_app_and_beam_logs_reads_it() {
         (Some("INFO order ok"), Some("info"))
     );
 
+    // Following, then Ctrl-C: the reader asked to stop, so that is success.
+    let mut follow = beam(home.path());
+    follow
+        .args(with_conn(&["logs", "--project", "shop/production"]))
+        .env("BEAM_TOKEN", &admin_token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut follower = follow.spawn().unwrap();
+    let first = first_line(&mut follower).await;
+    assert!(first.contains("card declined"), "{first}");
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &follower.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = within(
+        "beam logs stops on Ctrl-C",
+        tokio::task::spawn_blocking(move || follower.wait()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "Ctrl-C ends `beam logs` with 0");
+
     std::fs::write(&done, "").unwrap();
     let (code, out, err) = within("agent exit", agent).await.unwrap();
     assert_eq!(code, 3, "the app's exit code passes through: {err}");

@@ -27,7 +27,7 @@ async fn flags_env_check_and_health_are_answered_in_production() {
     std::fs::write(
         &flags_file,
         "[flags.new-checkout]\nenabled = true\nrollout = 68.01\ndescription = \"New checkout\"\n\
-         [flags.ENABLE_PAYPAL]\nenabled = false\n",
+         [flags.ENABLE_PAYPAL]\nenabled = false\n[flags.dark-mode]\nenabled = false\ndescription = \"Dark theme\"\n",
     )
     .unwrap();
     let tunnel = server.tunnel.to_string();
@@ -64,6 +64,8 @@ async fn flags_env_check_and_health_are_answered_in_production() {
         ],
         &[
             ("FEATURE_ENABLE_STRIPE", "on"),
+            // The same flag as the file's dark-mode: the variable wins.
+            ("FEATURE_DARK_MODE", "on"),
             ("STRIPE_SECRET_KEY", "sk_live_production_value_1234"),
             ("PORT", "3000"),
             ("API_URL", "https://api.production.example"),
@@ -86,7 +88,7 @@ async fn flags_env_check_and_health_are_answered_in_production() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
-        "✗ OFF  ENABLE_PAYPAL\n✓ ON   enable_stripe\n✓ ON   new-checkout   68.01% rollout · New checkout\n"
+        "✓ ON   dark-mode      Dark theme\n✗ OFF  enable-paypal\n✓ ON   enable-stripe\n✓ ON   new-checkout   68.01% rollout · New checkout\n"
     );
     let (code, out, _) = run(
         &[
@@ -105,6 +107,12 @@ async fn flags_env_check_and_health_are_answered_in_production() {
         out.trim(),
         "✓ ON  new-checkout for user-42: in_rollout, bucket 6800"
     );
+    let (code, out, _) = run(
+        &["flags", "eval", "DARK_MODE", "--project", "shop/production"],
+        &[],
+    );
+    assert_eq!(code, 0);
+    assert!(out.starts_with("✓ ON  dark-mode"), "{out}");
     let (code, _, err) = run(
         &["flags", "eval", "nope", "--project", "shop/production"],
         &[],
@@ -162,6 +170,58 @@ async fn flags_env_check_and_health_are_answered_in_production() {
     ] {
         assert!(!wire.contains(secret), "{secret} on the wire: {wire}");
     }
+    // The audit log has who compared which names and the verdicts; never a
+    // value or a fingerprint.
+    let audited = eventually("the env check is audited", || async {
+        let r = server
+            .api("GET", "/api/audit?kind=env.check", Some(&admin), None)
+            .await;
+        let list = r.json["entries"].as_array().cloned().unwrap_or_default();
+        (!list.is_empty()).then_some(list)
+    })
+    .await;
+    assert_eq!(
+        (
+            audited[0]["project"].as_str(),
+            audited[0]["environment"].as_str(),
+            audited[0]["outcome"].as_str(),
+            audited[0]["detail"]["verdicts"]["PORT"].as_str(),
+        ),
+        (Some("shop"), Some("production"), Some("ok"), Some("equal"))
+    );
+    assert_eq!(
+        audited[0]["detail"]["names"],
+        json!([
+            "API_URL",
+            "BEAM_TOKEN",
+            "PORT",
+            "PROD_DB",
+            "STRIPE_SECRET_KEY"
+        ])
+    );
+    let text = serde_json::to_string(&audited).unwrap();
+    for hidden in [
+        beam_agent::envcheck::fingerprint(&nonce, "sk_test_local"),
+        beam_agent::envcheck::fingerprint(&nonce, "3000"),
+        hex.clone(),
+        "sk_live_production_value_1234".to_string(),
+    ] {
+        assert!(!text.contains(&hidden), "the audit log holds {hidden}");
+    }
+    // Flag reads and evaluations were recorded too, with the flag asked for.
+    let r = server
+        .api("GET", "/api/audit?kind=flags", Some(&admin), None)
+        .await;
+    let flag_kinds: Vec<&str> = r.json["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        flag_kinds.contains(&"flags.read") && flag_kinds.contains(&"flags.eval"),
+        "{flag_kinds:?}"
+    );
     let r = server
         .api(
             "POST",
@@ -199,9 +259,64 @@ async fn flags_env_check_and_health_are_answered_in_production() {
     assert_eq!(code, 1, "--strict fails on a difference: {err}");
     assert_eq!(
         out,
-        "❌ Missing everywhere:\n  ✗ STRIPE_WEBHOOK_SECRET\n≠ Different values:\n  ✗ STRIPE_SECRET_KEY\n✓ Same in both:\n  ✓ PORT\n"
+        "❌ Missing everywhere:\n  ✗ STRIPE_WEBHOOK_SECRET\n≠ Different values:\n  ✗ STRIPE_SECRET_KEY  (local: environment)\n✓ Same in both:\n  ✓ PORT  (local: environment)\n"
     );
     assert!(!out.contains("sk_"), "{out}");
+    // Local values from dotenv files, as the app reads them: .env, then
+    // .env.local over it, then the process environment over both.
+    std::fs::write(
+        work.path().join(".env"),
+        "# defaults\nexport PORT=3000\nSTRIPE_SECRET_KEY=\"sk_test_local\" # not production's\nSUFFIX=1234\n",
+    )
+    .unwrap();
+    std::fs::write(
+        work.path().join(".env.local"),
+        "STRIPE_SECRET_KEY=sk_live_production_value_${SUFFIX}\n",
+    )
+    .unwrap();
+    let in_work = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut c = crate::support::beam(home.path());
+        c.current_dir(work.path())
+            .args(["env", "check", "STRIPE_SECRET_KEY", "PORT"])
+            .args(["--project", "shop/production"])
+            .args(extra)
+            .args(conn)
+            .env("BEAM_TOKEN", &dev);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        crate::support::output(c)
+    };
+    let (code, out, err) = in_work(&["--strict"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out,
+        "✓ Same in both:\n  ✓ PORT  (local: .env)\n  ✓ STRIPE_SECRET_KEY  (local: .env.local)\n"
+    );
+    let (code, out, _) = in_work(&[], &[("PORT", "4000")]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("≠ Different values:\n  ✗ PORT  (local: environment)\n"),
+        "the environment overrides every file: {out}"
+    );
+    // Named files replace the defaults; a later one overrides an earlier one.
+    std::fs::write(work.path().join("ci.env"), "PORT=4000\n").unwrap();
+    let (_, out, _) = in_work(&["--env-file", ".env", "--env-file", "ci.env"], &[]);
+    assert!(
+        out.contains("  ✗ PORT  (local: ci.env)\n")
+            && out.contains("  ✗ STRIPE_SECRET_KEY  (local: .env)\n"),
+        "{out}"
+    );
+    let (code, _, err) = in_work(&["--env-file", "missing.env"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("missing.env"), "{err}");
+    std::fs::write(work.path().join("bad.env"), "OK=1\nBROKEN=\"no end\n").unwrap();
+    let (code, _, err) = in_work(&["--env-file", "bad.env"], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("bad.env:2: the \" that opens BROKEN's value is never closed"),
+        "{err}"
+    );
     let example = work.path().join(".env.example");
     std::fs::write(
         &example,

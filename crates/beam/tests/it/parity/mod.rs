@@ -3,6 +3,7 @@
 
 mod agent;
 mod agent_cli;
+mod embedded;
 mod ingest;
 mod inspect;
 mod logs;

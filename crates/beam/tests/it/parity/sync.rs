@@ -95,6 +95,20 @@ async fn sync_pulls_sanitized_rows_and_fails_closed() {
     assert_eq!(ada["ssn"], "*******6789");
     assert!(rows[2]["stripeCustomerId"].is_null(), "NULL stays NULL");
     assert!(err.contains("3 rows of users"), "{err}");
+    // Audited: the table asked for and the rows that left production.
+    let entry = eventually("the sync is audited", || async {
+        let r = server
+            .api("GET", "/api/audit?kind=sync", Some(&admin), None)
+            .await;
+        r.json["entries"]
+            .as_array()
+            .and_then(|l| l.iter().find(|e| e["kind"] == "sync").cloned())
+    })
+    .await;
+    assert_eq!(entry["detail"]["request"]["table"], "users");
+    assert_eq!(entry["detail"]["rows"], 3);
+    assert_eq!(entry["outcome"], "ok");
+    assert!(entry["detail"]["duration_ms"].is_u64());
 
     // Deterministic pseudonyms: the same email in another table maps the same,
     // and foreign keys still join.

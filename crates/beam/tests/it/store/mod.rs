@@ -12,7 +12,7 @@ use crate::support::{Backend, PgDb, test_store};
 use records::{accounts_and_records, certificates};
 
 /// Migrations shipped with this version.
-const MIGRATIONS: usize = 11;
+const MIGRATIONS: usize = 12;
 
 pub(super) fn token<'a>(
     hash: &'a [u8],
@@ -199,3 +199,93 @@ async fn unsupported_database_url_is_a_clear_error() {
         "{err}"
     );
 }
+
+crate::both!(audit_entries_filter_page_and_expire, |backend| async move {
+    use beam_server::store::{AuditFilter, NewAuditEntry};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _pg) = test_store(backend, dir.path()).await;
+    store.migrate().await.unwrap();
+    let now = now_ms();
+    let ada = store
+        .create_user("ada@example.com", "Ada", None, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let entry = |org_id: i64, at: i64, kind: &str, user_id: Option<i64>| NewAuditEntry {
+        at,
+        org_id,
+        user_id,
+        token_id: None,
+        kind: kind.into(),
+        project: Some("shop".into()),
+        environment: Some("production".into()),
+        source: "10.0.0.7".into(),
+        outcome: "ok".into(),
+        detail: serde_json::json!({"rows": 3}),
+    };
+    let day = 86_400_000;
+    store
+        .append_audit(&[
+            entry(1, now - 100 * day, "sync", Some(ada)),
+            entry(1, now - 99 * day, "sync.suggest", Some(ada)),
+            entry(1, now, "logs", Some(ada)),
+            entry(1, now, "syncing", None),
+            entry(2, now - 100 * day, "sync", None),
+        ])
+        .await
+        .unwrap();
+    let org1 = AuditFilter {
+        org_id: 1,
+        ..AuditFilter::default()
+    };
+    let all = store.audit_entries(&org1, None, None, 100).await.unwrap();
+    assert_eq!(all.len(), 4, "nothing from another organization");
+    assert_eq!(all[0].kind, "syncing", "newest first");
+    assert_eq!(all[1].user_email.as_deref(), Some("ada@example.com"));
+    assert_eq!(all[1].detail, serde_json::json!({"rows": 3}));
+    // `sync` is sync and sync.*, not every kind that starts with "sync".
+    let sync = AuditFilter {
+        kind: Some("sync".into()),
+        ..org1.clone()
+    };
+    let kinds: Vec<String> = store
+        .audit_entries(&sync, None, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["sync.suggest", "sync"]);
+    // Export order and cursor; time window.
+    let asc = store.audit_entries(&org1, None, Some(0), 2).await.unwrap();
+    assert_eq!(asc[0].kind, "sync");
+    assert!(asc[0].id < asc[1].id);
+    let older = store
+        .audit_entries(&org1, Some(all[1].id), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 2);
+    let recent = AuditFilter {
+        since: Some(now - day),
+        user_email: Some("ada@example.com".into()),
+        ..org1.clone()
+    };
+    assert_eq!(
+        store
+            .audit_entries(&recent, None, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Retention: 30 days deletes the two old entries of org 1 and org 2's.
+    assert_eq!(store.purge_audit(now - 30 * day).await.unwrap(), 3);
+    assert_eq!(
+        store
+            .audit_entries(&org1, None, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+});

@@ -366,15 +366,15 @@ impl Reply {
 }
 
 impl TestServer {
-    /// Calls the API on the public port (Host `localhost`) with a raw body.
-    pub async fn api_raw(
+    /// One request to the API on the public port (Host `localhost`).
+    async fn send_raw(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
         content_type: Option<&str>,
         body: Vec<u8>,
-    ) -> Reply {
+    ) -> (StatusCode, http::HeaderMap, bytes::Bytes) {
         let stream = tokio::net::TcpStream::connect(self.public).await.unwrap();
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -399,6 +399,28 @@ impl TestServer {
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, bytes)
+    }
+
+    /// Calls the API with a bearer token; the answer's status and text
+    /// (NDJSON exports and streams that are not one JSON document).
+    pub async fn api_text(&self, path: &str, token: &str) -> (StatusCode, String) {
+        let (status, _, bytes) = self
+            .send_raw("GET", path, Some(token), None, Vec::new())
+            .await;
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    /// Calls the API on the public port (Host `localhost`) with a raw body.
+    pub async fn api_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let (status, headers, bytes) = self.send_raw(method, path, token, content_type, body).await;
         let json = if bytes.is_empty() {
             serde_json::Value::Null
         } else {
