@@ -45,6 +45,9 @@ pub struct WebhookPublisher {
     pub environment: String,
     /// Production signing secrets by provider.
     pub secrets: HashMap<Provider, Secret>,
+    /// How the generic `hmac` provider signs (its header, hash, encoding,
+    /// prefix); the default scheme when `None`.
+    pub hmac: Option<webhook::HmacScheme>,
 }
 
 /// What the ingest port feeds.
@@ -170,7 +173,8 @@ impl Ingest {
             return error(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "'{provider}' is not a provider beam knows (stripe, svix, resend, custom, paypal)"
+                    "'{provider}' is not a provider beam knows ({})",
+                    Provider::NAMES
                 ),
             );
         };
@@ -188,10 +192,28 @@ impl Ingest {
             }
         };
         let headers = beam_proto::webhook::header_pairs(&parts.headers);
+        // Twilio signs the URL it called, which only the app knows: it passes
+        // it along in Beam-Request-Url.
+        let urls: Vec<String> = webhook::header(&headers, "beam-request-url")
+            .map(|u| vec![u.to_string()])
+            .unwrap_or_default();
+        let ctx = webhook::Context {
+            urls: &urls,
+            hmac: publisher.hmac.as_ref(),
+        };
         let verified = match publisher.secrets.get(&provider) {
             Some(secret) => {
                 let now_s = beam_proto::time::now_s();
-                if let Err(e) = webhook::verify(provider, secret.expose(), &headers, &body, now_s) {
+                if let Err(e) =
+                    webhook::verify_with(provider, secret.expose(), &headers, &body, now_s, &ctx)
+                {
+                    let e = match e {
+                        webhook::SignatureError::NeedsUrl => {
+                            "twilio signs the URL it called: send it in the Beam-Request-Url header"
+                                .to_string()
+                        }
+                        e => e.to_string(),
+                    };
                     return error(
                         StatusCode::BAD_REQUEST,
                         format!("signature check failed: {e}"),
@@ -209,6 +231,7 @@ impl Ingest {
             "headers": headers,
             "body": base64::engine::general_purpose::STANDARD.encode(&body),
             "verified": verified,
+            "hmac": publisher.hmac.as_ref().filter(|_| provider == Provider::Hmac),
         });
         let path = format!(
             "/api/projects/{}/{}/webhooks/events",

@@ -113,7 +113,11 @@ impl HttpProxy {
         let port = authority.port_u16().unwrap_or(80);
         let auth = userinfo.map(|u| {
             let (user, pass) = u.split_once(':').unwrap_or((u, ""));
-            let creds = format!("{}:{}", percent_decode(user), percent_decode(pass));
+            let creds = format!(
+                "{}:{}",
+                beam_proto::urlenc::percent_decode(user),
+                beam_proto::urlenc::percent_decode(pass)
+            );
             Secret::new(base64::engine::general_purpose::STANDARD.encode(creds))
         });
         Ok(Self {
@@ -230,27 +234,6 @@ fn strip_port(entry: &str) -> &str {
             _ => entry,
         },
     }
-}
-
-/// `%XX` escapes decoded (proxy user names and passwords may contain `@`/`:`).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The URL with its password replaced, for error messages.

@@ -135,22 +135,6 @@ impl Forwarder {
     /// others (PayPal, unverified) keep what the provider sent.
     pub fn request(&self, ev: &WebhookEvent, url: &Uri, now_s: i64) -> Request<Full<Bytes>> {
         let mut headers = ev.headers.clone();
-        if ev.verified && ev.provider.resignable() {
-            // The only failure is a malformed developer secret, which the CLI
-            // generated itself; the event then goes out with its old signature.
-            let _ = webhook::resign(
-                ev.provider,
-                self.secret.expose(),
-                &mut headers,
-                &ev.body,
-                now_s,
-            );
-        }
-        let connection_named: Vec<String> = headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
-            .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-            .collect();
         let path = match (url.path_and_query(), &ev.query) {
             (Some(pq), _) if pq.query().is_some() => pq.to_string(),
             (Some(pq), Some(q)) => format!("{}?{q}", pq.path()),
@@ -163,6 +147,29 @@ impl Forwarder {
             url.scheme_str().unwrap_or("http"),
             url.authority().map_or("localhost", |a| a.as_str())
         );
+        if ev.verified && ev.provider.resignable() {
+            // Twilio signs the URL: the one the local app is called at.
+            let urls = [uri.clone()];
+            let ctx = webhook::Context {
+                urls: &urls,
+                hmac: ev.hmac.as_ref(),
+            };
+            // The only failure is a malformed developer secret, which the CLI
+            // generated itself; the event then goes out with its old signature.
+            let _ = webhook::resign_with(
+                ev.provider,
+                self.secret.expose(),
+                &mut headers,
+                &ev.body,
+                now_s,
+                &ctx,
+            );
+        }
+        let connection_named: Vec<String> = headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
+            .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+            .collect();
         let mut req = Request::new(Full::new(Bytes::from(ev.body.clone())));
         *req.method_mut() = ev.method.parse().unwrap_or(http::Method::POST);
         *req.uri_mut() = uri.parse().unwrap_or_else(|_| url.clone());
@@ -265,6 +272,7 @@ mod tests {
             body: b"{ \"id\" : \"evt_1\" }\n".to_vec(),
             verified: true,
             received_at: 0,
+            hmac: None,
         }
     }
 

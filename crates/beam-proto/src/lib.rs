@@ -7,6 +7,7 @@
 //! - [`codec`]: magic + version preamble and length-prefixed, size-capped JSON frames.
 //! - [`secret`]: a masked string type so tokens never reach logs or `Debug` output.
 //! - [`hex`]: the hex encoding of digests, nonces and fingerprints.
+//! - [`urlenc`]: form (`x-www-form-urlencoded`) and percent decoding.
 //! - [`headers`]: header names that carry meaning between the edge and the client.
 //! - [`logs`]: log entries, drop markers and log queries between agent and reader.
 //! - [`webhook`]: webhook events and the providers' signature schemes.
@@ -29,6 +30,7 @@ pub mod secret;
 pub mod service;
 pub mod splice;
 pub mod time;
+pub mod urlenc;
 pub mod verify;
 pub mod webhook;
 pub mod ws;

@@ -1,25 +1,32 @@
-//! Webhook events between the server and `beam webhook`, and the providers'
-//! signature schemes: verifying the production signature (server or agent) and
-//! re-signing for a developer's local secret (CLI).
+//! Webhook events between the server and `beam webhook`, and the providers
+//! beam knows. Each provider's signature is verified in production (server
+//! or agent) and re-signed with the developer's own secret on the laptop
+//! ([`signature`]):
 //!
-//! Schemes (all HMAC-SHA256, verified in constant time by `ring`):
-//! - **stripe**: `Stripe-Signature: t=<unix s>,v1=<hex>` over `"{t}.{body}"`,
-//!   the key being the `whsec_…` string itself.
-//! - **svix** (also Resend, Clerk; Standard Webhooks `webhook-*` headers too):
-//!   `svix-signature: v1,<base64>` over `"{id}.{timestamp}.{body}"`, the key
-//!   being the base64 after `whsec_`.
-//! - **custom**: `X-Hub-Signature-256: sha256=<hex>` over the body (GitHub's
-//!   scheme, which many generic senders copy).
-//! - **paypal**: RSA with a certificate URL; it cannot be verified offline or
-//!   re-signed, so it is forwarded as received.
+//! | provider | header | signed | key |
+//! |---|---|---|---|
+//! | stripe | `Stripe-Signature: t=…,v1=<hex>` | `"{t}.{body}"`, HMAC-SHA256, 300 s | the `whsec_…` string |
+//! | svix (Resend, Clerk, Standard Webhooks) | `svix-signature: v1,<base64>` | `"{id}.{ts}.{body}"`, 300 s | base64 after `whsec_` |
+//! | github (`custom`) | `X-Hub-Signature-256: sha256=<hex>` | body | the secret |
+//! | shopify | `X-Shopify-Hmac-Sha256: <base64>` | body | the app's client secret |
+//! | slack | `X-Slack-Signature: v0=<hex>` | `"v0:{ts}:{body}"`, 300 s | the signing secret |
+//! | twilio | `X-Twilio-Signature: <base64>` | URL + sorted form parameters, HMAC-SHA1 | the auth token |
+//! | paddle | `Paddle-Signature: ts=…;h1=<hex>` | `"{ts}:{body}"`, 5 s | the notification secret |
+//! | linear | `Linear-Signature: <hex>` | body (with `webhookTimestamp`, 60 s) | the signing secret |
+//! | hmac | configurable ([`HmacScheme`]) | body | the secret |
+//! | paypal | RSA with a certificate URL | — | cannot be verified offline or re-signed |
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use ring::hmac;
 use serde::{Deserialize, Serialize};
 
-/// How far a signed timestamp may be from now (Stripe's and svix's default).
-pub const TOLERANCE_SECS: i64 = 300;
+mod generic;
+pub mod signature;
+
+pub use generic::{HmacAlgorithm, HmacScheme, TagEncoding};
+pub use signature::{
+    Context, check_secret, resign, resign_warning, resign_with, tolerance, verify, verify_with,
+};
 
 /// A webhook sender whose signature scheme beam knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,37 +36,73 @@ pub enum Provider {
     Stripe,
     /// Svix and senders built on it (Resend, Clerk), and Standard Webhooks.
     Svix,
-    /// Generic HMAC-SHA256 of the body (`X-Hub-Signature-256`).
-    Custom,
+    /// GitHub (`X-Hub-Signature-256`); `custom` is its old name.
+    #[serde(alias = "custom")]
+    Github,
+    /// Shopify.
+    Shopify,
+    /// Slack (Events API, slash commands, interactivity).
+    Slack,
+    /// Twilio (signs the URL it called and the form parameters).
+    Twilio,
+    /// Paddle Billing.
+    Paddle,
+    /// Linear.
+    Linear,
+    /// Generic HMAC of the body with a configurable header, hash, encoding
+    /// and prefix ([`HmacScheme`]).
+    Hmac,
     /// PayPal: forwarded as is, never re-signed.
     Paypal,
 }
 
 impl Provider {
     /// Every provider.
-    pub const ALL: [Provider; 4] = [
+    pub const ALL: [Provider; 10] = [
         Provider::Stripe,
         Provider::Svix,
-        Provider::Custom,
+        Provider::Github,
+        Provider::Shopify,
+        Provider::Slack,
+        Provider::Twilio,
+        Provider::Paddle,
+        Provider::Linear,
+        Provider::Hmac,
         Provider::Paypal,
     ];
+
+    /// The names [`parse`](Self::parse) takes, for messages.
+    pub const NAMES: &'static str = "stripe, svix (resend, clerk), github, shopify, slack, twilio, paddle, linear, hmac, paypal";
 
     /// The URL and CLI name.
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Stripe => "stripe",
             Provider::Svix => "svix",
-            Provider::Custom => "custom",
+            Provider::Github => "github",
+            Provider::Shopify => "shopify",
+            Provider::Slack => "slack",
+            Provider::Twilio => "twilio",
+            Provider::Paddle => "paddle",
+            Provider::Linear => "linear",
+            Provider::Hmac => "hmac",
             Provider::Paypal => "paypal",
         }
     }
 
-    /// Parses a provider name; `resend`, `clerk` and `github` are aliases.
+    /// Parses a provider name; `resend`, `clerk` and `standardwebhooks` are
+    /// svix, `custom` is github (its name before named providers).
     pub fn parse(s: &str) -> Option<Self> {
         match s.to_ascii_lowercase().as_str() {
             "stripe" => Some(Provider::Stripe),
             "svix" | "resend" | "clerk" | "standardwebhooks" => Some(Provider::Svix),
-            "custom" | "github" | "hmac" => Some(Provider::Custom),
+            "github" | "custom" => Some(Provider::Github),
+            "shopify" => Some(Provider::Shopify),
+            "slack" => Some(Provider::Slack),
+            "twilio" => Some(Provider::Twilio),
+            "paddle" => Some(Provider::Paddle),
+            "linear" => Some(Provider::Linear),
+            "hmac" => Some(Provider::Hmac),
             "paypal" => Some(Provider::Paypal),
             _ => None,
         }
@@ -106,6 +149,10 @@ pub struct WebhookEvent {
     pub verified: bool,
     /// Unix ms of receipt.
     pub received_at: i64,
+    /// How a generic HMAC sender signs (provider `hmac` only), so the CLI
+    /// re-signs in the same scheme.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac: Option<HmacScheme>,
 }
 
 mod b64 {
@@ -131,9 +178,26 @@ pub enum SignatureError {
     /// The header is not in the provider's format.
     #[error("the {0} header is malformed")]
     Malformed(&'static str),
+    /// A header named in configuration is absent (generic HMAC).
+    #[error("the {0} header is missing")]
+    MissingNamed(String),
+    /// A header named in configuration is not in the configured format.
+    #[error("the {0} header is malformed")]
+    MalformedNamed(String),
+    /// A field the signature relies on is absent from the signed body.
+    #[error("the signed body has no {0}")]
+    MissingField(&'static str),
+    /// The provider signs the URL it called, and it is not known here.
+    #[error("twilio signs the URL it called, which is not known here")]
+    NeedsUrl,
     /// The signed timestamp is outside the tolerance (replay or clock skew).
-    #[error("the signed timestamp is {0} s away from now (more than {TOLERANCE_SECS} s)")]
-    Stale(i64),
+    #[error("the signed timestamp is {skew} s away from now (more than {tolerance} s)")]
+    Stale {
+        /// Seconds between the signed time and now.
+        skew: i64,
+        /// What the provider allows.
+        tolerance: i64,
+    },
     /// No signature matched the secret.
     #[error("no signature matches the configured secret")]
     Mismatch,
@@ -176,178 +240,9 @@ fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
     }
 }
 
-fn key(secret: &[u8]) -> hmac::Key {
-    hmac::Key::new(hmac::HMAC_SHA256, secret)
-}
-
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).into()
-}
-
-fn svix_key(secret: &str) -> Result<Vec<u8>, SignatureError> {
-    let b = secret.strip_prefix("whsec_").unwrap_or(secret);
-    B64.decode(b).map_err(|_| SignatureError::BadSecret("svix"))
-}
-
-/// Names of the svix headers in use: `svix-*`, or Standard Webhooks' `webhook-*`.
-fn svix_names(headers: &[(String, String)]) -> [&'static str; 3] {
-    if header(headers, "svix-signature").is_none() && header(headers, "webhook-signature").is_some()
-    {
-        ["webhook-id", "webhook-timestamp", "webhook-signature"]
-    } else {
-        ["svix-id", "svix-timestamp", "svix-signature"]
-    }
-}
-
-fn check_time(ts: i64, now_s: i64) -> Result<(), SignatureError> {
-    let skew = now_s.abs_diff(ts);
-    if skew > TOLERANCE_SECS.unsigned_abs() {
-        Err(SignatureError::Stale(
-            i64::try_from(skew).unwrap_or(i64::MAX),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
-/// Verifies the production signature of an event received at `now_s`.
-pub fn verify(
-    provider: Provider,
-    secret: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-    now_s: i64,
-) -> Result<(), SignatureError> {
-    match provider {
-        Provider::Stripe => {
-            const H: &str = "Stripe-Signature";
-            let v = header(headers, H).ok_or(SignatureError::Missing(H))?;
-            let mut t = None;
-            let mut sigs = Vec::new();
-            for part in v.split(',') {
-                match part.trim().split_once('=') {
-                    Some(("t", x)) => t = x.parse::<i64>().ok(),
-                    Some(("v1", x)) => sigs.push(x),
-                    _ => {}
-                }
-            }
-            let t = t.ok_or(SignatureError::Malformed(H))?;
-            if sigs.is_empty() {
-                return Err(SignatureError::Malformed(H));
-            }
-            let k = key(secret.as_bytes());
-            let mut msg = format!("{t}.").into_bytes();
-            msg.extend_from_slice(body);
-            let ok = sigs
-                .iter()
-                .filter_map(|s| crate::hex::decode(s))
-                .any(|tag| hmac::verify(&k, &msg, &tag).is_ok());
-            if !ok {
-                return Err(SignatureError::Mismatch);
-            }
-            check_time(t, now_s)
-        }
-        Provider::Svix => {
-            let [hid, hts, hsig] = svix_names(headers);
-            let id = header(headers, hid).ok_or(SignatureError::Missing(hid))?;
-            let ts = header(headers, hts).ok_or(SignatureError::Missing(hts))?;
-            let sig = header(headers, hsig).ok_or(SignatureError::Missing(hsig))?;
-            let t: i64 = ts.parse().map_err(|_| SignatureError::Malformed(hts))?;
-            let k = key(&svix_key(secret)?);
-            let mut msg = format!("{id}.{ts}.").into_bytes();
-            msg.extend_from_slice(body);
-            let ok = sig
-                .split(' ')
-                .filter_map(|s| s.strip_prefix("v1,"))
-                .filter_map(|s| B64.decode(s).ok())
-                .any(|tag| hmac::verify(&k, &msg, &tag).is_ok());
-            if !ok {
-                return Err(SignatureError::Mismatch);
-            }
-            check_time(t, now_s)
-        }
-        Provider::Custom => {
-            const H: &str = "X-Hub-Signature-256";
-            let v = header(headers, H).ok_or(SignatureError::Missing(H))?;
-            let tag = crate::hex::decode(v.strip_prefix("sha256=").unwrap_or(v))
-                .ok_or(SignatureError::Malformed(H))?;
-            hmac::verify(&key(secret.as_bytes()), body, &tag).map_err(|_| SignatureError::Mismatch)
-        }
-        Provider::Paypal => Err(SignatureError::Unsupported("paypal")),
-    }
-}
-
-/// Replaces the event's signature headers with ones made with `secret` at
-/// `now_s`, in the provider's own scheme, so the local app verifies it with the
-/// developer's secret. PayPal events are left untouched.
-pub fn resign(
-    provider: Provider,
-    secret: &str,
-    headers: &mut Vec<(String, String)>,
-    body: &[u8],
-    now_s: i64,
-) -> Result<(), SignatureError> {
-    match provider {
-        Provider::Stripe => {
-            let mut msg = format!("{now_s}.").into_bytes();
-            msg.extend_from_slice(body);
-            let tag = hmac::sign(&key(secret.as_bytes()), &msg);
-            set_header(
-                headers,
-                "Stripe-Signature",
-                format!("t={now_s},v1={}", crate::hex::encode(tag.as_ref())),
-            );
-        }
-        Provider::Svix => {
-            let key = key(&svix_key(secret)?);
-            // Re-sign every header family present (svix-* and webhook-*), or
-            // svix-* when neither is, so no stale production signature remains.
-            let families: Vec<[&str; 3]> = [
-                ["svix-id", "svix-timestamp", "svix-signature"],
-                ["webhook-id", "webhook-timestamp", "webhook-signature"],
-            ]
-            .into_iter()
-            .filter(|f| f.iter().any(|h| header(headers, h).is_some()))
-            .collect();
-            let families = if families.is_empty() {
-                vec![["svix-id", "svix-timestamp", "svix-signature"]]
-            } else {
-                families
-            };
-            for [hid, hts, hsig] in families {
-                let id = header(headers, hid)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("msg_beam_{now_s}"));
-                let mut msg = format!("{id}.{now_s}.").into_bytes();
-                msg.extend_from_slice(body);
-                let tag = hmac::sign(&key, &msg);
-                set_header(headers, hid, id);
-                set_header(headers, hts, now_s.to_string());
-                set_header(headers, hsig, format!("v1,{}", B64.encode(tag.as_ref())));
-            }
-        }
-        Provider::Custom => {
-            let tag = hmac::sign(&key(secret.as_bytes()), body);
-            set_header(
-                headers,
-                "X-Hub-Signature-256",
-                format!("sha256={}", crate::hex::encode(tag.as_ref())),
-            );
-        }
-        Provider::Paypal => {}
-    }
-    Ok(())
-}
-
-/// Checks that `secret` can sign for `provider` (an svix secret must be
-/// base64 after `whsec_`; PayPal cannot be verified at all).
-pub fn check_secret(provider: Provider, secret: &str) -> Result<(), SignatureError> {
-    match provider {
-        Provider::Svix => svix_key(secret).map(|_| ()),
-        Provider::Paypal => Err(SignatureError::Unsupported("paypal")),
-        Provider::Stripe | Provider::Custom => Ok(()),
-    }
 }
 
 /// Headers never stored or forwarded to laptops: credentials meant for the
@@ -355,7 +250,9 @@ pub fn check_secret(provider: Provider, secret: &str) -> Result<(), SignatureErr
 /// production signature is a credential for its body (whoever holds it can
 /// replay the event to production within the tolerance), so only the
 /// developer's re-signed headers ever exist outside the receiver.
-pub const DROPPED_HEADERS: [&str; 9] = [
+/// A generic HMAC source's configured header is dropped too (see
+/// [`dropped`]).
+pub const DROPPED_HEADERS: [&str; 17] = [
     "authorization",
     "cookie",
     "proxy-authorization",
@@ -364,8 +261,24 @@ pub const DROPPED_HEADERS: [&str; 9] = [
     "webhook-signature",
     "x-hub-signature",
     "x-hub-signature-256",
+    "x-shopify-hmac-sha256",
+    "shopify-hmac-sha256",
+    "x-slack-signature",
+    "x-twilio-signature",
+    "paddle-signature",
+    "linear-signature",
+    "x-signature",
     "paypal-transmission-sig",
+    // The agent's ingest route takes Twilio's URL in it; it is not the app's.
+    "beam-request-url",
 ];
+
+/// Whether header `name` must be dropped before an event is stored: a
+/// credential, a production signature, or the generic scheme's header.
+pub fn dropped(name: &str, hmac: Option<&HmacScheme>) -> bool {
+    DROPPED_HEADERS.iter().any(|d| name.eq_ignore_ascii_case(d))
+        || hmac.is_some_and(|s| name.eq_ignore_ascii_case(&s.header))
+}
 
 /// A fresh developer secret: `whsec_` and 32 random bytes in base64, which both
 /// Stripe's libraries (the whole string is the key) and svix's (the base64 part)
@@ -388,28 +301,80 @@ pub fn describe(
             .map(str::to_string)
     };
     let clip = |s: Option<String>| s.filter(|s| !s.is_empty() && s.len() <= 255);
+    // Schemes that sign the body alone leave their delivery-id headers
+    // unsigned: one captured request could be replayed under fresh ids as
+    // "new" verified events. Their id is the signed content itself.
+    let content_id = || {
+        Some(format!(
+            "sha256:{}",
+            &crate::hex::encode(&sha256(body))[..32]
+        ))
+    };
+    let hdr = |name: &str| header(headers, name).map(str::to_string);
     let (id, ty) = match provider {
         Provider::Stripe => (field("id"), field("type")),
         Provider::Svix => (
-            header(headers, svix_names(headers)[0]).map(str::to_string),
+            hdr(signature::svix_names(headers)[0]),
             field("type").or_else(|| field("eventType")),
         ),
-        // The custom scheme signs the body only: a delivery-id header is not
-        // signed, so one captured request could be replayed under new ids as
-        // "new" verified events. The id is the signed content itself.
-        Provider::Custom => (
-            Some(format!(
-                "sha256:{}",
-                &crate::hex::encode(&sha256(body))[..32]
-            )),
-            header(headers, "X-GitHub-Event")
-                .or_else(|| header(headers, "X-Event-Type"))
-                .map(str::to_string)
-                .or_else(|| field("type")),
+        Provider::Github => (content_id(), hdr("X-GitHub-Event")),
+        Provider::Shopify => (
+            content_id(),
+            hdr("X-Shopify-Topic").or_else(|| hdr("Shopify-Topic")),
+        ),
+        Provider::Slack => {
+            // Events API bodies carry a signed event_id; slash commands and
+            // interactivity are forms.
+            let inner = json
+                .as_ref()
+                .and_then(|j| j.get("event"))
+                .and_then(|e| e.get("type"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            let form = form_field(body, "command");
+            (
+                field("event_id").or_else(content_id),
+                inner.or_else(|| field("type")).or(form),
+            )
+        }
+        Provider::Twilio => {
+            let ty = if form_field(body, "CallSid").is_some() {
+                form_field(body, "CallStatus").map(|s| format!("call.{s}"))
+            } else if form_field(body, "MessageSid").is_some() {
+                form_field(body, "MessageStatus")
+                    .or_else(|| form_field(body, "SmsStatus"))
+                    .map(|s| format!("message.{s}"))
+            } else {
+                None
+            };
+            (content_id(), ty)
+        }
+        Provider::Paddle => (field("event_id"), field("event_type")),
+        Provider::Linear => {
+            let ty = match (field("type"), field("action")) {
+                (Some(t), Some(a)) => Some(format!("{t}.{a}")),
+                (t, _) => t.or_else(|| hdr("Linear-Event")),
+            };
+            (content_id(), ty)
+        }
+        Provider::Hmac => (
+            content_id(),
+            field("type")
+                .or_else(|| field("event_type"))
+                .or_else(|| field("event")),
         ),
         Provider::Paypal => (field("id"), field("event_type")),
     };
     (clip(id), clip(ty))
+}
+
+/// The first value of form field `name` in a form body.
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    crate::urlenc::form_pairs(text)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 /// Whether `event_type` matches one of `patterns` (`*` matches any run of

@@ -19,6 +19,7 @@ use crate::store::{AuditFilter, AuditRow};
 
 /// Filters shared by listing and export.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
     /// Only this user's entries (e-mail; admins only, unless it is yours).
@@ -46,6 +47,7 @@ pub struct AuditParams {
     pub after: Option<i64>,
     /// Listing: entries per page, 1-1000 (default 100).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

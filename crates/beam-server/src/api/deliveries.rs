@@ -31,6 +31,7 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// Stream parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamParams {
     /// Subscription name (default `default`); each keeps its own acknowledgements.
@@ -303,10 +304,12 @@ pub async fn ack(
 
 /// History parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// At most this many (default 20, at most 200).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// Only events older than this id (paging).
     #[serde(default)]

@@ -518,6 +518,7 @@ pub async fn flags(
 
 /// Flag evaluation parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EvalParams {
     /// The user to evaluate for (rollout bucket and variant).
@@ -789,6 +790,7 @@ pub async fn sync_relations(
 
 /// Table parameter.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TableParam {
     /// The table.

@@ -34,7 +34,10 @@ pub(super) fn provider_of(name: &str) -> Result<Provider, ApiError> {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_provider",
-            format!("'{name}' is not a webhook provider beam knows (stripe, svix, resend, custom, paypal)"),
+            format!(
+                "'{name}' is not a webhook provider beam knows ({})",
+                Provider::NAMES
+            ),
         )
     })
 }
@@ -52,11 +55,7 @@ async fn store_event(
     let headers: Vec<(String, String)> = req
         .headers
         .iter()
-        .filter(|(k, _)| {
-            !webhook::DROPPED_HEADERS
-                .iter()
-                .any(|d| k.eq_ignore_ascii_case(d))
-        })
+        .filter(|(k, _)| !webhook::dropped(k, req.hmac))
         .cloned()
         .collect();
     let now = now_ms();
@@ -74,6 +73,7 @@ async fn store_event(
             body: req.body,
             verified,
             received_at: now,
+            hmac: req.hmac,
         })
         .await?;
     if !duplicate {
@@ -104,6 +104,8 @@ struct RawRequest<'a> {
     query: Option<&'a str>,
     headers: &'a [(String, String)],
     body: &'a [u8],
+    /// The generic HMAC scheme the event is signed in (provider `hmac`).
+    hmac: Option<&'a webhook::HmacScheme>,
 }
 
 /// Receives a webhook from a provider. The production signature is checked
@@ -111,7 +113,7 @@ struct RawRequest<'a> {
 /// is stored with its raw bytes, then answered 200.
 #[utoipa::path(post, path = "/hooks/{org}/{project}/{environment}/{provider}", tag = "webhooks",
     params(("org" = i64, Path, description = "organization id"), ("project" = String, Path),
-        ("environment" = String, Path), ("provider" = String, Path, description = "stripe, svix, resend, custom or paypal")),
+        ("environment" = String, Path), ("provider" = String, Path, description = "stripe, svix (resend, clerk), github, shopify, slack, twilio, paddle, linear, hmac or paypal")),
     request_body(content = String, content_type = "application/octet-stream", description = "the provider's raw body"),
     responses((status = 200, body = Received), (status = 400, description = "Signature check failed", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
@@ -125,10 +127,10 @@ pub async fn receive(
     let org: i64 = org
         .parse()
         .map_err(|_| ApiError::not_found("organization"))?;
-    let Some(check) = state
+    let Some(source) = state
         .cfg
         .webhook_sources
-        .get(org, &project, &environment, provider)
+        .source(org, &project, &environment, provider)
         .cloned()
     else {
         return Err(ApiError::new(
@@ -139,7 +141,7 @@ pub async fn receive(
             ),
         ));
     };
-    if matches!(check, Check::Unverified)
+    if matches!(source.check, Check::Unverified)
         && let Err(wait) = state.webhooks.admit_unverified(ip)
     {
         // Nothing authenticates these senders: cap what one address can store.
@@ -160,10 +162,19 @@ pub async fn receive(
             )
         })?;
     let headers = webhook::header_pairs(&parts.headers);
-    let verified = match &check {
+    let urls = if provider == Provider::Twilio {
+        twilio_urls(&state, &source, &parts)
+    } else {
+        Vec::new()
+    };
+    let ctx = webhook::Context {
+        urls: &urls,
+        hmac: source.hmac.as_ref(),
+    };
+    let verified = match &source.check {
         Check::Secret(secret) => {
             let now_s = now_ms() / 1000;
-            webhook::verify(provider, secret.expose(), &headers, &body, now_s).map_err(|e| {
+            webhook::verify_with(provider, secret.expose(), &headers, &body, now_s, &ctx).map_err(|e| {
                 tracing::info!(%provider, project, environment, error = %e, "webhook signature refused");
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -181,17 +192,52 @@ pub async fn receive(
         query: parts.uri.query(),
         headers: &headers,
         body: &body,
+        hmac: source.hmac.as_ref(),
     };
     Ok(axum::Json(
         store_event(&state, &env, provider, &raw, verified).await?,
     ))
 }
 
+/// The URLs Twilio may have called to reach this request: the source's
+/// configured `url`, then the API URL and the request's own host over https
+/// and http (a TLS terminator in front hides which). Each is only a candidate
+/// for the HMAC; none is trusted for anything else.
+fn twilio_urls(
+    state: &State,
+    source: &crate::parity::webhooks::Source,
+    parts: &axum::http::request::Parts,
+) -> Vec<String> {
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    let mut out = Vec::new();
+    if let Some(u) = &source.url {
+        match parts.uri.query() {
+            Some(q) if !u.contains('?') => out.push(format!("{u}?{q}")),
+            _ => out.push(u.clone()),
+        }
+    }
+    out.push(format!("{}{pq}", state.cfg.api_url.trim_end_matches('/')));
+    if let Some(host) = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    {
+        out.push(format!("https://{host}{pq}"));
+        out.push(format!("http://{host}{pq}"));
+    }
+    out.dedup();
+    out
+}
+
 /// An event an agent forwards from production.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishEvent {
-    /// stripe, svix, resend, custom or paypal.
+    /// A provider name (as in the receiver URL).
     pub provider: String,
     /// Method as the app received it.
     pub method: String,
@@ -206,6 +252,10 @@ pub struct PublishEvent {
     pub body: String,
     /// Whether the agent verified the production signature.
     pub verified: bool,
+    /// How a generic `hmac` sender signs, as the agent was configured.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub hmac: Option<webhook::HmacScheme>,
 }
 
 /// Publishes an event from the environment's production agent (agent token
@@ -255,6 +305,7 @@ pub async fn publish(
         query: ev.query.as_deref(),
         headers: &ev.headers,
         body: &body,
+        hmac: ev.hmac.as_ref().filter(|_| provider == Provider::Hmac),
     };
     Ok(axum::Json(
         store_event(&state, &env, provider, &raw, ev.verified).await?,

@@ -16,6 +16,25 @@
 //! provider = "stripe"
 //! secret_env = "STRIPE_WEBHOOK_SECRET"
 //!
+//! [[source]]              # a sender beam has no name for: describe its scheme
+//! org = 1
+//! project = "shop"
+//! environment = "production"
+//! provider = "hmac"
+//! secret_env = "ACME_WEBHOOK_SECRET"
+//! header = "X-Acme-Signature"   # default X-Signature
+//! algorithm = "sha256"          # sha256 | sha512 | sha1
+//! encoding = "hex"              # hex | base64
+//! prefix = "sha256="            # default none
+//!
+//! [[source]]              # Twilio signs the URL it called; name it when a proxy
+//! org = 1                 # in front of beam rewrites it
+//! project = "shop"
+//! environment = "production"
+//! provider = "twilio"
+//! secret_env = "TWILIO_AUTH_TOKEN"
+//! url = "https://hooks.example.com/twilio/sms"
+//!
 //! [[source]]              # PayPal cannot be verified offline: say so explicitly
 //! org = 1
 //! project = "shop"
@@ -29,7 +48,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use beam_proto::Secret;
-use beam_proto::webhook::Provider;
+use beam_proto::webhook::{HmacScheme, Provider};
 use serde::Deserialize;
 
 /// Why the sources file could not be used. Messages name the entry, never a secret.
@@ -75,6 +94,16 @@ struct Entry {
     secret_file: Option<String>,
     #[serde(default = "yes")]
     verify: bool,
+    #[serde(default)]
+    header: Option<String>,
+    #[serde(default)]
+    algorithm: Option<String>,
+    #[serde(default)]
+    encoding: Option<String>,
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
 }
 
 fn yes() -> bool {
@@ -93,12 +122,24 @@ pub enum Check {
 /// `(org, project, environment, provider)`.
 type Key = (i64, String, String, Provider);
 
+/// One configured source.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// How its events are checked.
+    pub check: Check,
+    /// The generic HMAC scheme (provider `hmac` only).
+    pub hmac: Option<HmacScheme>,
+    /// The URL Twilio was told to call, when a proxy in front of beam
+    /// rewrites it (provider `twilio` only).
+    pub url: Option<String>,
+}
+
 /// The configured webhook sources. Without an entry, a provider's public
 /// endpoint refuses events: unverified events would otherwise arrive on
 /// developers' laptops re-signed as if genuine.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
-    map: HashMap<Key, Check>,
+    map: HashMap<Key, Source>,
 }
 
 impl Sources {
@@ -129,9 +170,8 @@ impl Sources {
                 e.environment,
                 e.provider
             );
-            let provider = Provider::parse(&e.provider).ok_or_else(|| {
-                format!("{at}: unknown provider (stripe, svix, resend, custom, paypal)")
-            })?;
+            let provider = Provider::parse(&e.provider)
+                .ok_or_else(|| format!("{at}: unknown provider ({})", Provider::NAMES))?;
             let given = [&e.secret, &e.secret_env, &e.secret_file]
                 .iter()
                 .filter(|s| s.is_some())
@@ -177,8 +217,39 @@ impl Sources {
                     ));
                 }
             };
+            let scheme_parts = [
+                e.header.as_ref().map(|v| format!("header={v}")),
+                e.algorithm.as_ref().map(|v| format!("algorithm={v}")),
+                e.encoding.as_ref().map(|v| format!("encoding={v}")),
+                e.prefix.as_ref().map(|v| format!("prefix={v}")),
+            ];
+            let hmac = if provider == Provider::Hmac {
+                let spec: Vec<String> = scheme_parts.into_iter().flatten().collect();
+                Some(HmacScheme::parse(&spec.join(",")).map_err(|m| format!("{at}: {m}"))?)
+            } else if scheme_parts.iter().any(Option::is_some) {
+                return Err(format!(
+                    "{at}: header, algorithm, encoding and prefix describe provider = \"hmac\" only"
+                ));
+            } else {
+                None
+            };
+            if e.url.is_some() && provider != Provider::Twilio {
+                return Err(format!("{at}: url is for provider = \"twilio\" only"));
+            }
+            if let Some(u) = &e.url
+                && !(u.starts_with("https://") || u.starts_with("http://"))
+            {
+                return Err(format!(
+                    "{at}: url must be the full http(s) URL Twilio calls"
+                ));
+            }
             let key = (e.org, e.project, e.environment, provider);
-            if map.insert(key, check).is_some() {
+            let source = Source {
+                check,
+                hmac,
+                url: e.url,
+            };
+            if map.insert(key, source).is_some() {
                 return Err(format!("{at}: configured twice"));
             }
         }
@@ -187,14 +258,47 @@ impl Sources {
 
     /// How events for this source are checked; `None` when not configured.
     pub fn get(&self, org: i64, project: &str, env: &str, provider: Provider) -> Option<&Check> {
+        self.source(org, project, env, provider).map(|s| &s.check)
+    }
+
+    /// The whole source; `None` when not configured.
+    pub fn source(
+        &self,
+        org: i64,
+        project: &str,
+        env: &str,
+        provider: Provider,
+    ) -> Option<&Source> {
         self.map
             .get(&(org, project.to_string(), env.to_string(), provider))
     }
 
     /// Adds a source (for embedding and tests).
     pub fn insert(&mut self, org: i64, project: &str, env: &str, provider: Provider, check: Check) {
+        self.insert_source(
+            org,
+            project,
+            env,
+            provider,
+            Source {
+                check,
+                hmac: None,
+                url: None,
+            },
+        );
+    }
+
+    /// Adds a source with its scheme details (for embedding and tests).
+    pub fn insert_source(
+        &mut self,
+        org: i64,
+        project: &str,
+        env: &str,
+        provider: Provider,
+        source: Source,
+    ) {
         self.map
-            .insert((org, project.into(), env.into(), provider), check);
+            .insert((org, project.into(), env.into(), provider), source);
     }
 
     /// Number of configured sources.
@@ -342,6 +446,22 @@ mod tests {
             ),
             (entry("sekret = \"a\"", "svix"), "unknown field"),
             (
+                entry("secret = \"a\"\nheader = \"X-Sig\"", "github"),
+                "provider = \"hmac\" only",
+            ),
+            (
+                entry("secret = \"a\"\nalgorithm = \"md5\"", "hmac"),
+                "not sha256, sha512 or sha1",
+            ),
+            (
+                entry("secret = \"a\"\nurl = \"https://x/y\"", "stripe"),
+                "\"twilio\" only",
+            ),
+            (
+                entry("secret = \"a\"\nurl = \"ftp://x/y\"", "twilio"),
+                "full http(s) URL",
+            ),
+            (
                 format!(
                     "{}{}",
                     entry("secret = \"a\"", "custom"),
@@ -354,5 +474,24 @@ mod tests {
             assert!(err.contains(want), "{err} / {want}");
             assert!(!err.contains("\"a\""), "no secret in messages: {err}");
         }
+        let hmac = entry(
+            "secret = \"a\"\nheader = \"X-Acme-Sig\"\nencoding = \"base64\"\nprefix = \"v1=\"",
+            "hmac",
+        );
+        let s = Sources::parse(&hmac, |_| None).unwrap();
+        let src = s.source(1, "p", "e", Provider::Hmac).unwrap();
+        let scheme = src.hmac.as_ref().unwrap();
+        assert_eq!(
+            (
+                scheme.header.as_str(),
+                scheme.encoding,
+                scheme.prefix.as_str()
+            ),
+            (
+                "X-Acme-Sig",
+                beam_proto::webhook::TagEncoding::Base64,
+                "v1="
+            )
+        );
     }
 }

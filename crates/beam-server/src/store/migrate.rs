@@ -32,6 +32,7 @@ migrations! {
     10 => "0010_agent_instances.sql",
     11 => "0011_request_minutes.sql",
     12 => "0012_audit.sql",
+    13 => "0013_webhook_schemes.sql",
 }
 
 impl Store {

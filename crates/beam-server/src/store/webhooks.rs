@@ -30,6 +30,8 @@ pub struct NewWebhook<'a> {
     pub body: &'a [u8],
     /// Whether the production signature matched.
     pub verified: bool,
+    /// The generic HMAC scheme it is signed in (provider `hmac` only).
+    pub hmac: Option<&'a beam_proto::webhook::HmacScheme>,
     /// Unix ms.
     pub received_at: i64,
 }
@@ -39,7 +41,8 @@ pub struct NewWebhook<'a> {
 pub struct WebhookSummary {
     /// Server-side id.
     pub id: i64,
-    /// Sender (`stripe`, `svix`, `custom`, `paypal`).
+    /// Sender (`stripe`, `svix`, `github`, `shopify`, `slack`, `twilio`,
+    /// `paddle`, `linear`, `hmac`, `paypal`).
     #[schema(value_type = String)]
     pub provider: Provider,
     /// Provider event id.
@@ -70,7 +73,7 @@ pub struct SubscriptionRow {
 }
 
 const COLUMNS: &str = "e.id, e.provider, e.event_id, e.event_type, e.method, e.path, e.query, \
-                       e.headers, e.body, e.verified, e.received_at";
+                       e.headers, e.body, e.verified, e.received_at, e.hmac";
 
 macro_rules! event_of {
     ($r:expr) => {{
@@ -91,6 +94,11 @@ macro_rules! event_of {
             body: r.try_get("body")?,
             verified: r.try_get("verified")?,
             received_at: r.try_get("received_at")?,
+            hmac: r
+                .try_get::<Option<String>, _>("hmac")?
+                .map(|s| serde_json::from_str(&s))
+                .transpose()
+                .map_err(|_| StoreError::Corrupt("webhook hmac scheme".into()))?,
         }
     }};
 }
@@ -101,16 +109,21 @@ impl Store {
     pub async fn insert_webhook(&self, e: &NewWebhook<'_>) -> Result<(i64, bool), StoreError> {
         let headers = serde_json::to_string(e.headers)
             .map_err(|_| StoreError::Corrupt("webhook headers".into()))?;
+        let hmac = e
+            .hmac
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("webhook hmac scheme".into()))?;
         let inserted: Option<i64> = on_pool!(self, p => {
             sqlx::query(
                 "INSERT INTO webhook_events (environment_id, provider, event_id, event_type, method, \
-                 path, query, headers, body, verified, received_at, size) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 path, query, headers, body, verified, received_at, size, hmac) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                  ON CONFLICT (environment_id, provider, event_id) DO NOTHING RETURNING id")
                 .bind(e.environment_id).bind(e.provider.as_str()).bind(e.event_id)
                 .bind(e.event_type).bind(e.method).bind(e.path).bind(e.query)
                 .bind(&headers).bind(e.body).bind(e.verified).bind(e.received_at)
-                .bind(e.body.len() as i64)
+                .bind(e.body.len() as i64).bind(&hmac)
                 .fetch_optional(p).await?
                 .map(|r| r.try_get("id")).transpose()?
         });

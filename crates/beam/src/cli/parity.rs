@@ -231,7 +231,8 @@ pub struct WebhookListenArgs {
     /// PROJECT/ENVIRONMENT whose webhooks to receive [default: `project` in beam.toml].
     #[arg(long, env = "BEAM_PROJECT")]
     pub project: Option<String>,
-    /// Only this provider's events: stripe, svix, resend, custom, paypal.
+    /// Only this provider's events: stripe, svix, github, shopify, slack, twilio,
+    /// paddle, linear, hmac, paypal.
     #[arg(long)]
     pub provider: Option<String>,
     /// Where to POST events: `http://localhost:3000/webhooks`, or
@@ -440,6 +441,11 @@ pub struct AgentArgs {
     /// environment variable holding that provider's signing secret. Repeatable.
     #[arg(long, value_name = "PROVIDER=ENV_VAR")]
     pub webhook_secret: Vec<String>,
+    /// How the generic `hmac` provider signs:
+    /// `header=X-Signature,algorithm=sha256|sha512|sha1,encoding=hex|base64,prefix=sha256=`
+    /// (each part optional; hex HMAC-SHA256 in X-Signature by default).
+    #[arg(long, value_name = "SPEC")]
+    pub webhook_hmac: Option<String>,
     /// Where the server is.
     #[command(flatten)]
     pub conn: ConnArgs,

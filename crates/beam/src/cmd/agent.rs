@@ -196,6 +196,12 @@ async fn prepare(
         project,
         environment,
         secrets,
+        hmac: args
+            .webhook_hmac
+            .as_deref()
+            .map(beam_proto::webhook::HmacScheme::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--webhook-hmac: {e}"))?,
     };
     let mut b = Agent::builder()
         .server(settings.server.clone())
@@ -277,7 +283,10 @@ fn webhook_secrets(
             format!("--webhook-secret '{spec}' is not PROVIDER=ENV_VAR (e.g. stripe=STRIPE_WEBHOOK_SECRET)")
         })?;
         let provider = beam_proto::webhook::Provider::parse(prov).with_context(|| {
-            format!("--webhook-secret: '{prov}' is not one of stripe, svix, resend, custom")
+            format!(
+                "--webhook-secret: '{prov}' is not one of {}",
+                beam_proto::webhook::Provider::NAMES
+            )
         })?;
         if !provider.resignable() {
             bail!(

@@ -94,6 +94,7 @@ pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
                 vec![Route::parse(&forward, insecure_upstream)?],
                 dev_secret()?,
             );
+            warn_unsigned(&ev);
             let d = fwd
                 .deliver(&ev, now_s())
                 .await
@@ -211,7 +212,10 @@ async fn listen(args: WebhookListenArgs) -> anyhow::Result<()> {
     if let Some(prov) = &args.provider
         && beam_proto::webhook::Provider::parse(prov).is_none()
     {
-        bail!("--provider '{prov}' is not one of stripe, svix, resend, custom, paypal");
+        bail!(
+            "--provider '{prov}' is not one of {}",
+            beam_proto::webhook::Provider::NAMES
+        );
     }
     let forwarder = Forwarder::new(routes, dev_secret()?);
     let client = args.conn.api()?;
@@ -355,6 +359,20 @@ fn spawn_acker(
     tx
 }
 
+/// Says so when the local app will not be able to verify `ev`: it was not
+/// verified in production (so it is not re-signed), or its scheme keeps a
+/// timestamp beam cannot refresh.
+fn warn_unsigned(ev: &WebhookEvent) {
+    if !ev.verified && ev.provider.resignable() {
+        eprintln!(
+            "beam webhook: event {} was not verified in production; forwarded without a signature your app can check",
+            ev.id
+        );
+    } else if let Some(why) = beam_proto::webhook::resign_warning(ev.provider, &ev.body, now_s()) {
+        eprintln!("beam webhook: event {}: {why}", ev.id);
+    }
+}
+
 /// Delivers one event with retries, and queues its acknowledgement after a 2xx.
 async fn deliver(
     forwarder: &Forwarder,
@@ -363,12 +381,7 @@ async fn deliver(
     ev: &WebhookEvent,
     colored: bool,
 ) -> Outcome {
-    if !ev.verified && ev.provider.resignable() {
-        eprintln!(
-            "beam webhook: event {} was not verified in production; forwarded with its original signature",
-            ev.id
-        );
-    }
+    warn_unsigned(ev);
     for attempt in 0..ATTEMPTS {
         let Some(d) = forwarder.deliver(ev, now_s()).await else {
             eprintln!(

@@ -234,6 +234,14 @@ async fn a_team_uses_the_dashboard_in_a_browser() {
         env.contains("shop/prod") && env.contains("No agent is connected"),
         "{env}"
     );
+    // Who looked at what: the audit log of the environment, from its creation.
+    let access = b.text("table.access").await;
+    assert!(
+        access.contains("alice@example.com") && access.contains("project.create"),
+        "{access}"
+    );
+    let shot = b.screenshot("dashboard-production").await;
+    eprintln!("screenshot: {}", shot.display());
 
     // Phone-sized and dark: the same page, readable.
     b.color_scheme("dark").await;

@@ -88,10 +88,18 @@ async fn beam_agent_ingests_logs_files_and_forwarded_webhooks() {
         &file_arg,
         "--webhook-secret",
         "stripe=PROD_STRIPE",
+        "--webhook-secret",
+        "twilio=TWILIO_AUTH_TOKEN",
+        "--webhook-secret",
+        "hmac=ACME_SECRET",
+        "--webhook-hmac",
+        "header=X-Acme-Signature,algorithm=sha512,encoding=base64,prefix=sha512=",
     ])
     .args(conn)
     .env("BEAM_TOKEN", &agent)
-    .env("PROD_STRIPE", PROD_STRIPE);
+    .env("PROD_STRIPE", PROD_STRIPE)
+    .env("TWILIO_AUTH_TOKEN", "twilio-auth-token")
+    .env("ACME_SECRET", "acme-secret");
     let mut agent_proc = Watched::spawn(c);
     let line = agent_proc.wait_for("ingest on http://").await;
     let addr: std::net::SocketAddr = line
@@ -191,6 +199,62 @@ async fn beam_agent_ingests_logs_files_and_forwarded_webhooks() {
     );
     let r = post_to(addr, "/ingest/webhooks/mailgun", &[], body).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Twilio signs the URL it called, which only the app knows: without
+    // Beam-Request-Url the agent says so; with it, the event verifies.
+    let form: &[u8] = b"MessageSid=SM9&SmsStatus=received&Body=hi";
+    let called = "https://app.example.com/twilio/sms?x=1";
+    let mut headers = vec![(
+        "Content-Type".to_string(),
+        "application/x-www-form-urlencoded".to_string(),
+    )];
+    headers.extend(official_headers(
+        "twilio",
+        "twilio-auth-token",
+        Some(called),
+        form,
+    ));
+    let r = post_to(addr, "/ingest/webhooks/twilio", &headers, form).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}");
+    assert!(
+        r.json["error"]
+            .as_str()
+            .unwrap()
+            .contains("send it in the Beam-Request-Url header"),
+        "{r:?}"
+    );
+    headers.push(("Beam-Request-Url".into(), called.into()));
+    let r = post_to(addr, "/ingest/webhooks/twilio", &headers, form).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let ev = next_event(&mut stream, &mut pending).await;
+    assert_eq!(
+        (ev.body.as_slice(), ev.verified, ev.event_type.as_deref()),
+        (form, true, Some("message.received"))
+    );
+    for name in ["x-twilio-signature", "beam-request-url"] {
+        assert!(
+            beam_proto::webhook::header(&ev.headers, name).is_none(),
+            "{name} reached a laptop: {:?}",
+            ev.headers
+        );
+    }
+
+    // The generic scheme the agent was given travels with the event, so the
+    // CLI re-signs in it; its signature header is dropped like any other.
+    let acme: &[u8] = b"{\"type\":\"acme.paid\"}";
+    let headers = official_headers("hmac", "acme-secret", None, acme);
+    let r = post_to(addr, "/ingest/webhooks/hmac", &headers, acme).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let ev = next_event(&mut stream, &mut pending).await;
+    assert_eq!(
+        (ev.verified, ev.event_type.as_deref()),
+        (true, Some("acme.paid"))
+    );
+    assert_eq!(
+        ev.hmac.as_ref().map(|s| s.header.as_str()),
+        Some("X-Acme-Signature")
+    );
+    assert!(beam_proto::webhook::header(&ev.headers, "x-acme-signature").is_none());
 }
 
 /// A whole non-following log read.
@@ -232,7 +296,7 @@ async fn production_signatures_are_never_stored_and_custom_events_dedupe_on_cont
             1,
             "shop",
             "production",
-            Provider::Custom,
+            Provider::Github,
             Check::Secret(beam_proto::Secret::new(PROD_CUSTOM.to_string())),
         );
         c.webhook_sources = s;
@@ -247,7 +311,7 @@ async fn production_signatures_are_never_stored_and_custom_events_dedupe_on_cont
             ("X-GitHub-Event".to_string(), "pull_request".to_string()),
             ("X-Hub-Signature".to_string(), "sha1=legacy".to_string()),
         ];
-        webhook::resign(Provider::Custom, PROD_CUSTOM, &mut h, body, now_s()).unwrap();
+        webhook::resign(Provider::Github, PROD_CUSTOM, &mut h, body, now_s()).unwrap();
         h
     };
     let r = post_hook(&server, "custom", &signed("d-1"), body).await;

@@ -7,6 +7,7 @@ mod embedded;
 mod ingest;
 mod inspect;
 mod logs;
+mod providers;
 pub(crate) mod replicas;
 mod sync;
 mod sync_guards;

@@ -28,38 +28,6 @@ async fn wait_acked(server: &TestServer, token: &str, event_id: &str) {
     .await;
 }
 
-/// The test app's request log.
-fn app_log(path: &std::path::Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-async fn wait_log(
-    path: &std::path::Path,
-    what: &str,
-    pred: impl Fn(&[serde_json::Value]) -> bool,
-) -> Vec<serde_json::Value> {
-    eventually(what, || {
-        let entries = app_log(path);
-        let ok = pred(&entries);
-        async move { ok.then_some(entries) }
-    })
-    .await
-}
-
-fn deliveries_of(entries: &[serde_json::Value], body: &[u8]) -> Vec<serde_json::Value> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(body);
-    entries
-        .iter()
-        .filter(|e| e["body_b64"] == b64.as_str() && e["arrived"].is_null())
-        .cloned()
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beam_webhook_delivers_to_an_app_verifying_with_the_official_libraries() {
     let py = python();
@@ -109,16 +77,7 @@ async fn beam_webhook_delivers_to_an_app_verifying_with_the_official_libraries()
         .env("WEBHOOK_SECRET", &dev_secret)
         .env("RELEASE", &release)
         .stdout(std::process::Stdio::piped());
-    let mut app = app.spawn().unwrap();
-    let port = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(app.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        line.trim().parse::<u16>().unwrap()
-    };
-    let _app = crate::support::Kill(app);
+    let (_app, port) = spawn_app(app);
     let base = format!("http://127.0.0.1:{port}");
     let routes = [
         format!("test.*={base}/slow"),

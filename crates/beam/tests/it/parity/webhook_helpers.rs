@@ -72,9 +72,13 @@ pub(super) async fn post_to(
         .await
         .unwrap();
     tokio::spawn(conn);
-    let mut req = Request::post(path)
-        .header("host", format!("localhost:{}", addr.port()))
-        .header("content-type", "application/json");
+    let mut req = Request::post(path).header("host", format!("localhost:{}", addr.port()));
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        req = req.header("content-type", "application/json");
+    }
     for (k, v) in headers {
         req = req.header(k.as_str(), v.as_str());
     }
@@ -146,8 +150,8 @@ pub(super) async fn ack(server: &TestServer, token: &str, event: i64, status: u1
         .await
 }
 
-/// The interpreter with the official `stripe` and `svix` libraries
-/// (`scripts/webhook-libs.sh` installs them; `.ci/run` calls it).
+/// The interpreter with the official Stripe, svix, Slack, Twilio and Paddle
+/// libraries (`scripts/webhook-libs.sh` installs them; `.ci/run` calls it).
 pub(super) fn python() -> String {
     let p = std::env::var("BEAM_WEBHOOK_PYTHON").unwrap_or_else(|_| {
         format!(
@@ -156,12 +160,15 @@ pub(super) fn python() -> String {
         )
     });
     let ok = std::process::Command::new(&p)
-        .args(["-c", "import stripe, svix"])
+        .args([
+            "-c",
+            "import stripe, svix, slack_sdk, twilio, paddle_billing",
+        ])
         .status()
         .is_ok_and(|s| s.success());
     assert!(
         ok,
-        "{p} cannot import stripe and svix: run scripts/webhook-libs.sh (the webhook tests need the official libraries)"
+        "{p} cannot import the official webhook libraries: run scripts/webhook-libs.sh (the webhook tests need them)"
     );
     p
 }
@@ -188,8 +195,124 @@ pub(super) fn official_sign(mode: &str, secret: &str, extra: &[&str], body: &[u8
         .collect()
 }
 
+/// Production signature headers for `body` from the Python fixture's
+/// `sign PROVIDER [URL]` (official signers, or the documented algorithm).
+pub(super) fn official_headers(
+    provider: &str,
+    secret: &str,
+    url: Option<&str>,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let lines = if provider == "github" {
+        // @octokit/webhooks-methods' own sign().
+        use std::io::Write;
+        let mut c = node_app();
+        c.arg("sign-github")
+            .env("WEBHOOK_SECRET", secret)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(body).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        vec![format!(
+            "X-Hub-Signature-256: {}",
+            String::from_utf8(out.stdout).unwrap().trim()
+        )]
+    } else {
+        let mut extra = vec![provider];
+        extra.extend(url);
+        official_sign("sign", secret, &extra, body)
+    };
+    lines
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once(": ").unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// The Node local app (GitHub, Shopify, Linear with their official
+/// libraries), copied next to the packages `scripts/webhook-libs.sh`
+/// installed (ES modules resolve packages beside the importing file).
+pub(super) fn node_app() -> std::process::Command {
+    let dir = std::env::var("BEAM_WEBHOOK_NODE").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/beam-webhook-node",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let dir = std::path::PathBuf::from(dir);
+    assert!(
+        dir.join("node_modules/@linear/sdk").is_dir()
+            && dir.join("node_modules/@shopify/shopify-api").is_dir(),
+        "{} has no official GitHub/Shopify/Linear libraries: run scripts/webhook-libs.sh",
+        dir.display()
+    );
+    let copy = dir.join("webhook_app_node.mjs");
+    std::fs::copy(NODE_APP, &copy).unwrap();
+    let mut c = std::process::Command::new("node");
+    c.arg(copy);
+    c
+}
+
+const NODE_APP: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/it/fixtures/webhook_app_node.mjs"
+);
+
 /// The local app of the webhook tests: verifies with the official libraries.
 pub(super) const APP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/it/fixtures/webhook_app.py"
 );
+
+/// The test app's request log.
+pub(super) fn app_log(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+pub(super) async fn wait_log(
+    path: &std::path::Path,
+    what: &str,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    eventually(what, || {
+        let entries = app_log(path);
+        let ok = pred(&entries);
+        async move { ok.then_some(entries) }
+    })
+    .await
+}
+
+pub(super) fn deliveries_of(entries: &[serde_json::Value], body: &[u8]) -> Vec<serde_json::Value> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(body);
+    entries
+        .iter()
+        .filter(|e| e["body_b64"] == b64.as_str() && e["arrived"].is_null())
+        .cloned()
+        .collect()
+}
+
+/// Starts a local app that prints its port on its first line.
+pub(super) fn spawn_app(mut cmd: std::process::Command) -> (crate::support::Kill, u16) {
+    cmd.stdout(std::process::Stdio::piped());
+    let mut app = cmd.spawn().unwrap();
+    let port = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(app.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line.trim()
+            .parse::<u16>()
+            .unwrap_or_else(|_| panic!("the app printed {line:?}, not its port"))
+    };
+    (crate::support::Kill(app), port)
+}

@@ -12,7 +12,7 @@ use crate::support::{Backend, PgDb, test_store};
 use records::{accounts_and_records, certificates};
 
 /// Migrations shipped with this version.
-const MIGRATIONS: usize = 12;
+const MIGRATIONS: usize = 13;
 
 pub(super) fn token<'a>(
     hash: &'a [u8],
