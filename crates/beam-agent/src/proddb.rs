@@ -1,4 +1,5 @@
-//! The production database as the agent reaches it: one small bounded pool per
+//! The production database as the agent reaches it (PostgreSQL, MySQL or
+//! MariaDB, SQLite): one small bounded pool per
 //! agent, shared by `beam sync` and `beam health`, where every statement runs in
 //! a read-only transaction under a statement timeout, and concurrent syncs are
 //! capped. Developers' requests must never be able to take production down: a
@@ -37,7 +38,9 @@ impl Default for DbLimits {
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The URL is not one the agent reads.
-    #[error("the production database URL must be postgres://… or sqlite://…")]
+    #[error(
+        "the production database URL must be postgres://…, mysql://…, mariadb://… or sqlite://…"
+    )]
     Scheme,
     /// The URL does not parse (the message never includes the password).
     #[error("the production database URL is invalid: {0}")]
@@ -51,6 +54,7 @@ pub enum DbError {
 #[derive(Debug, Clone)]
 enum Pool {
     Pg(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
     Sqlite(sqlx::SqlitePool),
 }
 
@@ -67,6 +71,9 @@ pub(crate) enum ReadTx {
     /// PostgreSQL: `REPEATABLE READ, READ ONLY`, so the row count and the rows
     /// come from one snapshot.
     Pg(sqlx::Transaction<'static, sqlx::Postgres>),
+    /// MySQL or MariaDB: `READ ONLY, WITH CONSISTENT SNAPSHOT` (InnoDB's
+    /// repeatable read), statements bounded by the session's timeout.
+    MySql(sqlx::Transaction<'static, sqlx::MySql>),
     /// SQLite: opened read-only; the timeout is a progress handler.
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
 }
@@ -108,6 +115,44 @@ impl ProdDb {
                 .application_name("beam-agent")
                 .disable_statement_logging();
             Pool::Pg(opts(&limits).connect_lazy_with(o))
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            let url = url
+                .strip_prefix("mariadb:")
+                .map_or(url.to_string(), |rest| format!("mysql:{rest}"));
+            let o: sqlx::mysql::MySqlConnectOptions = url
+                .parse()
+                .map_err(|e: sqlx::Error| DbError::Url(e.to_string()))?;
+            let secs = limits.statement_timeout.as_secs_f64().max(0.001);
+            let ms = limits.statement_timeout.as_millis().max(1);
+            let pool = opts::<sqlx::MySql>(&limits).after_connect(move |c, _| {
+                Box::pin(async move {
+                    // Session defaults under the per-request transaction, as
+                    // for PostgreSQL: read-only, and ANSI quoting so the
+                    // dialect-neutral `"identifier"` quoting means what it says.
+                    for set in [
+                        "SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')",
+                        "SET SESSION TRANSACTION READ ONLY",
+                    ] {
+                        sqlx::raw_sql(set).execute(&mut *c).await?;
+                    }
+                    // The statement timeout is MariaDB's max_statement_time (s)
+                    // or MySQL's max_execution_time (ms, SELECTs only).
+                    let mariadb = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "SET SESSION max_statement_time = {secs}"
+                    )))
+                    .execute(&mut *c)
+                    .await;
+                    if mariadb.is_err() {
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                            "SET SESSION max_execution_time = {ms}"
+                        )))
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            });
+            Pool::MySql(pool.connect_lazy_with(o.disable_statement_logging()))
         } else {
             return Err(DbError::Scheme);
         };
@@ -142,6 +187,10 @@ impl ProdDb {
                 .await?;
                 Ok(ReadTx::Pg(tx))
             }
+            Pool::MySql(p) => Ok(ReadTx::MySql(
+                p.begin_with("START TRANSACTION READ ONLY, WITH CONSISTENT SNAPSHOT")
+                    .await?,
+            )),
             Pool::Sqlite(p) => {
                 let mut tx = p.begin().await?;
                 let deadline = tokio::time::Instant::now() + self.limits.statement_timeout;
@@ -163,6 +212,9 @@ impl ProdDb {
             ReadTx::Pg(mut tx) => {
                 sqlx::query("SELECT 1").execute(&mut *tx).await?;
             }
+            ReadTx::MySql(mut tx) => {
+                sqlx::query("SELECT 1").execute(&mut *tx).await?;
+            }
             ReadTx::Sqlite(mut tx) => {
                 sqlx::query("SELECT 1").execute(&mut *tx).await?;
             }
@@ -174,6 +226,14 @@ impl ProdDb {
 /// Whether a database error is a statement timeout or an interrupt.
 pub(crate) fn timed_out(e: &sqlx::Error) -> bool {
     match e {
+        // MariaDB 1969 (max_statement_time exceeded), MySQL 3024
+        // (max_execution_time exceeded).
+        sqlx::Error::Database(d)
+            if d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .is_some_and(|m| matches!(m.number(), 1969 | 3024)) =>
+        {
+            true
+        }
         // 57014: query_canceled (statement_timeout); SQLite: SQLITE_INTERRUPT (9).
         sqlx::Error::Database(d) => {
             d.code().as_deref() == Some("57014") || d.code().as_deref() == Some("9")

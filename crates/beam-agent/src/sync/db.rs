@@ -1,6 +1,7 @@
-//! The production database, read side: PostgreSQL or SQLite (read-only)
-//! behind one connection type, with the schema questions sync asks (columns
-//! and types, primary key, foreign keys) in each dialect.
+//! The production database, read side: PostgreSQL, MySQL/MariaDB or SQLite
+//! (read-only) behind one connection type, with the schema questions sync
+//! asks (columns and types, primary key, foreign keys) in each dialect. Types
+//! are reported with PostgreSQL's names, the one vocabulary [`typed`] reads.
 
 use serde_json::Value;
 
@@ -25,6 +26,21 @@ pub(super) fn typed(text: Option<String>, data_type: &str) -> Value {
     }
 }
 
+/// A MySQL/MariaDB column type under its PostgreSQL name: `tinyint(1)` is
+/// how both spell BOOLEAN; DECIMAL stays text (exact digits); MariaDB's JSON
+/// is LONGTEXT with a check, so it is text too.
+fn mysql_type(data_type: &str, column_type: &str) -> String {
+    let column_type = column_type.to_ascii_lowercase();
+    match data_type.to_ascii_lowercase().as_str() {
+        "tinyint" if column_type.starts_with("tinyint(1)") => "boolean",
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => "bigint",
+        "float" | "double" | "real" => "double precision",
+        "json" => "json",
+        _ => "text",
+    }
+    .to_string()
+}
+
 pub(super) fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
@@ -38,6 +54,10 @@ macro_rules! on_conn {
     ($conn:expr, $c:ident => $body:expr) => {
         match $conn {
             Conn::Pg(tx) => {
+                let $c = &mut **tx;
+                $body
+            }
+            Conn::MySql(tx) => {
                 let $c = &mut **tx;
                 $body
             }
@@ -78,6 +98,22 @@ impl Conn {
             .fetch_all(&mut **c)
             .await
             .map_err(db_err)?,
+            Conn::MySql(c) => {
+                // information_schema's own columns are binary strings on some
+                // servers: read them as text explicitly.
+                let raw: Vec<(String, String, String)> = sqlx::query_as(
+                    "SELECT CAST(column_name AS CHAR), CAST(data_type AS CHAR), \
+                     CAST(column_type AS CHAR) FROM information_schema.columns \
+                     WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
+                )
+                .bind(table)
+                .fetch_all(&mut **c)
+                .await
+                .map_err(db_err)?;
+                raw.into_iter()
+                    .map(|(n, data_type, column_type)| (n, mysql_type(&data_type, &column_type)))
+                    .collect()
+            }
             Conn::Sqlite(c) => {
                 let raw: Vec<(String, String)> =
                     sqlx::query_as("SELECT name, type FROM pragma_table_info($1) ORDER BY cid")
@@ -111,6 +147,15 @@ impl Conn {
     /// The table's primary-key columns, in key order (empty without one).
     pub(super) async fn primary_key(&mut self, table: &str) -> Result<Vec<String>, SyncError> {
         let rows: Vec<(String,)> = match self {
+            Conn::MySql(c) => sqlx::query_as(
+                "SELECT CAST(column_name AS CHAR) FROM information_schema.key_column_usage \
+                 WHERE table_schema = DATABASE() AND table_name = ? \
+                 AND constraint_name = 'PRIMARY' ORDER BY ordinal_position",
+            )
+            .bind(table)
+            .fetch_all(&mut **c)
+            .await
+            .map_err(db_err)?,
             Conn::Pg(c) => sqlx::query_as(
                 "SELECT kcu.column_name::text FROM information_schema.table_constraints tc \
                  JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = tc.constraint_name \
@@ -138,30 +183,70 @@ impl Conn {
     pub(super) fn as_text(&self, table: &str, col: &str) -> String {
         match self {
             Conn::Pg(_) => format!("{}.{}::text", quote(table), quote(col)),
+            Conn::MySql(_) => format!("CAST({}.{} AS CHAR)", quote(table), quote(col)),
             Conn::Sqlite(_) => format!("CAST({}.{} AS TEXT)", quote(table), quote(col)),
         }
     }
 
     /// `table.col = <bind n>` compared in the column's own type: PostgreSQL
     /// casts the bound text to the column's type; SQLite applies the column's
-    /// affinity to a bound value by itself. Either way an index on the column
-    /// is usable, which `col::text = $1` would prevent.
+    /// affinity to a bound value by itself, and MySQL converts the bound
+    /// string to the column's type. Either way an index on the column is
+    /// usable, which `col::text = $1` would prevent. MySQL's placeholders are
+    /// positional (`?`): binds are numbered in the order they appear.
     pub(super) fn equals(&self, table: &str, col: &str, sql_type: &str, n: usize) -> String {
+        format!(
+            "{}.{} = {}",
+            quote(table),
+            quote(col),
+            self.param(sql_type, n)
+        )
+    }
+
+    /// The value to bind for a filter on a column of `sql_type`. MySQL turns
+    /// a string that is not a number into its numeric prefix (`1' OR '1'='1`
+    /// compares as 1, `abc` as 0) with only a warning, so numbers and
+    /// booleans are checked here and refused with a clear message, as
+    /// PostgreSQL's typed cast refuses them; other dialects take the text.
+    pub(super) fn bound(
+        &self,
+        flag: &str,
+        col: &str,
+        sql_type: &str,
+        v: &str,
+    ) -> Result<String, SyncError> {
+        if !matches!(self, Conn::MySql(_)) {
+            return Ok(v.to_string());
+        }
+        let refuse = |what: &str| {
+            Err(SyncError::Refused(format!(
+                "{flag} {col}: '{v}' is not {what} (the column's type)"
+            )))
+        };
+        match sql_type {
+            "bigint" if v.trim().parse::<i128>().is_err() => refuse("an integer"),
+            "double precision" if v.trim().parse::<f64>().is_err() => refuse("a number"),
+            "boolean" => match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "t" => Ok("1".into()),
+                "0" | "false" | "f" => Ok("0".into()),
+                _ => refuse("a boolean (true/false/1/0)"),
+            },
+            _ => Ok(v.trim().to_string()),
+        }
+    }
+
+    /// Placeholder `n` in this dialect, typed where the dialect needs it.
+    fn param(&self, sql_type: &str, n: usize) -> String {
         match self {
-            Conn::Pg(_) => format!("{}.{} = ${n}::{sql_type}", quote(table), quote(col)),
-            Conn::Sqlite(_) => format!("{}.{} = ${n}", quote(table), quote(col)),
+            Conn::Pg(_) => format!("${n}::{sql_type}"),
+            Conn::MySql(_) => "?".into(),
+            Conn::Sqlite(_) => format!("${n}"),
         }
     }
 
     /// `table.col IN (binds…)`, typed as in [`Conn::equals`].
     pub(super) fn any_of(&self, table: &str, col: &str, sql_type: &str, ns: &[usize]) -> String {
-        let ps: Vec<String> = ns
-            .iter()
-            .map(|n| match self {
-                Conn::Pg(_) => format!("${n}::{sql_type}"),
-                Conn::Sqlite(_) => format!("${n}"),
-            })
-            .collect();
+        let ps: Vec<String> = ns.iter().map(|n| self.param(sql_type, *n)).collect();
         format!("{}.{} IN ({})", quote(table), quote(col), ps.join(", "))
     }
 }
@@ -184,6 +269,16 @@ impl Conn {
     /// The table's foreign keys (single-column ones).
     pub(super) async fn relations(&mut self, table: &str) -> Result<Vec<Relation>, SyncError> {
         let rows: Vec<(String, String, String)> = match self {
+            Conn::MySql(c) => sqlx::query_as(
+                "SELECT CAST(column_name AS CHAR), CAST(referenced_table_name AS CHAR), \
+                 CAST(referenced_column_name AS CHAR) FROM information_schema.key_column_usage \
+                 WHERE table_schema = DATABASE() AND table_name = ? \
+                 AND referenced_table_name IS NOT NULL ORDER BY column_name",
+            )
+            .bind(table)
+            .fetch_all(&mut **c)
+            .await
+            .map_err(db_err)?,
             Conn::Pg(c) => sqlx::query_as(
                 "SELECT kcu.column_name::text, ccu.table_name::text, ccu.column_name::text \
                  FROM information_schema.table_constraints tc \

@@ -219,11 +219,11 @@ impl SyncSource {
             quote(t)
         );
         // Values are bound, never spliced: they cannot change the query.
-        let mut binds: Vec<&str> = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
         let mut conditions: Vec<String> = Vec::new();
         for (c, v) in &q.filters {
             let sql_type = filterable("--where", t, c, &cols, tp)?;
-            binds.push(v);
+            binds.push(conn.bound("--where", c, sql_type, v)?);
             conditions.push(conn.equals(t, c, sql_type, binds.len()));
         }
         let mut in_columns: Vec<&str> = q.any_of.iter().map(|(c, _)| c.as_str()).collect();
@@ -233,7 +233,7 @@ impl SyncSource {
             let sql_type = filterable("in", t, col, &cols, tp)?;
             let mut ns = Vec::new();
             for (_, v) in q.any_of.iter().filter(|(c, _)| c == col) {
-                binds.push(v);
+                binds.push(conn.bound("in", col, sql_type, v)?);
                 ns.push(binds.len());
             }
             conditions.push(conn.any_of(t, col, sql_type, &ns));
@@ -270,11 +270,15 @@ impl SyncSource {
             // SQLite needs a LIMIT before OFFSET; -1 means none.
             (None, s, Conn::Sqlite(_)) => sql.push_str(&format!(" LIMIT -1 OFFSET {s}")),
             (None, s, Conn::Pg(_)) => sql.push_str(&format!(" OFFSET {s}")),
+            // MySQL too, and its documented "no limit" is the largest u64.
+            (None, s, Conn::MySql(_)) => {
+                sql.push_str(&format!(" LIMIT {} OFFSET {s}", u64::MAX));
+            }
         }
         let matching: i64 = on_conn!(&mut conn, c => {
             let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql));
             for v in &binds {
-                query = query.bind(*v);
+                query = query.bind(v.as_str());
             }
             query.fetch_one(&mut *c).await.map_err(filter_err)?
         });
@@ -289,7 +293,7 @@ impl SyncSource {
         on_conn!(&mut conn, c => {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for v in &binds {
-                query = query.bind(*v);
+                query = query.bind(v.as_str());
             }
             let mut rows = query.fetch(c);
             while let Some(row) = rows.try_next().await.map_err(db_err)? {

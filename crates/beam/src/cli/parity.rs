@@ -66,7 +66,7 @@ pub struct SyncArgs {
     /// Write here instead of stdout.
     #[arg(long, value_name = "FILE", conflicts_with = "into")]
     pub output: Option<PathBuf>,
-    /// Insert into a local database instead (`postgres://…` or `sqlite://PATH`):
+    /// Insert into a local database instead (`postgres://…`, `mysql://…` or `sqlite://PATH`):
     /// the table is created if missing; rows already there are skipped. Give a
     /// URL with a password through BEAM_SYNC_INTO, not argv.
     #[arg(
@@ -397,8 +397,9 @@ pub struct AgentArgs {
     /// and the variables named by --database-env and --webhook-secret.
     #[arg(long, value_name = "PATTERN")]
     pub env_deny: Vec<String>,
-    /// The environment variable holding the production database URL, probed by
-    /// `beam health` (the URL itself never goes in argv).
+    /// The environment variable holding the production database URL
+    /// (`postgres://…`, `mysql://…`/`mariadb://…` or `sqlite://…`), probed by
+    /// `beam health` and read by `beam sync` (the URL itself never goes in argv).
     #[arg(long, env = "BEAM_DATABASE_ENV", value_name = "VAR")]
     pub database_env: Option<String>,
     /// Sanitization policy file for `beam sync` (needs --database-env); the

@@ -1,7 +1,8 @@
-//! `beam sync --into postgres://…|sqlite://…`: writes sanitized rows into a
-//! local database. The table is created when missing (column types inferred
-//! from the first row: integer, float, boolean, text; an `id` column becomes
-//! the primary key), and rows go in batches with `ON CONFLICT DO NOTHING`, so a
+//! `beam sync --into postgres://…|mysql://…|sqlite://…`: writes sanitized
+//! rows into a local database. The table is created when missing (column
+//! types inferred from the first row: integer, float, boolean, text; an `id`
+//! column becomes the primary key), and rows go in batches that skip rows
+//! already there (`ON CONFLICT DO NOTHING`, MySQL's `INSERT IGNORE`), so a
 //! second run adds only rows that are not there yet.
 
 use anyhow::{Context, bail};
@@ -17,11 +18,16 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-fn sql_type(v: &Value) -> &'static str {
+/// The column type for a sample value. MySQL's TEXT holds 64 KiB and cannot
+/// be a key without a length, so text is LONGTEXT there, and VARCHAR(255) as
+/// the primary key.
+fn sql_type(v: &Value, mysql: bool, key: bool) -> &'static str {
     match v {
         Value::Bool(_) => "BOOLEAN",
         Value::Number(n) if n.is_i64() || n.is_u64() => "BIGINT",
         Value::Number(_) => "DOUBLE PRECISION",
+        _ if mysql && key => "VARCHAR(255)",
+        _ if mysql => "LONGTEXT",
         _ => "TEXT",
     }
 }
@@ -30,6 +36,8 @@ fn sql_type(v: &Value) -> &'static str {
 pub enum Target {
     /// `postgres://…`
     Postgres(sqlx::PgConnection),
+    /// `mysql://…` or `mariadb://…`
+    MySql(sqlx::MySqlConnection),
     /// `sqlite://PATH` (created if missing).
     Sqlite(sqlx::SqliteConnection),
 }
@@ -39,6 +47,7 @@ macro_rules! on_target {
     ($t:expr, $c:ident => $body:expr) => {
         match $t {
             Target::Postgres($c) => $body,
+            Target::MySql($c) => $body,
             Target::Sqlite($c) => $body,
         }
     };
@@ -76,8 +85,23 @@ impl Loader {
                     .await
                     .context("--into: cannot connect to PostgreSQL")?,
             )
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            let url = url
+                .strip_prefix("mariadb:")
+                .map_or(url.to_string(), |rest| format!("mysql:{rest}"));
+            let opts: sqlx::mysql::MySqlConnectOptions =
+                url.parse().context("--into: not a mysql:// URL")?;
+            let mut c = sqlx::MySqlConnection::connect_with(&opts.disable_statement_logging())
+                .await
+                .context("--into: cannot connect to MySQL")?;
+            // `"identifier"` quoting, as in the other dialects.
+            sqlx::raw_sql("SET SESSION sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+                .execute(&mut c)
+                .await
+                .context("--into: setting ANSI_QUOTES")?;
+            Target::MySql(c)
         } else {
-            bail!("--into takes postgres://… or sqlite://PATH");
+            bail!("--into takes postgres://…, mysql://… or sqlite://PATH");
         };
         Ok(Self {
             target,
@@ -105,6 +129,7 @@ impl Loader {
             return Ok(());
         };
         self.columns = first.keys().cloned().collect();
+        let mysql = matches!(self.target, Target::MySql(_));
         let cols: Vec<String> = self
             .columns
             .iter()
@@ -115,8 +140,9 @@ impl Loader {
                     .filter_map(|r| r.get(k))
                     .find(|v| !v.is_null())
                     .unwrap_or(&Value::Null);
-                let pk = if k == "id" { " PRIMARY KEY" } else { "" };
-                format!("{} {}{pk}", quote(k), sql_type(sample))
+                let key = k == "id";
+                let pk = if key { " PRIMARY KEY" } else { "" };
+                format!("{} {}{pk}", quote(k), sql_type(sample, mysql, key))
             })
             .collect();
         let sql = format!(
@@ -132,7 +158,7 @@ impl Loader {
     }
 
     /// Writes the pending rows: one statement into PostgreSQL, one
-    /// transaction of ~500-value inserts into SQLite.
+    /// transaction of ~500-value inserts into MySQL and SQLite.
     pub async fn flush(&mut self) -> anyhow::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
@@ -142,16 +168,33 @@ impl Loader {
         }
         let batch = std::mem::take(&mut self.batch);
         let columns = &self.columns;
+        let mysql = matches!(self.target, Target::MySql(_));
         let insert = |rows: usize| {
             let n = columns.len();
             let values: Vec<String> = (0..rows)
                 .map(|r| {
-                    let ps: Vec<String> = (0..n).map(|c| format!("${}", r * n + c + 1)).collect();
+                    let ps: Vec<String> = (0..n)
+                        .map(|c| {
+                            if mysql {
+                                "?".to_string()
+                            } else {
+                                format!("${}", r * n + c + 1)
+                            }
+                        })
+                        .collect();
                     format!("({})", ps.join(", "))
                 })
                 .collect();
+            // MySQL has no ON CONFLICT; IGNORE skips rows whose key exists
+            // (the table is ours, typed from the rows, so nothing else is
+            // there to ignore).
+            let (verb, tail) = if mysql {
+                ("INSERT IGNORE", "")
+            } else {
+                ("INSERT", " ON CONFLICT DO NOTHING")
+            };
             format!(
-                "INSERT INTO {} ({}) VALUES {} ON CONFLICT DO NOTHING",
+                "{verb} INTO {} ({}) VALUES {}{tail}",
                 quote(&self.table),
                 columns
                     .iter()
@@ -161,23 +204,13 @@ impl Loader {
                 values.join(", ")
             )
         };
-        let done = match &mut self.target {
-            Target::Postgres(c) => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(insert(batch.len())));
-                for row in &batch {
-                    q = bind_row(q, row, columns);
-                }
-                q.execute(&mut *c)
-                    .await
-                    .context("--into: inserting rows")?
-                    .rows_affected()
-            }
-            Target::Sqlite(c) => {
-                // Statements of ~500 values: few round trips to SQLite's
-                // worker, and a statement small enough to prepare fast (and
-                // be reused from the cache for every full chunk).
-                let per = (500 / columns.len().max(1)).max(1);
-                let mut tx = c.begin().await.context("--into: starting a transaction")?;
+        // Statements of ~500 values in one transaction (SQLite: small enough
+        // to prepare fast and be reused from the cache for every full chunk;
+        // MySQL: far below max_allowed_packet).
+        let per = (500 / columns.len().max(1)).max(1);
+        macro_rules! chunked {
+            ($c:expr) => {{
+                let mut tx = $c.begin().await.context("--into: starting a transaction")?;
                 let mut done = 0;
                 for chunk in batch.chunks(per) {
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(insert(chunk.len())));
@@ -192,7 +225,22 @@ impl Loader {
                 }
                 tx.commit().await.context("--into: committing rows")?;
                 done
+            }};
+        }
+        let done = match &mut self.target {
+            Target::Postgres(c) => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(insert(batch.len())));
+                for row in &batch {
+                    q = bind_row(q, row, columns);
+                }
+                q.execute(&mut *c)
+                    .await
+                    .context("--into: inserting rows")?
+                    .rows_affected()
             }
+            // One transaction of chunked statements (compiled per back end).
+            Target::MySql(c) => chunked!(c),
+            Target::Sqlite(c) => chunked!(c),
         };
         self.inserted += done;
         Ok(())

@@ -1,5 +1,5 @@
-//! `beam sync` end to end: sanitized rows from PostgreSQL and SQLite production
-//! databases, failing closed.
+//! `beam sync` end to end: sanitized rows from PostgreSQL, MariaDB and SQLite
+//! production databases, failing closed.
 
 use crate::support::parity::setup;
 use crate::support::*;
@@ -399,4 +399,211 @@ async fn sync_reads_a_sqlite_production_database_read_only() {
         !out.contains("ada@example.com") && !out.contains("hunter2"),
         "{out}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_reads_a_mariadb_production_database_and_writes_into_one() {
+    let server = TestServer::start().await;
+    let (admin, agent) = setup(&server).await;
+    let dev = server.api_token(&admin, &["data:read", "logs:read"]).await;
+    let (_prod, prod_url) = MyDb::create().await;
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::MySqlConnection::connect(&prod_url).await.unwrap();
+        for stmt in [
+            "CREATE TABLE users (id INT PRIMARY KEY, email VARCHAR(255), active BOOLEAN, \
+             score DOUBLE, balance DECIMAL(10,2), password VARCHAR(255), joined DATETIME, \
+             bio TEXT, visits BIGINT UNSIGNED) ENGINE=InnoDB",
+            "CREATE TABLE orders (id INT PRIMARY KEY, user_id INT, customer_email VARCHAR(255), \
+             FOREIGN KEY (user_id) REFERENCES users(id)) ENGINE=InnoDB",
+            "CREATE TABLE staff (id INT PRIMARY KEY, salary INT)",
+            "INSERT INTO users VALUES \
+             (1, 'ada@example.com', 1, 9.5, 1234.50, 'hunter2', '2024-01-02 03:04:05', 'Zoë \"the\" first', 7), \
+             (2, 'alan@example.com', 0, NULL, 0.10, 'pw2', NULL, NULL, 18446744073709551615), \
+             (3, 'grace@example.com', 1, -1.25, 99.99, 'pw3', '2023-12-31 23:59:59', 'line1\\nline2', 0)",
+            "INSERT INTO orders VALUES (10, 1, 'ada@example.com'), (11, 3, 'grace@example.com')",
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(stmt))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let policy = work.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        r#"
+[tables.users]
+columns = { id = "keep", email = "fake:email", active = "keep", score = "keep", balance = "keep", password = "drop", joined = "keep", bio = "mask", visits = "keep" }
+[tables.orders]
+columns = { id = "keep", user_id = "keep", customer_email = "fake:email" }
+[tables.staff]
+columns = { id = "keep" }
+"#,
+    )
+    .unwrap();
+    let tunnel = server.tunnel.to_string();
+    let conn = [
+        "--server",
+        tunnel.as_str(),
+        "--fingerprint",
+        server.fingerprint.as_str(),
+    ];
+    let _agent =
+        crate::support::parity::start_sync_agent(&server, home.path(), &agent, &policy, &prod_url)
+            .await;
+    let run = |args: &[&str], into: Option<&str>| {
+        let mut c = crate::support::beam(home.path());
+        c.args(args).args(conn).env("BEAM_TOKEN", &dev);
+        if let Some(u) = into {
+            c.env("BEAM_SYNC_INTO", u);
+        }
+        crate::support::output(c)
+    };
+    let sync = |extra: &[&str]| {
+        let mut a = vec!["sync", "--project", "shop/production"];
+        a.extend_from_slice(extra);
+        run(&a, None)
+    };
+
+    let (code, out, err) = sync(&["--table", "users"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    for original in [
+        "ada@example.com",
+        "hunter2",
+        "pw2",
+        "the\\\" first",
+        "line1",
+    ] {
+        assert!(!out.contains(original), "{original} left production: {out}");
+    }
+    // Types as MariaDB has them: BOOLEAN (tinyint(1)) is a boolean, integers
+    // are numbers (all 64 bits of an unsigned BIGINT kept as text when they do
+    // not fit), DECIMAL keeps its exact digits, DATETIME its text.
+    let ada = &rows[0];
+    assert_eq!(ada["id"], 1);
+    assert_eq!(ada["active"], true);
+    assert_eq!(ada["score"], 9.5);
+    assert_eq!(ada["balance"], "1234.50");
+    assert_eq!(ada["joined"], "2024-01-02 03:04:05");
+    assert_eq!(ada["visits"], 7);
+    assert!(ada.get("password").is_none());
+    assert!(ada["email"].as_str().unwrap().ends_with("@sanitized.local"));
+    assert_eq!(rows[1]["active"], false);
+    assert!(rows[1]["score"].is_null() && rows[1]["bio"].is_null());
+    assert_eq!(rows[1]["visits"], "18446744073709551615");
+    assert_eq!(rows[2]["score"], -1.25);
+    assert!(err.contains("3 rows of users"), "{err}");
+
+    // Filters are bound (MySQL's positional placeholders), in primary-key order.
+    let (code, out, err) = sync(&["--table", "users", "--where", "active=1", "--select", "id"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "{\"id\":1}\n{\"id\":3}\n");
+    let (code, out, err) = sync(&[
+        "--table",
+        "users",
+        "--where",
+        "active=true",
+        "--select",
+        "id",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "{\"id\":1}\n{\"id\":3}\n"),
+        "{err}"
+    );
+    // MySQL would compare `1' OR '1'='1` as 1 (its numeric prefix): a value
+    // that is not of the column's type is refused instead.
+    let (code, out, err) = sync(&["--table", "users", "--where", "active=1' OR '1'='1"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.contains("is not a boolean"), "{err}");
+    let (code, _, err) = sync(&["--table", "users", "--where", "id=1abc"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("'1abc' is not an integer"), "{err}");
+    let (code, out, err) = sync(&[
+        "--table", "users", "--select", "id", "--skip", "1", "--limit", "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "{\"id\":2}\n");
+    let (code, out, err) = sync(&["--table", "users", "--select", "id", "--skip", "2"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "{\"id\":3}\n");
+    let (code, _, err) = sync(&["--table", "users", "--where", "email=ada@example.com"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("filters may only use columns the policy keeps"),
+        "{err}"
+    );
+
+    // Fail closed: a column the policy does not name.
+    let (code, out, err) = sync(&["--table", "staff"]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("column staff.salary has no sanitization policy"),
+        "{err}"
+    );
+
+    // --into a local MariaDB database, following the foreign key: the tables
+    // are created, pseudonyms agree across them, a second run adds nothing.
+    let (_local, local_url) = MyDb::create().await;
+    for (round, want) in [(1, "2 new rows"), (2, "0 new rows")] {
+        let (code, out, err) = run(
+            &[
+                "sync",
+                "--project",
+                "shop/production",
+                "--table",
+                "orders",
+                "--related",
+            ],
+            Some(&local_url),
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.is_empty());
+        assert!(err.contains(want), "round {round}: {err}");
+    }
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::MySqlConnection::connect(&local_url).await.unwrap();
+        let joined: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT o.id, o.customer_email, u.email FROM orders o JOIN users u ON u.id = o.user_id ORDER BY o.id",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(joined.len(), 2);
+        for (_, order_email, user_email) in &joined {
+            assert_eq!(order_email, user_email, "pseudonyms agree across tables");
+            assert!(user_email.ends_with("@sanitized.local"));
+        }
+        let bio: Option<String> = sqlx::query_scalar("SELECT bio FROM users WHERE id = 1")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert!(bio.is_some_and(|b| !b.contains("first")), "masked");
+    }
+
+    // beam health probes the same database through the agent's pool.
+    let (code, out, err) = run(&["health", "--project", "shop/production", "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    let dbc = checks.iter().find(|c| c["name"] == "database").unwrap();
+    assert_eq!(dbc["status"], "pass", "{dbc}");
+    let detail = dbc["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("mysql://127.0.0.1:3306/beam_t_")
+            && detail.ends_with("answered SELECT 1"),
+        "{detail}"
+    );
+    assert!(!out.contains("root@"), "the URL's user is not shown: {out}");
 }

@@ -88,6 +88,61 @@ impl Drop for PgDb {
     }
 }
 
+/// A throwaway database on the machine's MySQL/MariaDB server
+/// (`BEAM_TEST_MYSQL`, default `mysql://root@127.0.0.1:3306/test`), dropped
+/// with the guard.
+pub struct MyDb {
+    admin: String,
+    name: String,
+}
+
+impl MyDb {
+    /// Creates the database; returns the guard and its URL.
+    pub async fn create() -> (Self, String) {
+        use sqlx::Connection;
+        let admin = std::env::var("BEAM_TEST_MYSQL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+        let name = format!("beam_t_{:016x}", rand::random::<u64>());
+        let mut conn = sqlx::MySqlConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("MariaDB/MySQL must be running for these tests ({admin}): {e}")
+            });
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("BEAM_TEST_MYSQL needs a database path"),
+        };
+        (Self { admin, name }, url)
+    }
+}
+
+impl Drop for MyDb {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = sqlx::MySqlConnection::connect(&admin).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name}"
+                    )))
+                    .execute(&mut c)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 /// A store on `backend`, with the guard that drops a PostgreSQL database.
 pub async fn test_store(backend: Backend, dir: &std::path::Path) -> (Store, Option<Arc<PgDb>>) {
     match backend {
