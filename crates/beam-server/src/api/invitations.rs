@@ -395,6 +395,15 @@ pub async fn accept(
         ));
     }
     tracing::info!(user_id, org_id = inv.org_id, "invitation accepted");
+    // Who joined the organization, as what. A refused token names no
+    // organization (that is the point of refusing it), so only acceptances
+    // are recorded; the rate limit above caps guessing.
+    state.audit.record(
+        Entry::user(inv.org_id, user_id, ip, "invitation.accept")
+            .with("email", inv.email.as_str())
+            .with("role", inv.role.as_str())
+            .status(StatusCode::CREATED),
+    );
     Ok((
         StatusCode::CREATED,
         axum::Json(Joined {

@@ -108,15 +108,16 @@ crate::both!(
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
         // Alice (owner, admin scope) sees all of it, newest first.
-        let list = entries(&server, &alice, "limit=100", 7).await;
-        assert_eq!(list.len(), 7, "{list:#?}");
+        let list = entries(&server, &alice, "limit=100", 8).await;
+        assert_eq!(list.len(), 8, "{list:#?}");
         let ks = kinds(&list);
         assert_eq!(
-            &ks[..5],
+            &ks[..6],
             [
                 "signin",
                 "invitation.create",
                 "signin",
+                "invitation.accept",
                 "invitation.create",
                 "token.revoke"
             ],
@@ -150,6 +151,15 @@ crate::both!(
                 Some("admin")
             )
         );
+        let joined = &list[3];
+        assert_eq!(
+            (
+                joined["user_email"].as_str(),
+                joined["detail"]["role"].as_str(),
+                joined["org_id"].as_i64()
+            ),
+            (Some("carol@example.com"), Some("member"), Some(org))
+        );
         let carol_signin = &list[2];
         assert_eq!(carol_signin["detail"]["method"], "password");
         assert_eq!(carol_signin["outcome"], "ok");
@@ -170,7 +180,7 @@ crate::both!(
         }
 
         // Carol (member) sees only her own entries, whatever she asks for.
-        let mine = entries(&server, &carol_here, "", 2).await;
+        let mine = entries(&server, &carol_here, "", 3).await;
         assert!(
             mine.iter().all(|e| e["user_email"] == "carol@example.com"),
             "{mine:#?}"
@@ -184,7 +194,7 @@ crate::both!(
         // Filters: kind prefix, user, time window; pages with a cursor.
         let tokens = entries(&server, &alice, "kind=token", 2).await;
         assert_eq!(kinds(&tokens), ["token.revoke", "token.create"]);
-        let hers = entries(&server, &alice, "user=Carol@Example.com", 2).await;
+        let hers = entries(&server, &alice, "user=Carol@Example.com", 3).await;
         assert!(hers.iter().all(|e| e["user_email"] == "carol@example.com"));
         let future = beam_server::store::now_ms() + 60_000;
         assert!(
