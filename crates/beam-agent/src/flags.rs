@@ -143,10 +143,21 @@ impl FlagSource {
 fn load_file(path: &Path) -> Result<BTreeMap<String, Flag>, FlagError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| FlagError::Io(name.clone(), e))?;
-    let file: File = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).map_err(|e| FlagError::Invalid(name.clone(), e.to_string()))?
+    let json = path.extension().is_some_and(|e| e == "json");
+    parse_file(name, &text, json)
+}
+
+/// Parses a flags file's text (TOML, or JSON when `json`); `name` is how
+/// errors refer to the file.
+pub fn parse_file(
+    name: String,
+    text: &str,
+    json: bool,
+) -> Result<BTreeMap<String, Flag>, FlagError> {
+    let file: File = if json {
+        serde_json::from_str(text).map_err(|e| FlagError::Invalid(name.clone(), e.to_string()))?
     } else {
-        toml::from_str(&text).map_err(|e| FlagError::Invalid(name.clone(), e.message().into()))?
+        toml::from_str(text).map_err(|e| FlagError::Invalid(name.clone(), e.message().into()))?
     };
     let mut out: BTreeMap<String, Flag> = BTreeMap::new();
     for (written, mut flag) in file.flags {

@@ -24,6 +24,8 @@ mod db;
 mod detect;
 mod error;
 mod policy;
+#[cfg(test)]
+mod properties;
 
 pub use db::Relation;
 pub use detect::suggest;
