@@ -90,7 +90,17 @@ pub struct Listeners {
     /// Other nodes of the cluster (`--node-addr`); used with
     /// [`ServerConfig::cluster`].
     pub node: Option<TcpListener>,
+    /// Connections handed over in memory, each served like a visitor's plain
+    /// HTTP/1.1 connection to the public port from the address given with
+    /// it: the fuzzer drives the edge's request handling this way, without
+    /// sockets.
+    pub memory: Option<MemoryListener>,
 }
+
+/// The receiving end of in-memory visitor connections (see
+/// [`Listeners::memory`]).
+pub type MemoryListener =
+    tokio::sync::mpsc::Receiver<(tokio::io::DuplexStream, std::net::SocketAddr)>;
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -331,6 +341,30 @@ impl Server {
             api.clone(),
             cancel.clone(),
         ));
+        if let Some(mut memory) = listeners.memory {
+            let (state, api, cancel, inner) =
+                (state.clone(), api.clone(), cancel.clone(), tasks.clone());
+            tasks.spawn(async move {
+                loop {
+                    let (io, peer) = tokio::select! {
+                        next = memory.recv() => match next {
+                            Some(conn) => conn,
+                            None => return,
+                        },
+                        () = cancel.cancelled() => return,
+                    };
+                    inner.spawn(edge::serve_forwarded(
+                        state.clone(),
+                        api.clone(),
+                        io,
+                        peer,
+                        false,
+                        0,
+                        cancel.clone(),
+                    ));
+                }
+            });
+        }
         if let Some(https) = listeners.https {
             let tls = edge::EdgeTls::new(self.edge_certs.server_config()?, self.tls.as_ref());
             tasks.spawn(edge::serve(

@@ -121,6 +121,23 @@ pub enum AuthError {
     /// The store failed.
     #[error("the server hit an internal error")]
     Internal,
+    /// The database is full or unreachable for a while.
+    #[error("the server's database is unavailable ({}); try again in a few seconds", .0.describe())]
+    Unavailable(crate::store::Unavailable),
+}
+
+/// A failed store lookup: unavailable (503-like, retried) or internal.
+fn store_failure(e: &crate::store::StoreError, what: &str) -> AuthError {
+    match e.unavailable() {
+        Some(u) => {
+            tracing::warn!(error = %e, "{what} failed: the database is unavailable");
+            AuthError::Unavailable(u)
+        }
+        None => {
+            tracing::error!(error = %e, "{what} failed");
+            AuthError::Internal
+        }
+    }
 }
 
 /// Checks tokens against the store.
@@ -169,10 +186,11 @@ impl Authenticator {
         // (sessions, logs, handshakes), and a throttled address only learns
         // "throttled".
         let hash = hash_secret(token);
-        let row = self.store.find_token(&hash).await.map_err(|e| {
-            tracing::error!(error = %e, "token lookup failed");
-            AuthError::Internal
-        })?;
+        let row = self
+            .store
+            .find_token(&hash)
+            .await
+            .map_err(|e| store_failure(&e, "token lookup"))?;
         let fail = |e: AuthError| {
             if let Some(wait) = self.throttle.check(ip) {
                 return Err(AuthError::Throttled(wait));
@@ -196,10 +214,7 @@ impl Authenticator {
         let role = match self.store.role(row.org_id, row.user_id).await {
             Ok(Some(role)) => role,
             Ok(None) => return fail(AuthError::NotMember),
-            Err(e) => {
-                tracing::error!(error = %e, "role lookup failed");
-                return Err(AuthError::Internal);
-            }
+            Err(e) => return Err(store_failure(&e, "role lookup")),
         };
         if let Err(e) = self.store.touch_token(row.id, now).await {
             tracing::warn!(error = %e, "could not record token use");
@@ -243,6 +258,7 @@ impl Authenticator {
                 AuthError::Throttled(s) => refusal(ErrorCode::Throttled, e.to_string(), Some(s)),
                 AuthError::Expired => refusal(ErrorCode::TokenExpired, e.to_string(), None),
                 AuthError::Internal => internal(),
+                AuthError::Unavailable(_) => refusal(ErrorCode::Internal, e.to_string(), Some(5)),
                 AuthError::WrongKind if agent => refusal(
                     ErrorCode::Unauthorized,
                     "beam agent needs an agent token of its environment (`beam projects token PROJECT/ENV`); developer tokens cannot publish".into(),

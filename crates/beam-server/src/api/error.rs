@@ -99,6 +99,21 @@ impl ApiError {
         }
     }
 
+    /// 503 with `Retry-After`: the database is full or unreachable for a while.
+    pub fn unavailable(why: crate::store::Unavailable) -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!(
+                    "the server's database is unavailable ({}); connected tunnels keep working; try again in a few seconds",
+                    why.describe()
+                ),
+            )
+        }
+    }
+
     /// 500, logged with `context`; the response says nothing more.
     pub fn internal(context: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %context, "API internal error");
@@ -111,8 +126,17 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// A database that is full or unreachable is 503 with `Retry-After` and
+    /// says so (tunnels already connected keep serving without it); any
+    /// other store error is a 500 that shows nothing.
     fn from(e: StoreError) -> Self {
-        Self::internal(&e)
+        match e.unavailable() {
+            Some(why) => {
+                tracing::warn!(error = %e, "API request refused: the database is unavailable");
+                Self::unavailable(why)
+            }
+            None => Self::internal(&e),
+        }
     }
 }
 
@@ -142,3 +166,73 @@ impl IntoResponse for ApiError {
 
 /// Result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    /// A database that is really full (SQLite refusing to grow past its page
+    /// limit) and one that is really unreachable (nothing listens on its port)
+    /// are 503 `store_unavailable` with Retry-After; a mistake in SQL stays a
+    /// 500 that shows nothing.
+    #[tokio::test]
+    async fn full_and_unreachable_databases_are_503_and_bugs_are_500() {
+        let mut db = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v BLOB)")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        sqlx::query("PRAGMA max_page_count = 16")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        let full = loop {
+            if let Err(e) = sqlx::query("INSERT INTO t VALUES (randomblob(4096))")
+                .execute(&mut db)
+                .await
+            {
+                break e;
+            }
+        };
+        let e = ApiError::from(StoreError::Db(full));
+        assert_eq!(
+            (e.status, e.code, e.retry_after),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                Some(5)
+            )
+        );
+        assert!(e.message.contains("its disk is full"), "{}", e.message);
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let unreachable = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_secs(2))
+            .connect(&format!("postgres://beam@127.0.0.1:{port}/beam"))
+            .await
+            .unwrap_err();
+        let e = ApiError::from(StoreError::Db(unreachable));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.message.contains("cannot be reached"), "{}", e.message);
+
+        let bug = sqlx::query("SELECT missing FROM t")
+            .execute(&mut db)
+            .await
+            .unwrap_err();
+        let e = ApiError::from(StoreError::Db(bug));
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the server hit an internal error"
+            )
+        );
+    }
+}

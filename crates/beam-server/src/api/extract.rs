@@ -94,6 +94,7 @@ async fn principal(
         .map_err(|e| match e {
             AuthError::Throttled(s) => ApiError::too_many(s),
             AuthError::Internal => ApiError::internal(&e),
+            AuthError::Unavailable(u) => ApiError::unavailable(u),
             AuthError::Expired => ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
                 "token_expired",
@@ -129,6 +130,7 @@ impl FromRequestParts<Arc<State>> for Auth {
                 .map_err(|e| match e {
                     AuthError::Throttled(s) => ApiError::too_many(s),
                     AuthError::Internal => ApiError::internal(&e),
+                    AuthError::Unavailable(u) => ApiError::unavailable(u),
                     _ => ApiError::unauthorized("your dashboard session has ended; sign in again"),
                 });
         }

@@ -198,7 +198,7 @@ impl FromRequestParts<Arc<State>> for Viewer {
                     ),
                 ));
             }
-            Err(AuthError::Internal) => {
+            Err(AuthError::Internal | AuthError::Unavailable(_)) => {
                 return Err(error_page(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The server cannot reach its database",

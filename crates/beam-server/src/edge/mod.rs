@@ -27,4 +27,4 @@ pub mod tls;
 pub(crate) mod visitor;
 mod x509;
 
-pub(crate) use accept::{EdgeTls, serve};
+pub(crate) use accept::{EdgeTls, serve, serve_forwarded};

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Pool, Store, StoreError, on_pool};
+use super::{Pool, Store, StoreError, first, on_pool};
 use crate::accounts::scope::Role;
 
 /// The built-in operator account and its organization: owner of the tokens
@@ -165,7 +165,7 @@ impl Store {
             "INSERT INTO users (email, name, password_hash, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (email) DO NOTHING RETURNING id")
             .bind(email.to_lowercase()).bind(name).bind(password_hash).bind(now)
-            .fetch_optional(p).await?.map(|r| r.try_get("id")).transpose()?);
+            .fetch_all(p).await?.into_iter().next().map(|r| r.try_get("id")).transpose()?);
         Ok(id)
     }
 
@@ -267,7 +267,7 @@ impl Store {
             .bind(name).bind(now).bind(limits.max_tunnels).bind(limits.max_custom_domains)
             .bind(limits.max_members).bind(limits.max_bandwidth_bytes)
             .bind(limits.max_tcp_ports).bind(limits.max_reserved_names)
-            .fetch_one(p).await?.try_get("id")?);
+            .fetch_all(p).await.and_then(first)?.try_get("id")?);
         Ok(id)
     }
 

@@ -171,7 +171,7 @@ impl Store {
             match sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(d.org_id).bind(d.hostname).bind(d.kind.as_str()).bind(d.status.as_str())
                 .bind(d.verification_token).bind(now)
-                .fetch_optional(p).await? {
+                .fetch_all(p).await?.into_iter().next() {
                 Some(r) => Some(domain_of!(r)),
                 None => None,
             }

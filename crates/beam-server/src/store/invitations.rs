@@ -7,7 +7,7 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Pool, Store, StoreError, on_pool};
+use super::{Pool, Store, StoreError, first, on_pool};
 use crate::accounts::scope::Role;
 
 /// An invitation as stored.
@@ -91,7 +91,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id")
             .bind(i.org_id).bind(i.email.to_lowercase()).bind(i.role.as_str()).bind(i.token_hash)
             .bind(i.invited_by).bind(now).bind(i.expires_at)
-            .fetch_one(p).await?.try_get("id")?);
+            .fetch_all(p).await.and_then(first)?.try_get("id")?);
         Ok(id)
     }
 

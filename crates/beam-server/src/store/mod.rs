@@ -67,6 +67,72 @@ pub enum StoreError {
     },
 }
 
+/// Why the store cannot take requests right now, when the cause is outside
+/// beam (a full disk, an unreachable database) and goes away by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The disk holding the database is full (SQLite `SQLITE_FULL` or an I/O
+    /// error writing; PostgreSQL `53100 disk_full`).
+    DiskFull,
+    /// The database cannot be reached, is shutting down or starting up.
+    Unreachable,
+    /// SQLite's write lock stayed taken past the busy timeout.
+    Busy,
+}
+
+impl Unavailable {
+    /// Words for the response and the log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::DiskFull => "its disk is full",
+            Self::Unreachable => "it cannot be reached",
+            Self::Busy => "it is busy",
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether this error means the database is unavailable for a while
+    /// (answered 503 with `Retry-After`) rather than a bug (500).
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        let Self::Db(e) = self else {
+            return None;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Some(Unavailable::Unreachable),
+            sqlx::Error::Database(db) => {
+                let code = db.code()?;
+                // SQLite reports (extended) result codes as numbers; the low
+                // byte is the primary code: 13 SQLITE_FULL, 10 SQLITE_IOERR
+                // (a write refused with ENOSPC surfaces as an I/O error),
+                // 5 SQLITE_BUSY and 6 SQLITE_LOCKED.
+                if let Ok(n) = code.parse::<u32>() {
+                    return match n & 0xff {
+                        10 | 13 => Some(Unavailable::DiskFull),
+                        5 | 6 => Some(Unavailable::Busy),
+                        _ => None,
+                    };
+                }
+                // PostgreSQL SQLSTATEs: class 53 insufficient resources (53100
+                // disk_full), class 08 connection exceptions, 57P01-57P03
+                // shutdown and start-up.
+                match code.as_ref() {
+                    "53100" => Some(Unavailable::DiskFull),
+                    c if c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03") => {
+                        Some(Unavailable::Unreachable)
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A connection pool to one of the two back ends.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -81,6 +147,19 @@ enum Pool {
 
 /// Runs `$body` with `$p` bound to whichever pool the store holds. The body is
 /// compiled once per back end, so it may use back-end specific types freely.
+/// The first row of a write's `RETURNING`, read with `fetch_all`.
+///
+/// `fetch_one` and `fetch_optional` stop stepping after the first row; on
+/// SQLite an autocommit write then commits only when sqlx resets the
+/// statement, and sqlx drops an error there. With a full disk that error is
+/// the failed commit: the caller would get the row of a write that never
+/// happened, and the connection could stay inside the open transaction,
+/// holding the write lock. `fetch_all` steps to the end, where the commit
+/// happens and its error is returned.
+pub(crate) fn first<R>(rows: Vec<R>) -> Result<R, sqlx::Error> {
+    rows.into_iter().next().ok_or(sqlx::Error::RowNotFound)
+}
+
 macro_rules! on_pool {
     ($store:expr, $p:ident => $body:expr) => {
         match &$store.pool {
@@ -105,6 +184,25 @@ impl Store {
             Pool::Sqlite(
                 SqlitePoolOptions::new()
                     .max_connections(4)
+                    // A connection that comes back still counting an open
+                    // transaction (its COMMIT or ROLLBACK failed, e.g. on a
+                    // full disk, so sqlx's count no longer matches SQLite's)
+                    // is closed instead of reused: reused, its next
+                    // transaction would end with `ROLLBACK TO SAVEPOINT`
+                    // and stay open, holding the write lock and taking the
+                    // writes that follow with it.
+                    .after_release(|conn, _| {
+                        Box::pin(async move {
+                            use sqlx::Connection;
+                            let stuck = conn.is_in_transaction();
+                            if stuck {
+                                tracing::warn!(
+                                    "closing a SQLite connection left inside a transaction"
+                                );
+                            }
+                            Ok(!stuck)
+                        })
+                    })
                     .connect_with(opts)
                     .await?,
             )

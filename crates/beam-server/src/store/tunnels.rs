@@ -6,7 +6,7 @@ use serde::Serialize;
 // every value is bound, so `AssertSqlSafe` holds.
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{NameKind, Pool, Store, StoreError, on_pool};
+use super::{NameKind, Pool, Store, StoreError, first, on_pool};
 
 /// A tunnel as stored (and as the API shows it).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -129,7 +129,7 @@ impl Store {
                 .bind(key.org_id).bind(key.user_id).bind(kind_str(key.kind)).bind(key.name)
                 .bind(public_url).bind(config.to_string()).bind(now).bind(node)
                 .bind(config.get("domain").and_then(|d| d.as_str()))
-                .fetch_one(p).await?;
+                .fetch_all(p).await.and_then(first)?;
             tunnel_of!(r)
         });
         Ok(row)
@@ -168,7 +168,7 @@ impl Store {
             let r = sqlx::query(AssertSqlSafe(sql.as_str()))
                 .bind(key.org_id).bind(key.user_id).bind(kind_str(key.kind)).bind(key.name)
                 .bind(public_url).bind(now)
-                .fetch_one(p).await?;
+                .fetch_all(p).await.and_then(first)?;
             tunnel_of!(r)
         });
         Ok(row)

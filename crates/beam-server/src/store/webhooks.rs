@@ -124,7 +124,7 @@ impl Store {
                 .bind(e.event_type).bind(e.method).bind(e.path).bind(e.query)
                 .bind(&headers).bind(e.body).bind(e.verified).bind(e.received_at)
                 .bind(e.body.len() as i64).bind(&hmac)
-                .fetch_optional(p).await?
+                .fetch_all(p).await?.into_iter().next()
                 .map(|r| r.try_get("id")).transpose()?
         });
         if let Some(id) = inserted {

@@ -58,6 +58,8 @@ pub struct Metrics {
     forwarded: Family<Labels, Counter>,
     forward_duration: Histogram,
     trace_spans: Family<Labels, Counter>,
+    /// Live async tasks of the process, read when the metrics are rendered.
+    runtime_tasks: Gauge,
 }
 
 impl Default for Metrics {
@@ -127,6 +129,12 @@ impl Metrics {
             "Trace spans by outcome: exported to the OTLP collector, dropped (queue full) or failed (the collector did not take them)",
             trace_spans.clone(),
         );
+        let runtime_tasks = Gauge::default();
+        registry.register(
+            "beam_runtime_tasks",
+            "Async tasks alive in this process (a number that keeps growing is a leak)",
+            runtime_tasks.clone(),
+        );
         // The two directions are fixed: resolve them once instead of per request.
         let bytes_in = bytes
             .get_or_create(&vec![("direction", "in".into())])
@@ -147,6 +155,7 @@ impl Metrics {
             forwarded,
             forward_duration,
             trace_spans,
+            runtime_tasks,
         }
     }
 
@@ -222,6 +231,10 @@ impl Metrics {
 
     /// The registry in Prometheus text format.
     pub fn render(&self) -> String {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let tasks = i64::try_from(rt.metrics().num_alive_tasks()).unwrap_or(i64::MAX);
+            self.runtime_tasks.set(tasks);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

@@ -499,6 +499,12 @@ pub struct LogsArgs {
     /// One JSON object per line on stdout; status messages on stderr.
     #[arg(long)]
     pub json: bool,
+    /// Append the stream to FILE as JSON lines instead of printing it. When
+    /// FILE already holds lines, continue after the last one, so a `beam logs`
+    /// that was stopped or killed picks up where the file ends: no gap, no
+    /// duplicate (an unfinished last line is cut off and read again).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
     /// Where the server is.
     #[command(flatten)]
     pub conn: ConnArgs,

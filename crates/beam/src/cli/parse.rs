@@ -72,6 +72,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// Parses `BASE[,CAP]` reconnect delays (`250ms,5s`; CAP defaults to BASE,
+/// and may not be below it).
+pub fn parse_backoff(s: &str) -> Result<beam_client::Backoff, String> {
+    let (base, cap) = s.split_once(',').unwrap_or((s, s));
+    let base = parse_duration(base)?;
+    let cap = parse_duration(cap)?;
+    if base.is_zero() || cap < base {
+        return Err(format!(
+            "'{s}' is not BASE[,CAP]: BASE must be above zero and CAP at least BASE, e.g. 250ms,5s"
+        ));
+    }
+    Ok(beam_client::Backoff { base, cap })
+}
+
 /// Parses `FIRST-LAST` (or a single port).
 pub fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
     let bad = || format!("'{s}' is not a port range: use FIRST-LAST, e.g. 20000-20999");
@@ -103,6 +117,23 @@ mod tests {
             Duration::from_secs(3 * 86_400)
         );
         assert!(parse_duration("3w").unwrap_err().contains("unknown unit"));
+        let b = parse_backoff("250ms,5s").unwrap();
+        assert_eq!(
+            (b.base, b.cap),
+            (Duration::from_millis(250), Duration::from_secs(5))
+        );
+        assert_eq!(parse_backoff("1s").unwrap().cap, Duration::from_secs(1));
+        assert!(
+            parse_backoff("5s,1s")
+                .unwrap_err()
+                .contains("CAP at least BASE")
+        );
+        assert!(parse_backoff("0ms").unwrap_err().contains("above zero"));
+        assert!(
+            parse_backoff("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
         assert_eq!(parse_port_range("20000-20010").unwrap(), 20000..=20010);
         assert_eq!(parse_port_range("5000").unwrap(), 5000..=5000);
         assert_eq!(parse_rate("10/s").unwrap(), Rate::PerSecond(10));

@@ -2,7 +2,7 @@
 
 use clap::{Args, ValueEnum};
 
-use super::parse::{Rate, parse_rate, parse_size};
+use super::parse::{Rate, parse_backoff, parse_rate, parse_size};
 use crate::settings::ConnArgs;
 
 /// Options shared by `beam http` and `beam tcp`.
@@ -61,6 +61,9 @@ pub struct HttpOptions {
     /// Ask for this subdomain instead of a random one [default: `subdomain` in beam.toml].
     #[arg(long, short)]
     pub subdomain: Option<String>,
+    /// Reconnect timing.
+    #[command(flatten)]
+    pub reconnect: ReconnectArgs,
     /// Also route this verified custom domain here (`beam domains add` first).
     #[arg(long)]
     pub domain: Option<String>,
@@ -164,6 +167,16 @@ pub enum HostHeaderArg {
     Rewrite,
 }
 
+/// How long a tunnel client waits before reconnecting (`beam http`, `beam dev`, `beam tcp`).
+#[derive(Debug, Args)]
+pub struct ReconnectArgs {
+    /// Wait before reconnecting: a random time up to BASE, the ceiling doubling
+    /// after each failed try up to CAP, so a restarted server is not met by
+    /// every client at once (e.g. 250ms,5s) [default: 3s,10s].
+    #[arg(long, env = "BEAM_RECONNECT", value_name = "BASE[,CAP]", value_parser = parse_backoff)]
+    pub reconnect: Option<beam_client::Backoff>,
+}
+
 /// `beam tcp` options.
 #[derive(Debug, Args)]
 pub struct TcpArgs {
@@ -173,6 +186,9 @@ pub struct TcpArgs {
     /// Ask for this public port instead of a random one from the server's range.
     #[arg(long)]
     pub remote_port: Option<u16>,
+    /// Reconnect timing.
+    #[command(flatten)]
+    pub reconnect: ReconnectArgs,
     /// Start each connection to the local service with a PROXY protocol v2
     /// header carrying the visitor's address (the service must expect it).
     #[arg(long)]

@@ -94,8 +94,10 @@ struct Position {
 }
 
 impl Position {
-    /// Reads the stream's `beam-log-instances` header (`NAME:EPOCH,…`).
-    fn start(&mut self, header: Option<&str>) {
+    /// Reads the stream's `beam-log-instances` header (`NAME:EPOCH,…`) and
+    /// returns the replicas whose buffer is new to this reader, with the epoch
+    /// it had before when that replica restarted meanwhile.
+    fn start(&mut self, header: Option<&str>) -> Vec<(String, u64, Option<u64>)> {
         let list: Vec<(String, u64)> = header
             .unwrap_or("")
             .split(',')
@@ -105,7 +107,27 @@ impl Position {
             })
             .collect();
         self.several |= list.len() > 1;
-        self.epochs.extend(list);
+        let mut new = Vec::new();
+        for (name, epoch) in list {
+            let before = self.epochs.insert(name.clone(), epoch);
+            if before != Some(epoch) {
+                new.push((name, epoch, before));
+            }
+        }
+        new
+    }
+
+    /// Rebuilds the position from what an earlier run wrote to `--output`:
+    /// its entries (the last sequence number of each replica) and `joined`
+    /// markers (their epochs).
+    fn replay(&mut self, line: &[u8]) {
+        match serde_json::from_slice::<LogLine>(line) {
+            Ok(LogLine::Entry(e)) => self.saw(&e),
+            Ok(LogLine::Joined { joined, epoch }) => {
+                self.epochs.insert(joined, epoch);
+            }
+            _ => {}
+        }
     }
 
     fn saw(&mut self, e: &LogEntry) {
@@ -125,6 +147,61 @@ impl Position {
                 seq: *seq,
             })
             .collect()
+    }
+}
+
+/// Where the stream goes: the terminal, or the `--output` file.
+enum Out {
+    Stdout,
+    File(std::fs::File),
+}
+
+impl Out {
+    /// Opens `--output` for appending, after restoring `pos` from the lines it
+    /// holds; an unfinished last line (a run killed mid-write) is cut off, so
+    /// it is read again. Returns whether the file had a position to resume.
+    fn open(path: Option<&std::path::Path>, pos: &mut Position) -> anyhow::Result<(Self, bool)> {
+        use anyhow::Context;
+        use std::io::{BufRead, Seek};
+        let Some(path) = path else {
+            return Ok((Self::Stdout, false));
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("opening --output {}", path.display()))?;
+        let mut reader = std::io::BufReader::new(&file);
+        let mut line = Vec::new();
+        let mut complete = 0u64;
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .with_context(|| format!("reading --output {}", path.display()))?;
+            if n == 0 || line.last() != Some(&b'\n') {
+                break;
+            }
+            complete += n as u64;
+            pos.replay(&line[..n - 1]);
+        }
+        drop(reader);
+        file.set_len(complete)
+            .with_context(|| format!("cutting the unfinished last line of {}", path.display()))?;
+        file.seek(std::io::SeekFrom::End(0))?;
+        let resumed = !pos.seqs.is_empty();
+        Ok((Self::File(file), resumed))
+    }
+
+    /// A buffered writer for one received chunk.
+    fn writer(&mut self) -> std::io::BufWriter<Box<dyn Write + '_>> {
+        let inner: Box<dyn Write + '_> = match self {
+            Self::Stdout => Box::new(std::io::stdout().lock()),
+            Self::File(f) => Box::new(f),
+        };
+        std::io::BufWriter::with_capacity(64 * 1024, inner)
     }
 }
 
@@ -157,8 +234,19 @@ async fn stream(args: LogsArgs) -> anyhow::Result<()> {
         instance: args.instance.clone(),
         ..LogQuery::default()
     };
-    let colored = color() && !args.json;
+    let json = args.json || args.output.is_some();
+    let colored = color() && !json;
     let mut pos = Position::default();
+    let (mut sink, resumed) = Out::open(args.output.as_deref(), &mut pos)?;
+    if resumed {
+        // Continue after the file's last line, as after a broken connection.
+        query.tail = 0;
+        query.cursor = pos.cursor();
+        if let Some(ts) = pos.last_ts {
+            query.since = Some(query.since.map_or(ts, |s| s.max(ts)));
+        }
+        eprintln!("beam logs: continuing after the last line of the output file");
+    }
     let mut attempt = 0u32;
     loop {
         let path = format!(
@@ -186,7 +274,27 @@ async fn stream(args: LogsArgs) -> anyhow::Result<()> {
         };
         attempt = 1;
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
-        pos.start(header(INSTANCES_HEADER));
+        let fresh = pos.start(header(INSTANCES_HEADER));
+        // A replica that restarted since the last stream lost what it had
+        // not sent: the reader is told where (JSON: a `joined` line with the
+        // new buffer's epoch). `--output` records every buffer's epoch, the
+        // first included, since resuming from the file needs them.
+        for (name, epoch, before) in fresh {
+            if before.is_some() {
+                eprintln!(
+                    "beam logs: the agent {name} restarted; lines it had not sent before that are lost"
+                );
+            }
+            if args.output.is_some() || (json && before.is_some()) {
+                let line = serde_json::to_string(&LogLine::Joined {
+                    joined: name,
+                    epoch,
+                })?;
+                let mut out = sink.writer();
+                writeln!(out, "{line}")?;
+                out.flush()?;
+            }
+        }
         // A server that does not name replicas: one agent, one cursor.
         query.epoch = header(EPOCH_HEADER).and_then(|v| v.parse().ok());
         let mut body = resp.into_body();
@@ -198,7 +306,7 @@ async fn stream(args: LogsArgs) -> anyhow::Result<()> {
             };
             pending.push(&data);
             // One write per received chunk, not per line (stdout is line-buffered).
-            let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+            let mut out = sink.writer();
             while let Some(line) = pending.next_line() {
                 let Ok(parsed) = serde_json::from_slice::<LogLine>(line) else {
                     continue;
@@ -211,16 +319,16 @@ async fn stream(args: LogsArgs) -> anyhow::Result<()> {
                     LogLine::Joined { joined, epoch } => {
                         pos.epochs.insert(joined.clone(), *epoch);
                         pos.several = true;
-                        if !args.json {
+                        if !json {
                             eprintln!("beam logs: instance {joined} joined");
                             continue;
                         }
                     }
-                    LogLine::Left { left, reason } if !args.json => {
+                    LogLine::Left { left, reason } if !json => {
                         eprintln!("beam logs: instance {left} dropped out ({reason})");
                         continue;
                     }
-                    LogLine::Dropped { dropped } if !args.json => {
+                    LogLine::Dropped { dropped } if !json => {
                         eprintln!("… {dropped} lines dropped (this reader fell behind)");
                         continue;
                     }
@@ -228,17 +336,23 @@ async fn stream(args: LogsArgs) -> anyhow::Result<()> {
                     LogLine::Dropped { .. } | LogLine::Left { .. } => {}
                 }
                 let text = match &parsed {
-                    LogLine::Entry(e) if !args.json => format_entry(e, colored, pos.several),
+                    LogLine::Entry(e) if !json => format_entry(e, colored, pos.several),
                     _ => String::from_utf8_lossy(line).trim_end().to_string(),
                 };
-                if writeln!(out, "{text}").is_err() {
-                    // stdout closed (`beam logs | head`): done.
-                    return Ok(());
+                if let Err(e) = writeln!(out, "{text}") {
+                    // stdout closed (`beam logs | head`): done. A file that
+                    // cannot be written (disk full) is an error.
+                    return match &args.output {
+                        Some(path) => Err(anyhow::anyhow!("writing {}: {e}", path.display())),
+                        None => Ok(()),
+                    };
                 }
             }
             // Each received chunk is flushed at once, so `--json` consumers see
             // lines as they arrive.
-            let _ = out.flush();
+            if let (Err(e), Some(path)) = (out.flush(), &args.output) {
+                bail!("writing {}: {e}", path.display());
+            }
         }
         if !query.follow {
             return Ok(());

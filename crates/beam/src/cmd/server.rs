@@ -251,6 +251,7 @@ pub async fn run(mut args: ServerArgs) -> anyhow::Result<()> {
                 https,
                 metrics,
                 node,
+                memory: None,
             },
             shutdown_signal(),
         )

@@ -74,6 +74,9 @@ pub async fn http_tunnel(
         domain: opts.domain.clone().or(settings.project.domain.clone()),
     };
     let (mut cfg, mut proxy) = client_config(target, &settings, tunnel)?;
+    if let Some(b) = opts.reconnect.reconnect {
+        cfg.backoff = b;
+    }
     proxy.host_header = match (opts.host_header, dev.rewrite_host) {
         (Some(HostHeaderArg::Rewrite), _) | (None, true) => HostHeader::Rewrite,
         (Some(HostHeaderArg::Preserve), _) | (None, false) => HostHeader::Preserve,
@@ -149,13 +152,16 @@ pub fn split_credentials(pair: &str) -> anyhow::Result<(String, Secret)> {
 /// Runs `beam tcp`.
 pub async fn run_tcp(args: TcpArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(&args.common.conn)?;
-    let (cfg, mut proxy) = client_config(
+    let (mut cfg, mut proxy) = client_config(
         &args.common.target,
         &settings,
         TunnelRequest::Tcp {
             port: args.remote_port,
         },
     )?;
+    if let Some(b) = args.reconnect.reconnect {
+        cfg.backoff = b;
+    }
     proxy.proxy_protocol = args.proxy_protocol;
     let local = proxy.local.authority();
     let out = Output {
@@ -297,6 +303,9 @@ impl Display {
                         "url_changed": url_changed,
                         "via": via,
                         "inspector": self.inspector,
+                        // Live async tasks of this process: a soak compares
+                        // it across reconnects to catch leaks.
+                        "tasks": tokio::runtime::Handle::current().metrics().num_alive_tasks(),
                     });
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "{line}");

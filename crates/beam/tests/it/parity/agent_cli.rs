@@ -136,3 +136,122 @@ async fn beam_agent_runs_the_app_and_beam_logs_reads_it() {
         "{err}"
     );
 }
+
+/// `beam logs --output FILE` killed with SIGKILL (even mid-line) and started
+/// again continues exactly after the file's last line; an agent that
+/// restarted meanwhile is announced with its new buffer's epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_output_continues_after_a_kill_without_gap_or_duplicate() {
+    let server = TestServer::start().await;
+    let admin = server.user("ops@shop.test").await;
+    let token = server
+        .api_token(&admin, &["admin", "logs:read", "org:read"])
+        .await;
+    let home = tempfile::tempdir().unwrap();
+    let tunnel = server.tunnel.to_string();
+    let conn = [
+        "--server",
+        tunnel.as_str(),
+        "--fingerprint",
+        server.fingerprint.as_str(),
+    ];
+    let run = |args: &[&str], token: &str| {
+        let mut c = beam(home.path());
+        c.args(args).args(conn).env("BEAM_TOKEN", token);
+        c
+    };
+    let (code, _, err) = output(run(&["projects", "create", "shop/production"], &token));
+    assert_eq!(code, 0, "{err}");
+    let (code, agent_token, err) = output(run(&["projects", "token", "shop/production"], &token));
+    assert_eq!(code, 0, "{err}");
+    let agent_token = agent_token.trim().to_string();
+    // The app: a numbered JSON line every 5 ms, for as long as it runs.
+    let app =
+        r#"i=0; while true; do echo "{\"msg\":\"tick\",\"n\":$i}"; i=$((i+1)); sleep 0.005; done"#;
+    let spawn_agent = || {
+        let mut c = run(&["agent", "--project", "shop/production"], &agent_token);
+        c.args(["--", "sh", "-c", app])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        Kill(c.spawn().unwrap())
+    };
+    let mut agent = spawn_agent();
+    let file = home.path().join("prod.jsonl");
+    let file_s = file.to_str().unwrap().to_string();
+    let follow = || {
+        let mut c = run(
+            &["logs", "--project", "shop/production", "--output", &file_s],
+            &token,
+        );
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        Kill(c.spawn().unwrap())
+    };
+    // Entries' n in the file, per agent run (split at `joined` lines); every
+    // line that ends in a newline must be whole JSON.
+    let read = || -> Vec<Vec<u64>> {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        let mut runs: Vec<Vec<u64>> = Vec::new();
+        for line in whole.lines() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("a broken line in the file: {line:?}: {e}"));
+            if v.get("joined").is_some() {
+                runs.push(Vec::new());
+            } else if let Some(n) = v["context"]["n"].as_u64() {
+                runs.last_mut().expect("a joined line first").push(n);
+            }
+        }
+        runs
+    };
+    let count = |runs: &[Vec<u64>]| runs.iter().map(Vec::len).sum::<usize>();
+
+    let mut follower = follow();
+    eventually("the first lines in the file", || async {
+        (count(&read()) >= 50).then_some(())
+    })
+    .await;
+    // Killed, and as if in the middle of writing a line.
+    let _ = follower.0.kill();
+    let _ = follower.0.wait();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        f.write_all(br#"{"seq":99999,"ts":1,"lev"#).unwrap();
+    }
+    // The app goes on while nobody reads.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = count(&read());
+    let mut follower = follow();
+    eventually("lines after the restart", || async {
+        let runs = read();
+        (count(&runs) >= before + 150).then_some(())
+    })
+    .await;
+    // The agent crashes and comes back: a new buffer, announced in the file.
+    let _ = agent.0.kill();
+    let _ = agent.0.wait();
+    agent = spawn_agent();
+    eventually("the restarted agent's lines", || async {
+        let runs = read();
+        (runs.len() >= 2 && runs.last().unwrap().len() >= 50).then_some(())
+    })
+    .await;
+    let _ = follower.0.kill();
+    let _ = follower.0.wait();
+    drop(agent);
+
+    let runs = read();
+    assert_eq!(runs.len(), 2, "one joined line per agent run: {runs:?}");
+    for (i, run) in runs.iter().enumerate() {
+        let gaps: Vec<_> = run.windows(2).filter(|w| w[1] != w[0] + 1).collect();
+        assert!(
+            gaps.is_empty(),
+            "run {i}: every line once, in order, across the kill: {gaps:?}"
+        );
+    }
+    assert_eq!(runs[1][0], 0, "the restarted agent's lines from its first");
+}

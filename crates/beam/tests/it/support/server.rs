@@ -164,6 +164,7 @@ impl TestServer {
                         https: Some(https),
                         metrics: Some(metrics_listener),
                         node,
+                        memory: None,
                     },
                     stop.cancelled_owned(),
                 )
