@@ -80,7 +80,6 @@ def judge(path):
     restarts_reported = 0
     restarts_unreported = 0
     incomplete_starts = 0
-    lost_at_kill = 0
     dropped_total = 0
     lines = 0
     cur_boot, cur_n = None, None
@@ -129,7 +128,7 @@ def judge(path):
     return {"lines": lines, "duplicates": dup, "silent_gaps": len(silent_gaps), "first_silent_gaps": silent_gaps[:5],
             "agent_restarts_reported": restarts_reported, "agent_restarts_unreported": restarts_unreported,
             "restarted_agents_missing_their_first_lines": incomplete_starts, "dropped_reported": dropped_total,
-            "lost_at_kill": lost_at_kill}
+            "agent_runs_seen": len({b for b, _ in seen})}
 
 
 def main():

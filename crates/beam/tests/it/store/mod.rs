@@ -5,6 +5,7 @@
 use beam_server::accounts::scope::Scopes;
 use beam_server::store::{Claim, NameKind, NewToken, Store, TokenKind, now_ms};
 
+mod full;
 mod nodes;
 mod records;
 
