@@ -115,17 +115,23 @@ impl<R: Replayer> Inspector<R> {
                 },
                 () = &mut shutdown => return,
             };
-            let this = self.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let this = this.clone();
-                    async move { Ok::<_, Infallible>(this.answer(req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            tokio::spawn(self.clone().serve_connection(stream));
         }
+    }
+
+    /// Serves one connection (HTTP/1.1) until it closes: what `serve` does
+    /// with each accepted socket, and what the fuzzer drives in memory.
+    pub async fn serve_connection<IO>(self, io: IO)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = hyper::service::service_fn(move |req| {
+            let this = self.clone();
+            async move { Ok::<_, Infallible>(this.answer(req).await) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(io), service)
+            .await;
     }
 
     async fn answer(&self, req: Request<Incoming>) -> Response<Body> {
