@@ -166,11 +166,13 @@ impl Out {
         let Some(path) = path else {
             return Ok((Self::Stdout, false));
         };
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        // Production logs on a laptop: a new file is the user's only
+        // (an existing one keeps the mode its owner gave it).
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
             .open(path)
             .with_context(|| format!("opening --output {}", path.display()))?;
         let mut reader = std::io::BufReader::new(&file);

@@ -246,6 +246,9 @@ async fn logs_output_continues_after_a_kill_without_gap_or_duplicate() {
 
     let runs = read();
     assert_eq!(runs.len(), 2, "one joined line per agent run: {runs:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "production logs are the user's only");
     for (i, run) in runs.iter().enumerate() {
         let gaps: Vec<_> = run.windows(2).filter(|w| w[1] != w[0] + 1).collect();
         assert!(
