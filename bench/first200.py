@@ -8,6 +8,8 @@ as the median and max over the runs. Usage: first200.py BEAM_BIN [RUNS]
 """
 import http.client, http.server, os, socket, statistics, subprocess, sys, tempfile, threading, time
 
+from harness import free_port
+
 beam = sys.argv[1]
 runs = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 
@@ -27,12 +29,6 @@ origin = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hello)
 threading.Thread(target=origin.serve_forever, daemon=True).start()
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def wait(pred, limit=10.0):

@@ -38,6 +38,8 @@ import sys
 import tempfile
 import time
 
+from harness import free_port, wait_port
+
 GEN = r'''
 import json, os, sys, time
 boot = os.urandom(4).hex()
@@ -53,23 +55,8 @@ while True:
 '''
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
-def wait_port(port, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def judge(path):

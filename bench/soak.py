@@ -40,6 +40,8 @@ import tempfile
 import threading
 import time
 
+from harness import free_port
+
 SIZES = [  # (weight, path, bytes)
     (10, "/s128", 128),
     (70, "/s1k", 1024),
@@ -51,12 +53,6 @@ POST_WEIGHT = 4
 POST_BODY = 16 * 1024
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 # ---------------------------------------------------------------- origins
