@@ -258,3 +258,33 @@ async fn logs_output_continues_after_a_kill_without_gap_or_duplicate() {
     }
     assert_eq!(runs[1][0], 0, "the restarted agent's lines from its first");
 }
+
+/// `--output` somewhere that cannot be written is a clear error before any
+/// connection is made, not a stream that goes nowhere.
+#[test]
+fn logs_output_to_an_unwritable_path_says_so() {
+    let home = tempfile::tempdir().unwrap();
+    for bad in [
+        home.path().join("no/such/dir/prod.jsonl"),
+        home.path().to_path_buf(),
+    ] {
+        let mut c = beam(home.path());
+        c.args([
+            "logs",
+            "--project",
+            "shop/production",
+            "--server",
+            "127.0.0.1:1",
+        ])
+        .args(["--insecure", "--output"])
+        .arg(&bad)
+        .env(
+            "BEAM_TOKEN",
+            "beam_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        );
+        let o = c.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("opening --output"), "{err}");
+    }
+}
