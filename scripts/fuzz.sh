@@ -19,6 +19,9 @@ unset CARGO_TARGET_DIR
 dir="$HOME/.cache/beam-fuzz"
 flags=(-O --sanitizer none --target-dir "$dir")
 cargo +nightly fuzz build "${flags[@]}"
+# The targets' shared assertions (src/lib.rs) have unit tests; they need no
+# dependency, so plain rustc runs them in a second.
+rustc --edition 2024 --test src/lib.rs -o "$dir/beam-fuzz-lib-tests" && "$dir/beam-fuzz-lib-tests" -q
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
 for t in "${targets[@]}"; do
