@@ -10,14 +10,40 @@ PostgreSQL, secrets in a temporary directory), in compose's order
 
 Usage: compose_as_processes.py BEAM_BIN DATABASE_URL   (needs haproxy, openssl)
 """
-import os, re, socket, subprocess, sys, tempfile, time, urllib.error, urllib.request, json
+import os, random, re, socket, subprocess, sys, tempfile, time, urllib.error, urllib.request, json
 from ruamel.yaml import YAML
 
 here = os.path.dirname(os.path.abspath(__file__))
 beam, db = sys.argv[1], sys.argv[2]
 
+def _ephemeral_range():
+    try:
+        lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+_handed = set()
 def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+    """A port that is free now and stays free until a node binds it: below the
+    kernel's ephemeral range, so no outgoing connection (a node's to PostgreSQL
+    or to another node) can take it in between, and never the same one twice.
+    bind(0) would pick from that range, and did collide once in CI."""
+    lo, _ = _ephemeral_range()
+    for _ in range(1000):
+        p = random.randrange(max(1024, lo - 12000), lo)
+        if p in _handed:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _handed.add(p)
+        return p
+    raise SystemExit("no free port below the ephemeral range")
 
 tmp = tempfile.mkdtemp(prefix="beam-compose-")
 secrets = os.path.join(tmp, "secrets"); os.makedirs(secrets)
